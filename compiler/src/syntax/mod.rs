@@ -1,0 +1,2 @@
+//! Syntax: `.mp` source text -> [`ast::Program`].
+pub mod ast;
