@@ -8,3 +8,8 @@
 
 pub mod diag;
 pub mod syntax;
+pub mod ir;
+pub mod interp;
+pub mod autodiff;
+pub mod gradcheck;
+pub mod seeded;

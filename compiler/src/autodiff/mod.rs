@@ -1,0 +1,109 @@
+//! Reverse-mode automatic differentiation as an IR-to-IR transform.
+//!
+//! In: a forward graph with a scalar `loss` output and `param` arguments, and an
+//! optimizer. Out: one training-step graph: the forward pass, the backward pass built
+//! from the per-primitive rules in [`vjp`], and the optimizer update from [`optimizer`];
+//! its outputs are the forward outputs, then `param:<name>` and `state:<name>` for the
+//! new values. Only nodes between a parameter and the loss get cotangents.
+
+pub mod optimizer;
+pub mod vjp;
+
+pub use optimizer::Optimizer;
+
+use crate::ir::{ArgKind, Builder, Graph, ValueId};
+use std::collections::HashMap;
+
+/// Appends the backward pass of `loss` to `b`; returns d loss / d w for each `w` in
+/// `wrt` (a zero constant where the loss does not depend on `w`).
+pub fn gradients(b: &mut Builder, loss: ValueId, wrt: &[ValueId]) -> Vec<ValueId> {
+    assert!(b.ty(loss).shape.is_empty(), "the loss must be a scalar");
+    // Which nodes depend on some `wrt` value: only they need cotangents.
+    let n = loss.index() + 1;
+    let mut needs = vec![false; n];
+    for &w in wrt {
+        if w.index() < n {
+            needs[w.index()] = true;
+        }
+    }
+    for i in 0..n {
+        if !needs[i] {
+            needs[i] = b.graph.nodes[i].operands.iter().any(|o| needs[o.index()]);
+        }
+    }
+
+    let mut adjoint: HashMap<ValueId, ValueId> = HashMap::new();
+    let one = b.scalar(1.0);
+    adjoint.insert(loss, one);
+    for i in (0..n).rev() {
+        let y = ValueId(i as u32);
+        let Some(&g) = adjoint.get(&y) else { continue };
+        if !needs[i] {
+            continue;
+        }
+        let node = b.graph.nodes[i].clone();
+        let cotangents = vjp::vjp(b, &node, y, g);
+        for (&x, dx) in node.operands.iter().zip(cotangents) {
+            let Some(dx) = dx else { continue };
+            if !needs[x.index()] {
+                continue;
+            }
+            let total = match adjoint.get(&x) {
+                Some(&prev) => b.add(prev, dx),
+                None => dx,
+            };
+            adjoint.insert(x, total);
+        }
+    }
+    wrt.iter()
+        .map(|w| match adjoint.get(w) {
+            Some(&g) => g,
+            None => {
+                let s = b.shape(*w);
+                b.constant(0.0, &s)
+            }
+        })
+        .collect()
+}
+
+/// The forward graph plus `grad:<param>` outputs for every parameter (for checks and
+/// tests; training uses [`training_step`]).
+pub fn with_gradients(forward: &Graph) -> Graph {
+    let loss = forward.output("loss").expect("forward graph has a loss output");
+    let params: Vec<(ValueId, String)> = forward.args(ArgKind::Param).map(|(v, n, _)| (v, n.to_string())).collect();
+    let mut b = Builder::extend(forward.clone());
+    b.graph.name = format!("{}_grad", forward.name);
+    let ids: Vec<ValueId> = params.iter().map(|(v, _)| *v).collect();
+    let grads = gradients(&mut b, loss, &ids);
+    for ((_, name), g) in params.iter().zip(grads) {
+        b.output(format!("grad:{name}"), g);
+    }
+    b.finish()
+}
+
+/// Forward, backward and optimizer update as one graph.
+pub fn training_step(forward: &Graph, opt: &Optimizer) -> Graph {
+    let loss = forward.output("loss").expect("forward graph has a loss output");
+    let params: Vec<(ValueId, String)> = forward.args(ArgKind::Param).map(|(v, n, _)| (v, n.to_string())).collect();
+    let mut b = Builder::extend(forward.clone());
+    b.graph.name = "train_step".to_string();
+    let ids: Vec<ValueId> = params.iter().map(|(v, _)| *v).collect();
+    let grads = gradients(&mut b, loss, &ids);
+    let step = step_arg(&mut b);
+    for ((p, name), g) in params.iter().zip(grads) {
+        optimizer::update(&mut b, opt, name, *p, g, step);
+    }
+    b.finish()
+}
+
+/// The `@step` scalar (1-based step count), shared with dropout if the forward pass has it.
+fn step_arg(b: &mut Builder) -> ValueId {
+    match b.graph.arg(ArgKind::Input, STEP) {
+        Some(v) => v,
+        None => b.arg(ArgKind::Input, STEP, crate::ir::Type::i32([])),
+    }
+}
+
+/// Names of the scalar inputs every training step may read.
+pub const STEP: &str = "@step";
+pub const SEED: &str = "@seed";
