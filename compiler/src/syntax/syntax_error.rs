@@ -9,7 +9,7 @@ use pest::error::{ErrorVariant, InputLocation};
 
 use super::ast::Span;
 use super::parser::Rule;
-use crate::diag::Diagnostic;
+use crate::diag::{line_col, Diagnostic};
 
 /// Turns pest's error into a diagnostic: the expected rules in words, at one position.
 pub(super) fn syntax_error(src: &str, err: pest::error::Error<Rule>) -> Diagnostic {
@@ -45,10 +45,16 @@ pub(super) fn syntax_error(src: &str, err: pest::error::Error<Rule>) -> Diagnost
         "unexpected text here".to_string()
     };
     let mut diag = Diagnostic::new(format!("syntax error: expected {expected}"), span, label);
+    // An unclosed bracket on an earlier line is the likely cause; on the same line it
+    // is just the construct being written, and pointing at it would be noise.
     if let Some(open) = unclosed(src, span.start, positives) {
-        diag = diag.with_secondary(open, "unclosed delimiter opened here");
+        if line_col(src, open.start).0 < line_col(src, span.start).0 {
+            diag = diag.with_secondary(open, "unclosed delimiter opened here");
+        }
     }
-    if positives.contains(&Rule::ident) {
+    // Only when a name is the sole expectation: elsewhere (`rounds { let ...`) the
+    // keyword is more likely a statement in the wrong place than a name.
+    if positives == [Rule::ident] {
         if let Some(kw) = keyword_at(src, span.start) {
             diag = diag.with_help(format!(
                 "`{kw}` is a keyword and cannot be used as a name; choose another name"
