@@ -53,3 +53,80 @@ impl Diagnostic {
         self
     }
 }
+
+/// Renders diagnostics rustc-style, separated by blank lines. `origin` is the file name
+/// shown after `-->`; `color` selects ANSI styling (for a terminal) or plain text.
+/// Spans are clamped to the source and to char boundaries first, because
+/// annotate-snippets may panic on a range that is not inside the source.
+pub fn render(diags: &[Diagnostic], origin: &str, src: &str, color: bool) -> String {
+    use annotate_snippets::{Level, Renderer, Snippet};
+
+    let renderer = if color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
+    let mut out = Vec::with_capacity(diags.len());
+    for d in diags {
+        let source = || Snippet::source(src).origin(origin).line_start(1).fold(true);
+        let primary = clamp(src, d.primary.span);
+        let mut snippet =
+            source().annotation(Level::Error.span(primary.clone()).label(&d.primary.text));
+        // annotate-snippets writes labels inline, so two labels on one line can overwrite
+        // each other: a label sharing a line with another gets a snippet of its own.
+        let mut lines = vec![line_col(src, primary.start).0];
+        let mut extra = Vec::new();
+        for s in &d.secondary {
+            let range = clamp(src, s.span);
+            let line = line_col(src, range.start).0;
+            let note = Level::Note.span(range).label(&s.text);
+            if lines.contains(&line) {
+                extra.push(source().annotation(note));
+            } else {
+                lines.push(line);
+                snippet = snippet.annotation(note);
+            }
+        }
+        let mut msg = Level::Error
+            .title(&d.message)
+            .snippet(snippet)
+            .snippets(extra);
+        if let Some(h) = &d.help {
+            msg = msg.footer(Level::Help.title(h));
+        }
+        out.push(renderer.render(msg).to_string());
+    }
+    out.join("\n\n")
+}
+
+/// A span as a byte range that is safe to hand to annotate-snippets: inside the source,
+/// on char boundaries, start <= end.
+fn clamp(src: &str, span: Span) -> std::ops::Range<usize> {
+    let floor = |mut i: usize| {
+        i = i.min(src.len());
+        while !src.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let mut start = floor(span.start);
+    let mut end = floor(span.end).max(start);
+    // A span at the very end, after the last newline, would be shown on no line at all:
+    // move it back onto the end of the last line.
+    if start == src.len() {
+        let trimmed = src.trim_end_matches(['\n', '\r']).len();
+        start = trimmed;
+        end = end.min(trimmed).max(start);
+    }
+    start..end
+}
+
+/// 1-based line and column (counted in chars) of a byte offset; offsets past the end or
+/// inside a multi-byte char are clamped to the nearest char start before them.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = clamp(src, Span::new(offset, offset)).start;
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
