@@ -61,17 +61,12 @@ impl Diagnostic {
 pub fn render(diags: &[Diagnostic], origin: &str, src: &str, color: bool) -> String {
     use annotate_snippets::{Level, Renderer, Snippet};
 
-    let renderer = if color {
-        Renderer::styled()
-    } else {
-        Renderer::plain()
-    };
+    let renderer = if color { Renderer::styled() } else { Renderer::plain() };
     let mut out = Vec::with_capacity(diags.len());
     for d in diags {
         let source = || Snippet::source(src).origin(origin).line_start(1).fold(true);
         let primary = clamp(src, d.primary.span);
-        let mut snippet =
-            source().annotation(Level::Error.span(primary.clone()).label(&d.primary.text));
+        let mut snippet = source().annotation(Level::Error.span(primary.clone()).label(&d.primary.text));
         // annotate-snippets writes labels inline, so two labels on one line can overwrite
         // each other: a label sharing a line with another gets a snippet of its own.
         let mut lines = vec![line_col(src, primary.start).0];
@@ -87,10 +82,7 @@ pub fn render(diags: &[Diagnostic], origin: &str, src: &str, color: bool) -> Str
                 snippet = snippet.annotation(note);
             }
         }
-        let mut msg = Level::Error
-            .title(&d.message)
-            .snippet(snippet)
-            .snippets(extra);
+        let mut msg = Level::Error.title(&d.message).snippet(snippet).snippets(extra);
         if let Some(h) = &d.help {
             msg = msg.footer(Level::Help.title(h));
         }

@@ -37,15 +37,24 @@ pub fn check(forward: &Graph, args: &Args<f64>, probes: usize, seed: u64) -> Vec
     let mut rng = SplitMix64::new(seed);
     let mut report = Vec::new();
     for (_, name, ty) in forward.args(ArgKind::Param) {
-        let grad = &outputs.iter().find(|(n, _)| *n == format!("grad:{name}")).expect("grad output").1;
+        let grad = &outputs
+            .iter()
+            .find(|(n, _)| *n == format!("grad:{name}"))
+            .expect("grad output")
+            .1;
         let n = ty.numel();
-        let indices: Vec<usize> =
-            if n <= probes { (0..n).collect() } else { (0..probes).map(|_| rng.below(n as u64) as usize).collect() };
+        let indices: Vec<usize> = if n <= probes {
+            (0..n).collect()
+        } else {
+            (0..probes).map(|_| rng.below(n as u64) as usize).collect()
+        };
         let mut worst: Option<Mismatch> = None;
         for index in indices {
             let probe = |delta: f64| {
                 let mut a = args.clone();
-                let Some(Value::Float(w)) = a.get_mut(name) else { panic!("parameter {name} missing") };
+                let Some(Value::Float(w)) = a.get_mut(name) else {
+                    panic!("parameter {name} missing")
+                };
                 w[index] += delta;
                 loss_of(forward, &a)
             };
@@ -53,7 +62,13 @@ pub fn check(forward: &Graph, args: &Args<f64>, probes: usize, seed: u64) -> Vec
             let auto = grad.floats()[index];
             let error = (auto - numeric).abs() / auto.abs().max(numeric.abs()).max(FLOOR);
             if worst.as_ref().is_none_or(|w| error > w.error) {
-                worst = Some(Mismatch { param: name.to_string(), index, autodiff: auto, numeric, error });
+                worst = Some(Mismatch {
+                    param: name.to_string(),
+                    index,
+                    autodiff: auto,
+                    numeric,
+                    error,
+                });
             }
         }
         report.extend(worst);

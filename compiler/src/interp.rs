@@ -13,7 +13,14 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 /// The float type the interpreter computes in.
 pub trait Real:
-    Copy + Debug + PartialOrd + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> + Neg<Output = Self>
+    Copy
+    + Debug
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
 {
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
@@ -93,8 +100,18 @@ pub type Args<T> = HashMap<String, Value<T>>;
 #[derive(Clone, Debug, PartialEq)]
 pub enum InterpError {
     MissingArg(String),
-    ArgMismatch { name: String, expected: Type, found: String },
-    IndexOutOfRange { node: usize, op: &'static str, index: i64, bound: usize, position: usize },
+    ArgMismatch {
+        name: String,
+        expected: Type,
+        found: String,
+    },
+    IndexOutOfRange {
+        node: usize,
+        op: &'static str,
+        index: i64,
+        bound: usize,
+        position: usize,
+    },
 }
 
 impl std::fmt::Display for InterpError {
@@ -104,7 +121,13 @@ impl std::fmt::Display for InterpError {
             InterpError::ArgMismatch { name, expected, found } => {
                 write!(f, "argument '{name}': expected {expected}, found {found}")
             }
-            InterpError::IndexOutOfRange { node, op, index, bound, position } => write!(
+            InterpError::IndexOutOfRange {
+                node,
+                op,
+                index,
+                bound,
+                position,
+            } => write!(
                 f,
                 "%{node} ({op}): index {index} at position {position} is outside [0, {bound})"
             ),
@@ -162,7 +185,11 @@ fn transpose<E: Copy>(x: &[E], in_shape: &[usize], perm: &[usize]) -> Vec<E> {
 
 /// Splits `shape` around `axis` into (outer, axis size, inner) element counts.
 fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
 }
 
 fn concat<E: Copy>(parts: &[(&[E], &[usize])], axis: usize) -> Vec<E> {
@@ -223,7 +250,11 @@ fn same_kind<T: Real>(x: &Value<T>, f: impl Fn(&[T]) -> Vec<T>, g: impl Fn(&[i32
 /// Runs `graph` and returns its outputs in order, each with its name.
 pub fn run<T: Real>(graph: &Graph, args: &Args<T>) -> Result<Vec<(String, Value<T>)>, InterpError> {
     let values = eval_all(graph, args)?;
-    Ok(graph.outputs.iter().map(|(name, v)| (name.clone(), values[v.index()].clone())).collect())
+    Ok(graph
+        .outputs
+        .iter()
+        .map(|(name, v)| (name.clone(), values[v.index()].clone()))
+        .collect())
 }
 
 /// Evaluates every node; returns all values (useful for tests of intermediate results).
@@ -233,7 +264,15 @@ pub fn eval_all<T: Real>(graph: &Graph, args: &Args<T>) -> Result<Vec<Value<T>>,
         let x = |k: usize| &vals[node.operands[k].index()];
         let shape_of = |k: usize| graph.ty(node.operands[k]).shape.as_slice();
         let unary = |f: fn(T) -> T| Value::Float(x(0).floats().iter().map(|&a| f(a)).collect());
-        let binary = |f: fn(T, T) -> T| Value::Float(x(0).floats().iter().zip(x(1).floats()).map(|(&a, &b)| f(a, b)).collect());
+        let binary = |f: fn(T, T) -> T| {
+            Value::Float(
+                x(0).floats()
+                    .iter()
+                    .zip(x(1).floats())
+                    .map(|(&a, &b)| f(a, b))
+                    .collect(),
+            )
+        };
         let out_shape = node.ty.shape.as_slice();
         let value = match &node.op {
             Op::Arg { name, ty, .. } => {
@@ -260,25 +299,47 @@ pub fn eval_all<T: Real>(graph: &Graph, args: &Args<T>) -> Result<Vec<Value<T>>,
             Op::Div => binary(|a, b| a / b),
             Op::Max => binary(|a, b| if b > a { b } else { a }),
             Op::Greater => binary(|a, b| T::from_f64(if a > b { 1.0 } else { 0.0 })),
-            Op::Broadcast { shape, dims } => same_kind(x(0), |v| broadcast(v, shape_of(0), shape, dims), |v| broadcast(v, shape_of(0), shape, dims)),
+            Op::Broadcast { shape, dims } => same_kind(
+                x(0),
+                |v| broadcast(v, shape_of(0), shape, dims),
+                |v| broadcast(v, shape_of(0), shape, dims),
+            ),
             Op::Reshape { .. } => x(0).clone(),
-            Op::Transpose { perm } => same_kind(x(0), |v| transpose(v, shape_of(0), perm), |v| transpose(v, shape_of(0), perm)),
+            Op::Transpose { perm } => same_kind(
+                x(0),
+                |v| transpose(v, shape_of(0), perm),
+                |v| transpose(v, shape_of(0), perm),
+            ),
             Op::Concat { axis } => {
                 let shapes: Vec<&[usize]> = (0..node.operands.len()).map(shape_of).collect();
                 match x(0) {
                     Value::Float(_) => {
-                        let parts: Vec<(&[T], &[usize])> = (0..shapes.len()).map(|k| (x(k).floats(), shapes[k])).collect();
+                        let parts: Vec<(&[T], &[usize])> =
+                            (0..shapes.len()).map(|k| (x(k).floats(), shapes[k])).collect();
                         Value::Float(concat(&parts, *axis))
                     }
                     Value::Int(_) => {
-                        let parts: Vec<(&[i32], &[usize])> = (0..shapes.len()).map(|k| (x(k).ints(), shapes[k])).collect();
+                        let parts: Vec<(&[i32], &[usize])> =
+                            (0..shapes.len()).map(|k| (x(k).ints(), shapes[k])).collect();
                         Value::Int(concat(&parts, *axis))
                     }
                 }
             }
-            Op::Slice { axis, start, end } => same_kind(x(0), |v| slice(v, shape_of(0), *axis, *start, *end), |v| slice(v, shape_of(0), *axis, *start, *end)),
-            Op::ReduceSum { axes } => Value::Float(reduce(x(0).floats(), shape_of(0), axes, T::from_f64(0.0), |a, b| a + b)),
-            Op::ReduceMax { axes } => Value::Float(reduce(x(0).floats(), shape_of(0), axes, T::from_f64(f64::NEG_INFINITY), |a, b| if b > a { b } else { a })),
+            Op::Slice { axis, start, end } => same_kind(
+                x(0),
+                |v| slice(v, shape_of(0), *axis, *start, *end),
+                |v| slice(v, shape_of(0), *axis, *start, *end),
+            ),
+            Op::ReduceSum { axes } => {
+                Value::Float(reduce(x(0).floats(), shape_of(0), axes, T::from_f64(0.0), |a, b| a + b))
+            }
+            Op::ReduceMax { axes } => Value::Float(reduce(
+                x(0).floats(),
+                shape_of(0),
+                axes,
+                T::from_f64(f64::NEG_INFINITY),
+                |a, b| if b > a { b } else { a },
+            )),
             Op::MatMul => {
                 let (a, b) = (x(0).floats(), x(1).floats());
                 let (m, k, n) = (shape_of(0)[0], shape_of(0)[1], shape_of(1)[1]);
@@ -299,7 +360,11 @@ pub fn eval_all<T: Real>(graph: &Graph, args: &Args<T>) -> Result<Vec<Value<T>>,
                 check_indices(index, rows, id, "gather")?;
                 let row: usize = shape_of(0)[1..].iter().product();
                 let pick = |i: &i32| *i as usize * row..(*i as usize + 1) * row;
-                same_kind(x(0), |t| index.iter().flat_map(|i| t[pick(i)].to_vec()).collect(), |t| index.iter().flat_map(|i| t[pick(i)].to_vec()).collect())
+                same_kind(
+                    x(0),
+                    |t| index.iter().flat_map(|i| t[pick(i)].to_vec()).collect(),
+                    |t| index.iter().flat_map(|i| t[pick(i)].to_vec()).collect(),
+                )
             }
             Op::ScatterAdd { rows } => {
                 let (values, index) = (x(0).floats(), x(1).ints());
@@ -325,7 +390,11 @@ pub fn eval_all<T: Real>(graph: &Graph, args: &Args<T>) -> Result<Vec<Value<T>>,
             }
             Op::RandomUniform { stream, ty } => {
                 let (seed, step) = (x(0).ints()[0], x(1).ints()[0]);
-                Value::Float((0..ty.numel()).map(|i| T::from_f64(philox::uniform(seed, step, *stream, i as u32) as f64)).collect())
+                Value::Float(
+                    (0..ty.numel())
+                        .map(|i| T::from_f64(philox::uniform(seed, step, *stream, i as u32) as f64))
+                        .collect(),
+                )
             }
         };
         debug_assert_eq!(value.len(), node.ty.numel(), "%{id} {}", node.op.mnemonic());

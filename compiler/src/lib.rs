@@ -6,10 +6,13 @@
 //! printer), `interp` (reference interpreter, the oracle), `autodiff` (IR -> IR reverse
 //! mode and optimizer update). `diag` renders errors for every stage.
 
-pub mod diag;
-pub mod syntax;
-pub mod ir;
-pub mod interp;
 pub mod autodiff;
+pub mod check;
+pub mod diag;
+pub mod driver;
 pub mod gradcheck;
+pub mod interp;
+pub mod ir;
+pub mod lower;
 pub mod seeded;
+pub mod syntax;

@@ -17,7 +17,11 @@ struct Case {
 
 impl Case {
     fn new(seed: u64) -> Self {
-        Case { b: Builder::new("case"), args: Args::new(), rng: SplitMix64::new(seed) }
+        Case {
+            b: Builder::new("case"),
+            args: Args::new(),
+            rng: SplitMix64::new(seed),
+        }
     }
 
     /// A parameter with entries uniform in `[lo, hi)`.
@@ -28,7 +32,9 @@ impl Case {
     }
 
     fn indices(&mut self, name: &str, shape: &[usize], bound: u64) -> ValueId {
-        let data = (0..shape.iter().product()).map(|_| self.rng.below(bound) as i32).collect();
+        let data = (0..shape.iter().product())
+            .map(|_| self.rng.below(bound) as i32)
+            .collect();
         self.args.insert(name.into(), Value::Int(data));
         self.b.arg(ArgKind::Input, name, Type::i32(shape))
     }

@@ -80,9 +80,7 @@ fn every_construct_parses() {
 fn precedence_and_associativity() {
     let src = wrap("let a = -x * y - z - w / v * u");
     let p = parse(&src).unwrap();
-    let Item::Let(b) = &p.model.items[0] else {
-        panic!()
-    };
+    let Item::Let(b) = &p.model.items[0] else { panic!() };
     // ((( -x * y) - z) - ((w / v) * u))
     let ExprKind::Binary {
         op: BinOp::Sub,
@@ -110,10 +108,7 @@ fn precedence_and_associativity() {
         panic!()
     };
     assert!(matches!(neg.kind, ExprKind::Neg(_)));
-    assert_eq!(
-        &src[b.value.span.start..b.value.span.end],
-        "-x * y - z - w / v * u"
-    );
+    assert_eq!(&src[b.value.span.start..b.value.span.end], "-x * y - z - w / v * u");
 }
 
 #[test]
@@ -170,36 +165,16 @@ fn syntax_errors_name_the_expectation_and_place() {
             "expected a type such as f32[B, 64]",
             "3:1",
         ),
-        (
-            "model M {\n  let x = \n}\n",
-            "expected an expression",
-            "3:1",
-        ),
-        (
-            "model M {\n  let x = a\n  oops\n}\n",
-            "expected '}', an item",
-            "3:3",
-        ),
-        (
-            "model M {\n  rounds 2 { t -= x }\n}\n",
-            "expected '=' or '+='",
-            "2:16",
-        ),
+        ("model M {\n  let x = \n}\n", "expected an expression", "3:1"),
+        ("model M {\n  let x = a\n  oops\n}\n", "expected '}', an item", "3:3"),
+        ("model M {\n  rounds 2 { t -= x }\n}\n", "expected '=' or '+='", "2:16"),
         (
             "model M {\n  dims { B = 64 T = 32 }\n}\n",
             "expected ',' or '}'",
             "2:17",
         ),
-        (
-            "model M { }\ntrain { epochs }\n",
-            "expected an expression",
-            "2:16",
-        ),
-        (
-            "model M { }\nmodel N { }\n",
-            "expected `train` or end of file",
-            "2:1",
-        ),
+        ("model M { }\ntrain { epochs }\n", "expected an expression", "2:16"),
+        ("model M { }\nmodel N { }\n", "expected `train` or end of file", "2:1"),
         ("model M { let é = 1 }", "expected a name", "1:15"),
     ];
     for (src, phrase, at) in cases {
@@ -316,11 +291,7 @@ fn nesting_up_to_the_limit_parses() {
         let sum = wrap(&format!("let a = x{}", " + x".repeat(d - 1)));
         let p = parse(&sum).unwrap();
         print_ast(&p, &sum);
-        let over = wrap(&format!(
-            "let a = {}x{}",
-            "(".repeat(n + 1),
-            ")".repeat(n + 1)
-        ));
+        let over = wrap(&format!("let a = {}x{}", "(".repeat(n + 1), ")".repeat(n + 1)));
         assert!(err(&over).message.contains("nested too deeply"));
     };
     std::thread::Builder::new()

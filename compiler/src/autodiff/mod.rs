@@ -70,7 +70,10 @@ pub fn gradients(b: &mut Builder, loss: ValueId, wrt: &[ValueId]) -> Vec<ValueId
 /// tests; training uses [`training_step`]).
 pub fn with_gradients(forward: &Graph) -> Graph {
     let loss = forward.output("loss").expect("forward graph has a loss output");
-    let params: Vec<(ValueId, String)> = forward.args(ArgKind::Param).map(|(v, n, _)| (v, n.to_string())).collect();
+    let params: Vec<(ValueId, String)> = forward
+        .args(ArgKind::Param)
+        .map(|(v, n, _)| (v, n.to_string()))
+        .collect();
     let mut b = Builder::extend(forward.clone());
     b.graph.name = format!("{}_grad", forward.name);
     let ids: Vec<ValueId> = params.iter().map(|(v, _)| *v).collect();
@@ -78,13 +81,16 @@ pub fn with_gradients(forward: &Graph) -> Graph {
     for ((_, name), g) in params.iter().zip(grads) {
         b.output(format!("grad:{name}"), g);
     }
-    b.finish()
+    crate::ir::dce::eliminate_dead_code(&b.finish())
 }
 
 /// Forward, backward and optimizer update as one graph.
 pub fn training_step(forward: &Graph, opt: &Optimizer) -> Graph {
     let loss = forward.output("loss").expect("forward graph has a loss output");
-    let params: Vec<(ValueId, String)> = forward.args(ArgKind::Param).map(|(v, n, _)| (v, n.to_string())).collect();
+    let params: Vec<(ValueId, String)> = forward
+        .args(ArgKind::Param)
+        .map(|(v, n, _)| (v, n.to_string()))
+        .collect();
     let mut b = Builder::extend(forward.clone());
     b.graph.name = "train_step".to_string();
     let ids: Vec<ValueId> = params.iter().map(|(v, _)| *v).collect();
@@ -93,7 +99,7 @@ pub fn training_step(forward: &Graph, opt: &Optimizer) -> Graph {
     for ((p, name), g) in params.iter().zip(grads) {
         optimizer::update(&mut b, opt, name, *p, g, step);
     }
-    b.finish()
+    crate::ir::dce::eliminate_dead_code(&b.finish())
 }
 
 /// The `@step` scalar (1-based step count), shared with dropout if the forward pass has it.

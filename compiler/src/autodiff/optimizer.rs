@@ -14,9 +14,23 @@ use crate::ir::{ArgKind, Builder, Type, ValueId};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Optimizer {
-    Sgd { lr: f64, momentum: f64 },
-    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64 },
-    AdamW { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
+    Sgd {
+        lr: f64,
+        momentum: f64,
+    },
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
+    AdamW {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+    },
 }
 
 impl Optimizer {
@@ -69,7 +83,13 @@ pub fn update(b: &mut Builder, opt: &Optimizer, name: &str, p: ValueId, g: Value
             let (m, v) = (state(b, "adam.m"), state(b, "adam.v"));
             adam(b, name, p, g, step, m, v, [lr, beta1, beta2, eps])
         }
-        Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => {
+        Optimizer::AdamW {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => {
             let (m, v) = (state(b, "adam.m"), state(b, "adam.v"));
             let decay = b.scale(p, lr * weight_decay);
             let decayed = b.sub(p, decay);

@@ -5,9 +5,20 @@
 //! panic with the op and the message instead of returning an error.
 
 use super::{infer::infer_type, ArgKind, Graph, Node, Op, Type, ValueId};
+use std::collections::HashMap;
 
+/// Appends nodes with hash-consing: asking twice for the same op on the same operands
+/// returns the first node, so common subexpressions (shared constants, the Adam bias
+/// corrections of every parameter) exist once. Every op is a pure function of its
+/// operands (random numbers included), so this never changes a value.
 pub struct Builder {
     pub graph: Graph,
+    existing: HashMap<(String, Vec<ValueId>), ValueId>,
+}
+
+/// The hash-consing key of a node: its op (attributes included) and operands.
+fn key(op: &Op, operands: &[ValueId]) -> (String, Vec<ValueId>) {
+    (format!("{op:?}"), operands.to_vec())
 }
 
 impl Builder {
@@ -17,12 +28,19 @@ impl Builder {
                 name: name.to_string(),
                 ..Graph::default()
             },
+            existing: HashMap::new(),
         }
     }
 
     /// Continue appending to an existing graph (autodiff extends the forward graph).
     pub fn extend(graph: Graph) -> Self {
-        Builder { graph }
+        let existing = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (key(&n.op, &n.operands), ValueId(i as u32)))
+            .collect();
+        Builder { graph, existing }
     }
 
     pub fn finish(self) -> Graph {
@@ -38,6 +56,10 @@ impl Builder {
     }
 
     pub fn push(&mut self, op: Op, operands: &[ValueId]) -> ValueId {
+        let k = key(&op, operands);
+        if let Some(&v) = self.existing.get(&k) {
+            return v;
+        }
         let types: Vec<&Type> = operands.iter().map(|&o| self.graph.ty(o)).collect();
         let ty = match infer_type(&op, &types) {
             Ok(t) => t,
@@ -49,6 +71,7 @@ impl Builder {
             operands: operands.to_vec(),
             ty,
         });
+        self.existing.insert(k, id);
         id
     }
 
@@ -59,10 +82,23 @@ impl Builder {
     // Arguments and constants.
 
     pub fn arg(&mut self, kind: ArgKind, name: impl Into<String>, ty: Type) -> ValueId {
-        self.push(Op::Arg { kind, name: name.into(), ty }, &[])
+        self.push(
+            Op::Arg {
+                kind,
+                name: name.into(),
+                ty,
+            },
+            &[],
+        )
     }
     pub fn constant(&mut self, value: f64, shape: &[usize]) -> ValueId {
-        self.push(Op::Const { value, ty: Type::f32(shape) }, &[])
+        self.push(
+            Op::Const {
+                value,
+                ty: Type::f32(shape),
+            },
+            &[],
+        )
     }
     pub fn scalar(&mut self, value: f64) -> ValueId {
         self.constant(value, &[])
@@ -184,6 +220,12 @@ impl Builder {
         self.push(Op::OneHot { classes }, &[index])
     }
     pub fn random_uniform(&mut self, seed: ValueId, step: ValueId, stream: u32, shape: &[usize]) -> ValueId {
-        self.push(Op::RandomUniform { stream, ty: Type::f32(shape) }, &[seed, step])
+        self.push(
+            Op::RandomUniform {
+                stream,
+                ty: Type::f32(shape),
+            },
+            &[seed, step],
+        )
     }
 }

@@ -109,7 +109,11 @@ pub fn infer_type(op: &Op, xs: &[&Type]) -> Result<Type> {
             for x in xs {
                 let same_rest = x.dtype == first.dtype
                     && x.shape.len() == first.shape.len()
-                    && x.shape.iter().zip(&first.shape).enumerate().all(|(i, (a, b))| i == *axis || a == b);
+                    && x.shape
+                        .iter()
+                        .zip(&first.shape)
+                        .enumerate()
+                        .all(|(i, (a, b))| i == *axis || a == b);
                 if !same_rest {
                     return Err(format!("cannot concat {first} and {x} along axis {axis}"));
                 }
@@ -134,7 +138,13 @@ pub fn infer_type(op: &Op, xs: &[&Type]) -> Result<Type> {
             arity(op, n, 1)?;
             want_dtype(xs[0], DType::F32, "operand")?;
             check_axes(axes, xs[0].shape.len())?;
-            let shape = xs[0].shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect::<Vec<_>>();
+            let shape = xs[0]
+                .shape
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !axes.contains(i))
+                .map(|(_, &d)| d)
+                .collect::<Vec<_>>();
             Ok(Type::f32(shape))
         }
         Op::MatMul => {

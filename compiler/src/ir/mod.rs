@@ -12,6 +12,7 @@
 //!   scalars are `@seed` and `@step`).
 
 pub mod builder;
+pub mod dce;
 pub mod infer;
 pub mod philox;
 pub mod printer;
@@ -106,9 +107,16 @@ pub enum ArgKind {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// A graph argument with its declared type.
-    Arg { kind: ArgKind, name: String, ty: Type },
+    Arg {
+        kind: ArgKind,
+        name: String,
+        ty: Type,
+    },
     /// A tensor whose every element is `value`.
-    Const { value: f64, ty: Type },
+    Const {
+        value: f64,
+        ty: Type,
+    },
 
     // Elementwise, one operand.
     Neg,
@@ -130,20 +138,37 @@ pub enum Op {
 
     /// Numpy-style broadcast to `shape`: input axis `i` becomes output axis `dims[i]`
     /// (same size); the other output axes are new.
-    Broadcast { shape: Vec<usize>, dims: Vec<usize> },
+    Broadcast {
+        shape: Vec<usize>,
+        dims: Vec<usize>,
+    },
     /// Same elements in row-major order, new shape.
-    Reshape { shape: Vec<usize> },
+    Reshape {
+        shape: Vec<usize>,
+    },
     /// Output axis `i` is input axis `perm[i]`.
-    Transpose { perm: Vec<usize> },
+    Transpose {
+        perm: Vec<usize>,
+    },
     /// Operands joined along `axis`; other axes equal.
-    Concat { axis: usize },
+    Concat {
+        axis: usize,
+    },
     /// `start..end` along `axis`.
-    Slice { axis: usize, start: usize, end: usize },
+    Slice {
+        axis: usize,
+        start: usize,
+        end: usize,
+    },
 
     /// Sum over `axes` (removed from the shape).
-    ReduceSum { axes: Vec<usize> },
+    ReduceSum {
+        axes: Vec<usize>,
+    },
     /// Max over `axes` (removed from the shape).
-    ReduceMax { axes: Vec<usize> },
+    ReduceMax {
+        axes: Vec<usize>,
+    },
 
     /// `[m, k] x [k, n] -> [m, n]`.
     MatMul,
@@ -153,14 +178,21 @@ pub enum Op {
     Gather,
     /// `values[I.., D..]`, `index i32[I..]` -> `[rows, D..]`: row `r` is the sum of the
     /// values whose index is `r` (zero for rows no index names). Gather's transpose.
-    ScatterAdd { rows: usize },
+    ScatterAdd {
+        rows: usize,
+    },
     /// `index i32[I..]` -> `f32[I.., classes]` with a 1.0 at each index.
-    OneHot { classes: usize },
+    OneHot {
+        classes: usize,
+    },
 
     /// Uniform `[0, 1)` f32 of type `ty`, from Philox4x32-10 keyed by the `seed` and
     /// `step` operands (i32 scalars) and `stream`; element `i` depends only on
     /// `(seed, step, stream, i)`, so every backend draws the same numbers.
-    RandomUniform { stream: u32, ty: Type },
+    RandomUniform {
+        stream: u32,
+        ty: Type,
+    },
 }
 
 impl Op {
@@ -258,7 +290,8 @@ impl Graph {
                 }
             }
             let operand_types: Vec<&Type> = node.operands.iter().map(|&o| self.ty(o)).collect();
-            let ty = infer::infer_type(&node.op, &operand_types).map_err(|e| format!("%{i} ({}): {e}", node.op.mnemonic()))?;
+            let ty = infer::infer_type(&node.op, &operand_types)
+                .map_err(|e| format!("%{i} ({}): {e}", node.op.mnemonic()))?;
             if ty != node.ty {
                 return Err(format!("%{i}: recorded type {} but inferred {ty}", node.ty));
             }

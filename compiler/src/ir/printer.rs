@@ -32,7 +32,13 @@ pub fn print_graph(g: &Graph) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "graph {} {{", g.name);
     for (i, node) in g.nodes.iter().enumerate() {
-        let _ = write!(out, "  %{i}: {} = {}{}", node.ty, node.op.mnemonic(), attributes(&node.op));
+        let _ = write!(
+            out,
+            "  %{i}: {} = {}{}",
+            node.ty,
+            node.op.mnemonic(),
+            attributes(&node.op)
+        );
         for (k, o) in node.operands.iter().enumerate() {
             let _ = write!(out, "{}{o}", if k == 0 { " " } else { ", " });
         }

@@ -36,9 +36,7 @@ type PResult<T> = Result<T, Diagnostic>;
 pub fn parse(src: &str) -> Result<Program, Diagnostic> {
     prescan_nesting(src)?;
     let mut pairs = MpParser::parse(Rule::program, src).map_err(|e| syntax_error(src, e))?;
-    let program = pairs
-        .next()
-        .expect("pest returns the program rule on success");
+    let program = pairs.next().expect("pest returns the program rule on success");
     build_program(program)
 }
 
@@ -122,10 +120,7 @@ fn parts(p: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
 
 /// Takes the next meaningful child; the grammar guarantees it exists, but a mismatch
 /// between grammar and builder is reported rather than panicking.
-fn next<'a>(
-    it: &mut impl Iterator<Item = Pair<'a, Rule>>,
-    parent: Span,
-) -> PResult<Pair<'a, Rule>> {
+fn next<'a>(it: &mut impl Iterator<Item = Pair<'a, Rule>>, parent: Span) -> PResult<Pair<'a, Rule>> {
     it.next().ok_or_else(|| internal(parent))
 }
 
@@ -227,11 +222,7 @@ fn build_item(p: Pair<Rule>) -> PResult<Item> {
         Rule::rounds => {
             let count = int_lit(next(&mut it, span)?)?;
             let updates = it.map(build_update).collect::<PResult<_>>()?;
-            Item::Rounds(Rounds {
-                count,
-                updates,
-                span,
-            })
+            Item::Rounds(Rounds { count, updates, span })
         }
         Rule::loss => Item::Loss(LossDecl {
             value: build_expr(next(&mut it, span)?)?,
@@ -261,11 +252,7 @@ fn build_type(p: Pair<Rule>) -> PResult<TensorTypeExpr> {
     let span = span_of(&p);
     let mut it = parts(p);
     let d = next(&mut it, span)?;
-    let dtype = if d.as_str() == "i32" {
-        DType::I32
-    } else {
-        DType::F32
-    };
+    let dtype = if d.as_str() == "i32" { DType::I32 } else { DType::F32 };
     let dtype_span = span_of(&d);
     let shape = it.map(build_dim_ref).collect::<PResult<_>>()?;
     Ok(TensorTypeExpr {
@@ -303,10 +290,7 @@ fn build_graph<'a>(span: Span, mut it: impl Iterator<Item = Pair<'a, Rule>>) -> 
         if let Some((_, first)) = seen.iter().find(|(r, _)| *r == rule) {
             let what = rule_words(rule);
             return Err(Diagnostic::new(
-                format!(
-                    "syntax error: {what} given twice in graph `{}`",
-                    g.name.name
-                ),
+                format!("syntax error: {what} given twice in graph `{}`", g.name.name),
                 espan,
                 "second entry here",
             )

@@ -172,9 +172,7 @@ pub(super) fn rule_words(r: Rule) -> &'static str {
         Rule::loss | Rule::kw_loss => "`loss`",
         Rule::train | Rule::kw_train => "`train`",
         Rule::setting => "a setting such as `epochs 10`",
-        Rule::expr | Rule::product | Rule::unary | Rule::primary | Rule::paren | Rule::neg => {
-            "an expression"
-        }
+        Rule::expr | Rule::product | Rule::unary | Rule::primary | Rule::paren | Rule::neg => "an expression",
         Rule::call => "a call",
         Rule::arg => "an argument",
         Rule::list => "a list such as [B, 8]",

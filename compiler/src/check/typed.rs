@@ -1,0 +1,168 @@
+//! The checked model: what the checker proves and lowering consumes.
+//!
+//! In: built by `check` from the AST. Out: read by `lower` (to IR), `mpc inspect`
+//! (parameters) and the runtime (inputs, labels, train settings). Every expression has
+//! a symbolic type; every parameter has a stable name, a symbolic shape and an init.
+
+use super::dim::Dim;
+use crate::autodiff::Optimizer;
+use crate::ir::DType;
+use crate::syntax::ast::Span;
+
+/// A symbolic tensor type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SymType {
+    pub dtype: DType,
+    pub shape: Vec<Dim>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DimInfo {
+    pub name: String,
+    pub default: Option<usize>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputInfo {
+    pub name: String,
+    pub ty: SymType,
+    /// `vocab N`: token ids must lie in `[0, N)`.
+    pub vocab: Option<usize>,
+    /// `classes N`: labels must lie in `[0, N)`.
+    pub classes: Option<usize>,
+    pub is_label: bool,
+    pub span: Span,
+}
+
+/// How a parameter's initial values are drawn (PyTorch's defaults, documented in the
+/// language reference).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    /// N(0, std^2): embedding tables (std 1).
+    Normal { std: f64 },
+    /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)): linear weights and biases.
+    UniformFanIn { fan_in: Dim },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamInfo {
+    /// Stable name, the checkpoint key: `<scope>.<builtin>[_k].<weight|bias>`.
+    pub name: String,
+    pub shape: Vec<Dim>,
+    pub init: Init,
+    /// The call that created it.
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    Tanh,
+    Sigmoid,
+    Gelu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    Sum,
+    Mean,
+    Max,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TExpr {
+    pub kind: TKind,
+    pub ty: SymType,
+}
+
+/// Meaningful operations, after name resolution; axes are normalized (non-negative).
+#[derive(Clone, Debug, PartialEq)]
+pub enum TKind {
+    /// A declared input or label.
+    Input(String),
+    /// The value of binding number `i` in [`CheckedModel::bindings`] (computed once).
+    Binding(usize),
+    /// A number in arithmetic, broadcast to the other operand.
+    Scalar(f64),
+    /// Elementwise arithmetic; operands are right-aligned and broadcast (numpy rules
+    /// without size-1 stretching: missing leading axes only).
+    Arith(Arith, Box<TExpr>, Box<TExpr>),
+    Neg(Box<TExpr>),
+    Embed {
+        tokens: Box<TExpr>,
+        table: String,
+    },
+    Linear {
+        x: Box<TExpr>,
+        weight: String,
+        bias: String,
+    },
+    Activation(Activation, Box<TExpr>),
+    /// In training, zero each element with probability `p` (scale the rest by
+    /// `1/(1-p)`); `stream` numbers the dropouts of a model for the RNG.
+    Dropout {
+        x: Box<TExpr>,
+        p: f64,
+        stream: u32,
+    },
+    Reduce {
+        op: Reduction,
+        x: Box<TExpr>,
+        axis: usize,
+    },
+    Concat {
+        xs: Vec<TExpr>,
+        axis: usize,
+    },
+    Reshape(Box<TExpr>),
+    Softmax {
+        x: Box<TExpr>,
+        axis: usize,
+        log: bool,
+    },
+    /// Mean over the batch of `-log softmax(logits)[label]`.
+    CrossEntropy {
+        logits: Box<TExpr>,
+        labels: Box<TExpr>,
+    },
+    /// Mean of squared differences.
+    Mse {
+        pred: Box<TExpr>,
+        target: Box<TExpr>,
+    },
+}
+
+/// Settings of the `train { ... }` block, with defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub optimizer: Optimizer,
+    pub epochs: usize,
+    /// The batch size (the label's first dim, unless set with `batch N`).
+    pub batch: Option<usize>,
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedModel {
+    pub name: String,
+    pub dims: Vec<DimInfo>,
+    pub inputs: Vec<InputInfo>,
+    pub params: Vec<ParamInfo>,
+    /// `let` and `node` bindings in evaluation order (rounds unrolled).
+    pub bindings: Vec<(String, TExpr)>,
+    pub loss: TExpr,
+    /// What the loss scores (its first argument, e.g. the logits), for evaluation.
+    pub prediction: Option<TExpr>,
+    pub train: TrainConfig,
+    /// The batch dim: the first axis of the label.
+    pub batch_dim: Option<Dim>,
+}

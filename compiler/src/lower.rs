@@ -1,0 +1,384 @@
+//! Lower: a checked model and concrete dim values -> a forward tensor-IR graph.
+//!
+//! In: a [`CheckedModel`] (symbolic shapes) and a value for every dim (defaults, or
+//! overrides from the command line or the data). Out: a [`Graph`] with outputs `loss`
+//! and, when the loss scores a prediction, `predictions`. In [`Mode::Train`] dropout
+//! draws its mask from `random_uniform(@seed, @step)`; in [`Mode::Eval`] it is the
+//! identity. Composite builtins become primitives here: softmax is max-shifted exp and
+//! sum, cross-entropy is log-softmax picked by a one-hot, linear is a matmul over the
+//! flattened leading axes plus a broadcast bias.
+
+use crate::autodiff::{SEED, STEP};
+use crate::check::dim::Dim;
+use crate::check::{Activation, Arith, CheckedModel, Init, Reduction, TExpr, TKind};
+use crate::diag::Diagnostic;
+use crate::ir::{ArgKind, Builder, Graph, Type, ValueId};
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}
+
+/// Concrete values for the model's dims.
+pub type DimValues = HashMap<String, usize>;
+
+/// Dim values from the defaults, with `overrides` (name, value) applied; an error names
+/// a dim that has no value or an override for an unknown dim.
+pub fn dim_values(model: &CheckedModel, overrides: &[(String, usize)]) -> Result<DimValues, Vec<Diagnostic>> {
+    let mut values = DimValues::new();
+    let mut errors = Vec::new();
+    for (name, v) in overrides {
+        if !model.dims.iter().any(|d| &d.name == name) {
+            let known: Vec<&str> = model.dims.iter().map(|d| d.name.as_str()).collect();
+            let span = model.dims.first().map(|d| d.span).unwrap_or_default();
+            errors.push(
+                Diagnostic::new(
+                    format!("--dim {name}={v}: the model has no dim '{name}'"),
+                    span,
+                    "dims are declared here",
+                )
+                .with_help(format!("its dims are: {}", known.join(", "))),
+            );
+        } else if *v == 0 {
+            errors.push(Diagnostic::new(
+                format!("--dim {name}=0: sizes must be positive"),
+                Default::default(),
+                "",
+            ));
+        }
+        values.insert(name.clone(), *v);
+    }
+    for d in &model.dims {
+        if !values.contains_key(&d.name) {
+            match d.default {
+                Some(v) => {
+                    values.insert(d.name.clone(), v);
+                }
+                None => errors.push(
+                    Diagnostic::new(
+                        format!("dim '{}' has no value", d.name),
+                        d.span,
+                        "declared without a default",
+                    )
+                    .with_help(format!(
+                        "give it a default (`{} = 32`) or a value (`--dim {}=32`)",
+                        d.name, d.name
+                    )),
+                ),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Evaluates a symbolic shape; dims are validated by [`dim_values`], so a failure here
+/// is an overflow of an absurd size.
+pub fn concrete(shape: &[Dim], dims: &DimValues) -> Result<Vec<usize>, String> {
+    shape
+        .iter()
+        .map(|d| {
+            d.eval(dims)
+                .ok_or_else(|| format!("size {d} cannot be evaluated (too large, or a dim without value)"))
+        })
+        .collect()
+}
+
+/// A parameter with its concrete shape and initializer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConcreteParam {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: ConcreteInit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ConcreteInit {
+    Normal { std: f64 },
+    Uniform { bound: f64 },
+}
+
+pub fn params(model: &CheckedModel, dims: &DimValues) -> Result<Vec<ConcreteParam>, String> {
+    model
+        .params
+        .iter()
+        .map(|p| {
+            let shape = concrete(&p.shape, dims)?;
+            let init = match &p.init {
+                Init::Normal { std } => ConcreteInit::Normal { std: *std },
+                Init::UniformFanIn { fan_in } => {
+                    let n = concrete(std::slice::from_ref(fan_in), dims)?[0].max(1);
+                    ConcreteInit::Uniform {
+                        bound: 1.0 / (n as f64).sqrt(),
+                    }
+                }
+            };
+            Ok(ConcreteParam {
+                name: p.name.clone(),
+                shape,
+                init,
+            })
+        })
+        .collect()
+}
+
+struct Lowering<'m> {
+    dims: &'m DimValues,
+    mode: Mode,
+    b: Builder,
+    args: HashMap<String, ValueId>,
+    bindings: Vec<ValueId>,
+    rng: Option<(ValueId, ValueId)>,
+}
+
+/// Lowers the model's forward pass.
+pub fn lower(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<Graph, String> {
+    let name = match mode {
+        Mode::Train => "forward",
+        Mode::Eval => "eval",
+    };
+    let mut l = Lowering {
+        dims,
+        mode,
+        b: Builder::new(name),
+        args: HashMap::new(),
+        bindings: Vec::new(),
+        rng: None,
+    };
+    for input in &model.inputs {
+        let shape = concrete(&input.ty.shape, dims)?;
+        let ty = Type {
+            dtype: input.ty.dtype,
+            shape,
+        };
+        let v = l.b.arg(ArgKind::Input, &input.name, ty);
+        l.args.insert(input.name.clone(), v);
+    }
+    for p in params(model, dims)? {
+        let v = l.b.arg(ArgKind::Param, &p.name, Type::f32(p.shape));
+        l.args.insert(p.name, v);
+    }
+    for (_, t) in &model.bindings {
+        let v = l.value(t)?;
+        l.bindings.push(v);
+    }
+    let loss = l.value(&model.loss)?;
+    l.b.output("loss", loss);
+    if let Some(p) = &model.prediction {
+        let v = l.value(p)?;
+        l.b.output("predictions", v);
+    }
+    let graph = l.b.finish();
+    debug_assert_eq!(graph.validate(), Ok(()));
+    Ok(graph)
+}
+
+impl Lowering<'_> {
+    fn shape(&self, t: &TExpr) -> Result<Vec<usize>, String> {
+        concrete(&t.ty.shape, self.dims)
+    }
+
+    fn value(&mut self, t: &TExpr) -> Result<ValueId, String> {
+        let b = &mut self.b;
+        Ok(match &t.kind {
+            TKind::Input(name) => self.args[name],
+            TKind::Binding(i) => self.bindings[*i],
+            TKind::Scalar(v) => b.scalar(*v),
+            TKind::Arith(op, x, y) => {
+                let (x, y) = (self.value(x)?, self.value(y)?);
+                let (x, y) = self.broadcast_pair(x, y);
+                let b = &mut self.b;
+                match op {
+                    Arith::Add => b.add(x, y),
+                    Arith::Sub => b.sub(x, y),
+                    Arith::Mul => b.mul(x, y),
+                    Arith::Div => b.div(x, y),
+                }
+            }
+            TKind::Neg(x) => {
+                let x = self.value(x)?;
+                self.b.neg(x)
+            }
+            TKind::Embed { tokens, table } => {
+                let tokens = self.value(tokens)?;
+                let table = self.args[table];
+                self.b.gather(table, tokens)
+            }
+            TKind::Linear { x, weight, bias } => {
+                let x = self.value(x)?;
+                let (w, bias) = (self.args[weight], self.args[bias]);
+                self.linear(x, w, bias)
+            }
+            TKind::Activation(act, x) => {
+                let x = self.value(x)?;
+                self.activation(*act, x)
+            }
+            TKind::Dropout { x, p, stream } => {
+                let x = self.value(x)?;
+                if self.mode == Mode::Eval || *p == 0.0 {
+                    x
+                } else {
+                    let (seed, step) = self.rng();
+                    let shape = self.b.shape(x);
+                    let b = &mut self.b;
+                    let u = b.random_uniform(seed, step, *stream, &shape);
+                    let threshold = b.constant(*p, &shape);
+                    let keep = b.greater(u, threshold);
+                    let kept = b.mul(x, keep);
+                    b.scale(kept, 1.0 / (1.0 - p))
+                }
+            }
+            TKind::Reduce { op, x, axis } => {
+                let x = self.value(x)?;
+                let n = self.b.shape(x)[*axis];
+                let b = &mut self.b;
+                match op {
+                    Reduction::Sum => b.reduce_sum(x, &[*axis]),
+                    Reduction::Max => b.reduce_max(x, &[*axis]),
+                    Reduction::Mean => {
+                        let s = b.reduce_sum(x, &[*axis]);
+                        b.scale(s, 1.0 / n as f64)
+                    }
+                }
+            }
+            TKind::Concat { xs, axis } => {
+                let vs: Vec<ValueId> = xs.iter().map(|x| self.value(x)).collect::<Result<_, _>>()?;
+                self.b.concat(&vs, *axis)
+            }
+            TKind::Reshape(x) => {
+                let shape = self.shape(t)?;
+                let x = self.value(x)?;
+                self.b.reshape(x, &shape)
+            }
+            TKind::Softmax { x, axis, log } => {
+                let x = self.value(x)?;
+                self.softmax(x, *axis, *log)
+            }
+            TKind::CrossEntropy { logits, labels } => {
+                let (logits, labels) = (self.value(logits)?, self.value(labels)?);
+                self.cross_entropy(logits, labels)
+            }
+            TKind::Mse { pred, target } => {
+                let (p, q) = (self.value(pred)?, self.value(target)?);
+                let b = &mut self.b;
+                let d = b.sub(p, q);
+                let d2 = b.mul(d, d);
+                let n = b.ty(d2).numel();
+                let all: Vec<usize> = (0..b.shape(d2).len()).collect();
+                let s = b.reduce_sum(d2, &all);
+                b.scale(s, 1.0 / n as f64)
+            }
+        })
+    }
+
+    /// The `@seed` and `@step` scalars, created on first use.
+    fn rng(&mut self) -> (ValueId, ValueId) {
+        *self.rng.get_or_insert_with(|| {
+            let seed = self.b.arg(ArgKind::Input, SEED, Type::i32([]));
+            let step = self.b.arg(ArgKind::Input, STEP, Type::i32([]));
+            (seed, step)
+        })
+    }
+
+    /// Right-aligned broadcast of the lower-rank operand to the other's shape.
+    fn broadcast_pair(&mut self, x: ValueId, y: ValueId) -> (ValueId, ValueId) {
+        let (sx, sy) = (self.b.shape(x), self.b.shape(y));
+        let stretch = |b: &mut Builder, v: ValueId, from: &[usize], to: &[usize]| {
+            let dims: Vec<usize> = (to.len() - from.len()..to.len()).collect();
+            b.broadcast(v, to, &dims)
+        };
+        if sx.len() < sy.len() {
+            (stretch(&mut self.b, x, &sx, &sy), y)
+        } else {
+            (x, stretch(&mut self.b, y, &sy, &sx))
+        }
+    }
+
+    /// `x W + b` over the last axis: leading axes are flattened into the matmul's rows.
+    fn linear(&mut self, x: ValueId, w: ValueId, bias: ValueId) -> ValueId {
+        let shape = self.b.shape(x);
+        let (fan_in, out) = (shape[shape.len() - 1], self.b.shape(w)[1]);
+        let rows = shape[..shape.len() - 1].iter().product::<usize>();
+        let b = &mut self.b;
+        let flat = b.reshape(x, &[rows, fan_in]);
+        let product = b.matmul(flat, w);
+        let bias_b = b.broadcast(bias, &[rows, out], &[1]);
+        let sum = b.add(product, bias_b);
+        let mut out_shape = shape;
+        *out_shape.last_mut().expect("linear input has an axis") = out;
+        b.reshape(sum, &out_shape)
+    }
+
+    fn activation(&mut self, act: Activation, x: ValueId) -> ValueId {
+        let shape = self.b.shape(x);
+        let b = &mut self.b;
+        match act {
+            Activation::Relu => {
+                let zero = b.constant(0.0, &shape);
+                b.max(x, zero)
+            }
+            Activation::Tanh => b.tanh(x),
+            // sigmoid(x) = (1 + tanh(x/2)) / 2: no overflow for large |x|.
+            Activation::Sigmoid => {
+                let half = b.scale(x, 0.5);
+                let t = b.tanh(half);
+                let one = b.constant(1.0, &shape);
+                let s = b.add(t, one);
+                b.scale(s, 0.5)
+            }
+            // gelu(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's
+            // `gelu(approximate="tanh")`.
+            Activation::Gelu => {
+                let x2 = b.mul(x, x);
+                let x3 = b.mul(x2, x);
+                let cubic = b.scale(x3, 0.044715);
+                let inner = b.add(x, cubic);
+                let scaled = b.scale(inner, (2.0 / std::f64::consts::PI).sqrt());
+                let t = b.tanh(scaled);
+                let one = b.constant(1.0, &shape);
+                let s = b.add(t, one);
+                let xs = b.mul(x, s);
+                b.scale(xs, 0.5)
+            }
+        }
+    }
+
+    /// Max-shifted softmax (or log-softmax) over `axis`.
+    fn softmax(&mut self, x: ValueId, axis: usize, log: bool) -> ValueId {
+        let shape = self.b.shape(x);
+        let b = &mut self.b;
+        let m = b.reduce_max(x, &[axis]);
+        let m_b = b.broadcast_reduced(m, &shape, &[axis]);
+        let shifted = b.sub(x, m_b);
+        let e = b.exp(shifted);
+        let z = b.reduce_sum(e, &[axis]);
+        if log {
+            let log_z = b.log(z);
+            let log_z_b = b.broadcast_reduced(log_z, &shape, &[axis]);
+            b.sub(shifted, log_z_b)
+        } else {
+            let z_b = b.broadcast_reduced(z, &shape, &[axis]);
+            b.div(e, z_b)
+        }
+    }
+
+    /// Mean over all label positions of `-log_softmax(logits)[label]`.
+    fn cross_entropy(&mut self, logits: ValueId, labels: ValueId) -> ValueId {
+        let shape = self.b.shape(logits);
+        let classes = shape[shape.len() - 1];
+        let rows = shape[..shape.len() - 1].iter().product::<usize>();
+        let flat = self.b.reshape(logits, &[rows, classes]);
+        let flat_labels = self.b.reshape(labels, &[rows]);
+        let log_p = self.softmax(flat, 1, true);
+        let b = &mut self.b;
+        let hot = b.one_hot(flat_labels, classes);
+        let picked = b.mul(log_p, hot);
+        let total = b.reduce_sum(picked, &[0, 1]);
+        b.scale(total, -1.0 / rows as f64)
+    }
+}
