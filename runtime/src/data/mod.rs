@@ -1,0 +1,71 @@
+//! Datasets: named columns of rows, split into fixed-size batches.
+//!
+//! In: columns whose first axis is the row (sample) axis. Out: batches in a seeded
+//! shuffled order; a batch holds exactly `batch` rows (the compiled step has static
+//! shapes), so a last partial batch is left out of that epoch: the shuffle makes every
+//! row appear in some epochs.
+
+pub mod synthetic;
+
+use mpc_compiler::seeded::SplitMix64;
+
+/// One column: `rows` rows, each of `row_shape` elements.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Column {
+    F32(Vec<f32>),
+    I32(Vec<i32>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub rows: usize,
+    /// (name, per-row shape, data), in the order the model declares its inputs.
+    pub columns: Vec<(String, Vec<usize>, Column)>,
+}
+
+impl Dataset {
+    /// Rows `order[start..start + batch]` of every column.
+    pub fn batch(&self, order: &[usize]) -> Vec<(String, Column)> {
+        self.columns
+            .iter()
+            .map(|(name, shape, col)| {
+                let width: usize = shape.iter().product();
+                let pick = |r: &usize| *r * width..(*r + 1) * width;
+                let col = match col {
+                    Column::F32(v) => Column::F32(order.iter().flat_map(|r| v[pick(r)].iter().copied()).collect()),
+                    Column::I32(v) => Column::I32(order.iter().flat_map(|r| v[pick(r)].iter().copied()).collect()),
+                };
+                (name.clone(), col)
+            })
+            .collect()
+    }
+
+    /// The full batches of one epoch, rows shuffled with `rng`.
+    pub fn epoch_batches(&self, batch: usize, rng: &mut SplitMix64) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.rows).collect();
+        rng.shuffle(&mut order);
+        order.chunks_exact(batch).map(|c| c.to_vec()).collect()
+    }
+
+    /// Splits off the last `n` rows (e.g. a held-out set).
+    pub fn split_tail(&self, n: usize) -> (Dataset, Dataset) {
+        let keep = self.rows - n.min(self.rows);
+        let part = |range: std::ops::Range<usize>| Dataset {
+            rows: range.len(),
+            columns: self
+                .columns
+                .iter()
+                .map(|(name, shape, col)| {
+                    let w: usize = shape.iter().product();
+                    let r = range.start * w..range.end * w;
+                    let col = match col {
+                        Column::F32(v) => Column::F32(v[r].to_vec()),
+                        Column::I32(v) => Column::I32(v[r].to_vec()),
+                    };
+                    (name.clone(), shape.clone(), col)
+                })
+                .collect(),
+        };
+        (part(0..keep), part(keep..self.rows))
+    }
+}
