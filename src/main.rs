@@ -1,9 +1,10 @@
-//! `mpc`, the command line: check, compile (print any stage) and inspect models.
+//! `mpc`, the command line: check, compile (print any stage), inspect and train models.
 //!
 //! In: a command and a `.mp` file. Out: the requested text on stdout, diagnostics on
 //! stderr; exit 0 on success, 1 when the model (or file) has errors, 2 for bad usage.
 
 mod load;
+mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use load::{fail, Loaded};
@@ -45,6 +46,17 @@ enum Command {
     },
     /// List the model's parameters: name, shape, count, and the total
     Inspect(ModelArgs),
+    /// Train a model on its default synthetic data, printing loss and accuracy per epoch
+    Train {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Epochs (default: the model's `train` block, else 10)
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Seed for initialization, data and dropout (default: the model's, else 0)
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -86,6 +98,11 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             let loaded = Loaded::compile(&args)?;
             print!("{}", loaded.parameter_table().map_err(|e| fail(&args.file, &e))?);
         }
+        Command::Train { model, epochs, seed } => train::train(train::TrainArgs {
+            model: &model,
+            epochs,
+            seed,
+        })?,
     }
     Ok(())
 }

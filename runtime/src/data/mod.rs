@@ -5,6 +5,7 @@
 //! shapes), so a last partial batch is left out of that epoch: the shuffle makes every
 //! row appear in some epochs.
 
+pub mod defaults;
 pub mod synthetic;
 
 use mpc_compiler::seeded::SplitMix64;
