@@ -58,7 +58,7 @@ impl Loaded {
             Err(diags) => {
                 let origin = args.file.display().to_string();
                 let color = std::io::stderr().is_terminal();
-                eprint!("{}", render(&diags, &origin, &source, color));
+                eprintln!("{}", render(&diags, &origin, &source, color));
                 let n = diags.len();
                 eprintln!(
                     "error: could not compile '{origin}' ({n} error{})",
@@ -72,7 +72,8 @@ impl Loaded {
     /// `ok: TextClassifier: 2 inputs, 5 parameters (646,530 values), training step of 120 IR nodes`
     pub fn summary(&self) -> String {
         let c = &self.compiled;
-        let values: usize = c.forward.args(ArgKind::Param).map(|(_, _, t)| t.numel()).sum();
+        // u128: the compiler bounds each tensor, not their sum.
+        let values: u128 = c.forward.args(ArgKind::Param).map(|(_, _, t)| t.numel() as u128).sum();
         format!(
             "ok: model {}: {} inputs, {} parameters ({} values), training step of {} IR nodes",
             c.model.name,
@@ -98,12 +99,16 @@ impl Loaded {
                 } else {
                     format!("[{}] = [{}]", dims.join(", "), concrete.join(", "))
                 };
-                (p.name.clone(), shape, thousands(p.shape.iter().product()))
+                (
+                    p.name.clone(),
+                    shape,
+                    thousands(p.shape.iter().product::<usize>() as u128),
+                )
             })
             .collect();
         let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max("parameter".len());
         let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max("shape".len());
-        let total: usize = params.iter().map(|p| p.shape.iter().product::<usize>()).sum();
+        let total: u128 = params.iter().map(|p| p.shape.iter().product::<usize>() as u128).sum();
         let w2 = thousands(total).len().max("count".len());
         let mut out = format!("model {}\n", c.model.name);
         out += &format!("{:<w0$}  {:<w1$}  {:>w2$}\n", "parameter", "shape", "count");
@@ -118,7 +123,7 @@ impl Loaded {
 }
 
 /// 646530 -> "646,530"
-fn thousands(n: usize) -> String {
+fn thousands(n: u128) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {

@@ -84,7 +84,7 @@ pub fn concrete(shape: &[Dim], dims: &DimValues) -> Result<Vec<usize>, String> {
         .iter()
         .map(|d| {
             d.eval(dims)
-                .ok_or_else(|| format!("size {d} cannot be evaluated (too large, or a dim without value)"))
+                .ok_or_else(|| format!("size {d} is too large with these dim values (it overflows)"))
         })
         .collect()
 }
@@ -136,8 +136,76 @@ struct Lowering<'m> {
     rng: Option<(ValueId, ValueId)>,
 }
 
+/// The most elements one tensor may have: its f32 bytes must be addressable.
+pub const MAX_ELEMENTS: usize = (isize::MAX as usize) / 4;
+
+/// Checks that every value of the model, with these dims, has a size that can be
+/// counted and stored. Lowering and autodiff only create tensors the size of some
+/// model value, so after this no element count they compute can overflow.
+pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String> {
+    fn walk(t: &TExpr, dims: &DimValues) -> Result<(), String> {
+        let shape = concrete(&t.ty.shape, dims)?;
+        let fits = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .is_some_and(|n| n <= MAX_ELEMENTS);
+        if !fits {
+            let sym: Vec<String> = t.ty.shape.iter().map(|d| d.to_string()).collect();
+            let values: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            return Err(format!(
+                "a value of shape [{}] = [{}] has too many elements to store (more than {MAX_ELEMENTS})",
+                sym.join(", "),
+                values.join(", ")
+            ));
+        }
+        match &t.kind {
+            TKind::Input(_) | TKind::Binding(_) | TKind::Scalar(_) => Ok(()),
+            TKind::Arith(_, a, b) => walk(a, dims).and_then(|_| walk(b, dims)),
+            TKind::Neg(x)
+            | TKind::Activation(_, x)
+            | TKind::Reshape(x)
+            | TKind::Dropout { x, .. }
+            | TKind::Reduce { x, .. }
+            | TKind::Softmax { x, .. }
+            | TKind::Linear { x, .. } => walk(x, dims),
+            TKind::Embed { tokens, .. } => walk(tokens, dims),
+            TKind::Concat { xs, .. } => xs.iter().try_for_each(|x| walk(x, dims)),
+            TKind::CrossEntropy { logits: a, labels: b } | TKind::Mse { pred: a, target: b } => {
+                walk(a, dims).and_then(|_| walk(b, dims))
+            }
+        }
+    }
+    for input in &model.inputs {
+        walk(
+            &TExpr {
+                kind: TKind::Input(input.name.clone()),
+                ty: input.ty.clone(),
+            },
+            dims,
+        )?;
+    }
+    for p in &model.params {
+        walk(
+            &TExpr {
+                kind: TKind::Scalar(0.0),
+                ty: crate::check::SymType {
+                    dtype: crate::ir::DType::F32,
+                    shape: p.shape.clone(),
+                },
+            },
+            dims,
+        )?;
+    }
+    for (_, t) in &model.bindings {
+        walk(t, dims)?;
+    }
+    walk(&model.loss, dims)?;
+    model.prediction.as_ref().map_or(Ok(()), |p| walk(p, dims))
+}
+
 /// Lowers the model's forward pass.
 pub fn lower(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<Graph, String> {
+    check_sizes(model, dims)?;
     let name = match mode {
         Mode::Train => "forward",
         Mode::Eval => "eval",

@@ -40,8 +40,11 @@ impl Dim {
 
     pub fn add(&self, other: &Dim) -> Dim {
         let mut terms = self.terms.clone();
+        // Saturating: an absurd size stays absurd (and fails to evaluate) instead of
+        // overflowing.
         for (k, v) in &other.terms {
-            *terms.entry(k.clone()).or_insert(0) += v;
+            let t = terms.entry(k.clone()).or_insert(0);
+            *t = t.saturating_add(*v);
         }
         terms.retain(|_, v| *v != 0);
         Dim { terms }
@@ -53,7 +56,8 @@ impl Dim {
             for (kb, vb) in &other.terms {
                 let mut k: Vec<String> = ka.iter().chain(kb).cloned().collect();
                 k.sort();
-                *terms.entry(k).or_insert(0) += va.saturating_mul(*vb);
+                let t = terms.entry(k).or_insert(0);
+                *t = t.saturating_add(va.saturating_mul(*vb));
             }
         }
         terms.retain(|_, v| *v != 0);

@@ -62,7 +62,30 @@ impl<'p> Checker<'p> {
             }
         }
         let Some(defined) = self.scope.get(name) else {
-            let candidates: Vec<String> = self.scope.keys().cloned().collect();
+            if let Some(&def) = self.all_names.get(name) {
+                // Defined in the model, but not yet: later, or by this very binding.
+                let d = if def.start > span.start {
+                    Diagnostic::new(format!("'{name}' is used before its definition"), span, "used here")
+                        .with_secondary(def, "defined later here")
+                        .with_help(format!(
+                            "a name can only be used below its definition: move the definition of '{name}' above this line"
+                        ))
+                } else {
+                    Diagnostic::new(format!("'{name}' is used in its own definition"), span, "used here")
+                        .with_secondary(def, "being defined here")
+                        .with_help("a binding cannot refer to itself; to update a value repeatedly, make it a `node` and use `rounds`")
+                };
+                self.error(d);
+                return None;
+            }
+            // Suggest only names that are values here: message parameters, inputs and bindings.
+            let mut candidates: Vec<String> = self.locals.iter().flat_map(|f| f.keys().cloned()).collect();
+            candidates.extend(
+                self.scope
+                    .iter()
+                    .filter(|(_, d)| matches!(d.entry, Entry::Input(_) | Entry::Binding { .. } | Entry::Poisoned))
+                    .map(|(n, _)| n.clone()),
+            );
             let mut d = Diagnostic::new(format!("unknown name '{name}'"), span, "not defined");
             d = match suggest::did_you_mean(name, candidates.iter().map(String::as_str)) {
                 Some(h) => d.with_help(h),
@@ -132,8 +155,9 @@ impl<'p> Checker<'p> {
         None
     }
 
-    pub(super) fn arith(&mut self, op: Arith, a: TExpr, b: TExpr, span: Span) -> Option<TExpr> {
-        self.arith_spanned(op, a, span, b, span, span)
+    pub(super) fn arith(&mut self, op: Arith, a: TExpr, a_span: Span, b: TExpr, b_span: Span) -> Option<TExpr> {
+        let span = Span::new(a_span.start, b_span.end.max(a_span.start));
+        self.arith_spanned(op, a, a_span, b, b_span, span)
     }
 
     /// Elementwise arithmetic with right-aligned broadcasting: the shorter shape must be
@@ -252,11 +276,10 @@ impl<'p> Checker<'p> {
                 let p_expr = bound.slots[1]?;
                 let p = self.number(p_expr)?;
                 if !(0.0..1.0).contains(&p) {
-                    self.error(Diagnostic::new(
-                        "dropout probability must be in [0, 1)",
-                        p_expr.span,
-                        format!("p = {p}"),
-                    ));
+                    self.error(
+                        Diagnostic::new("dropout probability must be in [0, 1)", p_expr.span, format!("p = {p}"))
+                            .with_help("p is the chance that an element is zeroed, e.g. `dropout(h, 0.1)`"),
+                    );
                     return None;
                 }
                 let x = x?;
@@ -387,7 +410,11 @@ impl<'p> Checker<'p> {
                                 dim::show_shape(&target.ty.shape)
                             ),
                             bound.slots[1]?.span,
-                            format!("this is {}", dim::show_shape(&target.ty.shape)),
+                            format!("the target is {}", dim::show_shape(&target.ty.shape)),
+                        )
+                        .with_secondary(
+                            bound.slots[0]?.span,
+                            format!("the prediction is {}", dim::show_shape(&pred.ty.shape)),
                         )
                         .with_help("the prediction and the target must have the same shape"),
                     );
@@ -598,8 +625,12 @@ impl<'p> Checker<'p> {
             return None;
         }
         if let TKind::Input(name) = &labels.kind {
-            let declared = self.inputs.iter().find(|i| &i.name == name).and_then(|i| i.classes);
-            if let (Some(n), Some(c)) = (declared, classes.as_lit()) {
+            let declared = self
+                .inputs
+                .iter()
+                .find(|i| &i.name == name)
+                .and_then(|i| Some((i.classes?, i.span)));
+            if let (Some((n, label_span)), Some(c)) = (declared, classes.as_lit()) {
                 if n as i64 != c {
                     self.error(
                         Diagnostic::new(
@@ -607,6 +638,7 @@ impl<'p> Checker<'p> {
                             logits_span,
                             format!("{c} classes"),
                         )
+                        .with_secondary(label_span, format!("declared with classes {n}"))
                         .with_help(format!(
                             "the last layer should produce {n} values, e.g. `linear(h, {n})`"
                         )),
@@ -667,7 +699,9 @@ impl<'p> Checker<'p> {
         let saved_scope = std::mem::replace(&mut self.param_scope, def.name.name.clone());
         self.param_counts.retain(|(s, _), _| s != &def.name.name);
         self.locals.push(frame);
+        self.call_sites.push((span, func.name.clone()));
         let result = self.expr(&def.body);
+        self.call_sites.pop();
         self.locals.pop();
         self.param_scope = saved_scope;
         result
@@ -704,10 +738,28 @@ impl<'p> Checker<'p> {
     /// Registers a parameter; a name seen before (a shared message parameter, or a
     /// repeated `name:`) must have the same shape, and then is reused.
     fn param(&mut self, name: &str, shape: Vec<Dim>, init: Init, span: Span) -> Option<String> {
+        let site = self.call_sites.last().cloned();
         if let Some(prev) = self.params.iter().find(|p| p.name == name) {
             if prev.shape != shape {
                 let first = prev.span;
                 let prev_shape = dim::show_shape(&prev.shape);
+                if let Some((call, message)) = site {
+                    // A message's layer sees inputs of another size: the call is at fault.
+                    let first_call = self.param_sites.get(name).copied().unwrap_or(first);
+                    self.error(
+                        Diagnostic::new(
+                            format!("message '{message}' is called with inputs of different sizes"),
+                            call,
+                            format!("here its weight '{name}' would be {}", dim::show_shape(&shape)),
+                        )
+                        .with_secondary(first_call, format!("an earlier call made it {prev_shape}"))
+                        .with_secondary(span, format!("this layer's weights are shared by every call of '{message}'"))
+                        .with_help(format!(
+                            "every call of '{message}' shares its weights, so each call must pass inputs of the same sizes"
+                        )),
+                    );
+                    return None;
+                }
                 self.error(
                     Diagnostic::new(
                         format!("shared parameter '{name}' is used with two shapes"),
@@ -723,6 +775,8 @@ impl<'p> Checker<'p> {
             }
             return Some(name.to_string());
         }
+        self.param_sites
+            .insert(name.to_string(), site.map_or(span, |(call, _)| call));
         self.params.push(ParamInfo {
             name: name.to_string(),
             shape,

@@ -61,6 +61,14 @@ pub(crate) struct Checker<'p> {
     param_counts: HashMap<(String, &'static str), usize>,
     /// Message parameters bound to argument values while a message body is checked.
     locals: Vec<HashMap<String, TExpr>>,
+    /// The message calls being checked, innermost last: (call span, message name).
+    call_sites: Vec<(Span, String)>,
+    /// Where each parameter was first used: the message call that created it, or the
+    /// layer call itself outside messages.
+    param_sites: HashMap<String, Span>,
+    /// Every name the model defines, anywhere (first definition), to tell "used before
+    /// its definition" from "unknown".
+    all_names: HashMap<String, Span>,
     dropouts: u32,
 }
 
@@ -87,9 +95,25 @@ pub fn check(program: &Program) -> Result<CheckedModel, Vec<Diagnostic>> {
         param_scope: String::new(),
         param_counts: HashMap::new(),
         locals: Vec::new(),
+        call_sites: Vec::new(),
+        param_sites: HashMap::new(),
+        all_names: HashMap::new(),
         dropouts: 0,
     };
     let model = &program.model;
+    for item in &model.items {
+        let names: Vec<&ast::Ident> = match item {
+            Item::Dims(decls) => decls.iter().map(|d| &d.name).collect(),
+            Item::Input(d) | Item::Label(d) => vec![&d.name],
+            Item::Graph(g) => vec![&g.name],
+            Item::Let(b) | Item::Node(b) => vec![&b.name],
+            Item::Message(m) => vec![&m.name],
+            Item::Rounds(_) | Item::Loss(_) => vec![],
+        };
+        for n in names {
+            c.all_names.entry(n.name.clone()).or_insert(n.span);
+        }
+    }
     let mut loss: Option<(TExpr, Option<TExpr>)> = None;
     let mut loss_span: Option<Span> = None;
     for item in &model.items {
@@ -103,15 +127,18 @@ pub fn check(program: &Program) -> Result<CheckedModel, Vec<Diagnostic>> {
             Item::Message(m) => c.message(m),
             Item::Rounds(r) => c.rounds(r),
             Item::Loss(l) => {
+                // The statement's span runs on over the whitespace after it: end it at
+                // its expression.
+                let stmt = Span::new(l.span.start, l.value.span.end.max(l.span.start));
                 if let Some(first) = loss_span {
                     c.error(
-                        Diagnostic::new("a model has exactly one loss", l.span, "second loss here")
+                        Diagnostic::new("a model has exactly one loss", stmt, "second loss here")
                             .with_secondary(first, "first loss here")
                             .with_help("combine them into one expression, e.g. `loss a + b`"),
                     );
                     continue;
                 }
-                loss_span = Some(l.span);
+                loss_span = Some(stmt);
                 c.param_scope = "loss".into();
                 if let Some(t) = c.expr(&l.value) {
                     if !t.ty.shape.is_empty() || t.ty.dtype != DType::F32 {
@@ -121,7 +148,10 @@ pub fn check(program: &Program) -> Result<CheckedModel, Vec<Diagnostic>> {
                                 l.value.span,
                                 format!("this is {}", show_type(&t.ty)),
                             )
-                            .with_help("reduce it, e.g. `loss mean(mean(x, axis: 1), axis: 0)`"),
+                            .with_help(
+                                "a loss is one number: score predictions with `cross_entropy(logits, y)` or \
+                                 `mse(pred, target)`, or reduce with `mean(x, axis: k)` until no axis is left",
+                            ),
                         );
                     } else {
                         let prediction = match &t.kind {
@@ -420,11 +450,31 @@ impl<'p> Checker<'p> {
                     targets.push(None);
                 }
                 None => {
-                    self.error(Diagnostic::new(
-                        format!("unknown node '{}'", u.target.name),
-                        u.target.span,
-                        "not defined",
-                    ));
+                    let nodes: Vec<&str> = self
+                        .scope
+                        .iter()
+                        .filter(|(_, d)| matches!(d.entry, Entry::Binding { node: true, .. }))
+                        .map(|(n, _)| n.as_str())
+                        .collect();
+                    let help = match suggest::did_you_mean(&u.target.name, nodes) {
+                        Some(h) => h,
+                        None if self.all_names.contains_key(&u.target.name) => format!(
+                            "'{}' is defined after these rounds: declare it with `node {} = ...` before them",
+                            u.target.name, u.target.name
+                        ),
+                        None => format!(
+                            "rounds update nodes: declare it first with `node {} = ...`",
+                            u.target.name
+                        ),
+                    };
+                    self.error(
+                        Diagnostic::new(
+                            format!("unknown node '{}'", u.target.name),
+                            u.target.span,
+                            "not defined",
+                        )
+                        .with_help(help),
+                    );
                     targets.push(None);
                 }
             }
@@ -448,7 +498,7 @@ impl<'p> Checker<'p> {
                             kind: TKind::Binding(*index),
                             ty: old_ty.clone(),
                         };
-                        match self.arith(Arith::Add, current, value, u.span) {
+                        match self.arith(Arith::Add, current, u.target.span, value, u.value.span) {
                             Some(v) => v,
                             None => continue,
                         }

@@ -172,9 +172,14 @@ fn optimizer(c: &mut Checker, e: &Expr) -> Option<Optimizer> {
             ok = false;
             continue;
         };
-        let value = match a.value.kind {
-            ExprKind::Int(v) => v as f64,
-            ExprKind::Float(v) => v,
+        let value = match &a.value.kind {
+            ExprKind::Int(v) => *v as f64,
+            ExprKind::Float(v) => *v,
+            ExprKind::Neg(x) if matches!(x.kind, ExprKind::Int(_) | ExprKind::Float(_)) => match x.kind {
+                ExprKind::Int(v) => -(v as f64),
+                ExprKind::Float(v) => -v,
+                _ => unreachable!("matched above"),
+            },
             _ => {
                 c.error(Diagnostic::new(
                     format!("'{k}' must be a number"),
