@@ -1,0 +1,50 @@
+//! Every example model, at every stage: the syntax tree, the forward IR and the whole
+//! training step, as snapshots named after the file; and every graph validates.
+//! New files in `examples/` are picked up without touching this test.
+
+use mpc_compiler::driver::compile;
+use mpc_compiler::ir::printer::print_graph;
+use mpc_compiler::syntax::print_ast;
+
+fn examples() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mp"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no examples found");
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn stages() {
+    for (name, src) in examples() {
+        let c = compile(&src, &[]).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+        for g in [&c.forward, &c.eval, &c.train_step] {
+            assert_eq!(g.validate(), Ok(()), "{name}: graph {}", g.name);
+        }
+        // The training step ends with one optimizer update per parameter.
+        let grad = print_graph(&c.train_step);
+        for p in &c.model.params {
+            assert!(
+                grad.contains(&format!("param:{} = %", p.name)),
+                "{name}: no update of {}",
+                p.name
+            );
+        }
+        insta::with_settings!({ snapshot_suffix => name.as_str(), description => format!("examples/{name}.mp") }, {
+            insta::assert_snapshot!("ast", print_ast(&c.program, &src));
+            insta::assert_snapshot!("ir", print_graph(&c.forward));
+            insta::assert_snapshot!("eval", print_graph(&c.eval));
+            insta::assert_snapshot!("grad", grad);
+        });
+    }
+}
