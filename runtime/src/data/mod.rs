@@ -5,7 +5,10 @@
 //! shapes), so a last partial batch is left out of that epoch: the shuffle makes every
 //! row appear in some epochs.
 
+pub mod csv;
 pub mod defaults;
+pub mod load;
+pub mod npy;
 pub mod synthetic;
 
 use mpc_compiler::seeded::SplitMix64;
