@@ -14,5 +14,6 @@ pub mod gradcheck;
 pub mod interp;
 pub mod ir;
 pub mod lower;
+pub mod opt;
 pub mod seeded;
 pub mod syntax;

@@ -1,0 +1,174 @@
+//! Opt: equality saturation of the whole training step with egg.
+//!
+//! In: an IR graph (forward + backward + optimizer update) and [`Limits`]. Out: an
+//! equivalent graph of lower cost, and [`Stats`] saying what happened. The graph goes
+//! into an e-graph ([`convert`]) whose analysis knows every e-class's type and constant
+//! value ([`analysis`]); the rules of [`rules`] run until saturation or a limit; then
+//! [`extract`] picks the cheapest DAG under the cost model of [`cost`], counting shared
+//! subexpressions once. The result is never costlier than the input: if extraction does
+//! not improve on it, the input is returned unchanged.
+
+pub mod analysis;
+pub mod convert;
+pub mod cost;
+pub mod extract;
+pub mod lang;
+pub mod rules;
+
+use cost::{graph_cost, matmul_flops, Cost};
+use egg::{BackoffScheduler, Runner, StopReason};
+use std::time::{Duration, Instant};
+
+use crate::ir::{dce::eliminate_dead_code, Graph};
+
+/// Bounds on saturation. The node limit is checked between iterations, so the e-graph
+/// can overshoot it within one iteration. Tests use node and iteration limits only, so
+/// their results do not depend on the machine's speed.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub nodes: usize,
+    pub iterations: usize,
+    pub time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            nodes: 20_000,
+            iterations: 8,
+            time: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Limits {
+    /// Deterministic limits (no time limit) for tests and snapshots.
+    pub fn deterministic() -> Self {
+        Limits {
+            time: Duration::from_secs(3600),
+            ..Limits::default()
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Stats {
+    pub egraph_nodes: usize,
+    pub egraph_classes: usize,
+    pub iterations: usize,
+    pub stop_reason: String,
+    /// Times each rule fired (changed the e-graph), in table order; rules that never
+    /// fired are listed with 0.
+    pub rule_fires: Vec<(&'static str, usize)>,
+    pub before: Cost,
+    pub after: Cost,
+    pub matmul_flops_before: f64,
+    pub matmul_flops_after: f64,
+    pub seconds: f64,
+    /// False when extraction found nothing cheaper and the input was kept.
+    pub improved: bool,
+}
+
+/// Optimizes `graph`; an invalid input graph is a compiler bug reported as an error.
+pub fn optimize(graph: &Graph, limits: &Limits) -> Result<(Graph, Stats), String> {
+    let start = Instant::now();
+    graph
+        .validate()
+        .map_err(|e| format!("optimizer input is not a valid graph: {e}"))?;
+    let (egraph, ids) = convert::to_egraph(graph);
+    let roots: Vec<egg::Id> = graph.outputs.iter().map(|(_, v)| ids[v.index()]).collect();
+    let runner = Runner::default()
+        .with_egraph(egraph)
+        .with_node_limit(limits.nodes)
+        .with_iter_limit(limits.iterations)
+        .with_time_limit(limits.time)
+        .with_scheduler(BackoffScheduler::default())
+        .run(&rules::rewrites(|_| true));
+
+    let mut fires: Vec<(&'static str, usize)> = rules::table().iter().map(|r| (r.name, 0)).collect();
+    for it in &runner.iterations {
+        for (name, n) in &it.applied {
+            if let Some(f) = fires.iter_mut().find(|(r, _)| *r == name.as_str()) {
+                f.1 += n;
+            }
+        }
+    }
+    let eg = &runner.egraph;
+    let roots: Vec<egg::Id> = roots.iter().map(|&r| eg.find(r)).collect();
+    let choice = extract::extract(eg, &roots);
+    let candidate = extract::is_acyclic(eg, &choice)
+        .then(|| eliminate_dead_code(&convert::from_choice(eg, &choice, graph, &roots)));
+    let before = graph_cost(graph);
+    let (result, improved) = match candidate {
+        Some(g) if graph_cost(&g).scalar() < before.scalar() => (g, true),
+        _ => (graph.clone(), false),
+    };
+    result
+        .validate()
+        .map_err(|e| format!("optimizer produced an invalid graph: {e}"))?;
+    let stop_reason = match &runner.stop_reason {
+        Some(StopReason::Saturated) => "saturated".to_string(),
+        Some(StopReason::IterationLimit(n)) => format!("iteration limit ({n})"),
+        Some(StopReason::NodeLimit(n)) => format!("node limit ({n})"),
+        Some(StopReason::TimeLimit(t)) => format!("time limit ({t} s)"),
+        Some(StopReason::Other(s)) => s.clone(),
+        None => "not run".to_string(),
+    };
+    let stats = Stats {
+        egraph_nodes: eg.total_number_of_nodes(),
+        egraph_classes: eg.number_of_classes(),
+        iterations: runner.iterations.len(),
+        stop_reason,
+        rule_fires: fires,
+        before,
+        after: graph_cost(&result),
+        matmul_flops_before: matmul_flops(graph),
+        matmul_flops_after: matmul_flops(&result),
+        seconds: start.elapsed().as_secs_f64(),
+        improved,
+    };
+    Ok((result, stats))
+}
+
+/// `--stats` text; `timing: false` leaves the time out (for snapshots).
+pub fn format_stats(s: &Stats, timing: bool) -> String {
+    let mut out = String::new();
+    out += &format!("e-graph: {} e-nodes, {} e-classes\n", s.egraph_nodes, s.egraph_classes);
+    out += &format!("iterations: {} (stopped: {})\n", s.iterations, s.stop_reason);
+    let pct = |a: f64, b: f64| if b == 0.0 { 0.0 } else { 100.0 * (a - b) / b };
+    out += &format!(
+        "flops: {:.0} -> {:.0} ({:+.1}%)\n",
+        s.before.flops,
+        s.after.flops,
+        pct(s.after.flops, s.before.flops)
+    );
+    out += &format!(
+        "bytes: {:.0} -> {:.0} ({:+.1}%)\n",
+        s.before.bytes,
+        s.after.bytes,
+        pct(s.after.bytes, s.before.bytes)
+    );
+    out += &format!(
+        "matmul flops: {:.0} -> {:.0} ({:+.1}%)\n",
+        s.matmul_flops_before,
+        s.matmul_flops_after,
+        pct(s.matmul_flops_after, s.matmul_flops_before)
+    );
+    if !s.improved {
+        out += "no cheaper graph found: the input is kept\n";
+    }
+    out += "rules fired:\n";
+    for (name, n) in &s.rule_fires {
+        if *n > 0 {
+            out += &format!("  {name:<26} {n}\n");
+        }
+    }
+    let quiet: Vec<&str> = s.rule_fires.iter().filter(|(_, n)| *n == 0).map(|(r, _)| *r).collect();
+    if !quiet.is_empty() {
+        out += &format!("rules that did not fire: {}\n", quiet.join(", "));
+    }
+    if timing {
+        out += &format!("time: {:.1} ms\n", s.seconds * 1e3);
+    }
+    out
+}

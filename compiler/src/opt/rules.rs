@@ -1,0 +1,462 @@
+//! The rewrite rules, as a table: name, group, left side, right side, condition.
+//!
+//! In: nothing (definitions). Out: egg rewrites. A right side is a pattern, or a small
+//! function when it must compute attributes (composed permutations, split points).
+//! Conditions read the e-class analysis (types, constants, attributes). Every rule keeps
+//! the value and the type of what it rewrites; `tests/opt_rules.rs` checks each one on
+//! random inputs against the reference interpreter.
+//!
+//! Assumptions stated once: `x * 0 = 0` assumes `x` is finite (the training step has no
+//! infinities unless it has already diverged); floating-point reassociation (matmul
+//! chains, distributivity) changes rounding within the 1e-5 tolerance the tests use.
+
+use super::analysis::TensorGraph;
+use super::lang::{Attr, TensorLang};
+use egg::{Applier, Id, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    Algebra,
+    BroadcastReduce,
+    Layout,
+    MatMul,
+    MessagePassing,
+}
+
+/// Looks up a pattern variable (`"?x"`) of the current match.
+pub type Vars<'a> = dyn Fn(&str) -> Id + 'a;
+pub type CondFn = fn(&TensorGraph, &Vars) -> bool;
+pub type ApplyFn = fn(&mut TensorGraph, &Vars) -> Option<Id>;
+
+pub enum Rhs {
+    Pattern(&'static str),
+    Apply(ApplyFn),
+}
+
+pub struct Rule {
+    pub name: &'static str,
+    pub group: Group,
+    pub lhs: &'static str,
+    pub rhs: Rhs,
+    pub when: Option<CondFn>,
+}
+
+// ---- helpers for conditions and appliers ---------------------------------------------
+
+fn constant(eg: &TensorGraph, id: Id) -> Option<f64> {
+    eg[id].data.constant
+}
+fn is_const(eg: &TensorGraph, id: Id, v: f64) -> bool {
+    constant(eg, id) == Some(v)
+}
+fn list(eg: &TensorGraph, id: Id) -> Vec<usize> {
+    eg[id]
+        .data
+        .attr
+        .as_ref()
+        .and_then(|a| a.as_list().map(<[usize]>::to_vec))
+        .unwrap_or_default()
+}
+fn int(eg: &TensorGraph, id: Id) -> Option<usize> {
+    eg[id]
+        .data
+        .attr
+        .as_ref()
+        .and_then(Attr::as_int)
+        .and_then(|i| usize::try_from(i).ok())
+}
+fn shape(eg: &TensorGraph, id: Id) -> Vec<usize> {
+    eg[id].data.ty.as_ref().map(|t| t.shape.clone()).unwrap_or_default()
+}
+fn attr(eg: &mut TensorGraph, a: Attr) -> Id {
+    eg.add(TensorLang::Attr(a))
+}
+fn constant_node(eg: &mut TensorGraph, value: f64, shape: &[usize]) -> Id {
+    let v = attr(eg, Attr::float(value));
+    let s = attr(eg, Attr::List(shape.to_vec()));
+    eg.add(TensorLang::Const([v, s]))
+}
+const SWAP: [usize; 2] = [1, 0];
+
+// ---- the table -------------------------------------------------------------------------
+
+use Group::*;
+
+pub fn table() -> Vec<Rule> {
+    let r = |name, group, lhs, rhs, when| Rule {
+        name,
+        group,
+        lhs,
+        rhs,
+        when,
+    };
+    vec![
+        // Algebra.
+        r("add-commute", Algebra, "(add ?a ?b)", Rhs::Pattern("(add ?b ?a)"), None),
+        r("mul-commute", Algebra, "(mul ?a ?b)", Rhs::Pattern("(mul ?b ?a)"), None),
+        r(
+            "add-zero",
+            Algebra,
+            "(add ?x ?z)",
+            Rhs::Pattern("?x"),
+            Some(|eg, v| is_const(eg, v("?z"), 0.0)),
+        ),
+        r(
+            "sub-zero",
+            Algebra,
+            "(sub ?x ?z)",
+            Rhs::Pattern("?x"),
+            Some(|eg, v| is_const(eg, v("?z"), 0.0)),
+        ),
+        r(
+            "mul-one",
+            Algebra,
+            "(mul ?x ?o)",
+            Rhs::Pattern("?x"),
+            Some(|eg, v| is_const(eg, v("?o"), 1.0)),
+        ),
+        r(
+            "div-one",
+            Algebra,
+            "(div ?x ?o)",
+            Rhs::Pattern("?x"),
+            Some(|eg, v| is_const(eg, v("?o"), 1.0)),
+        ),
+        r(
+            "mul-zero",
+            Algebra,
+            "(mul ?x ?z)",
+            Rhs::Pattern("?z"),
+            Some(|eg, v| is_const(eg, v("?z"), 0.0)),
+        ),
+        r("neg-neg", Algebra, "(neg (neg ?x))", Rhs::Pattern("?x"), None),
+        r(
+            "sub-neg",
+            Algebra,
+            "(sub ?x (neg ?y))",
+            Rhs::Pattern("(add ?x ?y)"),
+            None,
+        ),
+        r(
+            "add-neg",
+            Algebra,
+            "(add ?x (neg ?y))",
+            Rhs::Pattern("(sub ?x ?y)"),
+            None,
+        ),
+        r(
+            "neg-sub",
+            Algebra,
+            "(neg (sub ?x ?y))",
+            Rhs::Pattern("(sub ?y ?x)"),
+            None,
+        ),
+        r("log-exp", Algebra, "(log (exp ?x))", Rhs::Pattern("?x"), None),
+        r(
+            "scale-scale",
+            Algebra,
+            "(mul (mul ?x ?a) ?b)",
+            Rhs::Pattern("(mul ?x (mul ?a ?b))"),
+            Some(|eg, v| constant(eg, v("?a")).is_some() && constant(eg, v("?b")).is_some()),
+        ),
+        r(
+            "factor-scale",
+            Algebra,
+            "(add (mul ?a ?c) (mul ?b ?c))",
+            Rhs::Pattern("(mul (add ?a ?b) ?c)"),
+            None,
+        ),
+        // Broadcasts and reductions.
+        r(
+            "broadcast-broadcast",
+            BroadcastReduce,
+            "(broadcast ?s2 ?d2 (broadcast ?s1 ?d1 ?x))",
+            Rhs::Apply(|eg, v| {
+                let (d1, d2) = (list(eg, v("?d1")), list(eg, v("?d2")));
+                let dims: Vec<usize> = d1.iter().map(|&i| d2[i]).collect();
+                let d = attr(eg, Attr::List(dims));
+                Some(eg.add(TensorLang::Broadcast([v("?s2"), d, v("?x")])))
+            }),
+            None,
+        ),
+        r(
+            "sum-of-broadcast",
+            BroadcastReduce,
+            "(reduce_sum ?axes (broadcast ?s ?d ?x))",
+            Rhs::Apply(|eg, v| {
+                let (axes, dims, s) = (list(eg, v("?axes")), list(eg, v("?d")), list(eg, v("?s")));
+                let new_axes: Vec<usize> = (0..s.len()).filter(|a| !dims.contains(a)).collect();
+                if axes != new_axes {
+                    return None;
+                }
+                let n: usize = new_axes.iter().map(|&a| s[a]).product();
+                let x_shape = shape(eg, v("?x"));
+                let k = constant_node(eg, n as f64, &x_shape);
+                Some(eg.add(TensorLang::Mul([v("?x"), k])))
+            }),
+            None,
+        ),
+        r(
+            "sum-sum",
+            BroadcastReduce,
+            "(reduce_sum ?a2 (reduce_sum ?a1 ?x))",
+            Rhs::Apply(|eg, v| {
+                let (a1, a2) = (list(eg, v("?a1")), list(eg, v("?a2")));
+                let rank = shape(eg, v("?x")).len();
+                let kept: Vec<usize> = (0..rank).filter(|a| !a1.contains(a)).collect();
+                let mut axes: Vec<usize> = a1.iter().copied().chain(a2.iter().map(|&a| kept[a])).collect();
+                axes.sort_unstable();
+                let a = attr(eg, Attr::List(axes));
+                Some(eg.add(TensorLang::ReduceSum([a, v("?x")])))
+            }),
+            None,
+        ),
+        r(
+            "sum-of-scaled",
+            BroadcastReduce,
+            "(reduce_sum ?axes (mul ?x ?k))",
+            Rhs::Apply(|eg, v| {
+                let k = constant(eg, v("?k"))?;
+                let axes = v("?axes");
+                let sum = eg.add(TensorLang::ReduceSum([axes, v("?x")]));
+                let out = shape(eg, sum);
+                let kk = constant_node(eg, k, &out);
+                Some(eg.add(TensorLang::Mul([sum, kk])))
+            }),
+            Some(|eg, v| constant(eg, v("?k")).is_some()),
+        ),
+        r(
+            "broadcast-add",
+            BroadcastReduce,
+            "(add (broadcast ?s ?d ?x) (broadcast ?s ?d ?y))",
+            Rhs::Pattern("(broadcast ?s ?d (add ?x ?y))"),
+            None,
+        ),
+        r(
+            "broadcast-mul",
+            BroadcastReduce,
+            "(mul (broadcast ?s ?d ?x) (broadcast ?s ?d ?y))",
+            Rhs::Pattern("(broadcast ?s ?d (mul ?x ?y))"),
+            None,
+        ),
+        // Layout: transposes and reshapes.
+        r(
+            "transpose-transpose",
+            Layout,
+            "(transpose ?p2 (transpose ?p1 ?x))",
+            Rhs::Apply(|eg, v| {
+                let (p1, p2) = (list(eg, v("?p1")), list(eg, v("?p2")));
+                let perm: Vec<usize> = p2.iter().map(|&i| p1[i]).collect();
+                if perm.iter().enumerate().all(|(i, &p)| i == p) {
+                    return Some(v("?x"));
+                }
+                let p = attr(eg, Attr::List(perm));
+                Some(eg.add(TensorLang::Transpose([p, v("?x")])))
+            }),
+            None,
+        ),
+        r(
+            "transpose-identity",
+            Layout,
+            "(transpose ?p ?x)",
+            Rhs::Pattern("?x"),
+            Some(|eg, v| list(eg, v("?p")).iter().enumerate().all(|(i, &p)| i == p)),
+        ),
+        r(
+            "reshape-reshape",
+            Layout,
+            "(reshape ?s2 (reshape ?s1 ?x))",
+            Rhs::Pattern("(reshape ?s2 ?x)"),
+            None,
+        ),
+        r(
+            "reshape-identity",
+            Layout,
+            "(reshape ?s ?x)",
+            Rhs::Pattern("?x"),
+            Some(|eg, v| list(eg, v("?s")) == shape(eg, v("?x"))),
+        ),
+        r(
+            "matmul-transposed-left",
+            Layout,
+            "(matmul (transpose ?p ?a) ?b)",
+            Rhs::Pattern("(matmul_tn ?a ?b)"),
+            Some(|eg, v| list(eg, v("?p")) == SWAP),
+        ),
+        r(
+            "matmul-transposed-right",
+            Layout,
+            "(matmul ?a (transpose ?p ?b))",
+            Rhs::Pattern("(matmul_nt ?a ?b)"),
+            Some(|eg, v| list(eg, v("?p")) == SWAP),
+        ),
+        r(
+            "transpose-of-matmul",
+            Layout,
+            "(transpose ?p (matmul ?a ?b))",
+            Rhs::Apply(|eg, v| {
+                let p = attr(eg, Attr::List(SWAP.to_vec()));
+                let bt = eg.add(TensorLang::Transpose([p, v("?b")]));
+                let at = eg.add(TensorLang::Transpose([p, v("?a")]));
+                Some(eg.add(TensorLang::MatMul([bt, at])))
+            }),
+            Some(|eg, v| list(eg, v("?p")) == SWAP),
+        ),
+        // Matmul chains.
+        r(
+            "matmul-assoc-right",
+            MatMul,
+            "(matmul (matmul ?a ?b) ?c)",
+            Rhs::Pattern("(matmul ?a (matmul ?b ?c))"),
+            None,
+        ),
+        r(
+            "matmul-assoc-left",
+            MatMul,
+            "(matmul ?a (matmul ?b ?c))",
+            Rhs::Pattern("(matmul (matmul ?a ?b) ?c)"),
+            None,
+        ),
+        r(
+            "matmul-factor-left",
+            MatMul,
+            "(add (matmul ?a ?b) (matmul ?a ?c))",
+            Rhs::Pattern("(matmul ?a (add ?b ?c))"),
+            None,
+        ),
+        r(
+            "matmul-factor-right",
+            MatMul,
+            "(add (matmul ?a ?c) (matmul ?b ?c))",
+            Rhs::Pattern("(matmul (add ?a ?b) ?c)"),
+            None,
+        ),
+        // Message passing: concat(x, y) W = x W[:dx] + y W[dx:], so that x W[:dx] can be
+        // shared by every message that reads x.
+        r(
+            "concat-matmul-split",
+            MessagePassing,
+            "(matmul (concat ?axis ?x ?y) ?w)",
+            Rhs::Apply(|eg, v| {
+                let (dx, dy) = (shape(eg, v("?x"))[1], shape(eg, v("?y"))[1]);
+                let zero = attr(eg, Attr::Int(0));
+                let mid = attr(eg, Attr::Int(dx as i64));
+                let end = attr(eg, Attr::Int((dx + dy) as i64));
+                let wx = eg.add(TensorLang::Slice([zero, zero, mid, v("?w")]));
+                let wy = eg.add(TensorLang::Slice([zero, mid, end, v("?w")]));
+                let px = eg.add(TensorLang::MatMul([v("?x"), wx]));
+                let py = eg.add(TensorLang::MatMul([v("?y"), wy]));
+                Some(eg.add(TensorLang::Add([px, py])))
+            }),
+            Some(|eg, v| int(eg, v("?axis")) == Some(1)),
+        ),
+        r(
+            "concat3-split",
+            MessagePassing,
+            "(concat ?axis ?x ?y ?z)",
+            Rhs::Pattern("(concat ?axis (concat ?axis ?x ?y) ?z)"),
+            None,
+        ),
+        r(
+            "slice-of-matmul",
+            MessagePassing,
+            "(slice ?axis ?s ?e (matmul ?a ?b))",
+            Rhs::Apply(|eg, v| {
+                let axis = int(eg, v("?axis"))?;
+                let (s, e) = (v("?s"), v("?e"));
+                Some(if axis == 0 {
+                    let a = eg.add(TensorLang::Slice([v("?axis"), s, e, v("?a")]));
+                    eg.add(TensorLang::MatMul([a, v("?b")]))
+                } else {
+                    let b = eg.add(TensorLang::Slice([v("?axis"), s, e, v("?b")]));
+                    eg.add(TensorLang::MatMul([v("?a"), b]))
+                })
+            }),
+            None,
+        ),
+        r(
+            "slice-of-transpose",
+            MessagePassing,
+            "(slice ?axis ?s ?e (transpose ?p ?x))",
+            Rhs::Apply(|eg, v| {
+                let axis = int(eg, v("?axis"))?;
+                let other = attr(eg, Attr::Int(1 - axis as i64));
+                let sliced = eg.add(TensorLang::Slice([other, v("?s"), v("?e"), v("?x")]));
+                Some(eg.add(TensorLang::Transpose([v("?p"), sliced])))
+            }),
+            Some(|eg, v| list(eg, v("?p")) == SWAP),
+        ),
+        r(
+            "slice-of-concat",
+            MessagePassing,
+            "(slice ?axis ?s ?e (concat ?axis ?x ?y))",
+            Rhs::Apply(|eg, v| {
+                let axis = int(eg, v("?axis"))?;
+                let (s, e) = (int(eg, v("?s"))?, int(eg, v("?e"))?);
+                let dx = shape(eg, v("?x"))[axis];
+                let dy = shape(eg, v("?y"))[axis];
+                match (s, e) {
+                    (0, e) if e == dx => Some(v("?x")),
+                    (s, e) if s == dx && e == dx + dy => Some(v("?y")),
+                    _ => None,
+                }
+            }),
+            None,
+        ),
+    ]
+}
+
+// ---- glue to egg -----------------------------------------------------------------------
+
+/// Applies a table row: checks the condition, then instantiates the right side.
+struct TableApplier {
+    rhs: RhsImpl,
+    when: Option<CondFn>,
+}
+
+enum RhsImpl {
+    Pattern(Pattern<TensorLang>),
+    Apply(ApplyFn),
+}
+
+impl Applier<TensorLang, super::analysis::TensorAnalysis> for TableApplier {
+    fn apply_one(
+        &self,
+        eg: &mut TensorGraph,
+        eclass: Id,
+        subst: &Subst,
+        ast: Option<&PatternAst<TensorLang>>,
+        rule: Symbol,
+    ) -> Vec<Id> {
+        let var = |name: &str| subst[name.parse::<Var>().expect("pattern variable")];
+        if let Some(when) = self.when {
+            if !when(eg, &var) {
+                return vec![];
+            }
+        }
+        match &self.rhs {
+            RhsImpl::Pattern(p) => p.apply_one(eg, eclass, subst, ast, rule),
+            RhsImpl::Apply(f) => match f(eg, &var) {
+                Some(id) if eg.union(eclass, id) => vec![id],
+                _ => vec![],
+            },
+        }
+    }
+}
+
+/// The table as egg rewrites (all of them, or those `keep` selects).
+pub fn rewrites(keep: impl Fn(&Rule) -> bool) -> Vec<Rewrite<TensorLang, super::analysis::TensorAnalysis>> {
+    table()
+        .into_iter()
+        .filter(|r| keep(r))
+        .map(|r| {
+            let lhs: Pattern<TensorLang> = r.lhs.parse().unwrap_or_else(|e| panic!("rule {}: {e}", r.name));
+            let rhs = match r.rhs {
+                Rhs::Pattern(p) => RhsImpl::Pattern(p.parse().unwrap_or_else(|e| panic!("rule {}: {e}", r.name))),
+                Rhs::Apply(f) => RhsImpl::Apply(f),
+            };
+            Rewrite::new(r.name, lhs, TableApplier { rhs, when: r.when })
+                .unwrap_or_else(|e| panic!("rule {}: {e}", r.name))
+        })
+        .collect()
+}
