@@ -3,8 +3,9 @@
 //! a model with errors gets every diagnostic with its source line.
 
 use crate::ModelArgs;
+use mpc_compiler::check::CheckedModel;
 use mpc_compiler::diag::{line_col, render};
-use mpc_compiler::driver::{compile, Compiled};
+use mpc_compiler::driver::{check_source, compile, Compiled};
 use mpc_compiler::ir::ArgKind;
 use mpc_compiler::lower;
 use std::io::IsTerminal;
@@ -19,6 +20,13 @@ pub struct Loaded {
 /// Prints `error: <file>: <message>` and returns the failure exit code.
 pub fn fail(file: &Path, message: &str) -> ExitCode {
     eprintln!("error: {}: {message}", file.display());
+    ExitCode::from(1)
+}
+
+/// Prints `error: <message>` (a message that names its own file) and returns the
+/// failure exit code.
+pub fn error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
     ExitCode::from(1)
 }
 
@@ -52,8 +60,28 @@ fn read_source(file: &Path) -> Result<String, ExitCode> {
 
 impl Loaded {
     pub fn compile(args: &ModelArgs) -> Result<Loaded, ExitCode> {
+        Loaded::compile_with(args, |_| Ok(Vec::new()))
+    }
+
+    /// Compiles with more dim values, chosen by `extra` from the checked model (the
+    /// batch size of `--batch`, the dims a checkpoint was trained with); they replace
+    /// `--dim` values of the same name. `extra`'s error is printed as `error: <it>`.
+    pub fn compile_with(
+        args: &ModelArgs,
+        extra: impl FnOnce(&CheckedModel) -> Result<Vec<(String, usize)>, String>,
+    ) -> Result<Loaded, ExitCode> {
         let source = read_source(&args.file)?;
-        match compile(&source, &args.dims) {
+        let mut dims = args.dims.clone();
+        // A model with errors skips `extra`: `compile` reports its diagnostics below.
+        if let Ok((_, model)) = check_source(&source) {
+            let more = extra(&model).map_err(|e| {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            })?;
+            dims.retain(|(name, _)| !more.iter().any(|(n, _)| n == name));
+            dims.extend(more);
+        }
+        match compile(&source, &dims) {
             Ok(compiled) => Ok(Loaded { source, compiled }),
             Err(diags) => {
                 let origin = args.file.display().to_string();

@@ -1,9 +1,11 @@
-//! `mpc`, the command line: check, compile (print any stage), inspect and train models.
+//! `mpc`, the command line: check, compile (print any stage), inspect, train and run models.
 //!
 //! In: a command and a `.mp` file. Out: the requested text on stdout, diagnostics on
 //! stderr; exit 0 on success, 1 when the model (or file) has errors, 2 for bad usage.
 
+mod data;
 mod load;
+mod run;
 mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -46,16 +48,19 @@ enum Command {
     },
     /// List the model's parameters: name, shape, count, and the total
     Inspect(ModelArgs),
-    /// Train a model on its default synthetic data, printing loss and accuracy per epoch
+    /// Train a model on its default synthetic data or --data DIR, printing loss and accuracy per epoch
     Train {
         #[command(flatten)]
         model: ModelArgs,
-        /// Epochs (default: the model's `train` block, else 10)
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// Seed for initialization, data and dropout (default: the model's, else 0)
-        #[arg(long)]
-        seed: Option<u64>,
+        #[command(flatten)]
+        opts: train::TrainOpts,
+    },
+    /// Evaluate a checkpoint: loss and accuracy on data, predictions on request
+    Run {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        opts: run::RunOpts,
     },
 }
 
@@ -98,11 +103,8 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             let loaded = Loaded::compile(&args)?;
             print!("{}", loaded.parameter_table().map_err(|e| fail(&args.file, &e))?);
         }
-        Command::Train { model, epochs, seed } => train::train(train::TrainArgs {
-            model: &model,
-            epochs,
-            seed,
-        })?,
+        Command::Train { model, opts } => train::train(&model, &opts)?,
+        Command::Run { model, opts } => run::run(&model, &opts)?,
     }
     Ok(())
 }

@@ -1,21 +1,59 @@
-//! `mpc train`: train a model on its default (seeded, synthetic) data and report the
-//! loss and accuracy of every epoch, on the training rows and on held-out rows.
+//! `mpc train`: train a model on its default (seeded, synthetic) data or on `--data DIR`,
+//! report the loss and accuracy of every epoch on the training rows and on held-out
+//! rows, and save the parameters as a safetensors checkpoint (`--save`).
+//!
+//! Output: per epoch one line for people, or with `--json` one JSON object per line
+//! (`{"epoch":1,"loss":..,"accuracy":..,"eval_loss":..,"eval_accuracy":..,"seconds":..,
+//! "steps":..}`) and a final `{"final":true,...}`. A progress bar runs on stderr while an
+//! epoch trains, only when stderr is a terminal and without `--json`.
 //!
 //! The step runs on the reference interpreter for now; the compiled CPU backend will
 //! replace it behind the same `Session`.
 
-use crate::load::{fail, Loaded};
+use crate::data::{batch_override, parse_fraction, parse_lr, parse_positive, require_a_batch, Source};
+use crate::load::{error, fail, Loaded};
 use crate::ModelArgs;
+use indicatif::{ProgressBar, ProgressStyle};
+use mpc_compiler::autodiff;
+use mpc_compiler::lower;
 use mpc_compiler::seeded::SplitMix64;
-use mpc_runtime::data::defaults::default_dataset;
+use mpc_runtime::checkpoint::{self, Meta};
 use mpc_runtime::session::{Metrics, Session};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-pub struct TrainArgs<'a> {
-    pub model: &'a ModelArgs,
+#[derive(clap::Args)]
+pub struct TrainOpts {
+    /// A directory with <input>.npy or <input>.csv for every input and label (default: the model's synthetic data)
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Hold out this fraction of the rows of --data (its last rows) for evaluation, when DIR has no test/
+    #[arg(long, value_name = "FRACTION", requires = "data", value_parser = parse_fraction)]
+    pub holdout: Option<f64>,
+    /// Epochs (default: the model's `train` block, else 10)
+    #[arg(long)]
     pub epochs: Option<usize>,
+    /// Rows per batch: sets the model's batch dim (default: the `train` block's `batch`, else the dim's value)
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub batch: Option<usize>,
+    /// Learning rate, replacing the optimizer's
+    #[arg(long, value_name = "X", value_parser = parse_lr)]
+    pub lr: Option<f64>,
+    /// Seed for initialization, data and dropout (default: the model's, else 0)
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// Worker threads for the compiled backend (default: all cores; the interpreter uses one)
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub threads: Option<usize>,
+    /// Write the trained parameters to this safetensors file
+    #[arg(long, value_name = "PATH")]
+    pub save: Option<PathBuf>,
+    /// One JSON object per epoch and a final one, instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn show(m: &Metrics) -> String {
@@ -25,34 +63,158 @@ fn show(m: &Metrics) -> String {
     }
 }
 
-pub fn train(args: TrainArgs) -> Result<(), ExitCode> {
-    let file = &args.model.file;
-    let loaded = Loaded::compile(args.model)?;
+/// Row-weighted mean of batch metrics.
+fn mean(ms: &[Metrics]) -> Metrics {
+    let rows: usize = ms.iter().map(|m| m.rows).sum();
+    let w = |m: &Metrics| m.rows as f64 / rows.max(1) as f64;
+    Metrics {
+        loss: ms.iter().map(|m| m.loss * w(m)).sum(),
+        accuracy: ms.iter().map(|m| m.accuracy.map(|a| a * w(m))).sum::<Option<f64>>(),
+        rows,
+    }
+}
+
+fn progress(steps: usize, epoch: usize, epochs: usize, json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps  {msg}  ({eta} left)")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
+    let file = &model_args.file;
+    let source = Source::new(opts.data.as_deref(), opts.holdout)?;
+    let mut loaded = Loaded::compile_with(model_args, |m| batch_override(m, opts.batch, &model_args.dims))?;
+    if let Some(lr) = opts.lr {
+        let c = &mut loaded.compiled;
+        c.model.train.optimizer.set_lr(lr);
+        c.train_step = autodiff::training_step(&c.forward, &c.model.train.optimizer);
+    }
+    // Accepted now so scripts can pass it; the compiled backend will use it.
+    let _threads = opts.threads;
     let config = loaded.compiled.model.train.clone();
-    let seed = args.seed.unwrap_or(config.seed);
-    let epochs = args.epochs.unwrap_or(config.epochs);
-    let (train, held_out) =
-        default_dataset(&loaded.compiled.model, &loaded.compiled.dims, seed).map_err(|e| fail(file, &e))?;
+    let seed = opts.seed.unwrap_or(config.seed);
+    let epochs = opts.epochs.unwrap_or(config.epochs);
+    let (train, held_out) = source.train_split(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
+    let shapes = lower::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
+    let dims = loaded.compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
     let mut session = Session::new(loaded.compiled, seed).map_err(|e| fail(file, &e))?;
-    println!(
-        "training {} on {} synthetic rows ({} held out), batch {}, {} epochs, seed {seed} (reference interpreter)",
-        session.compiled.model.name,
+    let batch = session.batch_size();
+    let hint = "set a smaller --batch";
+    require_a_batch(
         train.rows,
-        held_out.rows,
-        session.batch_size(),
-        epochs
-    );
+        batch,
+        &format!("training data ({})", source.describe(false)),
+        hint,
+    )?;
+    if let Some(h) = &held_out {
+        require_a_batch(
+            h.rows,
+            batch,
+            &format!("held-out data ({})", source.describe(true)),
+            hint,
+        )?;
+    }
+    if !opts.json {
+        let held = match &held_out {
+            Some(h) => format!("{} held out", h.rows),
+            None => "none held out".into(),
+        };
+        println!(
+            "training {} on {} {} ({held}), batch {batch}, {epochs} epochs, lr {}, seed {seed} (reference interpreter)",
+            session.compiled.model.name,
+            train.rows,
+            source.describe(false),
+            session.compiled.model.train.optimizer.lr(),
+        );
+    }
     let mut rng = SplitMix64::new(seed);
+    let started = Instant::now();
+    let (mut last, mut last_eval) = (None, None);
     for epoch in 1..=epochs {
         let start = Instant::now();
-        let m = session.train_epoch(&train, &mut rng).map_err(|e| fail(file, &e))?;
-        let h = session.evaluate(&held_out).map_err(|e| fail(file, &e))?;
-        println!(
-            "epoch {epoch}/{epochs}  train {}  held-out {}  {:.2} s",
-            show(&m),
-            show(&h),
-            start.elapsed().as_secs_f64()
-        );
+        let batches = train.epoch_batches(batch, &mut rng);
+        let bar = progress(batches.len(), epoch, epochs, opts.json);
+        let mut steps = Vec::with_capacity(batches.len());
+        for order in &batches {
+            let m = session.train_step(&train.batch(order)).map_err(|e| fail(file, &e))?;
+            bar.set_message(format!("loss {:.4}", m.loss));
+            bar.inc(1);
+            steps.push(m);
+        }
+        bar.finish_and_clear();
+        let m = mean(&steps);
+        let h = match &held_out {
+            Some(h) => Some(session.evaluate(h).map_err(|e| fail(file, &e))?),
+            None => None,
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        if opts.json {
+            let line = json!({
+                "epoch": epoch,
+                "loss": m.loss,
+                "accuracy": m.accuracy,
+                "eval_loss": h.map(|h| h.loss),
+                "eval_accuracy": h.and_then(|h| h.accuracy),
+                "seconds": seconds,
+                "steps": steps.len(),
+            });
+            println!("{line}");
+        } else {
+            let held = h.map(|h| format!("  held-out {}", show(&h))).unwrap_or_default();
+            println!("epoch {epoch}/{epochs}  train {}{held}  {seconds:.2} s", show(&m));
+        }
+        (last, last_eval) = (Some(m), h);
+    }
+    // Without epochs, the numbers are those of the initial parameters.
+    if epochs == 0 {
+        if let Some(h) = &held_out {
+            last_eval = Some(session.evaluate(h).map_err(|e| fail(file, &e))?);
+        }
+    }
+    if let Some(path) = &opts.save {
+        let meta = Meta {
+            model: session.compiled.model.name.clone(),
+            step: session.step,
+            seed,
+            dims,
+        };
+        checkpoint::save(path, &session.params, &shapes, &meta).map_err(|e| error(&e))?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if opts.json {
+        let line = json!({
+            "final": true,
+            "epochs": epochs,
+            "steps": session.step,
+            "seconds": seconds,
+            "loss": last.map(|m| m.loss),
+            "accuracy": last.and_then(|m| m.accuracy),
+            "eval_loss": last_eval.map(|h| h.loss),
+            "eval_accuracy": last_eval.and_then(|h| h.accuracy),
+            "eval_rows": last_eval.map(|h| h.rows),
+            "checkpoint": opts.save.as_ref().map(|p| p.display().to_string()),
+        });
+        println!("{line}");
+    } else {
+        let mut summary = format!("done: {} steps in {seconds:.2} s", session.step);
+        if let Some(h) = last_eval {
+            summary += &format!("; held-out loss {:.6}", h.loss);
+            if let Some(a) = h.accuracy {
+                summary += &format!("  accuracy {a:.4}");
+            }
+            summary += &format!(" ({} rows)", h.rows);
+        }
+        println!("{summary}");
+        if let Some(path) = &opts.save {
+            println!("saved {}", path.display());
+        }
     }
     Ok(())
 }

@@ -1,0 +1,161 @@
+//! Which rows `mpc train` and `mpc run` use: the model's default (seeded, synthetic)
+//! data, or `--data DIR` validated against the model (`mpc_runtime::data::load`), and
+//! the batch size (`--batch`, the train block's `batch`, or the batch dim's value).
+
+use crate::load::error;
+use mpc_compiler::check::dim::Dim;
+use mpc_compiler::check::CheckedModel;
+use mpc_compiler::lower::DimValues;
+use mpc_runtime::data::defaults::default_dataset;
+use mpc_runtime::data::load::{held_out_rule, input_specs, load_eval, load_split, HeldOut};
+use mpc_runtime::data::Dataset;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `--holdout 0.2`: a fraction strictly between 0 and 1.
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if f > 0.0 && f < 1.0 => Ok(f),
+        _ => Err(format!("'{s}' is not a fraction between 0 and 1 (exclusive)")),
+    }
+}
+
+/// `--batch 32`, `--threads 2`: a positive integer.
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a positive integer")),
+    }
+}
+
+/// `--lr 3e-4`: a positive finite number.
+pub fn parse_lr(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("'{s}' is not a positive learning rate")),
+    }
+}
+
+/// The name of the model's batch dim (the label's first axis), if it is a named dim.
+fn batch_dim_name(model: &CheckedModel) -> Option<&str> {
+    let b = model.batch_dim.as_ref()?;
+    model
+        .dims
+        .iter()
+        .find(|d| &Dim::named(&d.name) == b)
+        .map(|d| d.name.as_str())
+}
+
+/// The dim value that sets the batch size: `--batch N`, else the train block's
+/// `batch N` (unless `--dim` sets that dim). Empty when neither applies.
+pub fn batch_override(
+    model: &CheckedModel,
+    batch: Option<usize>,
+    dims: &[(String, usize)],
+) -> Result<Vec<(String, usize)>, String> {
+    let name = batch_dim_name(model);
+    match (batch, name) {
+        (Some(n), Some(name)) => Ok(vec![(name.to_string(), n)]),
+        (Some(n), None) => Err(format!(
+            "--batch {n}: the batch axis of model '{}' is {}, not a dim; declare it in dims \
+             (dims {{ B = 32 }}, label y: i32[B]) to set it",
+            model.name,
+            model
+                .batch_dim
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "absent".into())
+        )),
+        (None, Some(name)) if !dims.iter().any(|(d, _)| d == name) => Ok(model
+            .train
+            .batch
+            .map(|n| vec![(name.to_string(), n)])
+            .unwrap_or_default()),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Where rows come from, for messages: `4096 synthetic rows`, `900 rows of data/`.
+pub struct Source {
+    pub dir: Option<PathBuf>,
+    pub rule: HeldOut,
+}
+
+impl Source {
+    pub fn new(dir: Option<&Path>, holdout: Option<f64>) -> Result<Source, ExitCode> {
+        let rule = match dir {
+            Some(d) => held_out_rule(d, holdout).map_err(|e| error(&e))?,
+            None => HeldOut::None,
+        };
+        Ok(Source {
+            dir: dir.map(Path::to_path_buf),
+            rule,
+        })
+    }
+
+    /// `(training rows, held-out rows)`.
+    pub fn train_split(
+        &self,
+        file: &Path,
+        model: &CheckedModel,
+        dims: &DimValues,
+        seed: u64,
+    ) -> Result<(Dataset, Option<Dataset>), ExitCode> {
+        match &self.dir {
+            None => default_data(file, model, dims, seed).map(|(t, h)| (t, Some(h))),
+            Some(dir) => {
+                let specs = input_specs(model, dims).map_err(|e| error(&format!("{}: {e}", file.display())))?;
+                load_split(dir, &specs, self.rule).map_err(|e| error(&e))
+            }
+        }
+    }
+
+    /// The rows `mpc run` evaluates: the held-out part, or all of a directory without one.
+    pub fn eval_rows(
+        &self,
+        file: &Path,
+        model: &CheckedModel,
+        dims: &DimValues,
+        seed: u64,
+    ) -> Result<Dataset, ExitCode> {
+        match &self.dir {
+            None => default_data(file, model, dims, seed).map(|(_, h)| h),
+            Some(dir) => {
+                let specs = input_specs(model, dims).map_err(|e| error(&format!("{}: {e}", file.display())))?;
+                load_eval(dir, &specs, self.rule).map_err(|e| error(&e))
+            }
+        }
+    }
+
+    /// `synthetic rows`, `rows of data/`, `held-out rows of data/test/`.
+    pub fn describe(&self, held_out: bool) -> String {
+        match (&self.dir, self.rule, held_out) {
+            (None, _, false) => "synthetic rows".into(),
+            (None, _, true) => "held-out synthetic rows".into(),
+            (Some(d), HeldOut::TestDir, true) => format!("rows of {}", d.join("test").display()),
+            (Some(d), HeldOut::Tail(f), true) => format!("rows of {} (the last {f} of them)", d.display()),
+            (Some(d), _, _) => format!("rows of {}", d.display()),
+        }
+    }
+}
+
+fn default_data(
+    file: &Path,
+    model: &CheckedModel,
+    dims: &DimValues,
+    seed: u64,
+) -> Result<(Dataset, Dataset), ExitCode> {
+    default_dataset(model, dims, seed)
+        .map_err(|e| error(&format!("{}: {e}; give it data with --data DIR", file.display())))
+}
+
+/// Full batches only, until the session evaluates partial ones: fewer rows than one
+/// batch would give no numbers at all.
+pub fn require_a_batch(rows: usize, batch: usize, what: &str, hint: &str) -> Result<(), ExitCode> {
+    if rows < batch {
+        return Err(error(&format!(
+            "{what}: {rows} rows, fewer than one batch of {batch} ({hint})"
+        )));
+    }
+    Ok(())
+}

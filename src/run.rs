@@ -1,0 +1,165 @@
+//! `mpc run`: evaluate a trained checkpoint: loss and accuracy on data, in evaluation
+//! mode (no dropout), and the predictions on request (`--out preds.npy`).
+//!
+//! The checkpoint's metadata supplies the dims and seed it was trained with (so the
+//! default data and batch are the same as in `mpc train`); `--dim` overrides them.
+//! Without `--data` the rows are the default data's held-out part, so `mpc run` on a
+//! checkpoint of `mpc train` prints the final held-out loss that training printed.
+
+use crate::data::{require_a_batch, Source};
+use crate::load::{error, fail, Loaded};
+use crate::ModelArgs;
+use clap::ValueEnum;
+use mpc_compiler::autodiff::{SEED, STEP};
+use mpc_compiler::interp::{self, Args, Value};
+use mpc_compiler::ir::ArgKind;
+use mpc_compiler::lower;
+use mpc_runtime::checkpoint;
+use mpc_runtime::data::npy;
+use mpc_runtime::data::{Column, Dataset};
+use mpc_runtime::session::Session;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    /// This machine's CPU
+    Cpu,
+    /// An NVIDIA GPU (not available yet)
+    Cuda,
+}
+
+#[derive(clap::Args)]
+pub struct RunOpts {
+    /// The checkpoint (.safetensors) to evaluate, e.g. written by `mpc train --save`
+    #[arg(long, value_name = "PATH")]
+    pub weights: PathBuf,
+    /// A directory laid out as for `mpc train --data`: its test/ rows if it has them, else all rows
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Evaluate the last FRACTION of the rows of --data (what `mpc train --holdout` held out)
+    #[arg(long, value_name = "FRACTION", requires = "data", value_parser = crate::data::parse_fraction)]
+    pub holdout: Option<f64>,
+    /// Where to run
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    /// Write the predictions (what the loss scores, e.g. logits: f32 [rows, classes]) to this .npy file
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// One JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
+    if opts.device == Device::Cuda {
+        return Err(error(
+            "--device cuda: no CUDA driver found (libcuda.so could not be loaded)",
+        ));
+    }
+    let file = &model_args.file;
+    let source = Source::new(opts.data.as_deref(), opts.holdout)?;
+    let meta = checkpoint::read_meta(&opts.weights).map_err(|e| error(&e))?;
+    // The checkpoint's dims (those the model declares), then --dim on top.
+    let loaded = Loaded::compile_with(model_args, |m| {
+        Ok(meta
+            .dims
+            .iter()
+            .filter(|(k, _)| m.dims.iter().any(|d| &d.name == *k))
+            .filter(|(k, _)| !model_args.dims.iter().any(|(d, _)| d == *k))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect())
+    })?;
+    let shapes = lower::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
+    let (params, meta) = checkpoint::load(&opts.weights, &shapes).map_err(|e| error(&e))?;
+    let rows = source.eval_rows(file, &loaded.compiled.model, &loaded.compiled.dims, meta.seed)?;
+    let mut session = Session::new(loaded.compiled, meta.seed).map_err(|e| fail(file, &e))?;
+    session.params = params;
+    session.step = meta.step;
+    let batch = session.batch_size();
+    require_a_batch(
+        rows.rows,
+        batch,
+        &format!("evaluation data ({})", source.describe(true)),
+        "set a smaller batch with --dim",
+    )?;
+    let start = Instant::now();
+    let m = session.evaluate(&rows).map_err(|e| fail(file, &e))?;
+    if let Some(out) = &opts.out {
+        let (shape, values) = predictions(&session, &rows).map_err(|e| fail(file, &e))?;
+        checkpoint::write_atomic(out, &npy::encode_f32(&shape, &values))
+            .map_err(|e| error(&e.replace("the checkpoint", "the predictions")))?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    if opts.json {
+        let line = json!({
+            "loss": m.loss,
+            "accuracy": m.accuracy,
+            "rows": m.rows,
+            "step": session.step,
+            "seconds": seconds,
+            "predictions": opts.out.as_ref().map(|p| p.display().to_string()),
+        });
+        println!("{line}");
+    } else {
+        let acc = m.accuracy.map(|a| format!("  accuracy {a:.4}")).unwrap_or_default();
+        println!(
+            "{} (step {}) on {} {}: loss {:.6}{acc}",
+            session.compiled.model.name,
+            session.step,
+            m.rows,
+            source.describe(true),
+            m.loss
+        );
+        if let Some(out) = &opts.out {
+            println!("wrote predictions for {} rows to {}", rows.rows, out.display());
+        }
+    }
+    Ok(())
+}
+
+/// The evaluation graph's `predictions` for every row of `data`: the last partial batch
+/// is padded with copies of row 0 and the padding's outputs dropped.
+fn predictions(session: &Session, data: &Dataset) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let graph = &session.compiled.eval;
+    let out = graph
+        .output("predictions")
+        .ok_or("the model's loss scores no predictions, so there are none to write")?;
+    let Some((_, row_shape)) = graph.ty(out).shape.split_first() else {
+        return Err("the model's predictions are a scalar, not one per row".into());
+    };
+    let row_shape = row_shape.to_vec();
+    let b = session.batch_size();
+    let mut values = Vec::with_capacity(data.rows * row_shape.iter().product::<usize>());
+    let order: Vec<usize> = (0..data.rows).collect();
+    for chunk in order.chunks(b) {
+        let mut rows = chunk.to_vec();
+        rows.resize(b, 0);
+        let mut args: Args<f32> = Args::new();
+        for (name, col) in data.batch(&rows) {
+            let v = match col {
+                Column::F32(v) => Value::Float(v),
+                Column::I32(v) => Value::Int(v),
+            };
+            args.insert(name, v);
+        }
+        for (_, name, _) in graph.args(ArgKind::Param) {
+            args.insert(name.to_string(), Value::Float(session.params[name].clone()));
+        }
+        args.insert(SEED.into(), Value::Int(vec![session.seed as i32]));
+        args.insert(STEP.into(), Value::Int(vec![session.step]));
+        let outputs = interp::run(graph, &args).map_err(|e| e.to_string())?;
+        let p = outputs
+            .into_iter()
+            .find(|(n, _)| n == "predictions")
+            .ok_or("the evaluation step returned no predictions")?
+            .1;
+        let width = p.floats().len() / b;
+        values.extend_from_slice(&p.floats()[..chunk.len() * width]);
+    }
+    let mut shape = vec![data.rows];
+    shape.extend(row_shape);
+    Ok((shape, values))
+}
