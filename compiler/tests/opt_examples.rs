@@ -1,0 +1,120 @@
+//! The optimizer on every example model: the IR <-> e-graph round trip keeps the graph's
+//! meaning, and the optimized training step (and gradient graph) computes the same loss,
+//! gradients, updated parameters and optimizer state as the unoptimized one, at no
+//! higher cost.
+
+use mpc_compiler::autodiff::with_gradients;
+use mpc_compiler::driver::compile;
+use mpc_compiler::interp::{run, Args, Value};
+use mpc_compiler::ir::{ArgKind, DType, Graph, Op};
+use mpc_compiler::opt::convert::{from_choice, to_egraph};
+use mpc_compiler::opt::cost::graph_cost;
+use mpc_compiler::opt::extract::extract;
+use mpc_compiler::opt::{optimize, Limits};
+use mpc_compiler::seeded::SplitMix64;
+use std::path::PathBuf;
+
+/// Every example, with dims small enough for the f64 interpreter.
+fn examples() -> Vec<(String, Graph, Graph)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mp"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    files
+        .into_iter()
+        .map(|path| {
+            let src = std::fs::read_to_string(&path).unwrap();
+            let checked = mpc_compiler::driver::check_source(&src).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
+            // Shrink every dim with a default above 8 (batch, sequence, graph sizes).
+            let small: Vec<(String, usize)> = checked
+                .1
+                .dims
+                .iter()
+                .filter_map(|d| d.default.map(|v| (d.name.clone(), v.min(8))))
+                .collect();
+            let c = compile(&src, &small).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            (name, with_gradients(&c.forward), c.train_step)
+        })
+        .collect()
+}
+
+/// Random arguments: f32 values in [-1, 1) ([0, 1) for optimizer state), i32 indices below each input's bound (found
+/// from the gather / one-hot that reads it), `@seed`/`@step` fixed.
+fn random_args(g: &Graph, seed: u64) -> Args<f64> {
+    let mut rng = SplitMix64::new(seed);
+    let bound = |arg: usize| -> u64 {
+        g.nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::Gather if n.operands[1].index() == arg => Some(g.ty(n.operands[0]).shape[0] as u64),
+                Op::OneHot { classes } if n.operands[0].index() == arg => Some(*classes as u64),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(3)
+    };
+    let mut args = Args::new();
+    for (i, node) in g.nodes.iter().enumerate() {
+        let Op::Arg { kind, name, ty } = &node.op else { continue };
+        // Optimizer state is non-negative (Adam's second moment is under a square root).
+        let low = if *kind == ArgKind::State { 0.0 } else { -1.0 };
+        let v = match ty.dtype {
+            DType::I32 if name.starts_with('@') => Value::Int(vec![2]),
+            DType::I32 => Value::Int((0..ty.numel()).map(|_| rng.below(bound(i)) as i32).collect()),
+            DType::F32 => Value::Float((0..ty.numel()).map(|_| rng.range(low, 1.0)).collect()),
+        };
+        args.insert(name.clone(), v);
+    }
+    args
+}
+
+fn assert_same_outputs(what: &str, a: &Graph, b: &Graph, tolerance: f64) {
+    let args = random_args(a, 1);
+    let (x, y) = (run(a, &args).unwrap(), run(b, &args).unwrap());
+    assert_eq!(x.len(), y.len(), "{what}: output count");
+    for ((name, u), (name2, v)) in x.iter().zip(&y) {
+        assert_eq!(name, name2, "{what}: output order");
+        for (p, q) in u.floats().iter().zip(v.floats()) {
+            assert!(
+                (p - q).abs() <= tolerance * p.abs().max(1.0),
+                "{what}: output {name}: {p} vs {q}"
+            );
+        }
+    }
+}
+
+#[test]
+fn round_trip_through_the_egraph_keeps_meaning() {
+    for (name, grads, step) in examples() {
+        for (what, g) in [("gradients", &grads), ("train step", &step)] {
+            let (eg, ids) = to_egraph(g);
+            let roots: Vec<_> = g.outputs.iter().map(|(_, v)| eg.find(ids[v.index()])).collect();
+            let back = from_choice(&eg, &extract(&eg, &roots), g, &roots);
+            back.validate().unwrap();
+            assert_same_outputs(&format!("{name} {what} round trip"), g, &back, 0.0);
+        }
+    }
+}
+
+#[test]
+fn optimized_steps_compute_the_same_numbers_at_no_higher_cost() {
+    for (name, grads, step) in examples() {
+        for (what, g) in [("gradients", &grads), ("train step", &step)] {
+            let (opt, stats) = optimize(g, &Limits::deterministic()).unwrap();
+            assert!(
+                graph_cost(&opt).scalar() <= graph_cost(g).scalar(),
+                "{name} {what}: cost went up"
+            );
+            assert!(
+                stats.after.flops <= stats.before.flops && stats.after.bytes <= stats.before.bytes,
+                "{name} {what}: {stats:?}"
+            );
+            assert_same_outputs(&format!("{name} {what} optimized"), g, &opt, 1e-9);
+        }
+    }
+}
