@@ -45,6 +45,10 @@ enum Command {
         /// With --emit ir: the evaluation graph (no dropout) instead of the training forward pass
         #[arg(long)]
         eval: bool,
+        /// With --emit opt: print the optimizer's statistics to stderr (e-graph size,
+        /// iterations, stop reason, rules fired, FLOPs and bytes before and after, time)
+        #[arg(long)]
+        stats: bool,
     },
     /// List the model's parameters: name, shape, count, and the total
     Inspect(ModelArgs),
@@ -72,6 +76,8 @@ enum Stage {
     Ir,
     /// The whole training step: forward, backward and optimizer update
     Grad,
+    /// The training step (with --eval the evaluation step) after e-graph optimization
+    Opt,
 }
 
 fn main() -> ExitCode {
@@ -88,7 +94,7 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             let loaded = Loaded::compile(&args)?;
             println!("{}", loaded.summary());
         }
-        Command::Compile { model, emit, eval } => {
+        Command::Compile { model, emit, eval, stats } => {
             let loaded = Loaded::compile(&model)?;
             let c = &loaded.compiled;
             let text = match emit {
@@ -96,6 +102,15 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
                 Stage::Ir if eval => print_graph(&c.eval),
                 Stage::Ir => print_graph(&c.forward),
                 Stage::Grad => print_graph(&c.train_step),
+                Stage::Opt => {
+                    let graph = if eval { &c.eval } else { &c.train_step };
+                    let (optimized, s) = mpc_compiler::opt::optimize(graph, &mpc_compiler::opt::Limits::default())
+                        .map_err(|e| fail(&model.file, &e))?;
+                    if stats {
+                        eprint!("{}", mpc_compiler::opt::format_stats(&s, true));
+                    }
+                    print_graph(&optimized)
+                }
             };
             print!("{text}");
         }
