@@ -78,6 +78,10 @@ enum Stage {
     Grad,
     /// The training step (with --eval the evaluation step) after e-graph optimization
     Opt,
+    /// The training step (or with --eval the evaluation step) as fused kernels
+    Kernels,
+    /// The Cranelift IR of those kernels
+    Clif,
 }
 
 fn main() -> ExitCode {
@@ -94,7 +98,12 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             let loaded = Loaded::compile(&args)?;
             println!("{}", loaded.summary());
         }
-        Command::Compile { model, emit, eval, stats } => {
+        Command::Compile {
+            model,
+            emit,
+            eval,
+            stats,
+        } => {
             let loaded = Loaded::compile(&model)?;
             let c = &loaded.compiled;
             let text = match emit {
@@ -110,6 +119,16 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
                         eprint!("{}", mpc_compiler::opt::format_stats(&s, true));
                     }
                     print_graph(&optimized)
+                }
+                Stage::Kernels | Stage::Clif => {
+                    let graph = if eval { &c.eval } else { &c.train_step };
+                    let program = mpc_compiler::schedule::schedule(graph);
+                    match emit {
+                        Stage::Kernels => mpc_compiler::schedule::print_program(&program),
+                        _ => {
+                            mpc_compiler::codegen::cranelift::clif_text(&program).map_err(|e| fail(&model.file, &e))?
+                        }
+                    }
                 }
             };
             print!("{text}");

@@ -8,6 +8,7 @@
 
 pub mod autodiff;
 pub mod check;
+pub mod codegen;
 pub mod diag;
 pub mod driver;
 pub mod gradcheck;
@@ -15,5 +16,6 @@ pub mod interp;
 pub mod ir;
 pub mod lower;
 pub mod opt;
+pub mod schedule;
 pub mod seeded;
 pub mod syntax;

@@ -1,0 +1,286 @@
+//! Cranelift codegen: one JIT function per kernel of a [`Program`].
+//!
+//! In: a scheduled kernel program. Out: [`JitProgram`], native functions of type
+//! [`KernelFn`] `(bufs, start, end, err)`: `bufs` is the table of buffer base pointers
+//! (indexed by `BufId`), `start..end` the part of the kernel's `range` this call does
+//! (threads call disjoint parts), `err` two i32 slots a failed bounds check writes
+//! (check number + 1, offending index).
+//!
+//! Loop kernels become loop nests; an expression is computed in the loop of the deepest
+//! axis it depends on (so a gather's row index is loaded once per row). The innermost
+//! loop runs in f32x4, unrolled twice, with a scalar tail, when everything that varies
+//! along it is contiguous f32 arithmetic; `fma` is used when the host has AVX+FMA.
+//! `exp`, `log` and `tanh` call the same Rust functions the interpreter uses (lane by
+//! lane), `sqrt` and division are IEEE, so the only difference from the interpreter is
+//! fma contraction and the GEMM's summation order. Matmuls call [`gemm`] through a
+//! registered function, one 64-row block at a time so that results do not depend on
+//! how threads split the blocks.
+
+mod loops;
+
+use crate::schedule::{KernelBody, Program, MATMUL_BLOCK};
+use cranelift_codegen::ir::{types, AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Signature, UserFuncName};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use std::fmt::Write;
+
+/// A compiled kernel: `(bufs, start, end, err)`.
+pub type KernelFn = unsafe extern "C" fn(*const *mut u8, i64, i64, *mut i32);
+
+/// The JIT-compiled kernels of one program; the code lives as long as this value.
+pub struct JitProgram {
+    module: Option<JITModule>,
+    pub fns: Vec<KernelFn>,
+}
+
+// The module only holds finished machine code; the function pointers are plain code.
+unsafe impl Send for JitProgram {}
+unsafe impl Sync for JitProgram {}
+
+impl Drop for JitProgram {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: `fns` dies with `self`; nobody can call the code afterwards.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+extern "C" fn mpc_expf(x: f32) -> f32 {
+    x.exp()
+}
+extern "C" fn mpc_logf(x: f32) -> f32 {
+    x.ln()
+}
+extern "C" fn mpc_tanhf(x: f32) -> f32 {
+    x.tanh()
+}
+extern "C" fn mpc_fmaf(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
+}
+/// Fills `n` f32s at `p` with `v`.
+unsafe extern "C" fn mpc_fill(p: *mut f32, n: i64, v: f32) {
+    if n > 0 {
+        std::slice::from_raw_parts_mut(p, n as usize).fill(v);
+    }
+}
+
+/// `c[rows of blocks start..end] = a · b` on strided views; `c` is contiguous `[m, n]`.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn mpc_sgemm(
+    m: i64,
+    n: i64,
+    k: i64,
+    a: *const f32,
+    ars: i64,
+    acs: i64,
+    b: *const f32,
+    brs: i64,
+    bcs: i64,
+    c: *mut f32,
+    start: i64,
+    end: i64,
+) {
+    let block = MATMUL_BLOCK as i64;
+    for blk in start..end {
+        let r0 = blk * block;
+        let rows = block.min(m - r0);
+        if rows <= 0 {
+            continue;
+        }
+        let dst = c.offset((r0 * n) as isize);
+        if k == 0 {
+            mpc_fill(dst, rows * n, 0.0);
+            continue;
+        }
+        gemm::gemm(
+            rows as usize,
+            n as usize,
+            k as usize,
+            dst,
+            1,
+            n as isize,
+            false,
+            a.offset((r0 * ars) as isize),
+            acs as isize,
+            ars as isize,
+            b,
+            bcs as isize,
+            brs as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+fn host_isa() -> Result<OwnedTargetIsa, String> {
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+    flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+    let isa = cranelift_native::builder().map_err(|e| format!("Cranelift does not support this host: {e}"))?;
+    isa.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
+}
+
+/// True when `fma` compiles to a host instruction (AVX + FMA on x86-64).
+pub fn host_has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Imported Rust functions, by their symbol names.
+pub(crate) struct Imports {
+    pub exp: FuncRef,
+    pub log: FuncRef,
+    pub tanh: FuncRef,
+    pub fill: FuncRef,
+    pub sgemm: FuncRef,
+}
+
+struct ImportIds {
+    exp: FuncId,
+    log: FuncId,
+    tanh: FuncId,
+    fill: FuncId,
+    sgemm: FuncId,
+}
+
+fn sig(module: &JITModule, params: &[types::Type], ret: Option<types::Type>) -> Signature {
+    let mut s = module.make_signature();
+    s.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+    s.returns.extend(ret.map(AbiParam::new));
+    s
+}
+
+/// Compiles every kernel of `p` to native code.
+pub fn compile(p: &Program) -> Result<JitProgram, String> {
+    build(p, None)
+}
+
+/// The Cranelift IR of every kernel (`mpc compile --emit clif`), before optimization.
+pub fn clif_text(p: &Program) -> Result<String, String> {
+    let mut text = String::new();
+    build(p, Some(&mut text))?;
+    Ok(text)
+}
+
+fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, String> {
+    let isa = host_isa()?;
+    let frontend = isa.frontend_config();
+    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+    jb.symbol("mpc_expf", mpc_expf as *const u8);
+    jb.symbol("mpc_logf", mpc_logf as *const u8);
+    jb.symbol("mpc_tanhf", mpc_tanhf as *const u8);
+    jb.symbol("fmaf", mpc_fmaf as *const u8);
+    jb.symbol("mpc_fill", mpc_fill as *const u8);
+    jb.symbol("mpc_sgemm", mpc_sgemm as *const u8);
+    let mut module = JITModule::new(jb);
+    let (f32t, i64t) = (types::F32, types::I64);
+    let s1 = sig(&module, &[f32t], Some(f32t));
+    let fill_sig = sig(&module, &[i64t, i64t, f32t], None);
+    let gemm_sig = sig(&module, &[i64t; 12], None);
+    let mut import = |name: &str, s: &Signature| {
+        module
+            .declare_function(name, Linkage::Import, s)
+            .map_err(|e| e.to_string())
+    };
+    let ids = ImportIds {
+        exp: import("mpc_expf", &s1)?,
+        log: import("mpc_logf", &s1)?,
+        tanh: import("mpc_tanhf", &s1)?,
+        fill: import("mpc_fill", &fill_sig)?,
+        sgemm: import("mpc_sgemm", &gemm_sig)?,
+    };
+    let mut ctx = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut func_ids = Vec::new();
+    let fma = host_has_fma();
+    for (i, kernel) in p.kernels.iter().enumerate() {
+        let mut s = module.make_signature();
+        s.params.extend((0..4).map(|_| AbiParam::new(i64t)));
+        ctx.func = Function::with_name_signature(UserFuncName::user(0, i as u32), s.clone());
+        let imports = Imports {
+            exp: module.declare_func_in_func(ids.exp, &mut ctx.func),
+            log: module.declare_func_in_func(ids.log, &mut ctx.func),
+            tanh: module.declare_func_in_func(ids.tanh, &mut ctx.func),
+            fill: module.declare_func_in_func(ids.fill, &mut ctx.func),
+            sgemm: module.declare_func_in_func(ids.sgemm, &mut ctx.func),
+        };
+        {
+            let mut fb = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            match &kernel.body {
+                KernelBody::Loop(lk) => loops::emit(&mut fb, p, lk, &imports, fma),
+                KernelBody::MatMul(mm) => {
+                    let entry = fb.create_block();
+                    fb.append_block_params_for_function_params(entry);
+                    fb.switch_to_block(entry);
+                    let params = fb.block_params(entry).to_vec();
+                    let (bufs, start, end) = (params[0], params[1], params[2]);
+                    let flags = MemFlagsData::trusted();
+                    let ptr = |fb: &mut FunctionBuilder, buf: usize, offset: i64| {
+                        let base = fb.ins().load(i64t, flags, bufs, (buf * 8) as i32);
+                        fb.ins().iadd_imm_s(base, offset * 4)
+                    };
+                    let a = ptr(&mut fb, mm.a.buf, mm.a.offset);
+                    let b = ptr(&mut fb, mm.b.buf, mm.b.offset);
+                    let c = ptr(&mut fb, mm.out, 0);
+                    let k = |fb: &mut FunctionBuilder, v: i64| fb.ins().iconst(i64t, v);
+                    let args = [
+                        k(&mut fb, mm.m as i64),
+                        k(&mut fb, mm.n as i64),
+                        k(&mut fb, mm.k as i64),
+                        a,
+                        k(&mut fb, mm.a.rs),
+                        k(&mut fb, mm.a.cs),
+                        b,
+                        k(&mut fb, mm.b.rs),
+                        k(&mut fb, mm.b.cs),
+                        c,
+                        start,
+                        end,
+                    ];
+                    fb.ins().call(imports.sgemm, &args);
+                    fb.ins().return_(&[]);
+                    fb.seal_all_blocks();
+                }
+            }
+            fb.finalize(frontend);
+        }
+        if let Some(t) = text.as_deref_mut() {
+            let _ = writeln!(t, "; kernel k{i}\n{}", ctx.func.display());
+        }
+        let id = module
+            .declare_function(&format!("k{i}"), Linkage::Local, &s)
+            .map_err(|e| e.to_string())?;
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| format!("Cranelift rejected kernel k{i}: {e:?}"))?;
+        module.clear_context(&mut ctx);
+        func_ids.push(id);
+    }
+    module.finalize_definitions().map_err(|e| e.to_string())?;
+    let fns = func_ids
+        .iter()
+        .map(|&id| {
+            let ptr = module.get_finalized_function(id);
+            // SAFETY: every kernel was built with the `KernelFn` signature.
+            unsafe { std::mem::transmute::<*const u8, KernelFn>(ptr) }
+        })
+        .collect();
+    Ok(JitProgram {
+        module: Some(module),
+        fns,
+    })
+}

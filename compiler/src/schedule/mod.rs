@@ -1,0 +1,326 @@
+//! The kernel IR: a training step as a list of kernels over named buffers.
+//!
+//! In: any valid [`crate::ir::Graph`] (from autodiff or the optimizer). Out: a
+//! [`Program`]: buffers (graph arguments, graph outputs, temporaries) and kernels in
+//! execution order. It is backend-neutral: the Cranelift backend renders each kernel as
+//! one JIT function and the PTX backend will render the same kernels.
+//!
+//! Kernel kinds:
+//! - [`LoopKernel`]: a loop nest over a `domain`; an SSA list of scalar expressions
+//!   ([`Expr`]: loads at affine indices, elementwise math, gathers with a bounds check,
+//!   one-hot, Philox random numbers) and stores ([`Store`]: plain writes, reductions that
+//!   accumulate into their output in row-major order of the domain, and scatter-adds).
+//!   Fused chains of elementwise ops, broadcasts, transposes, slices and reshapes all
+//!   end up here as index arithmetic; several outputs of the same domain share one loop.
+//! - [`MatMul`]: a library call on strided 2-D views (a transpose is a swapped stride).
+//!
+//! Determinism: every output element is computed by one thread, and reductions and
+//! scatter-adds accumulate in the interpreter's order (row-major over the domain), so
+//! results never depend on the thread count. A kernel's `range` is what threads split:
+//! domain axis 0 for loops, output rows for scatter-adds, 64-row blocks for matmuls.
+
+mod fuse;
+pub mod plan;
+mod printer;
+
+pub use fuse::schedule;
+pub use printer::print_program;
+
+use crate::ir::DType;
+
+pub type BufId = usize;
+pub type ExprId = usize;
+
+/// Where a buffer's memory comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BufKind {
+    /// A graph argument (input, parameter, state), supplied by the caller per run.
+    Arg(String),
+    /// A graph output, owned by the caller and live after the run.
+    Output(String),
+    /// An intermediate value, placed in the arena by [`plan`].
+    Temp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Buffer {
+    pub kind: BufKind,
+    pub dtype: DType,
+    /// Elements.
+    pub len: usize,
+    /// The IR value it holds (`%n`), for printing and errors.
+    pub value: u32,
+}
+
+/// `sum(coef[a] * i[a]) + offset` over the loop indices of a kernel's domain, in elements.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Affine {
+    pub coef: Vec<i64>,
+    pub offset: i64,
+}
+
+impl Affine {
+    pub fn zero(rank: usize) -> Affine {
+        Affine {
+            coef: vec![0; rank],
+            offset: 0,
+        }
+    }
+    /// Loop axis `a` itself.
+    pub fn axis(rank: usize, a: usize) -> Affine {
+        let mut z = Affine::zero(rank);
+        z.coef[a] = 1;
+        z
+    }
+    pub fn scaled_add(&self, other: &Affine, k: i64) -> Affine {
+        Affine {
+            coef: self.coef.iter().zip(&other.coef).map(|(a, b)| a + k * b).collect(),
+            offset: self.offset + k * other.offset,
+        }
+    }
+    /// Row-major linear index of coordinates `coords` in a tensor of `shape`.
+    pub fn linear(coords: &[Affine], shape: &[usize], rank: usize) -> Affine {
+        let strides = strides(shape);
+        coords
+            .iter()
+            .zip(strides)
+            .fold(Affine::zero(rank), |acc, (c, s)| acc.scaled_add(c, s as i64))
+    }
+    /// The deepest loop axis it depends on, plus one (0: loop-invariant).
+    pub fn level(&self) -> usize {
+        self.coef.iter().rposition(|&c| c != 0).map_or(0, |a| a + 1)
+    }
+}
+
+/// Row-major strides of `shape`, in elements.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    Neg,
+    Exp,
+    Log,
+    Tanh,
+    Sqrt,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// `if b > a { b } else { a }` (the interpreter's rule, NaN included).
+    Max,
+    /// `1.0` where `a > b`, else `0.0`.
+    Greater,
+}
+
+/// One scalar expression of a loop kernel; operands are earlier expressions.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Expr {
+    /// `buf[at]`, of the buffer's dtype.
+    Load {
+        buf: BufId,
+        at: Affine,
+    },
+    /// `buf[row * row_len + at]`: a gather; `row` is an i32 expression already checked.
+    LoadRow {
+        buf: BufId,
+        row: ExprId,
+        row_len: i64,
+        at: Affine,
+    },
+    /// An f32 constant, by its bits.
+    Const(u32),
+    Unary(UnOp, ExprId),
+    Binary(BinOp, ExprId, ExprId),
+    /// `a * b + c` with one rounding.
+    Fma(ExprId, ExprId, ExprId),
+    /// i32 -> f32.
+    Convert(ExprId),
+    /// The i32 `index` if it is in `[0, bound)`; otherwise 0, and the run fails with
+    /// check number `check` (see [`Program::checks`]). Never reads out of bounds.
+    CheckIndex {
+        index: ExprId,
+        bound: i64,
+        check: u32,
+    },
+    /// f32 `1.0` where the (checked) i32 `index` equals `class`, else `0.0`.
+    OneHot {
+        index: ExprId,
+        class: Affine,
+    },
+    /// Philox4x32-10 uniform `[0, 1)` for element `at` (bit-identical with `ir::philox`);
+    /// `seed` and `step` are i32 expressions.
+    Philox {
+        seed: ExprId,
+        step: ExprId,
+        stream: u32,
+        at: Affine,
+    },
+}
+
+impl Expr {
+    pub fn operands(&self) -> Vec<ExprId> {
+        match self {
+            Expr::Load { .. } | Expr::Const(_) => vec![],
+            Expr::OneHot { index, .. } => vec![*index],
+            Expr::LoadRow { row, .. } => vec![*row],
+            Expr::Unary(_, a) | Expr::Convert(a) | Expr::CheckIndex { index: a, .. } => vec![*a],
+            Expr::Binary(_, a, b) => vec![*a, *b],
+            Expr::Fma(a, b, c) => vec![*a, *b, *c],
+            Expr::Philox { seed, step, .. } => vec![*seed, *step],
+        }
+    }
+    /// The affine index it reads at, if any.
+    pub fn affine(&self) -> Option<&Affine> {
+        match self {
+            Expr::Load { at, .. } | Expr::LoadRow { at, .. } | Expr::Philox { at, .. } => Some(at),
+            Expr::OneHot { class, .. } => Some(class),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+}
+
+impl ReduceOp {
+    /// The value a reduction starts from.
+    pub fn init(self) -> f32 {
+        match self {
+            ReduceOp::Sum => 0.0,
+            ReduceOp::Max => f32::NEG_INFINITY,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Store {
+    /// `buf[at] = value`.
+    Write { buf: BufId, at: Affine, value: ExprId },
+    /// `buf[at] = op(buf[at], value)`; `buf` starts at `op.init()` (the kernel fills its
+    /// part first). `at` ignores the reduced axes.
+    Reduce {
+        buf: BufId,
+        at: Affine,
+        value: ExprId,
+        op: ReduceOp,
+    },
+    /// `buf[row * row_len + at] += value`, `buf` zeroed first; a thread owns the rows
+    /// `range` gives it and skips the others.
+    ScatterAdd {
+        buf: BufId,
+        row: ExprId,
+        row_len: i64,
+        at: Affine,
+        value: ExprId,
+    },
+}
+
+impl Store {
+    pub fn buf(&self) -> BufId {
+        match self {
+            Store::Write { buf, .. } | Store::Reduce { buf, .. } | Store::ScatterAdd { buf, .. } => *buf,
+        }
+    }
+    pub fn value(&self) -> ExprId {
+        match self {
+            Store::Write { value, .. } | Store::Reduce { value, .. } | Store::ScatterAdd { value, .. } => *value,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoopKernel {
+    pub domain: Vec<usize>,
+    pub exprs: Vec<Expr>,
+    pub stores: Vec<Store>,
+    /// For a scatter-add kernel, the output rows threads split (the domain is walked
+    /// whole by every thread); otherwise `None` and threads split domain axis 0.
+    pub scatter_rows: Option<usize>,
+}
+
+/// A strided 2-D view of a buffer: element `(i, j)` is `buf[offset + i*rs + j*cs]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct View2 {
+    pub buf: BufId,
+    pub offset: i64,
+    pub rs: i64,
+    pub cs: i64,
+}
+
+impl View2 {
+    /// Stored column-major, i.e. a folded transpose.
+    pub fn transposed(&self) -> bool {
+        self.cs != 1
+    }
+}
+
+/// `out[m, n] = a[m, k] · b[k, n]`, `out` contiguous.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatMul {
+    pub a: View2,
+    pub b: View2,
+    pub out: BufId,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+/// Rows per matmul block: threads split blocks, so the result is thread-count independent.
+pub const MATMUL_BLOCK: usize = 64;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum KernelBody {
+    Loop(LoopKernel),
+    MatMul(MatMul),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    pub body: KernelBody,
+    /// Threads split `0..range` into contiguous pieces.
+    pub range: usize,
+    /// False when the kernel must run as one piece (e.g. it reduces over axis 0).
+    pub parallel: bool,
+    /// Rough cost in elements touched, for deciding whether splitting pays.
+    pub work: usize,
+}
+
+/// A bounds check's site, for the error message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    pub node: u32,
+    pub op: &'static str,
+    pub bound: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    pub name: String,
+    pub buffers: Vec<Buffer>,
+    pub kernels: Vec<Kernel>,
+    /// Graph outputs in order and their buffers (kind `Output`).
+    pub outputs: Vec<(String, BufId)>,
+    pub checks: Vec<Check>,
+}
+
+impl Program {
+    /// Buffer of the graph argument called `name`.
+    pub fn arg(&self, name: &str) -> Option<BufId> {
+        self.buffers
+            .iter()
+            .position(|b| b.kind == BufKind::Arg(name.to_string()))
+    }
+}

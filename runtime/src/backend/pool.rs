@@ -1,0 +1,129 @@
+//! A small persistent thread pool for kernel launches.
+//!
+//! `run(f)` calls `f(t)` for every thread number `t` in `0..threads` (the caller is
+//! thread 0) and returns when all are done. Workers spin briefly between jobs (a step
+//! launches a few parallel kernels back to back), then sleep on a condition variable.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+type Job = *const (dyn Fn(usize) + Sync);
+
+struct Shared {
+    generation: AtomicUsize,
+    job: Mutex<Option<JobPtr>>,
+    wake: Condvar,
+    remaining: AtomicUsize,
+    shutdown: AtomicBool,
+}
+
+#[derive(Clone, Copy)]
+struct JobPtr(Job);
+// The pointer is only dereferenced while `run` keeps the closure alive.
+unsafe impl Send for JobPtr {}
+
+pub struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    threads: usize,
+    /// Serializes `run` calls from several sessions sharing the pool.
+    busy: Mutex<()>,
+}
+
+const SPIN: usize = 20_000;
+
+impl Pool {
+    /// A pool of `threads` threads in all (at least 1; the caller counts as one).
+    pub fn new(threads: usize) -> Pool {
+        let threads = threads.max(1);
+        let shared = Arc::new(Shared {
+            generation: AtomicUsize::new(0),
+            job: Mutex::new(None),
+            wake: Condvar::new(),
+            remaining: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+        });
+        let workers = (1..threads)
+            .map(|t| {
+                let s = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("mpc-worker-{t}"))
+                    .spawn(move || worker(&s, t))
+                    .expect("spawning a worker thread")
+            })
+            .collect();
+        Pool {
+            shared,
+            workers,
+            threads,
+            busy: Mutex::new(()),
+        }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `f(t)` on every thread `t` and waits for all of them.
+    pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
+        if self.threads == 1 {
+            f(0);
+            return;
+        }
+        let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY of the lifetime erasure: we wait below until every worker is done with it.
+        let ptr: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f) };
+        self.shared.remaining.store(self.threads - 1, Ordering::SeqCst);
+        {
+            let mut job = self.shared.job.lock().unwrap();
+            *job = Some(JobPtr(ptr));
+            self.shared.generation.fetch_add(1, Ordering::SeqCst);
+            self.shared.wake.notify_all();
+        }
+        f(0);
+        while self.shared.remaining.load(Ordering::Acquire) != 0 {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+fn worker(s: &Shared, t: usize) {
+    let mut seen = 0;
+    loop {
+        let mut spins = 0;
+        while s.generation.load(Ordering::Acquire) == seen && spins < SPIN {
+            std::hint::spin_loop();
+            spins += 1;
+        }
+        let job = {
+            let mut guard = s.job.lock().unwrap();
+            while s.generation.load(Ordering::Acquire) == seen && !s.shutdown.load(Ordering::Acquire) {
+                guard = s.wake.wait(guard).unwrap();
+            }
+            if s.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            seen = s.generation.load(Ordering::Acquire);
+            *guard
+        };
+        if let Some(JobPtr(f)) = job {
+            // SAFETY: `run` keeps the closure alive until `remaining` reaches zero.
+            unsafe { (*f)(t) };
+        }
+        s.remaining.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        {
+            let _guard = self.shared.job.lock().unwrap();
+            self.shared.shutdown.store(true, Ordering::SeqCst);
+            self.shared.wake.notify_all();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
