@@ -1,9 +1,11 @@
-//! Every example model, at every stage: the syntax tree, the forward IR and the whole
-//! training step, as snapshots named after the file; and every graph validates.
+//! Every example model, at every stage: the syntax tree, the forward IR, the whole
+//! training step, and the optimized training step with the optimizer's statistics
+//! (without the time), as snapshots named after the file; and every graph validates.
 //! New files in `examples/` are picked up without touching this test.
 
 use mpc_compiler::driver::compile;
 use mpc_compiler::ir::printer::print_graph;
+use mpc_compiler::opt::{format_stats, optimize, Limits};
 use mpc_compiler::syntax::print_ast;
 
 fn examples() -> Vec<(String, String)> {
@@ -40,11 +42,16 @@ fn stages() {
                 p.name
             );
         }
+        // Deterministic limits: the snapshot must not depend on the machine's speed.
+        let (opt, stats) = optimize(&c.train_step, &Limits::deterministic()).unwrap();
+        assert_eq!(opt.validate(), Ok(()), "{name}: optimized graph");
         insta::with_settings!({ snapshot_suffix => name.as_str(), description => format!("examples/{name}.mp") }, {
             insta::assert_snapshot!("ast", print_ast(&c.program, &src));
             insta::assert_snapshot!("ir", print_graph(&c.forward));
             insta::assert_snapshot!("eval", print_graph(&c.eval));
             insta::assert_snapshot!("grad", grad);
+            insta::assert_snapshot!("opt", print_graph(&opt));
+            insta::assert_snapshot!("opt_stats", format_stats(&stats, false));
         });
     }
 }

@@ -87,6 +87,12 @@ fn instance(rule: &str, t: &mut Instance) -> ValueId {
             let d = t.b.sub(x, y);
             t.b.neg(d)
         }
+        "neg-scale" => {
+            let x = t.tensor(&s);
+            let c = t.c(0.25, &s);
+            let y = t.b.mul(x, c);
+            t.b.neg(y)
+        }
         "log-exp" => {
             let x = t.tensor(&s);
             let e = t.b.exp(x);

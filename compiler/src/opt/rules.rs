@@ -153,6 +153,13 @@ pub fn table() -> Vec<Rule> {
         ),
         r("log-exp", Algebra, "(log (exp ?x))", Rhs::Pattern("?x"), None),
         r(
+            "neg-scale",
+            Algebra,
+            "(neg (mul ?x ?c))",
+            Rhs::Pattern("(mul ?x (neg ?c))"),
+            Some(|eg, v| constant(eg, v("?c")).is_some()),
+        ),
+        r(
             "scale-scale",
             Algebra,
             "(mul (mul ?x ?a) ?b)",
