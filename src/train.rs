@@ -127,10 +127,11 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             None => "none held out".into(),
         };
         println!(
-            "training {} on {} {} ({held}), batch {batch}, {epochs} epochs, lr {}, seed {seed} (reference interpreter)",
+            "training {} on {} {} ({held}), batch {batch}, {epochs} epoch{}, lr {}, seed {seed}",
             session.compiled.model.name,
             train.rows,
             source.describe(false),
+            if epochs == 1 { "" } else { "s" },
             session.compiled.model.train.optimizer.lr(),
         );
     }
