@@ -88,6 +88,34 @@ fn compile_grad_has_the_adam_update() {
 }
 
 #[test]
+fn compile_opt_with_stats_reports_what_the_optimizer_did() {
+    let out = mpc(&["compile", EXAMPLE, "--emit", "opt", "--stats"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (graph, stats) = (stdout(&out), stderr(&out));
+    assert!(graph.starts_with("graph train_step {"), "{graph}");
+    assert_eq!(graph.matches("param:").count(), 5, "every parameter is still updated");
+    for line in [
+        "e-graph:",
+        "e-nodes",
+        "e-classes",
+        "iterations:",
+        "stopped:",
+        "flops:",
+        "bytes:",
+        "rules fired:",
+        "time:",
+    ] {
+        assert!(stats.contains(line), "stats lack '{line}':\n{stats}");
+    }
+    // FLOPs and bytes never grow.
+    for key in ["flops:", "bytes:"] {
+        let line = stats.lines().find(|l| l.starts_with(key)).unwrap();
+        let nums: Vec<f64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        assert!(nums[1] <= nums[0], "{line}");
+    }
+}
+
+#[test]
 fn compile_ast() {
     let o = mpc(&["compile", EXAMPLE, "--emit", "ast"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -14,7 +14,10 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|e| e == "mp"))
         .collect();
     files.sort();
-    println!("{:<24} {:>8} {:>10} {:>10} {:>10} {:>12}", "example", "IR nodes", "e-nodes", "median ms", "max ms", "stop");
+    println!(
+        "{:<24} {:>8} {:>10} {:>10} {:>10} {:>12}",
+        "example", "IR nodes", "e-nodes", "median ms", "max ms", "stop"
+    );
     for path in files {
         let src = std::fs::read_to_string(&path).expect("readable example");
         let Ok(c) = compile(&src, &[]) else {
