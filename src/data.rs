@@ -148,14 +148,3 @@ fn default_data(
     default_dataset(model, dims, seed)
         .map_err(|e| error(&format!("{}: {e}; give it data with --data DIR", file.display())))
 }
-
-/// Full batches only, until the session evaluates partial ones: fewer rows than one
-/// batch would give no numbers at all.
-pub fn require_a_batch(rows: usize, batch: usize, what: &str, hint: &str) -> Result<(), ExitCode> {
-    if rows < batch {
-        return Err(error(&format!(
-            "{what}: {rows} rows, fewer than one batch of {batch} ({hint})"
-        )));
-    }
-    Ok(())
-}

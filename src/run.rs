@@ -6,7 +6,7 @@
 //! Without `--data` the rows are the default data's held-out part, so `mpc run` on a
 //! checkpoint of `mpc train` prints the final held-out loss that training printed.
 
-use crate::data::{require_a_batch, Source};
+use crate::data::Source;
 use crate::load::{error, fail, Loaded};
 use crate::ModelArgs;
 use clap::ValueEnum;
@@ -78,13 +78,6 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
     let mut session = Session::new(loaded.compiled, meta.seed).map_err(|e| fail(file, &e))?;
     session.params = params;
     session.step = meta.step;
-    let batch = session.batch_size();
-    require_a_batch(
-        rows.rows,
-        batch,
-        &format!("evaluation data ({})", source.describe(true)),
-        "set a smaller batch with --dim",
-    )?;
     let start = Instant::now();
     let m = session.evaluate(&rows).map_err(|e| fail(file, &e))?;
     if let Some(out) = &opts.out {

@@ -10,13 +10,14 @@
 //! The step runs on the reference interpreter for now; the compiled CPU backend will
 //! replace it behind the same `Session`.
 
-use crate::data::{batch_override, parse_fraction, parse_lr, parse_positive, require_a_batch, Source};
+use crate::data::{batch_override, parse_fraction, parse_lr, parse_positive, Source};
 use crate::load::{error, fail, Loaded};
 use crate::ModelArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpc_compiler::autodiff;
 use mpc_compiler::lower;
 use mpc_compiler::seeded::SplitMix64;
+use mpc_runtime::backend::{default_threads, Backend};
 use mpc_runtime::checkpoint::{self, Meta};
 use mpc_runtime::session::{Metrics, Session};
 use serde_json::json;
@@ -45,7 +46,7 @@ pub struct TrainOpts {
     /// Seed for initialization, data and dropout (default: the model's, else 0)
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Worker threads for the compiled backend (default: all cores; the interpreter uses one)
+    /// Threads of the compiled (JIT) step (default: every core); results do not depend on it
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     pub threads: Option<usize>,
     /// Write the trained parameters to this safetensors file
@@ -96,43 +97,33 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
         c.model.train.optimizer.set_lr(lr);
         c.train_step = autodiff::training_step(&c.forward, &c.model.train.optimizer);
     }
-    // Accepted now so scripts can pass it; the compiled backend will use it.
-    let _threads = opts.threads;
     let config = loaded.compiled.model.train.clone();
     let seed = opts.seed.unwrap_or(config.seed);
     let epochs = opts.epochs.unwrap_or(config.epochs);
     let (train, held_out) = source.train_split(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
     let shapes = lower::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
     let dims = loaded.compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    let mut session = Session::new(loaded.compiled, seed).map_err(|e| fail(file, &e))?;
+    let backend = Backend::Jit {
+        threads: opts.threads.unwrap_or_else(default_threads),
+    };
+    let mut session = Session::with_backend(loaded.compiled, seed, backend).map_err(|e| fail(file, &e))?;
     let batch = session.batch_size();
-    let hint = "set a smaller --batch";
-    require_a_batch(
-        train.rows,
-        batch,
-        &format!("training data ({})", source.describe(false)),
-        hint,
-    )?;
-    if let Some(h) = &held_out {
-        require_a_batch(
-            h.rows,
-            batch,
-            &format!("held-out data ({})", source.describe(true)),
-            hint,
-        )?;
-    }
     if !opts.json {
         let held = match &held_out {
             Some(h) => format!("{} held out", h.rows),
             None => "none held out".into(),
         };
         println!(
-            "training {} on {} {} ({held}), batch {batch}, {epochs} epoch{}, lr {}, seed {seed}",
+            "training {} on {} {} ({held}), batch {batch}, {epochs} epoch{}, lr {}, seed {seed}, {}",
             session.compiled.model.name,
             train.rows,
             source.describe(false),
             if epochs == 1 { "" } else { "s" },
             session.compiled.model.train.optimizer.lr(),
+            match session.backend() {
+                Backend::Jit { threads } => format!("{threads} thread{}", if threads == 1 { "" } else { "s" }),
+                Backend::Interpreter => "reference interpreter".into(),
+            },
         );
     }
     let mut rng = SplitMix64::new(seed);

@@ -341,20 +341,35 @@ fn data_dir_with_holdout() {
 }
 
 #[test]
-fn too_few_rows_for_a_batch() {
-    let dir = scratch("few_rows");
+fn partial_batches_train_and_evaluate() {
+    let dir = scratch("partial");
     let data = dir.join("data");
-    write_data(&data, 50, 0);
-    let o = mpc(&["train", EXAMPLE, "--dim", "T=8", "--data", s(&data)]);
-    let err = String::from_utf8(o.stderr).unwrap();
-    assert_eq!((o.status.code(), err.lines().count()), (Some(1), 1), "{err}");
-    assert!(
-        err.contains(&format!(
-            "training data (rows of {}): 50 rows, fewer than one batch of 64",
-            data.display()
-        )),
-        "{err}"
+    write_data(&data, 150, 50);
+    let ckpt = dir.join("w.safetensors");
+    // 150 rows in batches of 64: 64, 64 and 22; 50 held-out rows: one partial batch.
+    let common = ["--dim", "T=8", "--data", s(&data)];
+    let out = ok(&[
+        &["train", EXAMPLE, "--epochs", "2", "--json", "--save", s(&ckpt)][..],
+        &common[..],
+    ]
+    .concat());
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["steps"], 3, "{out}");
+    let fin = lines.last().unwrap();
+    assert_eq!(
+        (fin["steps"].clone(), fin["eval_rows"].clone()),
+        (6.into(), 50.into()),
+        "{out}"
     );
+    let preds = dir.join("p.npy");
+    let run = json_lines(&ok(&[
+        &["run", EXAMPLE, "--weights", s(&ckpt), "--json", "--out", s(&preds)][..],
+        &common[..],
+    ]
+    .concat()));
+    assert_close(f(&run[0], "loss"), f(fin, "eval_loss"), "partial held-out batch");
+    let bytes = std::fs::read(&preds).unwrap();
+    assert_eq!(npy::parse(&bytes).unwrap().shape, vec![50, 2]);
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! Datasets: named columns of rows, split into fixed-size batches.
 //!
 //! In: columns whose first axis is the row (sample) axis. Out: batches in a seeded
-//! shuffled order; a batch holds exactly `batch` rows (the compiled step has static
-//! shapes), so a last partial batch is left out of that epoch: the shuffle makes every
-//! row appear in some epochs.
+//! shuffled order; every batch holds `batch` rows except the last, which holds the rest
+//! (the session runs it with a step compiled for that many rows), so an epoch sees
+//! every row once.
 
 pub mod csv;
 pub mod defaults;
@@ -44,11 +44,11 @@ impl Dataset {
             .collect()
     }
 
-    /// The full batches of one epoch, rows shuffled with `rng`.
+    /// The batches of one epoch, rows shuffled with `rng`; the last may be partial.
     pub fn epoch_batches(&self, batch: usize, rng: &mut SplitMix64) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..self.rows).collect();
         rng.shuffle(&mut order);
-        order.chunks_exact(batch).map(|c| c.to_vec()).collect()
+        order.chunks(batch.max(1)).map(|c| c.to_vec()).collect()
     }
 
     /// Splits off the last `n` rows (e.g. a held-out set).
