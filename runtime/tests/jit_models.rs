@@ -1,66 +1,12 @@
 //! Whole training and evaluation steps on the JIT against the reference interpreter.
 
+#[allow(dead_code)]
+mod common {
+    include!("common/jit.rs");
+}
+
+use common::*;
 use mpc_compiler::driver::compile;
-use mpc_compiler::interp::{self, Args, Value};
-use mpc_compiler::ir::{ArgKind, DType, Graph};
-use mpc_compiler::seeded::SplitMix64;
-use mpc_runtime::backend::jit::{ArgRef, Executable};
-use mpc_runtime::backend::pool::Pool;
-use std::sync::Arc;
-
-/// Random arguments: floats in [-1, 1), ints below `bound(name)`, `@seed`/`@step` fixed.
-pub fn random_args(g: &Graph, bound: impl Fn(&str) -> u64, seed: u64) -> Args<f32> {
-    let mut rng = SplitMix64::new(seed);
-    let mut args = Args::new();
-    for kind in [ArgKind::Input, ArgKind::Param, ArgKind::State] {
-        for (_, name, ty) in g.args(kind) {
-            let v = match (name, ty.dtype) {
-                ("@seed", _) => Value::Int(vec![42]),
-                ("@step", _) => Value::Int(vec![3]),
-                (_, DType::F32) if name.starts_with("adam.v") => {
-                    Value::Float((0..ty.numel()).map(|_| rng.range(0.0, 1.0) as f32).collect())
-                }
-                (_, DType::F32) => Value::Float((0..ty.numel()).map(|_| rng.range(-1.0, 1.0) as f32).collect()),
-                (_, DType::I32) => Value::Int((0..ty.numel()).map(|_| rng.below(bound(name)) as i32).collect()),
-            };
-            args.insert(name.to_string(), v);
-        }
-    }
-    args
-}
-
-/// Runs `g` on the JIT with `threads` threads; outputs by name.
-pub fn run_jit(g: &Graph, args: &Args<f32>, threads: usize) -> Result<Vec<(String, Vec<f32>)>, String> {
-    let mut exe = Executable::new(g, Arc::new(Pool::new(threads)))?;
-    exe.run(&mut |name| match args.get(name)? {
-        Value::Float(v) => Some(ArgRef::F32(v)),
-        Value::Int(v) => Some(ArgRef::I32(v)),
-    })?;
-    Ok(g.outputs
-        .iter()
-        .map(|(n, _)| (n.clone(), exe.output(n).unwrap().floats().to_vec()))
-        .collect())
-}
-
-/// Asserts every output of `g` agrees between the JIT and the interpreter.
-pub fn assert_matches_interp(g: &Graph, args: &Args<f32>, rtol: f32, what: &str) {
-    let want = interp::run(g, args).unwrap();
-    for threads in [1, 2] {
-        let got = run_jit(g, args, threads).unwrap();
-        for ((name, w), (_, v)) in want.iter().zip(&got) {
-            let w = w.floats();
-            assert_eq!(w.len(), v.len(), "{what}: {name} length");
-            let scale = w.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
-            for (i, (a, b)) in w.iter().zip(v).enumerate() {
-                let tol = rtol * (a.abs().max(b.abs()) + 1e-3 * scale);
-                assert!(
-                    (a - b).abs() <= tol || (a.is_nan() && b.is_nan()),
-                    "{what} ({threads} threads): {name}[{i}] interpreter {a} vs jit {b}"
-                );
-            }
-        }
-    }
-}
 
 const TEXT: &str = include_str!("../../examples/text_classifier.mp");
 
@@ -72,4 +18,87 @@ fn text_classifier_train_and_eval_steps_match_interpreter() {
     let args = random_args(&c.train_step, bound, 1);
     assert_matches_interp(&c.train_step, &args, 1e-5, "train step");
     assert_matches_interp(&c.eval, &args, 1e-5, "eval step");
+}
+
+fn check_source(src: &str, bound: impl Fn(&str) -> u64, what: &str) {
+    let c = compile(src, &[]).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+    let args = random_args(&c.train_step, bound, 5);
+    assert_matches_interp(&c.train_step, &args, 1e-5, &format!("{what} train step"));
+    assert_matches_interp(&c.eval, &args, 1e-5, &format!("{what} eval"));
+}
+
+#[test]
+fn every_builtin_model_matches_interpreter() {
+    let src = "
+        model AllBuiltins {
+          dims { B = 3, T = 4 }
+          input tokens: i32[B, T] vocab 50
+          input x: f32[B, T, 6]
+          label y: i32[B] classes 3
+          let z = embed(tokens, 6)
+          let a = gelu(linear(concat(z, x), 8))
+          let s = softmax(a, axis: 1) * sigmoid(a) - tanh(a) / 2
+          let m = max(s, axis: 1) + sum(s, axis: 1) + mean(relu(s), axis: 1)
+          let f = flatten(reshape(a, [B, T, 2, 4]))
+          let logits = linear(f, 3) + log_softmax(linear(m, 3), axis: -1)
+          loss cross_entropy(dropout(logits, 0.2), y) + 0.1 * mse(-linear(m, 3, name: head), logits)
+        }
+        train { optimizer sgd(lr: 0.1, momentum: 0.9) }";
+    check_source(src, |n| if n == "tokens" { 50 } else { 3 }, "AllBuiltins");
+}
+
+#[test]
+fn messages_and_rounds_model_matches_interpreter() {
+    let src = "
+        model Messages {
+          dims { B = 3 }
+          input a: f32[B, 5]
+          input b: f32[B, 4]
+          label y: i32[B] classes 2
+          node t = linear(a, 6)
+          node v = linear(b, 6)
+          message f(x, y) = tanh(linear(concat(x, y), 6))
+          rounds 2 {
+            t += f(t, v)
+            v += f(v, t)
+          }
+          loss cross_entropy(linear(concat(t, v), 2), y)
+        }";
+    check_source(src, |_| 2, "Messages");
+}
+
+#[test]
+fn every_example_model_matches_interpreter() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "mp") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).unwrap();
+        // Small dims keep the interpreter quick; each example declares its own.
+        let (_, model) = mpc_compiler::driver::check_source(&src).unwrap();
+        let dims: Vec<(String, usize)> = model
+            .dims
+            .iter()
+            .filter_map(|d| match d.name.as_str() {
+                "B" => Some((d.name.clone(), 4)),
+                "T" => Some((d.name.clone(), 8)),
+                "N" => Some((d.name.clone(), 20)),
+                "E" => Some((d.name.clone(), 50)),
+                _ => None,
+            })
+            .collect();
+        let c = compile(&src, &dims).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        let bound = |name: &str| {
+            model
+                .inputs
+                .iter()
+                .find(|i| i.name == name)
+                .and_then(|i| i.vocab.or(i.classes))
+                .map_or(2, |b| b as u64)
+        };
+        let args = random_args(&c.train_step, bound, 9);
+        let what = path.display().to_string();
+        assert_matches_interp(&c.train_step, &args, 1e-5, &what);
+    }
 }

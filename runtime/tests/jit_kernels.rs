@@ -1,0 +1,209 @@
+//! Every kernel kind on the JIT against the interpreter, on small random graphs:
+//! fused elementwise chains (broadcasts, constants, converts, comparisons, every unary
+//! op), reductions over inner, outer and all axes, transposes, slices, reshapes and
+//! concats, matmuls with folded transposes, gathers, scatter-adds, one-hot and Philox.
+
+#[allow(dead_code)]
+mod common {
+    include!("common/jit.rs");
+}
+
+use common::*;
+use mpc_compiler::ir::{ArgKind, Builder, Graph, Type, ValueId};
+use mpc_compiler::schedule::{schedule, KernelBody};
+
+fn f(b: &mut Builder, name: &str, shape: &[usize]) -> ValueId {
+    b.arg(ArgKind::Param, name, Type::f32(shape))
+}
+fn i(b: &mut Builder, name: &str, shape: &[usize]) -> ValueId {
+    b.arg(ArgKind::Input, name, Type::i32(shape))
+}
+
+fn check(g: Graph, bound: u64, what: &str) {
+    check_tol(g, bound, 1e-5, what)
+}
+
+fn check_tol(g: Graph, bound: u64, rtol: f32, what: &str) {
+    g.validate().unwrap();
+    let args = random_args(&g, |_| bound, 11);
+    assert_matches_interp(&g, &args, rtol, what);
+}
+
+#[test]
+fn elementwise_chains_with_broadcasts_constants_and_converts() {
+    let mut b = Builder::new("elementwise");
+    let x = f(&mut b, "x", &[5, 7]);
+    let y = f(&mut b, "y", &[7]);
+    let n = i(&mut b, "n", &[5]);
+    let yb = b.broadcast(y, &[5, 7], &[1]);
+    let nf = b.convert(n);
+    let nb = b.broadcast(nf, &[5, 7], &[0]);
+    let s = b.add(x, yb);
+    let m = b.mul(s, nb);
+    let e = b.exp(m);
+    let t = b.tanh(s);
+    let gt = b.greater(x, yb);
+    let mx = b.max(t, gt);
+    let sq = b.mul(x, x);
+    let one = b.constant(1.0, &[5, 7]);
+    let pos = b.add(sq, one);
+    let l = b.log(pos);
+    let r = b.sqrt(pos);
+    let d = b.div(l, r);
+    let ng = b.neg(d);
+    let sub = b.sub(ng, mx);
+    b.output("e", e);
+    b.output("sub", sub);
+    b.output("again", sub);
+    b.output("x", x);
+    check(b.finish(), 4, "elementwise");
+}
+
+#[test]
+fn long_rows_use_the_vector_loop_and_its_tail() {
+    for n in [3, 4, 8, 13, 64, 67] {
+        let mut b = Builder::new("rows");
+        let x = f(&mut b, "x", &[3, n]);
+        let y = f(&mut b, "y", &[3, n]);
+        let p = b.mul(x, y);
+        let q = b.add(p, x);
+        let e = b.exp(q);
+        let m = b.max(e, y);
+        b.output("m", m);
+        check(b.finish(), 1, &format!("rows of {n}"));
+    }
+}
+
+#[test]
+fn reductions_over_inner_outer_and_all_axes() {
+    let mut b = Builder::new("reduce");
+    let x = f(&mut b, "x", &[4, 6, 5]);
+    for (k, axes) in [vec![0], vec![1], vec![2], vec![0, 2], vec![0, 1, 2]]
+        .into_iter()
+        .enumerate()
+    {
+        let s = b.reduce_sum(x, &axes);
+        let m = b.reduce_max(x, &axes);
+        b.output(format!("sum{k}"), s);
+        b.output(format!("max{k}"), m);
+    }
+    // A reduction of a fused expression, then its use.
+    let e = b.exp(x);
+    let s = b.reduce_sum(e, &[2]);
+    let sb = b.broadcast(s, &[4, 6, 5], &[0, 1]);
+    let soft = b.div(e, sb);
+    b.output("softmax", soft);
+    check(b.finish(), 1, "reduce");
+}
+
+#[test]
+fn views_transpose_slice_reshape_concat() {
+    let mut b = Builder::new("views");
+    let x = f(&mut b, "x", &[4, 6]);
+    let y = f(&mut b, "y", &[4, 3]);
+    let t = b.transpose(x, &[1, 0]);
+    let e = b.exp(t);
+    let r = b.reshape(e, &[3, 8]);
+    let r2 = b.reshape(t, &[24]);
+    let sl = b.slice(x, 1, 2, 5);
+    let c = b.concat(&[sl, y, x], 1);
+    let cn = b.neg(c);
+    let t3 = b.transpose(cn, &[1, 0]);
+    b.output("r", r);
+    b.output("r2", r2);
+    b.output("t3", t3);
+    check(b.finish(), 1, "views");
+}
+
+#[test]
+fn matmuls_fold_transposes() {
+    let mut b = Builder::new("matmul");
+    let a = f(&mut b, "a", &[70, 9]);
+    let w = f(&mut b, "w", &[9, 5]);
+    let c = f(&mut b, "c", &[5, 70]);
+    let p = b.matmul(a, w);
+    let at = b.transpose(a, &[1, 0]);
+    let q = b.matmul(at, a);
+    let wt = b.transpose(w, &[1, 0]);
+    let ct = b.transpose(c, &[1, 0]);
+    let r = b.matmul(ct, wt);
+    let s = b.slice(a, 1, 2, 7);
+    let u = b.matmul(s, c);
+    let bias = f(&mut b, "bias", &[5]);
+    let bb = b.broadcast(bias, &[70, 5], &[1]);
+    let act = b.add(p, bb);
+    let zero = b.constant(0.0, &[70, 5]);
+    let relu = b.max(act, zero);
+    b.output("relu", relu);
+    b.output("q", q);
+    b.output("r", r);
+    b.output("u", u);
+    let g = b.finish();
+    let p = schedule(&g);
+    let transposed = p
+        .kernels
+        .iter()
+        .filter(|k| matches!(&k.body, KernelBody::MatMul(m) if m.a.transposed() || m.b.transposed()))
+        .count();
+    assert_eq!(transposed, 2, "transposes feeding matmuls are folded into strides");
+    // The GEMM sums in its own order: results near zero after cancellation differ by
+    // a few ulps of the terms, so this one compares at 1e-4.
+    check_tol(g, 1, 1e-4, "matmul");
+}
+
+#[test]
+fn gather_scatter_add_and_one_hot() {
+    let mut b = Builder::new("indexing");
+    let table = f(&mut b, "table", &[11, 6]);
+    let vec1 = f(&mut b, "vec1", &[11]);
+    let idx = i(&mut b, "idx", &[4, 5]);
+    let g = b.gather(table, idx);
+    let s = b.reduce_sum(g, &[1]);
+    let g1 = b.gather(vec1, idx);
+    let vals = f(&mut b, "vals", &[4, 6]);
+    let vb = b.broadcast(vals, &[4, 5, 6], &[0, 2]);
+    let sc = b.scatter_add(vb, idx, 11);
+    let v1 = f(&mut b, "v1", &[4, 5]);
+    let sc1 = b.scatter_add(v1, idx, 11);
+    let oh = b.one_hot(idx, 11);
+    b.output("s", s);
+    b.output("g", g);
+    b.output("g1", g1);
+    b.output("sc", sc);
+    b.output("sc1", sc1);
+    b.output("oh", oh);
+    check(b.finish(), 11, "indexing");
+}
+
+#[test]
+fn large_scatter_add_is_split_by_rows_deterministically() {
+    let mut b = Builder::new("scatter");
+    let vals = f(&mut b, "vals", &[300, 64]);
+    let idx = i(&mut b, "idx", &[300]);
+    let sc = b.scatter_add(vals, idx, 2000);
+    b.output("sc", sc);
+    check(b.finish(), 7, "scatter into few rows");
+}
+
+#[test]
+fn random_uniform_is_bit_identical_to_philox() {
+    let mut b = Builder::new("random");
+    let seed = b.arg(ArgKind::Input, "@seed", Type::i32([]));
+    let step = b.arg(ArgKind::Input, "@step", Type::i32([]));
+    let u = b.random_uniform(seed, step, 5, &[7, 33]);
+    let half = b.constant(0.5, &[7, 33]);
+    let mask = b.greater(u, half);
+    let flat = b.reshape(u, &[231]);
+    b.output("u", u);
+    b.output("mask", mask);
+    b.output("flat", flat);
+    let g = b.finish();
+    let args = random_args(&g, |_| 1, 3);
+    let want = mpc_compiler::interp::run(&g, &args).unwrap();
+    for threads in [1, 2] {
+        let got = run_jit(&g, &args, threads).unwrap();
+        for ((n, w), (_, v)) in want.iter().zip(&got) {
+            assert_eq!(w.floats(), v.as_slice(), "{n}");
+        }
+    }
+}
