@@ -45,7 +45,7 @@ impl OutBuf {
 struct Line([u8; 64]);
 
 /// Kernels with less work than this run on one thread.
-const PARALLEL_WORK: usize = 32 * 1024;
+const PARALLEL_WORK: usize = 256 * 1024;
 
 pub struct Executable {
     pub program: Program,

@@ -82,8 +82,15 @@ impl Pool {
             self.shared.wake.notify_all();
         }
         f(0);
+        // Spin a little, then yield: on a loaded machine the worker may need this core.
+        let mut spins = 0u32;
         while self.shared.remaining.load(Ordering::Acquire) != 0 {
-            std::hint::spin_loop();
+            if spins < 2000 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 }
