@@ -3,8 +3,10 @@
 //!
 //! In: a compiled model (its training step and evaluation graphs) and batches of data.
 //! Out: per-step loss and accuracy, updated parameters. The graphs run on a [`Backend`]:
-//! the Cranelift JIT (default) or the reference interpreter; both give the same numbers
-//! (to rounding) from the same seed, dropout masks included.
+//! the Cranelift JIT (default), which runs them after e-graph optimization
+//! (`mpc_compiler::opt`), or the reference interpreter, which runs them as autodiff
+//! produced them; both give the same numbers (to rounding) from the same seed, dropout
+//! masks included.
 //!
 //! A batch with fewer rows than the compiled batch size (the last partial batch) runs a
 //! step compiled for exactly that many rows (lowered again with the batch dim changed,
@@ -74,19 +76,19 @@ impl Session {
             .map(|(_, name, ty)| (name.to_string(), vec![0.0; ty.numel()]))
             .collect();
         let mut engines = Engines::default();
-        engines.graphs.insert(
-            batch_rows(&compiled),
-            Rc::new((compiled.train_step.clone(), compiled.eval.clone())),
-        );
+        let graphs = Rc::new(for_backend(
+            backend,
+            compiled.train_step.clone(),
+            compiled.eval.clone(),
+        )?);
         if let Backend::Jit { threads } = backend {
             let pool = Arc::new(Pool::new(threads));
             let b = batch_rows(&compiled);
-            engines
-                .train
-                .insert(b, Executable::new(&compiled.train_step, pool.clone())?);
-            engines.eval.insert(b, Executable::new(&compiled.eval, pool.clone())?);
+            engines.train.insert(b, Executable::new(&graphs.0, pool.clone())?);
+            engines.eval.insert(b, Executable::new(&graphs.1, pool.clone())?);
             engines.pool = Some(pool);
         }
+        engines.graphs.insert(batch_rows(&compiled), graphs);
         Ok(Session {
             compiled,
             params,
@@ -164,7 +166,8 @@ impl Session {
         let forward = lower::lower(model, &dims, Mode::Train)?;
         let eval = lower::lower(model, &dims, Mode::Eval)?;
         let train = autodiff::training_step(&forward, &model.train.optimizer);
-        self.engines.borrow_mut().graphs.insert(rows, Rc::new((train, eval)));
+        let graphs = for_backend(self.backend, train, eval)?;
+        self.engines.borrow_mut().graphs.insert(rows, Rc::new(graphs));
         Ok(())
     }
 
@@ -401,4 +404,18 @@ fn mean(ms: &[Metrics]) -> Metrics {
     let loss = ms.iter().map(|m| m.loss * w(m)).sum();
     let accuracy = ms.iter().map(|m| m.accuracy.map(|a| a * w(m))).sum::<Option<f64>>();
     Metrics { loss, accuracy, rows }
+}
+
+/// The graphs a backend runs: the JIT runs the e-graph-optimized training and evaluation
+/// steps; the interpreter, being the oracle, runs them as autodiff produced them.
+fn for_backend(backend: Backend, train: Graph, eval: Graph) -> Result<(Graph, Graph), String> {
+    match backend {
+        Backend::Interpreter => Ok((train, eval)),
+        Backend::Jit { .. } => {
+            let limits = mpc_compiler::opt::Limits::default();
+            let (train, _) = mpc_compiler::opt::optimize(&train, &limits)?;
+            let (eval, _) = mpc_compiler::opt::optimize(&eval, &limits)?;
+            Ok((train, eval))
+        }
+    }
 }
