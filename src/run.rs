@@ -10,13 +10,10 @@ use crate::data::Source;
 use crate::load::{error, fail, Loaded};
 use crate::ModelArgs;
 use clap::ValueEnum;
-use mpc_compiler::autodiff::{SEED, STEP};
-use mpc_compiler::interp::{self, Args, Value};
-use mpc_compiler::ir::ArgKind;
 use mpc_compiler::lower;
 use mpc_runtime::checkpoint;
 use mpc_runtime::data::npy;
-use mpc_runtime::data::{Column, Dataset};
+use mpc_runtime::data::Dataset;
 use mpc_runtime::session::Session;
 use serde_json::json;
 use std::path::PathBuf;
@@ -113,8 +110,8 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
     Ok(())
 }
 
-/// The evaluation graph's `predictions` for every row of `data`: the last partial batch
-/// is padded with copies of row 0 and the padding's outputs dropped.
+/// The evaluation step's `predictions` for every row of `data`, batch by batch on the
+/// session's backend (the last partial batch runs a step compiled for its size).
 fn predictions(session: &Session, data: &Dataset) -> Result<(Vec<usize>, Vec<f32>), String> {
     let graph = &session.compiled.eval;
     let out = graph
@@ -124,33 +121,13 @@ fn predictions(session: &Session, data: &Dataset) -> Result<(Vec<usize>, Vec<f32
         return Err("the model's predictions are a scalar, not one per row".into());
     };
     let row_shape = row_shape.to_vec();
-    let b = session.batch_size();
     let mut values = Vec::with_capacity(data.rows * row_shape.iter().product::<usize>());
     let order: Vec<usize> = (0..data.rows).collect();
-    for chunk in order.chunks(b) {
-        let mut rows = chunk.to_vec();
-        rows.resize(b, 0);
-        let mut args: Args<f32> = Args::new();
-        for (name, col) in data.batch(&rows) {
-            let v = match col {
-                Column::F32(v) => Value::Float(v),
-                Column::I32(v) => Value::Int(v),
-            };
-            args.insert(name, v);
-        }
-        for (_, name, _) in graph.args(ArgKind::Param) {
-            args.insert(name.to_string(), Value::Float(session.params[name].clone()));
-        }
-        args.insert(SEED.into(), Value::Int(vec![session.seed as i32]));
-        args.insert(STEP.into(), Value::Int(vec![session.step]));
-        let outputs = interp::run(graph, &args).map_err(|e| e.to_string())?;
-        let p = outputs
-            .into_iter()
-            .find(|(n, _)| n == "predictions")
-            .ok_or("the evaluation step returned no predictions")?
-            .1;
-        let width = p.floats().len() / b;
-        values.extend_from_slice(&p.floats()[..chunk.len() * width]);
+    for chunk in order.chunks(session.batch_size()) {
+        let batch = session
+            .predict_batch(&data.batch(chunk))?
+            .ok_or("the evaluation step returned no predictions")?;
+        values.extend_from_slice(&batch);
     }
     let mut shape = vec![data.rows];
     shape.extend(row_shape);

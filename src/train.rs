@@ -7,8 +7,8 @@
 //! "steps":..}`) and a final `{"final":true,...}`. A progress bar runs on stderr while an
 //! epoch trains, only when stderr is a terminal and without `--json`.
 //!
-//! The step runs on the reference interpreter for now; the compiled CPU backend will
-//! replace it behind the same `Session`.
+//! The step runs on the Cranelift JIT (`--threads`, default every core), after e-graph
+//! optimization; `Session` hides the backend.
 
 use crate::data::{batch_override, parse_fraction, parse_lr, parse_positive, Source};
 use crate::load::{error, fail, Loaded};

@@ -312,6 +312,18 @@ impl Session {
 
     /// Loss and accuracy on one batch (full or partial) in evaluation mode (no dropout).
     pub fn evaluate_batch(&self, batch: &[(String, Column)]) -> Result<Metrics, String> {
+        let (rows, loss, predictions) = self.eval_outputs(batch)?;
+        Ok(self.metrics(loss, predictions.as_deref(), batch, rows))
+    }
+
+    /// The evaluation step's `predictions` output for one batch (full or partial): row
+    /// after row, `None` when the loss scores no prediction.
+    pub fn predict_batch(&self, batch: &[(String, Column)]) -> Result<Option<Vec<f32>>, String> {
+        Ok(self.eval_outputs(batch)?.2)
+    }
+
+    /// Rows, loss and predictions of the evaluation step on one batch.
+    fn eval_outputs(&self, batch: &[(String, Column)]) -> Result<(usize, f64, Option<Vec<f32>>), String> {
         let rows = self.rows_in(batch)?;
         let graphs = self.graphs(rows)?;
         let graph = &graphs.1;
@@ -336,7 +348,7 @@ impl Session {
                 (loss, exe.output("predictions").map(|o| o.floats().to_vec()))
             }
         };
-        Ok(self.metrics(loss, predictions.as_deref(), batch, rows))
+        Ok((rows, loss, predictions))
     }
 
     /// Loss and accuracy on every row of `data` in evaluation mode (no dropout); the
