@@ -45,8 +45,8 @@ enum Command {
         /// With --emit ir: the evaluation graph (no dropout) instead of the training forward pass
         #[arg(long)]
         eval: bool,
-        /// With --emit opt: print the optimizer's statistics to stderr (e-graph size,
-        /// iterations, stop reason, rules fired, FLOPs and bytes before and after, time)
+        /// With --emit opt|kernels|clif: print the optimizer's statistics to stderr
+        /// (e-graph size, iterations, stop reason, rules fired, FLOPs and bytes before and after, time)
         #[arg(long)]
         stats: bool,
     },
@@ -106,29 +106,28 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
         } => {
             let loaded = Loaded::compile(&model)?;
             let c = &loaded.compiled;
+            // Opt, kernels and clif show what the JIT runs: the optimized step.
+            let optimized = || {
+                let graph = if eval { &c.eval } else { &c.train_step };
+                let (optimized, s) = mpc_compiler::opt::optimize(graph, &mpc_compiler::opt::Limits::default())
+                    .map_err(|e| fail(&model.file, &e))?;
+                if stats {
+                    eprint!("{}", mpc_compiler::opt::format_stats(&s, true));
+                }
+                Ok::<_, ExitCode>(optimized)
+            };
             let text = match emit {
                 Stage::Ast => print_ast(&c.program, &loaded.source),
                 Stage::Ir if eval => print_graph(&c.eval),
                 Stage::Ir => print_graph(&c.forward),
                 Stage::Grad => print_graph(&c.train_step),
-                Stage::Opt => {
-                    let graph = if eval { &c.eval } else { &c.train_step };
-                    let (optimized, s) = mpc_compiler::opt::optimize(graph, &mpc_compiler::opt::Limits::default())
-                        .map_err(|e| fail(&model.file, &e))?;
-                    if stats {
-                        eprint!("{}", mpc_compiler::opt::format_stats(&s, true));
-                    }
-                    print_graph(&optimized)
+                Stage::Opt => print_graph(&optimized()?),
+                Stage::Kernels => {
+                    mpc_compiler::schedule::print_program(&mpc_compiler::schedule::schedule(&optimized()?))
                 }
-                Stage::Kernels | Stage::Clif => {
-                    let graph = if eval { &c.eval } else { &c.train_step };
-                    let program = mpc_compiler::schedule::schedule(graph);
-                    match emit {
-                        Stage::Kernels => mpc_compiler::schedule::print_program(&program),
-                        _ => {
-                            mpc_compiler::codegen::cranelift::clif_text(&program).map_err(|e| fail(&model.file, &e))?
-                        }
-                    }
+                Stage::Clif => {
+                    let program = mpc_compiler::schedule::schedule(&optimized()?);
+                    mpc_compiler::codegen::cranelift::clif_text(&program).map_err(|e| fail(&model.file, &e))?
                 }
             };
             print!("{text}");

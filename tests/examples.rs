@@ -1,6 +1,6 @@
 //! Every example model, at every stage: the syntax tree, the forward IR, the whole
-//! training step, and the optimized training step with the optimizer's statistics
-//! (without the time), as snapshots named after the file; and every graph validates.
+//! training step, the optimized training step with the optimizer's statistics (without
+//! the time) and its kernels, as snapshots named after the file; and every graph validates.
 //! New files in `examples/` are picked up without touching this test.
 
 use mpc_compiler::driver::compile;
@@ -52,6 +52,7 @@ fn stages() {
             insta::assert_snapshot!("grad", grad);
             insta::assert_snapshot!("opt", print_graph(&opt));
             insta::assert_snapshot!("opt_stats", format_stats(&stats, false));
+            insta::assert_snapshot!("kernels", mpc_compiler::schedule::print_program(&mpc_compiler::schedule::schedule(&opt)));
         });
     }
 }
