@@ -13,6 +13,7 @@
 //! - a new loop joins the earliest kernel of the same domain after everything it reads
 //!   is written; inside that kernel it reads values the kernel computes at the same
 //!   element directly from registers (so Adam's m, v and p updates share one loop);
+//!   except a scalar loop that reads only arguments, which gets its own first kernel;
 //! - `a * b + c` becomes one `fma` when the product has no other use.
 
 use super::*;
@@ -540,7 +541,11 @@ impl<'g> Scheduler<'g> {
             .max()
             .unwrap_or(0);
         let mut target = None;
-        if lk.scatter_rows.is_none() {
+        // A scalar computed from arguments alone (Adam's bias corrections from `@step`)
+        // gets its own kernel first: joining a later scalar kernel (the loss) would delay
+        // it and keep every parameter update that reads it out of its m/v kernel.
+        let from_args_only = reads.iter().all(|(b, _)| writers_of(*b).is_empty());
+        if lk.scatter_rows.is_none() && !(lk.domain.is_empty() && from_args_only) {
             // Earliest same-domain kernel where every read is either written before it
             // or written by it at the same element.
             'cand: for p in 0..self.order.len() {
