@@ -379,6 +379,44 @@ pub fn eval_all<T: Real>(graph: &Graph, args: &Args<T>) -> Result<Vec<Value<T>>,
                 }
                 Value::Float(out)
             }
+            Op::ScatterMax { rows } | Op::ScatterArgmax { rows } => {
+                let (values, index) = (x(0).floats(), x(1).ints());
+                check_indices(index, *rows, id, node.op.mnemonic())?;
+                let row = out_shape[1..].iter().product::<usize>();
+                let mut best = vec![T::from_f64(f64::NEG_INFINITY); rows * row];
+                let mut arg = vec![-1i32; rows * row];
+                // In position order, a strictly greater value wins: ties keep the lowest.
+                for (k, &i) in index.iter().enumerate() {
+                    for j in 0..row {
+                        let (dst, v) = (i as usize * row + j, values[k * row + j]);
+                        if arg[dst] < 0 || v > best[dst] {
+                            best[dst] = v;
+                            arg[dst] = k as i32;
+                        }
+                    }
+                }
+                match node.op {
+                    Op::ScatterMax { .. } => Value::Float(best),
+                    _ => Value::Int(arg),
+                }
+            }
+            Op::ArgmaxScatter { len } => {
+                let (g, argmax) = (x(0).floats(), x(1).ints());
+                let row = out_shape[1..].iter().product::<usize>();
+                check_indices(
+                    &argmax.iter().map(|&a| a.max(-1) + 1).collect::<Vec<_>>(),
+                    len + 1,
+                    id,
+                    "argmax_scatter",
+                )?;
+                let mut out = vec![T::from_f64(0.0); len * row];
+                for (e, (&a, &v)) in argmax.iter().zip(g).enumerate() {
+                    if a >= 0 {
+                        out[a as usize * row + e % row] = v;
+                    }
+                }
+                Value::Float(out)
+            }
             Op::OneHot { classes } => {
                 let index = x(0).ints();
                 check_indices(index, *classes, id, "one_hot")?;

@@ -164,6 +164,37 @@ fn indexing() {
 }
 
 #[test]
+fn scatter_max_sends_the_gradient_to_the_argmax() {
+    // 9 positions into 3 rows, every row hit (the seed guarantees it): an empty row's
+    // -inf is the lowering's business (`aggregate: max` masks it to 0).
+    let mut c = Case::new(14);
+    let values = c.param("values", &[9, 3], -1.0, 1.0);
+    let idx = c.indices("idx", &[9], 3);
+    let m = c.b.scatter_max(values, idx, 3);
+    c.check(m, "scatter_max");
+}
+
+#[test]
+fn scatter_max_ties_go_to_the_lowest_position() {
+    use mpc_compiler::interp::run;
+    let mut b = Builder::new("ties");
+    let v = b.arg(ArgKind::Param, "v", Type::f32([4, 1]));
+    let i = b.arg(ArgKind::Input, "i", Type::i32([4]));
+    let am = b.scatter_argmax(v, i, 3);
+    b.output("argmax", am);
+    let g = b.finish();
+    let mut args = Args::new();
+    args.insert("v".into(), Value::Float(vec![2.0, 5.0, 5.0, 1.0]));
+    args.insert("i".into(), Value::Int(vec![0, 0, 0, 1]));
+    let out = run::<f64>(&g, &args).unwrap();
+    assert_eq!(
+        out[0].1.ints(),
+        &[1, 3, -1],
+        "ties to the lowest position; -1 for an empty row"
+    );
+}
+
+#[test]
 fn ops_without_gradients_pass_cotangents_around_them() {
     // one_hot, greater, convert and random_uniform feed a product with a parameter.
     let mut c = Case::new(13);

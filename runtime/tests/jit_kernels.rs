@@ -207,3 +207,28 @@ fn random_uniform_is_bit_identical_to_philox() {
         }
     }
 }
+
+#[test]
+fn segment_max_argmax_and_their_transpose() {
+    // Values that are gathered rows (a view the scheduler must materialize), edges as
+    // slices of a [2, E] edge list (contiguous views), a row with no incoming edge.
+    let mut b = Builder::new("segments");
+    let x = f(&mut b, "x", &[6, 5]);
+    let edges = i(&mut b, "edges", &[2, 40]);
+    let src = b.slice(edges, 0, 0, 1);
+    let src = b.reshape(src, &[40]);
+    let dst = b.slice(edges, 0, 1, 2);
+    let dst = b.reshape(dst, &[40]);
+    let xj = b.gather(x, src);
+    let m = b.scatter_max(xj, dst, 7);
+    let am = b.scatter_argmax(xj, dst, 7);
+    let g = f(&mut b, "g", &[7, 5]);
+    let back = b.argmax_scatter(g, am, 40);
+    // Finite outputs only: the empty row 6 is -inf in `m`, masked like the lowering does.
+    let floor = b.constant(-1e30, &[7, 5]);
+    let m = b.max(m, floor);
+    b.output("m", m);
+    b.output("back", back);
+    // Indices below 6 leave row 6 empty.
+    check(b.finish(), 6, "segment kernels");
+}

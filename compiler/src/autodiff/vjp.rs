@@ -131,5 +131,17 @@ pub fn vjp(b: &mut Builder, node: &Node, y: ValueId, g: ValueId) -> Vec<Option<V
         }
         // Scatter-add's transpose reads each row's cotangent back.
         Op::ScatterAdd { .. } => vec![Some(b.gather(g, x[1])), None],
+        // Scatter-max sends each row's cotangent to the value it picked (the argmax,
+        // lowest position on ties) and nothing to the others.
+        Op::ScatterMax { rows } => {
+            let values_shape = in_shape(b, 0);
+            let index_rank = b.shape(x[1]).len();
+            let positions: usize = values_shape[..index_rank].iter().product();
+            let argmax = b.scatter_argmax(x[0], x[1], *rows);
+            let flat = b.argmax_scatter(g, argmax, positions);
+            vec![Some(b.reshape(flat, &values_shape)), None]
+        }
+        // Integer results, and a transpose that only backward passes contain.
+        Op::ScatterArgmax { .. } | Op::ArgmaxScatter { .. } => vec![None, None],
     }
 }

@@ -216,6 +216,15 @@ impl Builder {
     pub fn scatter_add(&mut self, values: ValueId, index: ValueId, rows: usize) -> ValueId {
         self.push(Op::ScatterAdd { rows }, &[values, index])
     }
+    pub fn scatter_max(&mut self, values: ValueId, index: ValueId, rows: usize) -> ValueId {
+        self.push(Op::ScatterMax { rows }, &[values, index])
+    }
+    pub fn scatter_argmax(&mut self, values: ValueId, index: ValueId, rows: usize) -> ValueId {
+        self.push(Op::ScatterArgmax { rows }, &[values, index])
+    }
+    pub fn argmax_scatter(&mut self, g: ValueId, argmax: ValueId, len: usize) -> ValueId {
+        self.push(Op::ArgmaxScatter { len }, &[g, argmax])
+    }
     pub fn one_hot(&mut self, index: ValueId, classes: usize) -> ValueId {
         self.push(Op::OneHot { classes }, &[index])
     }

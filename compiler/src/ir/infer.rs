@@ -183,6 +183,37 @@ pub fn infer_type(op: &Op, xs: &[&Type]) -> Result<Type> {
             shape.extend_from_slice(&values.shape[index.shape.len()..]);
             Ok(Type::f32(shape))
         }
+        Op::ScatterMax { rows } | Op::ScatterArgmax { rows } => {
+            arity(op, n, 2)?;
+            let (values, index) = (xs[0], xs[1]);
+            want_dtype(values, DType::F32, "values")?;
+            want_dtype(index, DType::I32, "index")?;
+            if !values.shape.starts_with(&index.shape) {
+                return Err(format!("values {values} do not start with index shape {index}"));
+            }
+            let mut shape = vec![*rows];
+            shape.extend_from_slice(&values.shape[index.shape.len()..]);
+            Ok(Type {
+                dtype: if matches!(op, Op::ScatterMax { .. }) {
+                    DType::F32
+                } else {
+                    DType::I32
+                },
+                shape,
+            })
+        }
+        Op::ArgmaxScatter { len } => {
+            arity(op, n, 2)?;
+            let (g, argmax) = (xs[0], xs[1]);
+            want_dtype(g, DType::F32, "cotangent")?;
+            want_dtype(argmax, DType::I32, "argmax")?;
+            if g.shape != argmax.shape || g.shape.is_empty() {
+                return Err(format!("cotangent {g} and argmax {argmax} differ"));
+            }
+            let mut shape = vec![*len];
+            shape.extend_from_slice(&g.shape[1..]);
+            Ok(Type::f32(shape))
+        }
         Op::OneHot { classes } => {
             arity(op, n, 1)?;
             want_dtype(xs[0], DType::I32, "index")?;

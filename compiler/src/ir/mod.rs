@@ -181,6 +181,25 @@ pub enum Op {
     ScatterAdd {
         rows: usize,
     },
+    /// `values[I.., D..]`, `index i32[I..]` -> `[rows, D..]`: row `r` is the elementwise
+    /// max of the values whose index is `r`; `-inf` for rows no index names (lowering
+    /// turns those into 0 for `aggregate: max`).
+    ScatterMax {
+        rows: usize,
+    },
+    /// Same operands -> `i32[rows, D..]`: for each output element, the position in
+    /// `I..` (row-major) of the value `scatter_max` picked, the lowest on ties; -1 for
+    /// empty rows. Kept for scatter-max's backward pass.
+    ScatterArgmax {
+        rows: usize,
+    },
+    /// `g[rows, D..]`, `argmax i32[rows, D..]` -> `f32[len, D..]`: each `g` element is
+    /// written at the position its argmax names (no two collide), zero elsewhere; -1 is
+    /// skipped. Scatter-max's transpose; it appears only in backward passes and has no
+    /// VJP of its own.
+    ArgmaxScatter {
+        len: usize,
+    },
     /// `index i32[I..]` -> `f32[I.., classes]` with a 1.0 at each index.
     OneHot {
         classes: usize,
@@ -227,6 +246,9 @@ impl Op {
             Op::MatMul => "matmul",
             Op::Gather => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
+            Op::ScatterMax { .. } => "scatter_max",
+            Op::ScatterArgmax { .. } => "scatter_argmax",
+            Op::ArgmaxScatter { .. } => "argmax_scatter",
             Op::OneHot { .. } => "one_hot",
             Op::RandomUniform { .. } => "random_uniform",
         }

@@ -79,6 +79,9 @@ pub fn to_op(
         T::MatMul(_) => Op::MatMul,
         T::Gather(_) => Op::Gather,
         T::ScatterAdd([r, _, _]) => Op::ScatterAdd { rows: int(*r)? },
+        T::ScatterMax([r, _, _]) => Op::ScatterMax { rows: int(*r)? },
+        T::ScatterArgmax([r, _, _]) => Op::ScatterArgmax { rows: int(*r)? },
+        T::ArgmaxScatter([l, _, _]) => Op::ArgmaxScatter { len: int(*l)? },
         T::OneHot([c, _]) => Op::OneHot { classes: int(*c)? },
         T::RandomUniform([st, s, _, _]) => Op::RandomUniform {
             stream: int(*st)? as u32,

@@ -57,6 +57,9 @@ pub fn to_egraph(g: &Graph) -> (TensorGraph, Vec<Id>) {
             Op::MatMul => T::MatMul([x(0), x(1)]),
             Op::Gather => T::Gather([x(0), x(1)]),
             Op::ScatterAdd { rows } => T::ScatterAdd([attr(int(*rows)), x(0), x(1)]),
+            Op::ScatterMax { rows } => T::ScatterMax([attr(int(*rows)), x(0), x(1)]),
+            Op::ScatterArgmax { rows } => T::ScatterArgmax([attr(int(*rows)), x(0), x(1)]),
+            Op::ArgmaxScatter { len } => T::ArgmaxScatter([attr(int(*len)), x(0), x(1)]),
             Op::OneHot { classes } => T::OneHot([attr(int(*classes)), x(0)]),
             Op::RandomUniform { stream, ty } => {
                 T::RandomUniform([attr(Attr::Int(*stream as i64)), attr(list(&ty.shape)), x(0), x(1)])

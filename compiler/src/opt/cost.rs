@@ -79,7 +79,12 @@ pub fn work(op: &Op, inputs: &[&Type]) -> Work {
             k: inputs[0].shape[1],
             n: inputs[1].shape[1],
         },
-        Op::Gather | Op::ScatterAdd { .. } | Op::OneHot { .. } => Work::Index,
+        Op::Gather
+        | Op::ScatterAdd { .. }
+        | Op::ScatterMax { .. }
+        | Op::ScatterArgmax { .. }
+        | Op::ArgmaxScatter { .. }
+        | Op::OneHot { .. } => Work::Index,
         Op::RandomUniform { .. } => Work::Random,
     }
 }

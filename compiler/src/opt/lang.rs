@@ -118,6 +118,11 @@ define_language! {
         "gather" = Gather([Id; 2]),
         // (rows, values, index)
         "scatter_add" = ScatterAdd([Id; 3]),
+        // (rows, values, index)
+        "scatter_max" = ScatterMax([Id; 3]),
+        "scatter_argmax" = ScatterArgmax([Id; 3]),
+        // (len, cotangent, argmax)
+        "argmax_scatter" = ArgmaxScatter([Id; 3]),
         // (classes, index)
         "one_hot" = OneHot([Id; 2]),
         // (stream, shape, seed, step)
@@ -140,7 +145,7 @@ impl TensorLang {
             Reshape(xs) | Transpose(xs) | ReduceSum(xs) | ReduceMax(xs) | OneHot(xs) => &xs[1..],
             Concat(xs) => &xs[1..],
             Slice(xs) => &xs[3..],
-            ScatterAdd(xs) => &xs[1..],
+            ScatterAdd(xs) | ScatterMax(xs) | ScatterArgmax(xs) | ArgmaxScatter(xs) => &xs[1..],
             RandomUniform(xs) => &xs[2..],
         }
     }

@@ -55,6 +55,9 @@ fn initial_materialized(g: &Graph) -> HashSet<usize> {
             Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul | Op::ScatterAdd { .. } | Op::Concat { .. } => {
                 m.insert(i);
             }
+            Op::ScatterMax { .. } | Op::ScatterArgmax { .. } | Op::ArgmaxScatter { .. } => {
+                m.insert(i);
+            }
             op if is_view(op) => {
                 if let Op::Broadcast { .. } = op {
                     let o = n.operands[0].index();
@@ -228,8 +231,9 @@ impl<'g> Scheduler<'g> {
         intern(&mut self.cur, &mut self.cur_memo, e)
     }
 
-    fn check(&mut self, node: ValueId, op: &'static str, bound: usize, index: ExprId) -> ExprId {
-        let check = match self.checks.iter().position(|c| c.node == node.0) {
+    /// The number of the bounds check of `node` (registered on first use).
+    fn register_check(&mut self, node: ValueId, op: &'static str, bound: usize) -> u32 {
+        (match self.checks.iter().position(|c| c.node == node.0) {
             Some(c) => c,
             None => {
                 self.checks.push(Check {
@@ -239,7 +243,39 @@ impl<'g> Scheduler<'g> {
                 });
                 self.checks.len() - 1
             }
-        } as u32;
+        }) as u32
+    }
+
+    /// `v` as a contiguous run of its buffer: `(buffer, offset)`, or the value to materialize.
+    fn contiguous(&self, v: ValueId) -> Res<(BufId, i64)> {
+        let (b, offset, s) = self.view(v)?;
+        let dense: Vec<i64> = strides(self.shape(v)).iter().map(|&s| s as i64).collect();
+        if s == dense {
+            Ok((b, offset))
+        } else {
+            Err(v.index())
+        }
+    }
+
+    /// Places a library kernel (matmul, segment) right after the writers of what it reads.
+    fn place_library(&mut self, body: KernelBody, reads: &[BufId], out: BufId) {
+        let pos = reads
+            .iter()
+            .flat_map(|r| self.writers.get(r).cloned().unwrap_or_default())
+            .map(|w| self.pos(w) + 1)
+            .max()
+            .unwrap_or(0);
+        let id = self.kernels.len();
+        self.kernels.push(Building {
+            body,
+            memo: HashMap::new(),
+        });
+        self.order.insert(pos, id);
+        self.writers.entry(out).or_default().push(id);
+    }
+
+    fn check(&mut self, node: ValueId, op: &'static str, bound: usize, index: ExprId) -> ExprId {
+        let check = self.register_check(node, op, bound);
         self.push(Expr::CheckIndex {
             index,
             bound: bound as i64,
@@ -310,6 +346,32 @@ impl<'g> Scheduler<'g> {
                     start += domain[*axis];
                 }
             }
+            Op::ScatterMax { rows } | Op::ScatterArgmax { rows } | Op::ArgmaxScatter { len: rows } => {
+                let (op, name) = match node.op {
+                    Op::ScatterMax { .. } => (SegmentOp::Max, "scatter_max"),
+                    Op::ScatterArgmax { .. } => (SegmentOp::Argmax, "scatter_argmax"),
+                    _ => (SegmentOp::ArgmaxScatter, "argmax_scatter"),
+                };
+                let values = self.contiguous(x[0])?;
+                let index = self.contiguous(x[1])?;
+                let row_len: usize = self.shape(v)[1..].iter().product();
+                let positions = match op {
+                    SegmentOp::ArgmaxScatter => self.shape(x[0])[0],
+                    _ => self.shape(x[1]).iter().product(),
+                };
+                let check = self.register_check(v, name, *rows);
+                let seg = Segment {
+                    op,
+                    values,
+                    index,
+                    out: buf,
+                    positions,
+                    row_len,
+                    rows: *rows,
+                    check,
+                };
+                self.place_library(KernelBody::Segment(seg), &[values.0, index.0], buf);
+            }
             Op::MatMul => {
                 let a = self.view2(x[0])?;
                 let b = self.view2(x[1])?;
@@ -323,19 +385,7 @@ impl<'g> Scheduler<'g> {
                     n,
                 };
                 let reads = [mm.a.buf, mm.b.buf];
-                let pos = reads
-                    .iter()
-                    .flat_map(|r| self.writers.get(r).cloned().unwrap_or_default())
-                    .map(|w| self.pos(w) + 1)
-                    .max()
-                    .unwrap_or(0);
-                let id = self.kernels.len();
-                self.kernels.push(Building {
-                    body: KernelBody::MatMul(mm),
-                    memo: HashMap::new(),
-                });
-                self.order.insert(pos, id);
-                self.writers.entry(buf).or_default().push(id);
+                self.place_library(KernelBody::MatMul(mm), &reads, buf);
             }
             _ => {
                 let domain = self.shape(v).to_vec();
@@ -746,6 +796,12 @@ fn finish(body: KernelBody) -> Kernel {
             parallel: true,
             work: mm.m * mm.n * mm.k / 8,
             body: KernelBody::MatMul(mm),
+        },
+        KernelBody::Segment(seg) => Kernel {
+            range: seg.rows,
+            parallel: true,
+            work: seg.positions * seg.row_len,
+            body: KernelBody::Segment(seg),
         },
     }
 }

@@ -13,6 +13,7 @@
 //!   Fused chains of elementwise ops, broadcasts, transposes, slices and reshapes all
 //!   end up here as index arithmetic; several outputs of the same domain share one loop.
 //! - [`MatMul`]: a library call on strided 2-D views (a transpose is a swapped stride).
+//! - [`Segment`]: scatter-max, its argmax and its transpose, as library code.
 //!
 //! Determinism: every output element is computed by one thread, and reductions and
 //! scatter-adds accumulate in the interpreter's order (row-major over the domain), so
@@ -281,10 +282,39 @@ pub struct MatMul {
 /// Rows per matmul block: threads split blocks, so the result is thread-count independent.
 pub const MATMUL_BLOCK: usize = 64;
 
+/// The segment reductions that message aggregation by max needs, run as library code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentOp {
+    /// `out[r, d]` = max of `values[p, d]` over positions `p` with `index[p] == r`
+    /// (`-inf` for empty rows).
+    Max,
+    /// `out[r, d]` (i32) = the lowest such `p` holding that max (-1 for empty rows).
+    Argmax,
+    /// `out[index[r, d], d] = values[r, d]` (zero elsewhere; `index` -1 skipped): the
+    /// transpose of `Max`, with `index` its argmax.
+    ArgmaxScatter,
+}
+
+/// A segment kernel over contiguous operands (`(buffer, offset)`): `positions` rows of
+/// `row_len` values in, `rows` rows out. Deterministic: a thread owns a range of output
+/// rows and scans every position in order. Indices outside `[0, rows)` fail check `check`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Segment {
+    pub op: SegmentOp,
+    pub values: (BufId, i64),
+    pub index: (BufId, i64),
+    pub out: BufId,
+    pub positions: usize,
+    pub row_len: usize,
+    pub rows: usize,
+    pub check: u32,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum KernelBody {
     Loop(LoopKernel),
     MatMul(MatMul),
+    Segment(Segment),
 }
 
 #[derive(Clone, Debug, PartialEq)]

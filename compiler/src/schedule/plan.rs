@@ -43,6 +43,11 @@ fn live_ranges(p: &Program) -> Vec<Option<(usize, usize)>> {
                 touch(mm.b.buf, k);
                 touch(mm.out, k);
             }
+            KernelBody::Segment(seg) => {
+                touch(seg.values.0, k);
+                touch(seg.index.0, k);
+                touch(seg.out, k);
+            }
         }
     }
     live

@@ -117,6 +117,26 @@ pub fn print_program(p: &Program) -> String {
                     mm.n
                 );
             }
+            KernelBody::Segment(seg) => {
+                let at = |(b, o): (BufId, i64)| {
+                    if o != 0 {
+                        format!("{}+{o}", buf(p, b))
+                    } else {
+                        buf(p, b)
+                    }
+                };
+                let _ = writeln!(
+                    s,
+                    "  k{k}: segment {:?} {} = {} by {}  [positions={} row={} rows={}] {split}",
+                    seg.op,
+                    buf(p, seg.out),
+                    at(seg.values),
+                    at(seg.index),
+                    seg.positions,
+                    seg.row_len,
+                    seg.rows
+                );
+            }
         }
     }
     for (name, b) in &p.outputs {

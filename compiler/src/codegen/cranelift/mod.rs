@@ -14,9 +14,11 @@
 //! lane), `sqrt` and division are IEEE, so the only difference from the interpreter is
 //! fma contraction and the GEMM's summation order. Matmuls call [`gemm`] through a
 //! registered function, one 64-row block at a time so that results do not depend on
-//! how threads split the blocks.
+//! how threads split the blocks. Segment kernels (scatter-max and its argmax) call
+//! [`segment`]'s library code.
 
 mod loops;
+mod segment;
 
 use crate::schedule::{KernelBody, Program, MATMUL_BLOCK};
 use cranelift_codegen::ir::{types, AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Signature, UserFuncName};
@@ -25,6 +27,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use segment::{mpc_segment, op_code};
 use std::fmt::Write;
 
 /// A compiled kernel: `(bufs, start, end, err)`.
@@ -147,6 +150,7 @@ pub(crate) struct Imports {
     pub tanh: FuncRef,
     pub fill: FuncRef,
     pub sgemm: FuncRef,
+    pub segment: FuncRef,
 }
 
 struct ImportIds {
@@ -155,6 +159,7 @@ struct ImportIds {
     tanh: FuncId,
     fill: FuncId,
     sgemm: FuncId,
+    segment: FuncId,
 }
 
 fn sig(module: &JITModule, params: &[types::Type], ret: Option<types::Type>) -> Signature {
@@ -186,11 +191,13 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
     jb.symbol("fmaf", mpc_fmaf as *const u8);
     jb.symbol("mpc_fill", mpc_fill as *const u8);
     jb.symbol("mpc_sgemm", mpc_sgemm as *const u8);
+    jb.symbol("mpc_segment", mpc_segment as *const u8);
     let mut module = JITModule::new(jb);
     let (f32t, i64t) = (types::F32, types::I64);
     let s1 = sig(&module, &[f32t], Some(f32t));
     let fill_sig = sig(&module, &[i64t, i64t, f32t], None);
     let gemm_sig = sig(&module, &[i64t; 12], None);
+    let segment_sig = sig(&module, &[i64t; 11], None);
     let mut import = |name: &str, s: &Signature| {
         module
             .declare_function(name, Linkage::Import, s)
@@ -202,6 +209,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
         tanh: import("mpc_tanhf", &s1)?,
         fill: import("mpc_fill", &fill_sig)?,
         sgemm: import("mpc_sgemm", &gemm_sig)?,
+        segment: import("mpc_segment", &segment_sig)?,
     };
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
@@ -217,6 +225,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
             tanh: module.declare_func_in_func(ids.tanh, &mut ctx.func),
             fill: module.declare_func_in_func(ids.fill, &mut ctx.func),
             sgemm: module.declare_func_in_func(ids.sgemm, &mut ctx.func),
+            segment: module.declare_func_in_func(ids.segment, &mut ctx.func),
         };
         {
             let mut fb = FunctionBuilder::new(&mut ctx.func, &mut fctx);
@@ -252,6 +261,38 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                         end,
                     ];
                     fb.ins().call(imports.sgemm, &args);
+                    fb.ins().return_(&[]);
+                    fb.seal_all_blocks();
+                }
+                KernelBody::Segment(seg) => {
+                    let entry = fb.create_block();
+                    fb.append_block_params_for_function_params(entry);
+                    fb.switch_to_block(entry);
+                    let params = fb.block_params(entry).to_vec();
+                    let (bufs, start, end, err) = (params[0], params[1], params[2], params[3]);
+                    let flags = MemFlagsData::trusted();
+                    let ptr = |fb: &mut FunctionBuilder, (buf, offset): (usize, i64)| {
+                        let base = fb.ins().load(i64t, flags, bufs, (buf * 8) as i32);
+                        fb.ins().iadd_imm_s(base, offset * 4)
+                    };
+                    let values = ptr(&mut fb, seg.values);
+                    let index = ptr(&mut fb, seg.index);
+                    let out = ptr(&mut fb, (seg.out, 0));
+                    let k = |fb: &mut FunctionBuilder, v: i64| fb.ins().iconst(i64t, v);
+                    let args = [
+                        k(&mut fb, op_code(seg.op)),
+                        values,
+                        index,
+                        out,
+                        k(&mut fb, seg.positions as i64),
+                        k(&mut fb, seg.row_len as i64),
+                        k(&mut fb, seg.rows as i64),
+                        k(&mut fb, seg.check as i64),
+                        start,
+                        end,
+                        err,
+                    ];
+                    fb.ins().call(imports.segment, &args);
                     fb.ins().return_(&[]);
                     fb.seal_all_blocks();
                 }

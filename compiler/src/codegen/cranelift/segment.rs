@@ -1,0 +1,115 @@
+//! Segment kernels as library code, called from JIT code: scatter-max, its argmax, and
+//! the argmax scatter that is scatter-max's transpose.
+//!
+//! In: contiguous operands and the part `start..end` of the output rows this thread
+//! owns. Out: those rows, exactly as the interpreter computes them (every thread scans
+//! all positions in order, so the result never depends on the thread count). An index
+//! outside `[0, rows)` writes nothing and is reported through `err` (check number + 1,
+//! offending index), like a bounds check in a loop kernel.
+
+use crate::schedule::SegmentOp;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// `op` as the integer the JIT passes.
+pub fn op_code(op: SegmentOp) -> i64 {
+    match op {
+        SegmentOp::Max => 0,
+        SegmentOp::Argmax => 1,
+        SegmentOp::ArgmaxScatter => 2,
+    }
+}
+
+fn report(err: *mut i32, check: i64, index: i32) {
+    // Threads may report at once: atomics keep that defined.
+    // SAFETY: `err` points at the run's two i32 error slots.
+    let (code, value) = unsafe { (AtomicI32::from_ptr(err), AtomicI32::from_ptr(err.add(1))) };
+    code.store(check as i32 + 1, Ordering::Relaxed);
+    value.store(index, Ordering::Relaxed);
+}
+
+thread_local! {
+    /// Running maxima and their positions, reused across calls (no allocation per step).
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<i32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// See the module docs. Pointers are the operands' first elements.
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mpc_segment(
+    op: i64,
+    values: *const f32,
+    index: *const i32,
+    out: *mut u8,
+    positions: i64,
+    row_len: i64,
+    rows: i64,
+    check: i64,
+    start: i64,
+    end: i64,
+    err: *mut i32,
+) {
+    let (positions, d, rows) = (positions as usize, row_len as usize, rows as usize);
+    let (start, end) = (start as usize, end.min(rows as i64) as usize);
+    if start >= end {
+        return;
+    }
+    // SAFETY: the scheduler sized every buffer for these shapes.
+    let own = (end - start) * d;
+    match op {
+        0 | 1 => {
+            let values = unsafe { std::slice::from_raw_parts(values, positions * d) };
+            let index = unsafe { std::slice::from_raw_parts(index, positions) };
+            SCRATCH.with(|scratch| {
+                let (best, arg) = &mut *scratch.borrow_mut();
+                best.clear();
+                best.resize(own, f32::NEG_INFINITY);
+                arg.clear();
+                arg.resize(own, -1);
+                for (p, &i) in index.iter().enumerate() {
+                    if i < 0 || i as usize >= rows {
+                        report(err, check, i);
+                        continue;
+                    }
+                    let r = i as usize;
+                    if r < start || r >= end {
+                        continue;
+                    }
+                    for j in 0..d {
+                        let (slot, v) = ((r - start) * d + j, values[p * d + j]);
+                        // In position order a strictly greater value wins: ties keep the lowest.
+                        if arg[slot] < 0 || v > best[slot] {
+                            best[slot] = v;
+                            arg[slot] = p as i32;
+                        }
+                    }
+                }
+                if op == 0 {
+                    let out = unsafe { std::slice::from_raw_parts_mut((out as *mut f32).add(start * d), own) };
+                    out.copy_from_slice(best);
+                } else {
+                    let out = unsafe { std::slice::from_raw_parts_mut((out as *mut i32).add(start * d), own) };
+                    out.copy_from_slice(arg);
+                }
+            });
+        }
+        _ => {
+            // values: cotangent [positions, d]; index: argmax [positions, d]; out [rows, d].
+            let g = unsafe { std::slice::from_raw_parts(values, positions * d) };
+            let argmax = unsafe { std::slice::from_raw_parts(index, positions * d) };
+            let out = unsafe { std::slice::from_raw_parts_mut((out as *mut f32).add(start * d), own) };
+            out.fill(0.0);
+            for (e, (&a, &v)) in argmax.iter().zip(g).enumerate() {
+                if a < 0 {
+                    continue;
+                }
+                if a as usize >= rows {
+                    report(err, check, a);
+                    continue;
+                }
+                let r = a as usize;
+                if r >= start && r < end {
+                    out[(r - start) * d + e % d] = v;
+                }
+            }
+        }
+    }
+}
