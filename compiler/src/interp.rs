@@ -419,10 +419,12 @@ pub fn eval_all<T: Real>(graph: &Graph, args: &Args<T>) -> Result<Vec<Value<T>>,
             }
             Op::OneHot { classes } => {
                 let index = x(0).ints();
-                check_indices(index, *classes, id, "one_hot")?;
                 let mut out = vec![T::from_f64(0.0); index.len() * classes];
                 for (k, &i) in index.iter().enumerate() {
-                    out[k * classes + i as usize] = T::from_f64(1.0);
+                    // -1 (an ignored label) and other out-of-range ids give a zero row.
+                    if i >= 0 && (i as usize) < *classes {
+                        out[k * classes + i as usize] = T::from_f64(1.0);
+                    }
                 }
                 Value::Float(out)
             }

@@ -10,7 +10,7 @@
 
 use crate::autodiff::{SEED, STEP};
 use crate::check::dim::Dim;
-use crate::check::{Activation, Arith, CheckedModel, Init, Reduction, TExpr, TKind};
+use crate::check::{Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, Init, Reduction, TExpr, TKind};
 use crate::diag::Diagnostic;
 use crate::ir::{ArgKind, Builder, Graph, Type, ValueId};
 use std::collections::HashMap;
@@ -129,6 +129,7 @@ pub fn params(model: &CheckedModel, dims: &DimValues) -> Result<Vec<ConcretePara
 
 struct Lowering<'m> {
     dims: &'m DimValues,
+    graphs: &'m [GraphInfo],
     mode: Mode,
     b: Builder,
     args: HashMap<String, ValueId>,
@@ -173,6 +174,10 @@ pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String>
             TKind::CrossEntropy { logits: a, labels: b } | TKind::Mse { pred: a, target: b } => {
                 walk(a, dims).and_then(|_| walk(b, dims))
             }
+            TKind::EdgeGather { x, .. } | TKind::Aggregate { messages: x, .. } | TKind::Patches { x, .. } => {
+                walk(x, dims)
+            }
+            TKind::Attention { xs, .. } => xs.iter().try_for_each(|x| walk(x, dims)),
         }
     }
     for input in &model.inputs {
@@ -212,6 +217,7 @@ pub fn lower(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<Graph
     };
     let mut l = Lowering {
         dims,
+        graphs: &model.graphs,
         mode,
         b: Builder::new(name),
         args: HashMap::new(),
@@ -331,6 +337,25 @@ impl Lowering<'_> {
                 let (logits, labels) = (self.value(logits)?, self.value(labels)?);
                 self.cross_entropy(logits, labels)
             }
+            TKind::EdgeGather { x, graph, end } => {
+                let x = self.value(x)?;
+                let (src, dst) = self.edge_ends(*graph);
+                let at = if *end == EdgeEnd::Source { src } else { dst };
+                self.b.gather(x, at)
+            }
+            TKind::Aggregate { graph, messages, op } => {
+                let m = self.value(messages)?;
+                self.aggregate(*graph, m, *op)?
+            }
+            TKind::Attention { xs, query } => {
+                let vs: Vec<ValueId> = xs.iter().map(|x| self.value(x)).collect::<Result<_, _>>()?;
+                let q = self.args[query];
+                self.attention(&vs, q)
+            }
+            TKind::Patches { x, size } => {
+                let x = self.value(x)?;
+                self.patches(x, *size)
+            }
             TKind::Mse { pred, target } => {
                 let (p, q) = (self.value(pred)?, self.value(target)?);
                 let b = &mut self.b;
@@ -444,9 +469,89 @@ impl Lowering<'_> {
         let flat_labels = self.b.reshape(labels, &[rows]);
         let log_p = self.softmax(flat, 1, true);
         let b = &mut self.b;
+        // Label -1 means "no label": its one-hot row is zero, and it is not counted.
         let hot = b.one_hot(flat_labels, classes);
         let picked = b.mul(log_p, hot);
         let total = b.reduce_sum(picked, &[0, 1]);
-        b.scale(total, -1.0 / rows as f64)
+        let as_float = b.convert(flat_labels);
+        let half = b.constant(-0.5, &[rows]);
+        let labeled = b.greater(as_float, half);
+        let count = b.reduce_sum(labeled, &[0]);
+        let one = b.scalar(1.0);
+        let denom = b.max(count, one);
+        let nll = b.neg(total);
+        b.div(nll, denom)
+    }
+
+    /// Row 0 (sources) and row 1 (destinations) of graph `g`'s edge list, as `i32[E]`.
+    fn edge_ends(&mut self, g: usize) -> (ValueId, ValueId) {
+        let edges = self.args[&self.graphs[g].edges_input];
+        let e = self.b.shape(edges)[1];
+        let b = &mut self.b;
+        let src = b.slice(edges, 0, 0, 1);
+        let dst = b.slice(edges, 0, 1, 2);
+        (b.reshape(src, &[e]), b.reshape(dst, &[e]))
+    }
+
+    /// Messages `[E, D]` aggregated at their destinations: `[N, D]`, 0 where no edge arrives.
+    fn aggregate(&mut self, g: usize, messages: ValueId, op: Reduction) -> Result<ValueId, String> {
+        let n = concrete(std::slice::from_ref(&self.graphs[g].nodes), self.dims)?[0];
+        let (_, dst) = self.edge_ends(g);
+        let [e, d] = self.b.shape(messages)[..] else {
+            return Err("messages must be [E, D]".into());
+        };
+        let b = &mut self.b;
+        let ones = b.constant(1.0, &[e]);
+        let in_degree = b.scatter_add(ones, dst, n);
+        Ok(match op {
+            Reduction::Sum => b.scatter_add(messages, dst, n),
+            Reduction::Mean => {
+                let sum = b.scatter_add(messages, dst, n);
+                let one = b.constant(1.0, &[n]);
+                let count = b.max(in_degree, one);
+                let count = b.broadcast(count, &[n, d], &[0]);
+                b.div(sum, count)
+            }
+            // Empty rows are -inf in scatter_max: floor them to a finite number, then zero them.
+            Reduction::Max => {
+                let max = b.scatter_max(messages, dst, n);
+                let floor = b.constant(-3.0e38, &[n, d]);
+                let finite = b.max(max, floor);
+                let zero = b.constant(0.0, &[n]);
+                let has_edges = b.greater(in_degree, zero);
+                let has_edges = b.broadcast(has_edges, &[n, d], &[0]);
+                b.mul(finite, has_edges)
+            }
+        })
+    }
+
+    /// `sum_k softmax_k(<x_k, q> / sqrt(D)) x_k` over node vectors `x_k: [B, D]`.
+    fn attention(&mut self, xs: &[ValueId], query: ValueId) -> ValueId {
+        let [batch, d] = self.b.shape(xs[0])[..] else {
+            unreachable!("checked [B, D]")
+        };
+        let k = xs.len();
+        let rows: Vec<ValueId> = xs.iter().map(|&x| self.b.reshape(x, &[batch, 1, d])).collect();
+        let stack = self.b.concat(&rows, 1);
+        let q = self.b.broadcast(query, &[batch, k, d], &[2]);
+        let prod = self.b.mul(stack, q);
+        let scores = self.b.reduce_sum(prod, &[2]);
+        let scaled = self.b.scale(scores, 1.0 / (d as f64).sqrt());
+        let weights = self.softmax(scaled, 1, false);
+        let b = &mut self.b;
+        let w = b.broadcast(weights, &[batch, k, d], &[0, 1]);
+        let weighted = b.mul(stack, w);
+        b.reduce_sum(weighted, &[1])
+    }
+
+    /// `[B, C, H, W]` -> `[B, (H/P)*(W/P), C*P*P]`.
+    fn patches(&mut self, x: ValueId, p: usize) -> ValueId {
+        let [batch, c, h, w] = self.b.shape(x)[..] else {
+            unreachable!("checked [B, C, H, W]")
+        };
+        let b = &mut self.b;
+        let split = b.reshape(x, &[batch, c, h / p, p, w / p, p]);
+        let grouped = b.transpose(split, &[0, 2, 4, 1, 3, 5]);
+        b.reshape(grouped, &[batch, (h / p) * (w / p), c * p * p])
     }
 }

@@ -136,3 +136,101 @@ fn messages_and_rounds_share_weights_and_differentiate() {
     );
     check_model(src, |_| 2, 8);
 }
+
+#[test]
+fn graph_propagation_with_every_aggregation_differentiates() {
+    // Edges are random, so some nodes have no incoming edge (aggregate 0) and some have
+    // several; labels include -1 (ignored).
+    let src = "
+        model Gnn {
+          dims { N = 7, E = 12, F = 3 }
+          graph g { nodes N, edges i32[2, E], features f32[E, 2] }
+          input x: f32[N, F]
+          label y: i32[N] classes 3
+          message m1(src, dst) = tanh(linear(concat(src, dst), 4))
+          message m2(src) = linear(src, 4)
+          message m3(src, dst, e) = linear(concat(src, e), 4) * sigmoid(linear(dst, 4))
+          let h1 = propagate(g, x, m1, aggregate: sum)
+          let h2 = propagate(g, x, m2, aggregate: mean)
+          let h3 = propagate(g, x, m3, aggregate: max)
+          let h = relu(h1 + h2 + h3 + linear(x, 4))
+          message m2_out(src) = linear(src, 3)
+          loss cross_entropy(propagate(g, h, m2_out, aggregate: mean) + linear(h, 3), y)
+        }";
+    let c = compile(src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut args = random_args(&c.forward, |name| if name == "g.edges" { 7 } else { 3 }, 21);
+    // Labels: one ignored.
+    args.insert("y".into(), Value::Int(vec![0, 2, -1, 1, 1, 0, 2]));
+    let report = gradcheck::check(&c.forward, &args, 30, 5);
+    assert_eq!(report.len(), c.model.params.len());
+    for m in &report {
+        assert!(
+            m.error < 1e-5,
+            "{}[{}]: autodiff {} vs numeric {}",
+            m.param,
+            m.index,
+            m.autodiff,
+            m.numeric
+        );
+    }
+}
+
+#[test]
+fn attention_fusion_and_patches_differentiate() {
+    let src = "
+        model Fuse {
+          dims { B = 3 }
+          input image: f32[B, 2, 4, 6]
+          input audio: f32[B, 5, 3]
+          label y: i32[B] classes 2
+          node v = mean(linear(patches(image, 2), 4), axis: 1)
+          node a = max(linear(audio, 4), axis: 1)
+          node t = linear(flatten(image), 4)
+          loss cross_entropy(linear(attention(t, v, a), 2), y)
+        }";
+    let c = compile(src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let args = random_args(&c.forward, |_| 2, 8);
+    let report = gradcheck::check(&c.forward, &args, 30, 6);
+    assert!(
+        report.iter().any(|m| m.param.ends_with(".query")),
+        "the attention query is a parameter"
+    );
+    for m in &report {
+        assert!(
+            m.error < 1e-5,
+            "{}[{}]: autodiff {} vs numeric {}",
+            m.param,
+            m.index,
+            m.autodiff,
+            m.numeric
+        );
+    }
+}
+
+#[test]
+fn patches_are_row_major_tiles_with_channel_row_column_inside() {
+    use mpc_compiler::interp::run;
+    let src = "
+        model P {
+          dims { B = 1 }
+          input image: f32[B, 2, 4, 4]
+          input t: f32[B, 4, 8]
+          label y: f32[B, 4, 8]
+          loss mse(patches(image, 2) + t, y)
+        }";
+    let c = compile(src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut args = Args::new();
+    args.insert("image".into(), Value::Float((0..32).map(|i| i as f64).collect()));
+    args.insert("t".into(), Value::Float(vec![0.0; 32]));
+    args.insert("y".into(), Value::Float(vec![0.0; 32]));
+    let out = run(&c.eval, &args).unwrap();
+    let p = out
+        .iter()
+        .find(|(n, _)| n == "predictions")
+        .unwrap()
+        .1
+        .floats()
+        .to_vec();
+    // Patch 1 (row 0, column 1): channel 0 rows 0-1 columns 2-3, then channel 1.
+    assert_eq!(&p[8..16], &[2.0, 3.0, 6.0, 7.0, 18.0, 19.0, 22.0, 23.0]);
+}

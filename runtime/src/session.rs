@@ -68,7 +68,11 @@ impl Session {
     }
 
     /// A session on `backend`; the JIT compiles the training and evaluation steps now.
-    pub fn with_backend(compiled: Compiled, seed: u64, backend: Backend) -> Result<Session, String> {
+    pub fn with_backend(
+        compiled: Compiled,
+        seed: u64,
+        backend: Backend,
+    ) -> Result<Session, String> {
         let params = init::initialize(&lower::params(&compiled.model, &compiled.dims)?, seed);
         let state = compiled
             .train_step
@@ -84,8 +88,12 @@ impl Session {
         if let Backend::Jit { threads } = backend {
             let pool = Arc::new(Pool::new(threads));
             let b = batch_rows(&compiled);
-            engines.train.insert(b, Executable::new(&graphs.0, pool.clone())?);
-            engines.eval.insert(b, Executable::new(&graphs.1, pool.clone())?);
+            engines
+                .train
+                .insert(b, Executable::new(&graphs.0, pool.clone())?);
+            engines
+                .eval
+                .insert(b, Executable::new(&graphs.1, pool.clone())?);
             engines.pool = Some(pool);
         }
         engines.graphs.insert(batch_rows(&compiled), graphs);
@@ -150,24 +158,41 @@ impl Session {
             return Ok(());
         }
         let model = &self.compiled.model;
-        let batch_dim = model.batch_dim.as_ref().ok_or("the model has no batch dim")?;
+        let batch_dim = model
+            .batch_dim
+            .as_ref()
+            .ok_or("the model has no batch dim")?;
         let name = model
             .dims
             .iter()
             .find(|d| &Dim::named(&d.name) == batch_dim)
             .map(|d| d.name.clone())
-            .ok_or("the batch dim is not a plain dim name, so a partial batch cannot be compiled")?;
-        let mut overrides: Vec<(String, usize)> = self.compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            .ok_or(
+                "the batch dim is not a plain dim name, so a partial batch cannot be compiled",
+            )?;
+        let mut overrides: Vec<(String, usize)> = self
+            .compiled
+            .dims
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         overrides.retain(|(k, _)| *k != name);
         overrides.push((name, rows));
-        let words =
-            |d: Vec<mpc_compiler::diag::Diagnostic>| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ");
+        let words = |d: Vec<mpc_compiler::diag::Diagnostic>| {
+            d.iter()
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         let dims = lower::dim_values(model, &overrides).map_err(words)?;
         let forward = lower::lower(model, &dims, Mode::Train)?;
         let eval = lower::lower(model, &dims, Mode::Eval)?;
         let train = autodiff::training_step(&forward, &model.train.optimizer);
         let graphs = for_backend(self.backend, train, eval)?;
-        self.engines.borrow_mut().graphs.insert(rows, Rc::new(graphs));
+        self.engines
+            .borrow_mut()
+            .graphs
+            .insert(rows, Rc::new(graphs));
         Ok(())
     }
 
@@ -201,8 +226,31 @@ impl Session {
         args
     }
 
-    /// Rows whose prediction's arg-max equals the label.
-    fn correct(&self, predictions: &[f32], batch: &[(String, Column)]) -> Option<usize> {
+    /// Class labels must lie in `[0, classes)`, or be -1 ("no label", ignored by the loss
+    /// and accuracy). Loaders check files; this guards batches built in code.
+    fn check_labels(&self, batch: &[(String, Column)]) -> Result<(), String> {
+        for input in self.compiled.model.inputs.iter().filter(|i| i.is_label) {
+            let (Some(classes), Some((_, Column::I32(labels)))) =
+                (input.classes, batch.iter().find(|(n, _)| *n == input.name))
+            else {
+                continue;
+            };
+            if let Some((row, &l)) = labels
+                .iter()
+                .enumerate()
+                .find(|(_, &l)| l < -1 || l >= classes as i32)
+            {
+                return Err(format!(
+                    "label '{}' row {row}: {l} is outside [0, {classes}) (-1 marks a row without a label)",
+                    input.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// (rows whose prediction's arg-max is the label, labeled rows); label -1 is no label.
+    fn correct(&self, predictions: &[f32], batch: &[(String, Column)]) -> Option<(usize, usize)> {
         let label = self.label_name()?;
         let Some((_, Column::I32(labels))) = batch.iter().find(|(n, _)| n == label) else {
             return None;
@@ -211,20 +259,29 @@ impl Session {
         if classes < 2 {
             return None;
         }
+        // Label -1 means "no label" (e.g. a graph's held-out nodes): not counted.
+        let labeled = labels.iter().filter(|&&l| l >= 0).count();
         let hits = predictions
             .chunks(classes)
             .zip(labels)
-            .filter(|(row, &l)| argmax(row) == l as usize)
+            .filter(|(row, &l)| l >= 0 && argmax(row) == l as usize)
             .count();
-        Some(hits)
+        Some((hits, labeled))
     }
 
-    fn metrics(&self, loss: f64, predictions: Option<&[f32]>, batch: &[(String, Column)], rows: usize) -> Metrics {
+    fn metrics(
+        &self,
+        loss: f64,
+        predictions: Option<&[f32]>,
+        batch: &[(String, Column)],
+        rows: usize,
+    ) -> Metrics {
         Metrics {
             loss,
             accuracy: predictions
                 .and_then(|p| self.correct(p, batch))
-                .map(|c| c as f64 / rows as f64),
+                .filter(|&(_, labeled)| labeled > 0)
+                .map(|(hits, labeled)| hits as f64 / labeled as f64),
             rows,
         }
     }
@@ -234,11 +291,13 @@ impl Session {
     pub fn train_step(&mut self, batch: &[(String, Column)]) -> Result<Metrics, String> {
         let step = self.step + 1;
         let rows = self.rows_in(batch)?;
+        self.check_labels(batch)?;
         let graphs = self.graphs(rows)?;
         let graph = &graphs.0;
         let (loss, predictions) = match self.backend {
             Backend::Interpreter => {
-                let outputs = interp::run(graph, &self.args(graph, batch, step)).map_err(|e| e.to_string())?;
+                let outputs = interp::run(graph, &self.args(graph, batch, step))
+                    .map_err(|e| e.to_string())?;
                 let (mut loss, mut predictions) = (f64::NAN, None);
                 for (name, value) in outputs {
                     if let Some(p) = name.strip_prefix("param:") {
@@ -289,7 +348,8 @@ impl Session {
                     };
                     // The new values become the session's; the old vector is the output
                     // buffer of the next step.
-                    if let (Some(target), Some(OutBuf::F32(out))) = (target, exe.output_mut(&name)) {
+                    if let (Some(target), Some(OutBuf::F32(out))) = (target, exe.output_mut(&name))
+                    {
                         std::mem::swap(target, out);
                     }
                 }
@@ -323,15 +383,28 @@ impl Session {
     }
 
     /// Rows, loss and predictions of the evaluation step on one batch.
-    fn eval_outputs(&self, batch: &[(String, Column)]) -> Result<(usize, f64, Option<Vec<f32>>), String> {
+    fn eval_outputs(
+        &self,
+        batch: &[(String, Column)],
+    ) -> Result<(usize, f64, Option<Vec<f32>>), String> {
         let rows = self.rows_in(batch)?;
+        self.check_labels(batch)?;
         let graphs = self.graphs(rows)?;
         let graph = &graphs.1;
         let (loss, predictions) = match self.backend {
             Backend::Interpreter => {
-                let outputs = interp::run(graph, &self.args(graph, batch, self.step)).map_err(|e| e.to_string())?;
-                let find = |n: &str| outputs.iter().find(|(o, _)| o == n).map(|(_, v)| v.floats().to_vec());
-                (find("loss").map_or(f64::NAN, |l| l[0] as f64), find("predictions"))
+                let outputs = interp::run(graph, &self.args(graph, batch, self.step))
+                    .map_err(|e| e.to_string())?;
+                let find = |n: &str| {
+                    outputs
+                        .iter()
+                        .find(|(o, _)| o == n)
+                        .map(|(_, v)| v.floats().to_vec())
+                };
+                (
+                    find("loss").map_or(f64::NAN, |l| l[0] as f64),
+                    find("predictions"),
+                )
             }
             Backend::Jit { .. } => {
                 let mut engines = self.engines.borrow_mut();
@@ -343,8 +416,17 @@ impl Session {
                         e.insert(Executable::new(graph, pool)?)
                     }
                 };
-                run_exe(exe, batch, &self.params, &self.state, self.seed as i32, self.step)?;
-                let loss = exe.output("loss").map_or(f64::NAN, |o| o.floats()[0] as f64);
+                run_exe(
+                    exe,
+                    batch,
+                    &self.params,
+                    &self.state,
+                    self.seed as i32,
+                    self.step,
+                )?;
+                let loss = exe
+                    .output("loss")
+                    .map_or(f64::NAN, |o| o.floats()[0] as f64);
                 (loss, exe.output("predictions").map(|o| o.floats().to_vec()))
             }
         };
@@ -387,7 +469,10 @@ fn run_exe(
                 Column::I32(v) => ArgRef::I32(v),
             });
         }
-        params.get(name).or_else(|| state.get(name)).map(|v| ArgRef::F32(v))
+        params
+            .get(name)
+            .or_else(|| state.get(name))
+            .map(|v| ArgRef::F32(v))
     })
 }
 
@@ -414,8 +499,15 @@ fn mean(ms: &[Metrics]) -> Metrics {
     let rows: usize = ms.iter().map(|m| m.rows).sum();
     let w = |m: &Metrics| m.rows as f64 / rows.max(1) as f64;
     let loss = ms.iter().map(|m| m.loss * w(m)).sum();
-    let accuracy = ms.iter().map(|m| m.accuracy.map(|a| a * w(m))).sum::<Option<f64>>();
-    Metrics { loss, accuracy, rows }
+    let accuracy = ms
+        .iter()
+        .map(|m| m.accuracy.map(|a| a * w(m)))
+        .sum::<Option<f64>>();
+    Metrics {
+        loss,
+        accuracy,
+        rows,
+    }
 }
 
 /// The graphs a backend runs: the JIT runs the e-graph-optimized training and evaluation

@@ -109,11 +109,19 @@ fn out_of_range_token_is_an_error_naming_the_node() {
     for (name, col) in &mut batch {
         match (name.as_str(), col) {
             ("tokens", mpc_runtime::data::Column::I32(v)) => v[5] = 1,
-            ("y", mpc_runtime::data::Column::I32(v)) => v[2] = -1,
+            ("y", mpc_runtime::data::Column::I32(v)) => v[2] = 7,
             _ => {}
         }
     }
     let err = s.train_step(&batch).unwrap_err();
-    assert!(err.contains("one_hot") && err.contains("-1"), "{err}");
+    assert!(err.contains("label 'y' row 2: 7 is outside [0, 2)"), "{err}");
     assert_eq!(s.step, 0, "a failed step does not count");
+    // Label -1 marks a row without a label: accepted, and left out of loss and accuracy.
+    for (name, col) in &mut batch {
+        if let ("y", mpc_runtime::data::Column::I32(v)) = (name.as_str(), col) {
+            v[2] = -1;
+        }
+    }
+    let m = s.train_step(&batch).unwrap();
+    assert!(m.loss.is_finite() && s.step == 1, "{m:?}");
 }

@@ -22,8 +22,14 @@ pub enum Slot {
     Number,
     /// A shape list `[B, 8, 8]`.
     Shape,
-    /// An identifier (a parameter name).
+    /// An identifier (a parameter name); only as a named argument.
     Name,
+    /// A graph's name.
+    Graph,
+    /// A message's name.
+    Message,
+    /// One of a few words (e.g. `aggregate: mean`).
+    Choice,
 }
 
 pub struct Param {
@@ -146,6 +152,26 @@ pub const BUILTINS: &[Builtin] = &[
         name: "mse",
         params: &[req("pred", Tensor), req("target", Tensor)],
         summary: "mean squared error",
+    },
+    Builtin {
+        name: "propagate",
+        params: &[
+            req("graph", Graph),
+            req("x", Tensor),
+            req("message", Message),
+            opt("aggregate", Choice),
+        ],
+        summary: "message passing along a graph's edges: x [N, D] -> [N, D'] (aggregate: sum | mean | max)",
+    },
+    Builtin {
+        name: "attention",
+        params: &[req("xs", Tensors)],
+        summary: "softmax-weighted sum of node vectors [B, D] with a learned query",
+    },
+    Builtin {
+        name: "patches",
+        params: &[req("x", Tensor), req("size", Size)],
+        summary: "non-overlapping P x P patches: [B, C, H, W] -> [B, (H/P)*(W/P), C*P*P]",
     },
 ];
 

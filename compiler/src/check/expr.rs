@@ -126,7 +126,7 @@ impl<'p> Checker<'p> {
                 );
                 None
             }
-            Entry::Graph => {
+            Entry::Graph(_) => {
                 self.error(
                     Diagnostic::new(
                         format!("'{name}' is a graph, not a tensor"),
@@ -397,6 +397,9 @@ impl<'p> Checker<'p> {
                 })
             }
             "cross_entropy" => self.cross_entropy(bound),
+            "propagate" => self.propagate(bound, span),
+            "attention" => self.attention(bound, func, span),
+            "patches" => self.patches(bound),
             "mse" => {
                 let pred = self.float_tensor_arg(bound, 0, name);
                 let target = self.float_tensor_arg(bound, 1, name);
@@ -695,11 +698,18 @@ impl<'p> Checker<'p> {
         }
         let values: Vec<Option<TExpr>> = args.iter().map(|a| self.expr(&a.value)).collect();
         let values: Vec<TExpr> = values.into_iter().collect::<Option<_>>()?;
+        self.inline_message(m, values, span, &func.name)
+    }
+
+    /// The body of message `m` checked with its parameters bound to `values`; the
+    /// parameters it creates are named after the message and shared by every use.
+    fn inline_message(&mut self, m: usize, values: Vec<TExpr>, span: Span, call: &str) -> Option<TExpr> {
+        let def = self.messages[m];
         let frame = def.params.iter().map(|p| p.name.clone()).zip(values).collect();
         let saved_scope = std::mem::replace(&mut self.param_scope, def.name.name.clone());
         self.param_counts.retain(|(s, _), _| s != &def.name.name);
         self.locals.push(frame);
-        self.call_sites.push((span, func.name.clone()));
+        self.call_sites.push((span, call.to_string()));
         let result = self.expr(&def.body);
         self.call_sites.pop();
         self.locals.pop();
@@ -862,6 +872,221 @@ impl<'p> Checker<'p> {
             (value + rank) as usize
         } else {
             value as usize
+        })
+    }
+}
+
+impl<'p> Checker<'p> {
+    /// `propagate(g, x, m, aggregate: mean)`: message `m(src, dst[, edge])` on every edge
+    /// of `g`, aggregated at the destination nodes.
+    fn propagate(&mut self, bound: &Bound, span: Span) -> Option<TExpr> {
+        let (g_expr, m_expr) = (bound.slots[0]?, bound.slots[2]?);
+        let graph = match &g_expr.kind {
+            ExprKind::Name(n) => match self.scope.get(n).map(|d| d.entry.clone()) {
+                Some(Entry::Graph(g)) => Some(g),
+                Some(Entry::Poisoned) => return None,
+                _ => None,
+            },
+            _ => None,
+        };
+        let x = self.float_tensor_arg(bound, 1, "propagate");
+        let message = match &m_expr.kind {
+            ExprKind::Name(n) => match self.scope.get(n).map(|d| d.entry.clone()) {
+                Some(Entry::Message(m)) => Some(m),
+                Some(Entry::Poisoned) => return None,
+                _ => None,
+            },
+            _ => None,
+        };
+        let op = match bound.slots[3].map(|e| &e.kind) {
+            None => Some(Reduction::Sum),
+            Some(ExprKind::Name(n)) if n == "sum" => Some(Reduction::Sum),
+            Some(ExprKind::Name(n)) if n == "mean" => Some(Reduction::Mean),
+            Some(ExprKind::Name(n)) if n == "max" => Some(Reduction::Max),
+            Some(_) => {
+                let e = bound.slots[3]?;
+                self.error(
+                    Diagnostic::new("unknown aggregation", e.span, "not sum, mean or max")
+                        .with_help("write `aggregate: sum`, `aggregate: mean` or `aggregate: max`"),
+                );
+                None
+            }
+        };
+        let Some(graph) = graph else {
+            self.error(
+                Diagnostic::new("propagate needs a graph", g_expr.span, "not a graph")
+                    .with_help("declare one with `graph g { nodes N, edges i32[2, E] }` and pass its name"),
+            );
+            return None;
+        };
+        let Some(message) = message else {
+            self.error(
+                Diagnostic::new("propagate needs a message", m_expr.span, "not a message")
+                    .with_help("define one, e.g. `message m(src, dst) = linear(src, 64)`, and pass its name"),
+            );
+            return None;
+        };
+        let (x, op) = (x?, op?);
+        let info = self.graphs[graph].clone();
+        let x_span = bound.slots[1]?.span;
+        if x.ty.shape.len() != 2 || x.ty.shape[0] != info.nodes {
+            self.error(
+                Diagnostic::new(
+                    format!(
+                        "propagate over '{}' needs node features [{}, D], found {}",
+                        info.name,
+                        info.nodes,
+                        dim::show_shape(&x.ty.shape)
+                    ),
+                    x_span,
+                    format!("this is {}", dim::show_shape(&x.ty.shape)),
+                )
+                .with_help(format!("one row per node of graph '{}'", info.name)),
+            );
+            return None;
+        }
+        let def = self.messages[message];
+        let arity = def.params.len();
+        if !(1..=3).contains(&arity) || (arity == 3 && info.features_input.is_none()) {
+            let help = if arity == 3 {
+                format!(
+                    "graph '{}' has no edge features: declare `features f32[{}, F]`",
+                    info.name, info.edges
+                )
+            } else {
+                "a message reads (src), (src, dst) or (src, dst, edge features)".to_string()
+            };
+            self.error(
+                Diagnostic::new(
+                    format!("message '{}' takes {arity} arguments", def.name.name),
+                    m_expr.span,
+                    "cannot be passed these",
+                )
+                .with_secondary(def.name.span, "defined here")
+                .with_help(help),
+            );
+            return None;
+        }
+        let gathered = |end| TExpr {
+            kind: TKind::EdgeGather {
+                x: Box::new(x.clone()),
+                graph,
+                end,
+            },
+            ty: SymType {
+                dtype: DType::F32,
+                shape: vec![info.edges.clone(), x.ty.shape[1].clone()],
+            },
+        };
+        let mut values = vec![gathered(EdgeEnd::Source), gathered(EdgeEnd::Destination)];
+        if let Some(f) = &info.features_input {
+            let ty = self.inputs.iter().find(|i| &i.name == f).map(|i| i.ty.clone())?;
+            values.push(TExpr {
+                kind: TKind::Input(f.clone()),
+                ty,
+            });
+        }
+        values.truncate(arity);
+        let messages = self.inline_message(message, values, span, &def.name.name)?;
+        if messages.ty.dtype != DType::F32 || messages.ty.shape.len() != 2 || messages.ty.shape[0] != info.edges {
+            self.error(
+                Diagnostic::new(
+                    format!(
+                        "message '{}' must give one f32 row per edge, [{}, D], found {}",
+                        def.name.name,
+                        info.edges,
+                        show_type(&messages.ty)
+                    ),
+                    def.body.span,
+                    "this body",
+                )
+                .with_secondary(m_expr.span, "used here"),
+            );
+            return None;
+        }
+        let ty = SymType {
+            dtype: DType::F32,
+            shape: vec![info.nodes.clone(), messages.ty.shape[1].clone()],
+        };
+        Some(TExpr {
+            kind: TKind::Aggregate {
+                graph,
+                messages: Box::new(messages),
+                op,
+            },
+            ty,
+        })
+    }
+
+    /// `attention(t, v, a)`: node vectors of one type `[B, D]`, fused with a learned query.
+    fn attention(&mut self, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
+        let xs: Vec<Option<TExpr>> = bound.rest.iter().map(|e| self.expr(e)).collect();
+        let xs: Vec<TExpr> = xs.into_iter().collect::<Option<_>>()?;
+        let first = xs[0].ty.clone();
+        for (x, e) in xs.iter().zip(&bound.rest) {
+            if x.ty.dtype != DType::F32 || x.ty.shape.len() != 2 || x.ty != first {
+                self.error(
+                    Diagnostic::new(
+                        format!(
+                            "attention fuses node vectors of one type: expected {}, found {}",
+                            show_type(&first),
+                            show_type(&x.ty)
+                        ),
+                        e.span,
+                        format!("this is {}", show_type(&x.ty)),
+                    )
+                    .with_help("every input is a [B, D] node vector with the same D"),
+                );
+                return None;
+            }
+        }
+        let base = self.param_base("attention", None, span)?;
+        let query = self.param(
+            &format!("{base}.query"),
+            vec![first.shape[1].clone()],
+            Init::Normal { std: 0.1 },
+            func.span,
+        )?;
+        Some(TExpr {
+            kind: TKind::Attention { xs, query },
+            ty: first,
+        })
+    }
+
+    /// `patches(image, P)`: `[B, C, H, W]` with literal C, H, W divisible by P.
+    fn patches(&mut self, bound: &Bound) -> Option<TExpr> {
+        let x = self.float_tensor_arg(bound, 0, "patches");
+        let size = self.size(bound.slots[1]?);
+        let (x, size) = (x?, size?);
+        let lits: Option<Vec<i64>> = x.ty.shape.iter().skip(1).map(Dim::as_lit).collect();
+        let p = size.as_lit().unwrap_or(0);
+        let ok = x.ty.shape.len() == 4 && p > 0 && lits.as_ref().is_some_and(|l| l[1] % p == 0 && l[2] % p == 0);
+        if !ok {
+            self.error(
+                Diagnostic::new(
+                    format!("patches of size {size} need an image [B, C, H, W] with H and W divisible by {size}"),
+                    bound.slots[0]?.span,
+                    format!("this is {}", dim::show_shape(&x.ty.shape)),
+                )
+                .with_help("channels, height and width must be numbers, e.g. `input image: f32[B, 3, 32, 32]`"),
+            );
+            return None;
+        }
+        let l = lits?;
+        let shape = vec![
+            x.ty.shape[0].clone(),
+            Dim::lit((l[1] / p) * (l[2] / p)),
+            Dim::lit(l[0] * p * p),
+        ];
+        Some(TExpr {
+            kind: TKind::Patches {
+                x: Box::new(x),
+                size: p as usize,
+            },
+            ty: SymType {
+                dtype: DType::F32,
+                shape,
+            },
         })
     }
 }

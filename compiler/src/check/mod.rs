@@ -35,7 +35,7 @@ enum Entry {
     },
     /// A message function (index into the program's message definitions).
     Message(usize),
-    Graph,
+    Graph(usize),
     /// A name whose definition had an error: uses of it report nothing more.
     Poisoned,
 }
@@ -54,6 +54,7 @@ pub(crate) struct Checker<'p> {
     dims: Vec<dim_info::DimSlot>,
     inputs: Vec<InputInfo>,
     params: Vec<ParamInfo>,
+    graphs: Vec<GraphInfo>,
     bindings: Vec<(String, TExpr)>,
     /// Where new parameters are named: the binding (or message) being checked.
     param_scope: String,
@@ -91,6 +92,7 @@ pub fn check(program: &Program) -> Result<CheckedModel, Vec<Diagnostic>> {
         dims: Vec::new(),
         inputs: Vec::new(),
         params: Vec::new(),
+        graphs: Vec::new(),
         bindings: Vec::new(),
         param_scope: String::new(),
         param_counts: HashMap::new(),
@@ -198,6 +200,7 @@ pub fn check(program: &Program) -> Result<CheckedModel, Vec<Diagnostic>> {
             .collect(),
         inputs: c.inputs,
         params: c.params,
+        graphs: c.graphs,
         bindings: c.bindings,
         loss,
         prediction,
@@ -366,25 +369,76 @@ impl<'p> Checker<'p> {
         }
     }
 
+    /// `graph g { nodes N, edges i32[2, E], features f32[E, F] }`: registers the edge list
+    /// (and edge features) as inputs `g.edges` (and `g.features`) without a batch axis.
     fn graph(&mut self, g: &ast::GraphDecl) {
-        if let Some(n) = &g.nodes {
-            self.dim_ref(n);
-        }
+        let nodes = g.nodes.as_ref().and_then(|n| self.dim_ref(n));
+        let mut edges = None;
         if let Some(e) = &g.edges {
             if let Some(t) = self.tensor_type(e) {
                 if t.dtype != DType::I32 || t.shape.len() != 2 || t.shape[0] != Dim::lit(2) {
-                    self.error(Diagnostic::new(
-                        "graph edges must be i32[2, E]",
-                        e.span,
-                        format!("this is {}", show_type(&t)),
-                    ));
+                    self.error(
+                        Diagnostic::new(
+                            "graph edges must be i32[2, E]",
+                            e.span,
+                            format!("this is {}", show_type(&t)),
+                        )
+                        .with_help("row 0 holds each edge's source node, row 1 its destination"),
+                    );
+                } else {
+                    edges = Some(t);
                 }
             }
         }
-        if let Some(f) = &g.features {
-            self.tensor_type(f);
+        let features = g.features.as_ref().and_then(|f| self.tensor_type(f));
+        if g.nodes.is_none() || g.edges.is_none() {
+            self.error(
+                Diagnostic::new(
+                    format!("graph '{}' needs its nodes and edges", g.name.name),
+                    g.span,
+                    "incomplete graph",
+                )
+                .with_help("declare both, e.g. `graph g { nodes N, edges i32[2, E] }`"),
+            );
         }
-        self.define(&g.name, Entry::Graph);
+        let (Some(nodes), Some(edges)) = (nodes, edges) else {
+            self.define(&g.name, Entry::Poisoned);
+            return;
+        };
+        let num_edges = edges.shape[1].clone();
+        if let (Some(f), Some(span)) = (&features, g.features.as_ref().map(|f| f.span)) {
+            if f.dtype != DType::F32 || f.shape.len() != 2 || f.shape[0] != num_edges {
+                self.error(Diagnostic::new(
+                    format!("edge features must be f32[{num_edges}, F]"),
+                    span,
+                    format!("this is {}", show_type(f)),
+                ));
+            }
+        }
+        let edges_input = format!("{}.edges", g.name.name);
+        let features_input = features.as_ref().map(|_| format!("{}.features", g.name.name));
+        let mut whole = vec![(edges_input.clone(), edges)];
+        if let (Some(name), Some(ty)) = (&features_input, features) {
+            whole.push((name.clone(), ty));
+        }
+        for (name, ty) in whole {
+            self.inputs.push(InputInfo {
+                name,
+                ty,
+                vocab: None,
+                classes: None,
+                is_label: false,
+                span: g.name.span,
+            });
+        }
+        self.graphs.push(GraphInfo {
+            name: g.name.name.clone(),
+            nodes,
+            edges: num_edges,
+            edges_input,
+            features_input,
+        });
+        self.define(&g.name, Entry::Graph(self.graphs.len() - 1));
     }
 
     fn binding(&mut self, b: &ast::Binding, node: bool) {

@@ -139,6 +139,51 @@ pub enum TKind {
         pred: Box<TExpr>,
         target: Box<TExpr>,
     },
+    /// Rows of node features `x` read at each edge's source or destination
+    /// (PyTorch Geometric's `x_j` / `x_i`): `[E, D]`.
+    EdgeGather {
+        x: Box<TExpr>,
+        graph: usize,
+        end: EdgeEnd,
+    },
+    /// Per-edge messages `[E, D]` aggregated at their destination nodes: `[N, D]`; a node
+    /// without incoming edges gets 0 (for sum, mean and max alike).
+    Aggregate {
+        graph: usize,
+        messages: Box<TExpr>,
+        op: Reduction,
+    },
+    /// Softmax-weighted sum of node vectors `[B, D]` each, weights from a learned query:
+    /// `w = softmax_k(<x_k, q> / sqrt(D))`, result `sum_k w_k x_k`.
+    Attention {
+        xs: Vec<TExpr>,
+        query: String,
+    },
+    /// Non-overlapping `size x size` patches of an image `[B, C, H, W]`:
+    /// `[B, (H/size)*(W/size), C*size*size]`, patches in row-major order, each patch's
+    /// values in (channel, row, column) order.
+    Patches {
+        x: Box<TExpr>,
+        size: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeEnd {
+    Source,
+    Destination,
+}
+
+/// A `graph g { nodes N, edges i32[2, E] }` declaration: its edge list is the input
+/// `g.edges` (row 0 sources, row 1 destinations), its optional edge features the input
+/// `g.features`; neither has a batch axis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphInfo {
+    pub name: String,
+    pub nodes: Dim,
+    pub edges: Dim,
+    pub edges_input: String,
+    pub features_input: Option<String>,
 }
 
 /// Settings of the `train { ... }` block, with defaults filled in.
@@ -157,6 +202,7 @@ pub struct CheckedModel {
     pub dims: Vec<DimInfo>,
     pub inputs: Vec<InputInfo>,
     pub params: Vec<ParamInfo>,
+    pub graphs: Vec<GraphInfo>,
     /// `let` and `node` bindings in evaluation order (rounds unrolled).
     pub bindings: Vec<(String, TExpr)>,
     pub loss: TExpr,

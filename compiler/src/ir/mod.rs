@@ -200,7 +200,9 @@ pub enum Op {
     ArgmaxScatter {
         len: usize,
     },
-    /// `index i32[I..]` -> `f32[I.., classes]` with a 1.0 at each index.
+    /// `index i32[I..]` -> `f32[I.., classes]` with a 1.0 at each index; an index outside
+    /// `[0, classes)` (label -1 means "ignored") gives a row of zeros. It only compares,
+    /// so it never reads out of bounds; data loaders reject labels other than those.
     OneHot {
         classes: usize,
     },
