@@ -45,7 +45,7 @@ enum Command {
         /// With --emit ir: the evaluation graph (no dropout) instead of the training forward pass
         #[arg(long)]
         eval: bool,
-        /// With --emit opt|kernels|clif: print the optimizer's statistics to stderr
+        /// With --emit opt|kernels|clif|ptx: print the optimizer's statistics to stderr
         /// (e-graph size, iterations, stop reason, rules fired, FLOPs and bytes before and after, time)
         #[arg(long)]
         stats: bool,
@@ -82,6 +82,8 @@ enum Stage {
     Kernels,
     /// The Cranelift IR of those kernels
     Clif,
+    /// Those kernels as PTX for NVIDIA GPUs (sm_80 and later)
+    Ptx,
 }
 
 fn main() -> ExitCode {
@@ -106,7 +108,7 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
         } => {
             let loaded = Loaded::compile(&model)?;
             let c = &loaded.compiled;
-            // Opt, kernels and clif show what the JIT runs: the optimized step.
+            // Opt, kernels, clif and ptx show what the backends run: the optimized step.
             let optimized = || {
                 let graph = if eval { &c.eval } else { &c.train_step };
                 let (optimized, s) = mpc_compiler::opt::optimize(graph, &mpc_compiler::opt::Limits::default())
@@ -128,6 +130,12 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
                 Stage::Clif => {
                     let program = mpc_compiler::schedule::schedule(&optimized()?);
                     mpc_compiler::codegen::cranelift::clif_text(&program).map_err(|e| fail(&model.file, &e))?
+                }
+                Stage::Ptx => {
+                    let program = mpc_compiler::schedule::schedule(&optimized()?);
+                    mpc_compiler::codegen::ptx::emit(&program)
+                        .map_err(|e| fail(&model.file, &e))?
+                        .text
                 }
             };
             print!("{text}");

@@ -11,6 +11,7 @@ use crate::load::{error, fail, Loaded};
 use crate::ModelArgs;
 use clap::ValueEnum;
 use mpc_compiler::lower;
+use mpc_runtime::backend::{cuda, default_threads, Backend};
 use mpc_runtime::checkpoint;
 use mpc_runtime::data::npy;
 use mpc_runtime::data::Dataset;
@@ -24,8 +25,20 @@ use std::time::Instant;
 pub enum Device {
     /// This machine's CPU
     Cpu,
-    /// An NVIDIA GPU (not available yet)
+    /// An NVIDIA GPU (CUDA driver needed; PTX kernels through cudarc)
     Cuda,
+}
+
+/// The session backend for `device`: the JIT on `threads` threads, or CUDA device 0 after
+/// checking for a driver (without one: a single error line, exit 1, no panic).
+pub fn backend(device: Device, threads: usize) -> Result<Backend, ExitCode> {
+    match device {
+        Device::Cpu => Ok(Backend::Jit { threads }),
+        Device::Cuda => {
+            cuda::probe(0).map_err(|e| error(&format!("--device cuda: {e}")))?;
+            Ok(Backend::Cuda { device: 0 })
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -51,11 +64,7 @@ pub struct RunOpts {
 }
 
 pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
-    if opts.device == Device::Cuda {
-        return Err(error(
-            "--device cuda: no CUDA driver found (libcuda.so could not be loaded)",
-        ));
-    }
+    let backend = backend(opts.device, default_threads())?;
     let file = &model_args.file;
     let source = Source::new(opts.data.as_deref(), opts.holdout)?;
     let meta = checkpoint::read_meta(&opts.weights).map_err(|e| error(&e))?;
@@ -72,7 +81,7 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
     let shapes = lower::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
     let (params, meta) = checkpoint::load(&opts.weights, &shapes).map_err(|e| error(&e))?;
     let rows = source.eval_rows(file, &loaded.compiled.model, &loaded.compiled.dims, meta.seed)?;
-    let mut session = Session::new(loaded.compiled, meta.seed).map_err(|e| fail(file, &e))?;
+    let mut session = Session::with_backend(loaded.compiled, meta.seed, backend).map_err(|e| fail(file, &e))?;
     session.params = params;
     session.step = meta.step;
     let start = Instant::now();

@@ -49,6 +49,9 @@ pub struct TrainOpts {
     /// Threads of the compiled (JIT) step (default: every core); results do not depend on it
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     pub threads: Option<usize>,
+    /// Where to train: cpu (the Cranelift JIT) or cuda (PTX kernels on an NVIDIA GPU)
+    #[arg(long, value_enum, default_value_t = crate::run::Device::Cpu)]
+    pub device: crate::run::Device,
     /// Write the trained parameters to this safetensors file
     #[arg(long, value_name = "PATH")]
     pub save: Option<PathBuf>,
@@ -103,9 +106,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     let (train, held_out) = source.train_split(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
     let shapes = lower::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
     let dims = loaded.compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    let backend = Backend::Jit {
-        threads: opts.threads.unwrap_or_else(default_threads),
-    };
+    let backend = crate::run::backend(opts.device, opts.threads.unwrap_or_else(default_threads))?;
     let mut session = Session::with_backend(loaded.compiled, seed, backend).map_err(|e| fail(file, &e))?;
     let batch = session.batch_size();
     if !opts.json {
@@ -123,6 +124,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             match session.backend() {
                 Backend::Jit { threads } => format!("{threads} thread{}", if threads == 1 { "" } else { "s" }),
                 Backend::Interpreter => "reference interpreter".into(),
+                Backend::Cuda { device } => format!("CUDA device {device}"),
             },
         );
     }
@@ -177,6 +179,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             seed,
             dims,
         };
+        session.sync_host().map_err(|e| fail(file, &e))?;
         checkpoint::save(path, &session.params, &shapes, &meta).map_err(|e| error(&e))?;
     }
     let seconds = started.elapsed().as_secs_f64();

@@ -50,6 +50,8 @@ struct Engines {
     graphs: HashMap<usize, Rc<(Graph, Graph)>>,
     train: HashMap<usize, Executable>,
     eval: HashMap<usize, Executable>,
+    /// The CUDA device (`Backend::Cuda`), with resident parameters and compiled steps.
+    cuda: Option<crate::backend::cuda::Device>,
 }
 
 /// Loss and accuracy over some rows.
@@ -95,6 +97,14 @@ impl Session {
                 .eval
                 .insert(b, Executable::new(&graphs.1, pool.clone())?);
             engines.pool = Some(pool);
+        }
+        if let Backend::Cuda { device } = backend {
+            use crate::backend::cuda::{Device, Step};
+            let mut dev = Device::new(device)?;
+            let b = batch_rows(&compiled);
+            dev.prepare(Step::Train, b, &graphs.0)?;
+            dev.prepare(Step::Eval, b, &graphs.1)?;
+            engines.cuda = Some(dev);
         }
         engines.graphs.insert(batch_rows(&compiled), graphs);
         Ok(Session {
@@ -355,9 +365,26 @@ impl Session {
                 }
                 (loss, predictions)
             }
+            Backend::Cuda { .. } => {
+                let mut engines = self.engines.borrow_mut();
+                let dev = engines.cuda.as_mut().expect("CUDA sessions have a device");
+                let (seed, kind) = (self.seed as i32, crate::backend::cuda::Step::Train);
+                dev.run(kind, rows, graph, batch, &self.params, &self.state, seed, step)?
+            }
         };
         self.step = step;
         Ok(self.metrics(loss, predictions.as_deref(), batch, rows))
+    }
+
+    /// Makes `params` and `state` current: on CUDA the device holds the newest values
+    /// (they stay there across steps), so call this before reading them, e.g. to write a
+    /// checkpoint. A no-op on the CPU backends.
+    pub fn sync_host(&mut self) -> Result<(), String> {
+        let Session { engines, params, state, .. } = self;
+        match engines.get_mut().cuda.as_mut() {
+            Some(dev) => dev.download(params, state),
+            None => Ok(()),
+        }
     }
 
     /// One pass over `data` in a shuffled order; returns the mean of the batch metrics.
@@ -428,6 +455,12 @@ impl Session {
                     .output("loss")
                     .map_or(f64::NAN, |o| o.floats()[0] as f64);
                 (loss, exe.output("predictions").map(|o| o.floats().to_vec()))
+            }
+            Backend::Cuda { .. } => {
+                let mut engines = self.engines.borrow_mut();
+                let dev = engines.cuda.as_mut().expect("CUDA sessions have a device");
+                let (seed, kind) = (self.seed as i32, crate::backend::cuda::Step::Eval);
+                dev.run(kind, rows, graph, batch, &self.params, &self.state, seed, self.step)?
             }
         };
         Ok((rows, loss, predictions))
@@ -515,7 +548,7 @@ fn mean(ms: &[Metrics]) -> Metrics {
 fn for_backend(backend: Backend, train: Graph, eval: Graph) -> Result<(Graph, Graph), String> {
     match backend {
         Backend::Interpreter => Ok((train, eval)),
-        Backend::Jit { .. } => {
+        Backend::Jit { .. } | Backend::Cuda { .. } => {
             let limits = mpc_compiler::opt::Limits::default();
             let (train, _) = mpc_compiler::opt::optimize(&train, &limits)?;
             let (eval, _) = mpc_compiler::opt::optimize(&eval, &limits)?;

@@ -3,8 +3,11 @@
 //! - the reference interpreter (`mpc_compiler::interp`), the oracle;
 //! - [`jit`]: the graph scheduled into kernels (`mpc_compiler::schedule`), compiled with
 //!   Cranelift (`mpc_compiler::codegen::cranelift`) and run on a [`pool::Pool`] of
-//!   threads, temporaries in one arena planned by liveness.
+//!   threads, temporaries in one arena planned by liveness;
+//! - [`cuda`]: the same kernels rendered as PTX (`mpc_compiler::codegen::ptx`) and run on
+//!   an NVIDIA GPU through cudarc, parameters resident on the device.
 
+pub mod cuda;
 pub mod jit;
 pub mod pool;
 
@@ -15,6 +18,8 @@ pub enum Backend {
     Interpreter,
     /// Native code from Cranelift, on `threads` threads (results do not depend on it).
     Jit { threads: usize },
+    /// PTX kernels on CUDA device `device` (see [`cuda::probe`]).
+    Cuda { device: usize },
 }
 
 impl Default for Backend {

@@ -1,0 +1,360 @@
+//! `exp`, `log` and `tanh` in PTX, as straight-line code (no branches, no `.approx`).
+//!
+//! `ex2.approx` / `lg2.approx` are fast but their error grows with the argument (for
+//! `exp(x) = ex2(x·log2 e)` the rounding of the product alone costs `|x|·2^-24`), so each
+//! function is a range reduction plus a polynomial, all in IEEE `f32` (`.rn`) arithmetic
+//! and `fma`:
+//!
+//! - `exp`: `n = rint(x·log2 e)`, `r = x - n·ln2` (two-constant Cody-Waite, with fma), a
+//!   degree-7 Taylor polynomial of `e^r` on `|r| ≤ ln2/2` (truncation < 6e-9), then scaling
+//!   by `2^n` as two exact powers of two built from bits (so subnormal results and
+//!   overflow to `inf` come out right).
+//! - `log`: `x = m·2^e` with `m` in `[√½, √2)` (subnormals scaled by `2^23` first), then
+//!   fdlibm's `logf` kernel: `s = f/(2+f)`, `R(s²)` of degree 7, and
+//!   `e·ln2_hi - ((hfsq - (s·(hfsq+R) + e·ln2_lo)) - f)`.
+//! - `tanh`: for `|x| < 0.4` the odd Taylor series to `x^15` (truncation < 3e-10 relative);
+//!   otherwise `sign(x)·(1 - 2/(e^{2|x|} + 1))` with the `exp` above.
+//!
+//! Every function here has a Rust model ([`exp_model`], [`log_model`], [`tanh_model`])
+//! performing the same `f32` operations in the same order; the tests check the models
+//! against `f64` and against Rust's `f32` functions (what the CPU backend calls) to
+//! 1e-6 relative, so the PTX text and the CPU agree within the 1e-5 the backends promise.
+
+use super::Body;
+
+const LOG2E: u32 = 0x3FB8_AA3B; // 1.442695
+const LN2_HI: f32 = f32::from_bits(0x3F31_7200); // 0.69314575: exact times any |n| <= 2^15
+const LN2_LO: f32 = f32::from_bits(0x35BF_BE8E); // 1.4286068e-6
+/// Taylor coefficients of e^r, 1/7! .. 1/0!.
+const EXP_C: [f32; 8] = [
+    1.0 / 5040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
+const EXP_LO: f32 = -104.0;
+const EXP_HI: f32 = 89.0;
+
+/// fdlibm `logf` constants (Lg1..Lg7, by their bits).
+const LG: [f32; 7] = [
+    f32::from_bits(0x3f2a_aaab),
+    f32::from_bits(0x3ecc_cccd),
+    f32::from_bits(0x3e92_4925),
+    f32::from_bits(0x3e63_8e29),
+    f32::from_bits(0x3e3a_3325),
+    f32::from_bits(0x3e1c_d04f),
+    f32::from_bits(0x3e17_8897),
+];
+const LOG_LN2_HI: f32 = f32::from_bits(0x3f31_7180);
+const LOG_LN2_LO: f32 = f32::from_bits(0x3717_f7d1);
+const SQRT_HALF_BITS: i32 = 0x3F35_04F3;
+
+/// Taylor coefficients of tanh(x)/x - 1 in x², from x^15 down to x^3.
+const TANH_C: [f32; 7] = [
+    -929_569.0 / 638_512_875.0,
+    21_844.0 / 6_081_075.0,
+    -1_382.0 / 155_925.0,
+    62.0 / 2_835.0,
+    -17.0 / 315.0,
+    2.0 / 15.0,
+    -1.0 / 3.0,
+];
+const TANH_SMALL: f32 = 0.4;
+
+fn fconst(v: f32) -> String {
+    format!("0f{:08X}", v.to_bits())
+}
+
+/// 2^k for k in [-126, 127], from bits.
+fn pow2(k: i32) -> f32 {
+    f32::from_bits(((k + 127) as u32) << 23)
+}
+
+/// The `exp` the PTX computes, in Rust.
+pub fn exp_model(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    let xc = x.clamp(EXP_LO, EXP_HI);
+    let n = (xc * f32::from_bits(LOG2E)).round_ties_even();
+    let r = n.mul_add(-LN2_HI, xc);
+    let r = n.mul_add(-LN2_LO, r);
+    let mut p = EXP_C[0];
+    for &c in &EXP_C[1..] {
+        p = p.mul_add(r, c);
+    }
+    let ni = n as i32;
+    let n1 = ni >> 1;
+    let n2 = ni - n1;
+    p * pow2(n1) * pow2(n2)
+}
+
+/// The `log` the PTX computes, in Rust.
+pub fn log_model(x: f32) -> f32 {
+    let sub = x < f32::MIN_POSITIVE;
+    let xm = if sub { x * 8_388_608.0 } else { x };
+    let bits = xm.to_bits() as i32;
+    let e = bits.wrapping_sub(SQRT_HALF_BITS) >> 23;
+    let m = f32::from_bits(bits.wrapping_sub(e << 23) as u32);
+    let e = (e + if sub { -23 } else { 0 }) as f32;
+    let f = m - 1.0;
+    let s = f / (m + 1.0);
+    let z = s * s;
+    let mut q = LG[6];
+    for &c in LG[..6].iter().rev() {
+        q = q.mul_add(z, c);
+    }
+    let r = z * q;
+    let hfsq = f * f * 0.5;
+    let t = s.mul_add(hfsq + r, e * LOG_LN2_LO);
+    let mut y = e.mul_add(LOG_LN2_HI, -((hfsq - t) - f));
+    if x == f32::INFINITY {
+        y = f32::INFINITY;
+    }
+    if x == 0.0 {
+        y = f32::NEG_INFINITY;
+    }
+    if x < 0.0 || x.is_nan() {
+        y = f32::NAN;
+    }
+    y
+}
+
+/// The `tanh` the PTX computes, in Rust.
+pub fn tanh_model(x: f32) -> f32 {
+    let a = x.abs();
+    let e = exp_model(a + a);
+    let big = 1.0 - 2.0 / (e + 1.0);
+    let big = big.copysign(x);
+    let z = x * x;
+    let mut p = TANH_C[0];
+    for &c in &TANH_C[1..] {
+        p = p.mul_add(z, c);
+    }
+    let small = (x * z).mul_add(p, x);
+    if a < TANH_SMALL {
+        small.copysign(x)
+    } else {
+        big
+    }
+}
+
+/// `y = exp(x)`; returns y's register.
+pub(super) fn exp(b: &mut Body, x: &str) -> String {
+    let xc = b.f();
+    b.op(format!("max.f32 {xc}, {x}, {};", fconst(EXP_LO)));
+    b.op(format!("min.f32 {xc}, {xc}, {};", fconst(EXP_HI)));
+    let n = b.f();
+    b.op(format!("mul.rn.f32 {n}, {xc}, 0f{LOG2E:08X};"));
+    b.op(format!("cvt.rni.f32.f32 {n}, {n};"));
+    let r = b.f();
+    b.op(format!("fma.rn.f32 {r}, {n}, {}, {xc};", fconst(-LN2_HI)));
+    b.op(format!("fma.rn.f32 {r}, {n}, {}, {r};", fconst(-LN2_LO)));
+    let p = b.f();
+    b.op(format!("mov.f32 {p}, {};", fconst(EXP_C[0])));
+    for &c in &EXP_C[1..] {
+        b.op(format!("fma.rn.f32 {p}, {p}, {r}, {};", fconst(c)));
+    }
+    let (ni, n1, n2) = (b.r(), b.r(), b.r());
+    b.op(format!("cvt.rzi.s32.f32 {ni}, {n};"));
+    b.op(format!("shr.s32 {n1}, {ni}, 1;"));
+    b.op(format!("sub.s32 {n2}, {ni}, {n1};"));
+    let (s1, s2) = (b.f(), b.f());
+    for (k, s) in [(&n1, &s1), (&n2, &s2)] {
+        b.op(format!("add.s32 {k}, {k}, 127;"));
+        b.op(format!("shl.b32 {k}, {k}, 23;"));
+        b.op(format!("mov.b32 {s}, {k};"));
+    }
+    let y = b.f();
+    b.op(format!("mul.rn.f32 {y}, {p}, {s1};"));
+    b.op(format!("mul.rn.f32 {y}, {y}, {s2};"));
+    let nan = b.p();
+    b.op(format!("setp.nan.f32 {nan}, {x}, {x};"));
+    b.op(format!("selp.f32 {y}, {x}, {y}, {nan};"));
+    y
+}
+
+/// `y = log(x)`.
+pub(super) fn log(b: &mut Body, x: &str) -> String {
+    let sub = b.p();
+    b.op(format!("setp.lt.f32 {sub}, {x}, {};", fconst(f32::MIN_POSITIVE)));
+    let xm = b.f();
+    b.op(format!("mul.rn.f32 {xm}, {x}, 0f4B000000;"));
+    b.op(format!("selp.f32 {xm}, {xm}, {x}, {sub};"));
+    let (bits, e, t) = (b.r(), b.r(), b.r());
+    b.op(format!("mov.b32 {bits}, {xm};"));
+    b.op(format!("sub.s32 {e}, {bits}, {SQRT_HALF_BITS};"));
+    b.op(format!("shr.s32 {e}, {e}, 23;"));
+    b.op(format!("shl.b32 {t}, {e}, 23;"));
+    b.op(format!("sub.s32 {t}, {bits}, {t};"));
+    let m = b.f();
+    b.op(format!("mov.b32 {m}, {t};"));
+    let adj = b.r();
+    b.op(format!("selp.s32 {adj}, -23, 0, {sub};"));
+    b.op(format!("add.s32 {e}, {e}, {adj};"));
+    let ef = b.f();
+    b.op(format!("cvt.rn.f32.s32 {ef}, {e};"));
+    let (f, d, s, z) = (b.f(), b.f(), b.f(), b.f());
+    b.op(format!("sub.rn.f32 {f}, {m}, 0f3F800000;"));
+    b.op(format!("add.rn.f32 {d}, {m}, 0f3F800000;"));
+    b.op(format!("div.rn.f32 {s}, {f}, {d};"));
+    b.op(format!("mul.rn.f32 {z}, {s}, {s};"));
+    let q = b.f();
+    b.op(format!("mov.f32 {q}, {};", fconst(LG[6])));
+    for &c in LG[..6].iter().rev() {
+        b.op(format!("fma.rn.f32 {q}, {q}, {z}, {};", fconst(c)));
+    }
+    let (r, hf, t1, t2, y) = (b.f(), b.f(), b.f(), b.f(), b.f());
+    b.op(format!("mul.rn.f32 {r}, {z}, {q};"));
+    b.op(format!("mul.rn.f32 {hf}, {f}, {f};"));
+    b.op(format!("mul.rn.f32 {hf}, {hf}, 0f3F000000;"));
+    b.op(format!("add.rn.f32 {t1}, {hf}, {r};"));
+    b.op(format!("mul.rn.f32 {t2}, {ef}, {};", fconst(LOG_LN2_LO)));
+    b.op(format!("fma.rn.f32 {t1}, {s}, {t1}, {t2};"));
+    b.op(format!("sub.rn.f32 {t1}, {hf}, {t1};"));
+    b.op(format!("sub.rn.f32 {t1}, {t1}, {f};"));
+    b.op(format!("neg.f32 {t1}, {t1};"));
+    b.op(format!("fma.rn.f32 {y}, {ef}, {}, {t1};", fconst(LOG_LN2_HI)));
+    let c = b.p();
+    b.op(format!("setp.eq.f32 {c}, {x}, 0f7F800000;"));
+    b.op(format!("selp.f32 {y}, 0f7F800000, {y}, {c};"));
+    b.op(format!("setp.eq.f32 {c}, {x}, 0f00000000;"));
+    b.op(format!("selp.f32 {y}, 0fFF800000, {y}, {c};"));
+    b.op(format!("setp.ltu.f32 {c}, {x}, 0f00000000;"));
+    b.op(format!("selp.f32 {y}, 0f7FFFFFFF, {y}, {c};"));
+    y
+}
+
+/// `y = tanh(x)`.
+pub(super) fn tanh(b: &mut Body, x: &str) -> String {
+    let (a, a2) = (b.f(), b.f());
+    b.op(format!("abs.f32 {a}, {x};"));
+    b.op(format!("add.rn.f32 {a2}, {a}, {a};"));
+    let e = exp(b, &a2);
+    let big = b.f();
+    b.op(format!("add.rn.f32 {big}, {e}, 0f3F800000;"));
+    b.op(format!("div.rn.f32 {big}, 0f40000000, {big};"));
+    b.op(format!("sub.rn.f32 {big}, 0f3F800000, {big};"));
+    b.op(format!("copysign.f32 {big}, {x}, {big};"));
+    let (z, p, xz, small) = (b.f(), b.f(), b.f(), b.f());
+    b.op(format!("mul.rn.f32 {z}, {x}, {x};"));
+    b.op(format!("mov.f32 {p}, {};", fconst(TANH_C[0])));
+    for &c in &TANH_C[1..] {
+        b.op(format!("fma.rn.f32 {p}, {p}, {z}, {};", fconst(c)));
+    }
+    b.op(format!("mul.rn.f32 {xz}, {x}, {z};"));
+    b.op(format!("fma.rn.f32 {small}, {xz}, {p}, {x};"));
+    let c = b.p();
+    b.op(format!("setp.lt.f32 {c}, {a}, {};", fconst(TANH_SMALL)));
+    let y = b.f();
+    b.op(format!("selp.f32 {y}, {small}, {big}, {c};"));
+    b.op(format!("copysign.f32 {y}, {x}, {y}; // tanh(-0) = -0"));
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(a: f32, b: f64) -> f64 {
+        if a as f64 == b {
+            return 0.0;
+        }
+        ((a as f64 - b) / b.abs().max(1e-30)).abs()
+    }
+
+    /// Points spread over the range of interest, plus edges.
+    fn sweep(lo: f32, hi: f32, n: usize) -> impl Iterator<Item = f32> {
+        (0..=n).map(move |i| lo + (hi - lo) * i as f32 / n as f32)
+    }
+
+    #[test]
+    fn exp_matches_f64_and_the_cpu() {
+        let mut worst = 0.0f64;
+        for x in sweep(-87.0, 88.5, 200_000) {
+            let y = exp_model(x);
+            worst = worst.max(rel(y, (x as f64).exp()));
+            assert!(rel(y, x.exp() as f64) < 1e-6, "exp({x}) = {y}, cpu {}", x.exp());
+        }
+        assert!(worst < 5e-7, "worst relative error {worst}");
+        assert_eq!(exp_model(0.0), 1.0);
+        assert_eq!(exp_model(f32::INFINITY), f32::INFINITY);
+        assert_eq!(exp_model(100.0), f32::INFINITY);
+        assert_eq!(exp_model(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_model(-200.0), 0.0);
+        assert!(exp_model(f32::NAN).is_nan());
+        // Subnormal results: close in absolute terms.
+        for x in sweep(-103.0, -87.5, 1000) {
+            assert!((exp_model(x) as f64 - (x as f64).exp()).abs() < 2e-45, "{x}");
+        }
+    }
+
+    #[test]
+    fn log_matches_f64_and_the_cpu() {
+        let mut worst = 0.0f64;
+        let mut x = 1e-44f32;
+        while x < 3e38 {
+            for k in 0..50 {
+                let v = x * (1.0 + k as f32 / 50.0);
+                if !v.is_finite() {
+                    continue;
+                }
+                let y = log_model(v);
+                let exact = (v as f64).ln();
+                if exact.abs() > 1e-3 {
+                    worst = worst.max(rel(y, exact));
+                } else {
+                    assert!((y as f64 - exact).abs() < 1e-9, "log({v})");
+                }
+                assert!(
+                    (y - v.ln()).abs() <= 1e-6 * v.ln().abs().max(1e-3),
+                    "log({v}) = {y}, cpu {}",
+                    v.ln()
+                );
+            }
+            x *= 1.7;
+        }
+        for v in sweep(0.5, 2.0, 100_000) {
+            let exact = (v as f64).ln();
+            assert!(
+                (log_model(v) as f64 - exact).abs() < 1.2e-7 * exact.abs().max(1e-7) + 1e-12,
+                "log({v})"
+            );
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(log_model(1.0), 0.0);
+        assert_eq!(log_model(0.0), f32::NEG_INFINITY);
+        assert_eq!(log_model(f32::INFINITY), f32::INFINITY);
+        assert!(log_model(-1.0).is_nan());
+        assert!(log_model(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn tanh_matches_f64_and_the_cpu() {
+        let mut worst = 0.0f64;
+        for x in sweep(-12.0, 12.0, 200_001) {
+            let y = tanh_model(x);
+            let exact = (x as f64).tanh();
+            if x != 0.0 {
+                worst = worst.max(rel(y, exact));
+            }
+            assert!(
+                (y - x.tanh()).abs() <= 1e-6 * x.tanh().abs().max(1e-30),
+                "tanh({x}) = {y}, cpu {}",
+                x.tanh()
+            );
+        }
+        for x in sweep(-1e-3, 1e-3, 10_000) {
+            assert!(rel(tanh_model(x), (x as f64).tanh()) < 2e-7, "tanh({x})");
+        }
+        assert!(worst < 1e-6, "worst relative error {worst}");
+        assert_eq!(tanh_model(f32::INFINITY), 1.0);
+        assert_eq!(tanh_model(f32::NEG_INFINITY), -1.0);
+        assert!(tanh_model(f32::NAN).is_nan());
+        assert_eq!(tanh_model(-0.0).to_bits(), (-0.0f32).to_bits());
+    }
+}

@@ -1,0 +1,115 @@
+//! `out[m, n] = a[m, k] · b[k, n]` as a 16x16-tiled kernel.
+//!
+//! A block of 16x16 threads computes a 16x16 tile of `out`, one element per thread.
+//! For each 16-wide slice of k, the block stages a tile of `a` and a tile of `b` in shared
+//! memory (zero outside the matrices), then each thread runs 16 `fma`s in k order. The
+//! sum order is fixed (k ascending), so results do not depend on the launch. The strided
+//! views of the kernel IR (a transpose is a swapped stride) are constants in the code.
+
+use super::Body;
+use crate::schedule::{BufId, MatMul, Program};
+
+pub const TILE: u32 = 16;
+
+/// Emits the body; declares its shared tiles in `shared`; returns the grid (x over n
+/// tiles, y over m tiles).
+pub(super) fn emit(
+    b: &mut Body,
+    p: &Program,
+    mm: &MatMul,
+    base: &[String],
+    shared: &mut Vec<String>,
+) -> Result<(u32, u32), String> {
+    let t = TILE as usize;
+    let gx = mm.n.div_ceil(t).max(1);
+    let gy = mm.m.div_ceil(t).max(1);
+    if gx > u32::MAX as usize || gy > 65535 {
+        return Err(format!("matmul [m={} n={}] is too large for one launch", mm.m, mm.n));
+    }
+    for buf in [mm.a.buf, mm.b.buf, mm.out] {
+        if p.buffers.get(buf).is_none() {
+            return Err(format!("matmul on b{buf}, which does not exist"));
+        }
+    }
+    shared.push(format!(".shared .align 4 .f32 tile_a[{}];", t * t));
+    shared.push(format!(".shared .align 4 .f32 tile_b[{}];", t * t));
+    let base = |buf: BufId| base[buf].clone();
+    let (tx, ty, row, col) = (b.r(), b.r(), b.r(), b.r());
+    b.comment(&format!(
+        "row = ctaid.y*16 + tid.y < {}, col = ctaid.x*16 + tid.x < {}",
+        mm.m, mm.n
+    ));
+    b.op(format!("mov.u32 {tx}, %tid.x;"));
+    b.op(format!("mov.u32 {ty}, %tid.y;"));
+    b.op(format!("mov.u32 {row}, %ctaid.y;"));
+    b.op(format!("mad.lo.u32 {row}, {row}, {TILE}, {ty};"));
+    b.op(format!("mov.u32 {col}, %ctaid.x;"));
+    b.op(format!("mad.lo.u32 {col}, {col}, {TILE}, {tx};"));
+    let (row64, col64) = (b.rd(), b.rd());
+    b.op(format!("cvt.u64.u32 {row64}, {row};"));
+    b.op(format!("cvt.u64.u32 {col64}, {col};"));
+    // Shared addresses of this thread's slots: tile[ty*16 + tx], and the rows/columns
+    // it reads: tile_a[ty*16 + kk], tile_b[kk*16 + tx].
+    let (sa, sb, slot, ra, cb) = (b.r(), b.r(), b.r(), b.r(), b.r());
+    b.op(format!("mov.u32 {sa}, tile_a;"));
+    b.op(format!("mov.u32 {sb}, tile_b;"));
+    b.op(format!("mad.lo.u32 {slot}, {ty}, {TILE}, {tx};"));
+    b.op(format!("shl.b32 {slot}, {slot}, 2;"));
+    b.op(format!("mul.lo.u32 {ra}, {ty}, {};", TILE * 4));
+    b.op(format!("add.u32 {ra}, {ra}, {sa};"));
+    b.op(format!("shl.b32 {cb}, {tx}, 2;"));
+    b.op(format!("add.u32 {cb}, {cb}, {sb};"));
+    let (in_m, in_n) = (b.p(), b.p());
+    b.op(format!("setp.lt.u32 {in_m}, {row}, {};", mm.m));
+    b.op(format!("setp.lt.u32 {in_n}, {col}, {};", mm.n));
+    let acc = b.f();
+    b.op(format!("mov.f32 {acc}, 0f00000000;"));
+    let tiles = mm.k.div_ceil(t);
+    if tiles > 0 {
+        let (kt, head) = (b.r(), b.label("k_tile"));
+        b.op(format!("mov.u32 {kt}, 0;"));
+        b.put_label(&head);
+        // a[row, kt*16 + tx] and b[kt*16 + ty, col], zero outside.
+        let (ka, kb) = (b.r(), b.r());
+        b.op(format!("mad.lo.u32 {ka}, {kt}, {TILE}, {tx};"));
+        b.op(format!("mad.lo.u32 {kb}, {kt}, {TILE}, {ty};"));
+        for (is_a, view, i64reg, kreg, inside, tile) in [
+            (true, &mm.a, &row64, &ka, &in_m, &sa),
+            (false, &mm.b, &col64, &kb, &in_n, &sb),
+        ] {
+            let (ok, k64, idx, v, dst) = (b.p(), b.rd(), b.rd(), b.f(), b.r());
+            b.op(format!("setp.lt.u32 {ok}, {kreg}, {};", mm.k));
+            b.op(format!("and.pred {ok}, {ok}, {inside};"));
+            b.op(format!("cvt.u64.u32 {k64}, {kreg};"));
+            b.op(format!("mov.s64 {idx}, {};", view.offset));
+            // a: (i = row, j = k); b: (i = k, j = col).
+            let (ri, ci) = if is_a { (i64reg, &k64) } else { (&k64, i64reg) };
+            b.op(format!("mad.lo.s64 {idx}, {ri}, {}, {idx};", view.rs));
+            b.op(format!("mad.lo.s64 {idx}, {ci}, {}, {idx};", view.cs));
+            b.op(format!("mad.lo.s64 {idx}, {idx}, 4, {};", base(view.buf)));
+            b.op(format!("mov.f32 {v}, 0f00000000;"));
+            b.op(format!("@{ok} ld.global.f32 {v}, [{idx}];"));
+            b.op(format!("add.u32 {dst}, {tile}, {slot};"));
+            b.op(format!("st.shared.f32 [{dst}], {v};"));
+        }
+        b.op("bar.sync 0;".into());
+        for kk in 0..TILE {
+            let (x, y) = (b.f(), b.f());
+            b.op(format!("ld.shared.f32 {x}, [{ra}+{}];", kk * 4));
+            b.op(format!("ld.shared.f32 {y}, [{cb}+{}];", kk * TILE * 4));
+            b.op(format!("fma.rn.f32 {acc}, {x}, {y}, {acc};"));
+        }
+        b.op("bar.sync 0;".into());
+        let c = b.p();
+        b.op(format!("add.u32 {kt}, {kt}, 1;"));
+        b.op(format!("setp.lt.u32 {c}, {kt}, {tiles};"));
+        b.op(format!("@{c} bra {head};"));
+    }
+    let (ok, idx) = (b.p(), b.rd());
+    b.op(format!("and.pred {ok}, {in_m}, {in_n};"));
+    b.op(format!("mad.lo.s64 {idx}, {row64}, {}, {col64};", mm.n));
+    b.op(format!("mad.lo.s64 {idx}, {idx}, 4, {};", base(mm.out)));
+    b.op(format!("@{ok} st.global.f32 [{idx}], {acc};"));
+    b.op("ret;".into());
+    Ok((gx as u32, gy as u32))
+}
