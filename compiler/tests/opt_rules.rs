@@ -30,6 +30,15 @@ impl Instance {
         self.args.insert(name.clone(), Value::Float(data));
         self.b.arg(ArgKind::Param, name, Type::f32(shape))
     }
+    fn indices(&mut self, shape: &[usize], bound: u64) -> ValueId {
+        let name = format!("i{}", self.params);
+        self.params += 1;
+        let data = (0..shape.iter().product())
+            .map(|_| self.rng.below(bound) as i32)
+            .collect();
+        self.args.insert(name.clone(), Value::Int(data));
+        self.b.arg(ArgKind::Input, name, Type::i32(shape))
+    }
     fn size(&mut self) -> usize {
         2 + self.rng.below(4) as usize
     }
@@ -188,6 +197,25 @@ fn instance(rule: &str, t: &mut Instance) -> ValueId {
             let (x, y, w) = (t.tensor(&[m, k]), t.tensor(&[m, 3]), t.tensor(&[k + 3, n]));
             let xy = t.b.concat(&[x, y], 1);
             t.b.matmul(xy, w)
+        }
+        "matmul-of-gather" => {
+            let (x, w) = (t.tensor(&[m, k]), t.tensor(&[k, n]));
+            let i = t.indices(&[m + 3], m as u64);
+            let xi = t.b.gather(x, i);
+            t.b.matmul(xi, w)
+        }
+        "scatter-of-matmul" => {
+            let (a, b) = (t.tensor(&[m + 3, k]), t.tensor(&[k, n]));
+            let i = t.indices(&[m + 3], m as u64);
+            let p = t.b.matmul(a, b);
+            t.b.scatter_add(p, i, m)
+        }
+        "gathered-weight-gradient" => {
+            let (x, g) = (t.tensor(&[m, k]), t.tensor(&[m + 3, n]));
+            let i = t.indices(&[m + 3], m as u64);
+            let xi = t.b.gather(x, i);
+            let xt = t.b.transpose(xi, &[1, 0]);
+            t.b.matmul(xt, g)
         }
         "concat3-split" => {
             let (x, y, z) = (t.tensor(&[m, k]), t.tensor(&[m, 3]), t.tensor(&[m, n]));

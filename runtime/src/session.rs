@@ -70,11 +70,7 @@ impl Session {
     }
 
     /// A session on `backend`; the JIT compiles the training and evaluation steps now.
-    pub fn with_backend(
-        compiled: Compiled,
-        seed: u64,
-        backend: Backend,
-    ) -> Result<Session, String> {
+    pub fn with_backend(compiled: Compiled, seed: u64, backend: Backend) -> Result<Session, String> {
         let params = init::initialize(&lower::params(&compiled.model, &compiled.dims)?, seed);
         let state = compiled
             .train_step
@@ -90,12 +86,8 @@ impl Session {
         if let Backend::Jit { threads } = backend {
             let pool = Arc::new(Pool::new(threads));
             let b = batch_rows(&compiled);
-            engines
-                .train
-                .insert(b, Executable::new(&graphs.0, pool.clone())?);
-            engines
-                .eval
-                .insert(b, Executable::new(&graphs.1, pool.clone())?);
+            engines.train.insert(b, Executable::new(&graphs.0, pool.clone())?);
+            engines.eval.insert(b, Executable::new(&graphs.1, pool.clone())?);
             engines.pool = Some(pool);
         }
         if let Backend::Cuda { device } = backend {
@@ -168,41 +160,24 @@ impl Session {
             return Ok(());
         }
         let model = &self.compiled.model;
-        let batch_dim = model
-            .batch_dim
-            .as_ref()
-            .ok_or("the model has no batch dim")?;
+        let batch_dim = model.batch_dim.as_ref().ok_or("the model has no batch dim")?;
         let name = model
             .dims
             .iter()
             .find(|d| &Dim::named(&d.name) == batch_dim)
             .map(|d| d.name.clone())
-            .ok_or(
-                "the batch dim is not a plain dim name, so a partial batch cannot be compiled",
-            )?;
-        let mut overrides: Vec<(String, usize)> = self
-            .compiled
-            .dims
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+            .ok_or("the batch dim is not a plain dim name, so a partial batch cannot be compiled")?;
+        let mut overrides: Vec<(String, usize)> = self.compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
         overrides.retain(|(k, _)| *k != name);
         overrides.push((name, rows));
-        let words = |d: Vec<mpc_compiler::diag::Diagnostic>| {
-            d.iter()
-                .map(|d| d.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
+        let words =
+            |d: Vec<mpc_compiler::diag::Diagnostic>| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ");
         let dims = lower::dim_values(model, &overrides).map_err(words)?;
         let forward = lower::lower(model, &dims, Mode::Train)?;
         let eval = lower::lower(model, &dims, Mode::Eval)?;
         let train = autodiff::training_step(&forward, &model.train.optimizer);
         let graphs = for_backend(self.backend, train, eval)?;
-        self.engines
-            .borrow_mut()
-            .graphs
-            .insert(rows, Rc::new(graphs));
+        self.engines.borrow_mut().graphs.insert(rows, Rc::new(graphs));
         Ok(())
     }
 
@@ -245,11 +220,7 @@ impl Session {
             else {
                 continue;
             };
-            if let Some((row, &l)) = labels
-                .iter()
-                .enumerate()
-                .find(|(_, &l)| l < -1 || l >= classes as i32)
-            {
+            if let Some((row, &l)) = labels.iter().enumerate().find(|(_, &l)| l < -1 || l >= classes as i32) {
                 return Err(format!(
                     "label '{}' row {row}: {l} is outside [0, {classes}) (-1 marks a row without a label)",
                     input.name
@@ -279,13 +250,7 @@ impl Session {
         Some((hits, labeled))
     }
 
-    fn metrics(
-        &self,
-        loss: f64,
-        predictions: Option<&[f32]>,
-        batch: &[(String, Column)],
-        rows: usize,
-    ) -> Metrics {
+    fn metrics(&self, loss: f64, predictions: Option<&[f32]>, batch: &[(String, Column)], rows: usize) -> Metrics {
         Metrics {
             loss,
             accuracy: predictions
@@ -306,8 +271,7 @@ impl Session {
         let graph = &graphs.0;
         let (loss, predictions) = match self.backend {
             Backend::Interpreter => {
-                let outputs = interp::run(graph, &self.args(graph, batch, step))
-                    .map_err(|e| e.to_string())?;
+                let outputs = interp::run(graph, &self.args(graph, batch, step)).map_err(|e| e.to_string())?;
                 let (mut loss, mut predictions) = (f64::NAN, None);
                 for (name, value) in outputs {
                     if let Some(p) = name.strip_prefix("param:") {
@@ -358,8 +322,7 @@ impl Session {
                     };
                     // The new values become the session's; the old vector is the output
                     // buffer of the next step.
-                    if let (Some(target), Some(OutBuf::F32(out))) = (target, exe.output_mut(&name))
-                    {
+                    if let (Some(target), Some(OutBuf::F32(out))) = (target, exe.output_mut(&name)) {
                         std::mem::swap(target, out);
                     }
                 }
@@ -380,7 +343,9 @@ impl Session {
     /// (they stay there across steps), so call this before reading them, e.g. to write a
     /// checkpoint. A no-op on the CPU backends.
     pub fn sync_host(&mut self) -> Result<(), String> {
-        let Session { engines, params, state, .. } = self;
+        let Session {
+            engines, params, state, ..
+        } = self;
         match engines.get_mut().cuda.as_mut() {
             Some(dev) => dev.download(params, state),
             None => Ok(()),
@@ -410,28 +375,16 @@ impl Session {
     }
 
     /// Rows, loss and predictions of the evaluation step on one batch.
-    fn eval_outputs(
-        &self,
-        batch: &[(String, Column)],
-    ) -> Result<(usize, f64, Option<Vec<f32>>), String> {
+    fn eval_outputs(&self, batch: &[(String, Column)]) -> Result<(usize, f64, Option<Vec<f32>>), String> {
         let rows = self.rows_in(batch)?;
         self.check_labels(batch)?;
         let graphs = self.graphs(rows)?;
         let graph = &graphs.1;
         let (loss, predictions) = match self.backend {
             Backend::Interpreter => {
-                let outputs = interp::run(graph, &self.args(graph, batch, self.step))
-                    .map_err(|e| e.to_string())?;
-                let find = |n: &str| {
-                    outputs
-                        .iter()
-                        .find(|(o, _)| o == n)
-                        .map(|(_, v)| v.floats().to_vec())
-                };
-                (
-                    find("loss").map_or(f64::NAN, |l| l[0] as f64),
-                    find("predictions"),
-                )
+                let outputs = interp::run(graph, &self.args(graph, batch, self.step)).map_err(|e| e.to_string())?;
+                let find = |n: &str| outputs.iter().find(|(o, _)| o == n).map(|(_, v)| v.floats().to_vec());
+                (find("loss").map_or(f64::NAN, |l| l[0] as f64), find("predictions"))
             }
             Backend::Jit { .. } => {
                 let mut engines = self.engines.borrow_mut();
@@ -443,17 +396,8 @@ impl Session {
                         e.insert(Executable::new(graph, pool)?)
                     }
                 };
-                run_exe(
-                    exe,
-                    batch,
-                    &self.params,
-                    &self.state,
-                    self.seed as i32,
-                    self.step,
-                )?;
-                let loss = exe
-                    .output("loss")
-                    .map_or(f64::NAN, |o| o.floats()[0] as f64);
+                run_exe(exe, batch, &self.params, &self.state, self.seed as i32, self.step)?;
+                let loss = exe.output("loss").map_or(f64::NAN, |o| o.floats()[0] as f64);
                 (loss, exe.output("predictions").map(|o| o.floats().to_vec()))
             }
             Backend::Cuda { .. } => {
@@ -502,10 +446,7 @@ fn run_exe(
                 Column::I32(v) => ArgRef::I32(v),
             });
         }
-        params
-            .get(name)
-            .or_else(|| state.get(name))
-            .map(|v| ArgRef::F32(v))
+        params.get(name).or_else(|| state.get(name)).map(|v| ArgRef::F32(v))
     })
 }
 
@@ -532,15 +473,8 @@ fn mean(ms: &[Metrics]) -> Metrics {
     let rows: usize = ms.iter().map(|m| m.rows).sum();
     let w = |m: &Metrics| m.rows as f64 / rows.max(1) as f64;
     let loss = ms.iter().map(|m| m.loss * w(m)).sum();
-    let accuracy = ms
-        .iter()
-        .map(|m| m.accuracy.map(|a| a * w(m)))
-        .sum::<Option<f64>>();
-    Metrics {
-        loss,
-        accuracy,
-        rows,
-    }
+    let accuracy = ms.iter().map(|m| m.accuracy.map(|a| a * w(m))).sum::<Option<f64>>();
+    Metrics { loss, accuracy, rows }
 }
 
 /// The graphs a backend runs: the JIT runs the e-graph-optimized training and evaluation

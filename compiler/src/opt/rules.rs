@@ -357,6 +357,34 @@ pub fn table() -> Vec<Rule> {
             }),
             Some(|eg, v| int(eg, v("?axis")) == Some(1)),
         ),
+        // Linear maps commute with reading and aggregating rows: a message `linear(x_j)`
+        // computed per edge is `linear` per node, read per edge (E rows of work -> N).
+        r(
+            "matmul-of-gather",
+            MessagePassing,
+            "(matmul (gather ?x ?i) ?w)",
+            Rhs::Pattern("(gather (matmul ?x ?w) ?i)"),
+            Some(|eg, v| shape(eg, v("?x")).len() == 2 && shape(eg, v("?i")).len() == 1),
+        ),
+        r(
+            "scatter-of-matmul",
+            MessagePassing,
+            "(scatter_add ?rows (matmul ?a ?b) ?i)",
+            Rhs::Pattern("(matmul (scatter_add ?rows ?a ?i) ?b)"),
+            Some(|eg, v| shape(eg, v("?i")).len() == 1),
+        ),
+        r(
+            "gathered-weight-gradient",
+            MessagePassing,
+            "(matmul (transpose ?p (gather ?x ?i)) ?g)",
+            Rhs::Apply(|eg, v| {
+                let rows = attr(eg, Attr::Int(shape(eg, v("?x"))[0] as i64));
+                let summed = eg.add(TensorLang::ScatterAdd([rows, v("?g"), v("?i")]));
+                let xt = eg.add(TensorLang::Transpose([v("?p"), v("?x")]));
+                Some(eg.add(TensorLang::MatMul([xt, summed])))
+            }),
+            Some(|eg, v| list(eg, v("?p")) == SWAP && shape(eg, v("?x")).len() == 2 && shape(eg, v("?i")).len() == 1),
+        ),
         r(
             "concat3-split",
             MessagePassing,
