@@ -6,9 +6,10 @@ use crate::load::error;
 use mpc_compiler::check::dim::Dim;
 use mpc_compiler::check::CheckedModel;
 use mpc_compiler::lower::DimValues;
-use mpc_runtime::data::defaults::default_dataset;
+use mpc_runtime::data::defaults::default_dataset_named;
 use mpc_runtime::data::load::{held_out_rule, input_specs, load_eval, load_split, HeldOut};
 use mpc_runtime::data::Dataset;
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -47,13 +48,24 @@ fn batch_dim_name(model: &CheckedModel) -> Option<&str> {
 }
 
 /// The dim value that sets the batch size: `--batch N`, else the train block's
-/// `batch N` (unless `--dim` sets that dim). Empty when neither applies.
+/// `batch N` (unless `--dim` sets that dim). Empty when neither applies. A graph model
+/// trains full-batch: its batch is the node count, and `--batch` is an error.
 pub fn batch_override(
     model: &CheckedModel,
     batch: Option<usize>,
     dims: &[(String, usize)],
 ) -> Result<Vec<(String, usize)>, String> {
     let name = batch_dim_name(model);
+    if let (Some(n), Some(g)) = (batch, model.graphs.first()) {
+        return Err(format!(
+            "--batch {n}: model '{}' is a graph model: it trains on every node of graph '{}' at once (its batch \
+             is the node count {}; --dim sets it)",
+            model.name, g.name, g.nodes
+        ));
+    }
+    if !model.graphs.is_empty() {
+        return Ok(Vec::new());
+    }
     match (batch, name) {
         (Some(n), Some(name)) => Ok(vec![(name.to_string(), n)]),
         (Some(n), None) => Err(format!(
@@ -79,6 +91,8 @@ pub fn batch_override(
 pub struct Source {
     pub dir: Option<PathBuf>,
     pub rule: HeldOut,
+    /// What the default data is (`synthetic`, `karate club`), once loaded.
+    default: Cell<&'static str>,
 }
 
 impl Source {
@@ -90,6 +104,7 @@ impl Source {
         Ok(Source {
             dir: dir.map(Path::to_path_buf),
             rule,
+            default: Cell::new("synthetic"),
         })
     }
 
@@ -102,7 +117,11 @@ impl Source {
         seed: u64,
     ) -> Result<(Dataset, Option<Dataset>), ExitCode> {
         match &self.dir {
-            None => default_data(file, model, dims, seed).map(|(t, h)| (t, Some(h))),
+            None => {
+                let (train, held, what) = default_data(file, model, dims, seed)?;
+                self.default.set(what);
+                Ok((train, Some(held)))
+            }
             Some(dir) => {
                 let specs = input_specs(model, dims).map_err(|e| error(&format!("{}: {e}", file.display())))?;
                 load_split(dir, &specs, self.rule).map_err(|e| error(&e))
@@ -119,7 +138,11 @@ impl Source {
         seed: u64,
     ) -> Result<Dataset, ExitCode> {
         match &self.dir {
-            None => default_data(file, model, dims, seed).map(|(_, h)| h),
+            None => {
+                let (_, held, what) = default_data(file, model, dims, seed)?;
+                self.default.set(what);
+                Ok(held)
+            }
             Some(dir) => {
                 let specs = input_specs(model, dims).map_err(|e| error(&format!("{}: {e}", file.display())))?;
                 load_eval(dir, &specs, self.rule).map_err(|e| error(&e))
@@ -127,11 +150,19 @@ impl Source {
         }
     }
 
+    /// `synthetic data`, `karate-club data`, `data/`: where a graph comes from.
+    pub fn name(&self) -> String {
+        match &self.dir {
+            None => format!("{} data", self.default.get()),
+            Some(d) => d.display().to_string(),
+        }
+    }
+
     /// `synthetic rows`, `rows of data/`, `held-out rows of data/test/`.
     pub fn describe(&self, held_out: bool) -> String {
         match (&self.dir, self.rule, held_out) {
-            (None, _, false) => "synthetic rows".into(),
-            (None, _, true) => "held-out synthetic rows".into(),
+            (None, _, false) => format!("{} rows", self.default.get()),
+            (None, _, true) => format!("held-out {} rows", self.default.get()),
             (Some(d), HeldOut::TestDir, true) => format!("rows of {}", d.join("test").display()),
             (Some(d), HeldOut::Tail(f), true) => format!("rows of {} (the last {f} of them)", d.display()),
             (Some(d), _, _) => format!("rows of {}", d.display()),
@@ -144,7 +175,7 @@ fn default_data(
     model: &CheckedModel,
     dims: &DimValues,
     seed: u64,
-) -> Result<(Dataset, Dataset), ExitCode> {
-    default_dataset(model, dims, seed)
+) -> Result<(Dataset, Dataset, &'static str), ExitCode> {
+    default_dataset_named(model, dims, seed)
         .map_err(|e| error(&format!("{}: {e}; give it data with --data DIR", file.display())))
 }

@@ -104,13 +104,20 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
         println!("{line}");
     } else {
         let acc = m.accuracy.map(|a| format!("  accuracy {a:.4}")).unwrap_or_default();
+        let what = if rows.full_batch {
+            // A graph: every node runs, the labeled ones are scored.
+            let label = session.compiled.model.inputs.iter().find(|i| i.is_label);
+            let labeled = match label.and_then(|l| rows.column(&l.name)) {
+                Some(mpc_runtime::data::Column::I32(y)) => y.iter().filter(|&&l| l != -1).count(),
+                _ => rows.rows,
+            };
+            format!("{labeled} labeled nodes of {}", source.name())
+        } else {
+            format!("{} {}", m.rows, source.describe(true))
+        };
         println!(
-            "{} (step {}) on {} {}: loss {:.6}{acc}",
-            session.compiled.model.name,
-            session.step,
-            m.rows,
-            source.describe(true),
-            m.loss
+            "{} (step {}) on {what}: loss {:.6}{acc}",
+            session.compiled.model.name, session.step, m.loss
         );
         if let Some(out) = &opts.out {
             println!("wrote predictions for {} rows to {}", rows.rows, out.display());

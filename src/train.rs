@@ -19,6 +19,7 @@ use mpc_compiler::lower;
 use mpc_compiler::seeded::SplitMix64;
 use mpc_runtime::backend::{default_threads, Backend};
 use mpc_runtime::checkpoint::{self, Meta};
+use mpc_runtime::data::{Column, Dataset};
 use mpc_runtime::session::{Metrics, Session};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -109,16 +110,52 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     let backend = crate::run::backend(opts.device, opts.threads.unwrap_or_else(default_threads))?;
     let mut session = Session::with_backend(loaded.compiled, seed, backend).map_err(|e| fail(file, &e))?;
     let batch = session.batch_size();
+    let label = session
+        .compiled
+        .model
+        .inputs
+        .iter()
+        .find(|i| i.is_label)
+        .map(|i| i.name.clone());
+    // A graph's nodes: all of them in every step; labeled ones (not -1) count.
+    let labeled = |d: &Dataset| match label.as_deref().and_then(|l| d.column(l)) {
+        Some(Column::I32(y)) => y.iter().filter(|&&l| l != -1).count(),
+        _ => d.rows,
+    };
     if !opts.json {
         let held = match &held_out {
+            Some(h) if h.full_batch => format!("{} held out", labeled(h)),
             Some(h) => format!("{} held out", h.rows),
             None => "none held out".into(),
         };
+        let (rows, batch) = if train.full_batch {
+            let edges = train.whole.iter().find(|(n, _, _)| n.ends_with(".edges"));
+            let edges = edges
+                .map(|(_, shape, _)| format!(" and {} edges", shape[1]))
+                .unwrap_or_default();
+            (
+                format!(
+                    "{} nodes{edges} of {} ({} labeled",
+                    train.rows,
+                    source.name(),
+                    labeled(&train)
+                ),
+                "full batch".to_string(),
+            )
+        } else {
+            (
+                format!("{} {}", train.rows, source.describe(false)),
+                format!("batch {batch}"),
+            )
+        };
+        let held = if train.full_batch {
+            format!(", {held})")
+        } else {
+            format!(" ({held})")
+        };
         println!(
-            "training {} on {} {} ({held}), batch {batch}, {epochs} epoch{}, lr {}, seed {seed}, {}",
+            "training {} on {rows}{held}, {batch}, {epochs} epoch{}, lr {}, seed {seed}, {}",
             session.compiled.model.name,
-            train.rows,
-            source.describe(false),
             if epochs == 1 { "" } else { "s" },
             session.compiled.model.train.optimizer.lr(),
             match session.backend() {
@@ -193,7 +230,10 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             "accuracy": last.and_then(|m| m.accuracy),
             "eval_loss": last_eval.map(|h| h.loss),
             "eval_accuracy": last_eval.and_then(|h| h.accuracy),
-            "eval_rows": last_eval.map(|h| h.rows),
+            "eval_rows": match &held_out {
+                Some(d) if d.full_batch => Some(labeled(d)),
+                _ => last_eval.map(|h| h.rows),
+            },
             "checkpoint": opts.save.as_ref().map(|p| p.display().to_string()),
         });
         println!("{line}");
@@ -204,7 +244,10 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             if let Some(a) = h.accuracy {
                 summary += &format!("  accuracy {a:.4}");
             }
-            summary += &format!(" ({} rows)", h.rows);
+            match &held_out {
+                Some(d) if d.full_batch => summary += &format!(" ({} labeled nodes)", labeled(d)),
+                _ => summary += &format!(" ({} rows)", h.rows),
+            }
         }
         println!("{summary}");
         if let Some(path) = &opts.save {

@@ -11,9 +11,18 @@
 //! Held-out rows are `DIR/test/` (same layout) when it exists, else the last `--holdout`
 //! fraction of the rows. Checks: dtype (integers for `i32`, with `<i8` and unsigned
 //! converted when each value fits; floats for `f32`, `<f8` converted when in range),
-//! per-row shape, equal row counts, token ids in `[0, vocab)`, labels in `[0, classes)`,
-//! finite `f32` values. Places in `.npy` files are numpy indices (0-based: `row 17,
-//! column 3` is `a[17, 3]`); places in CSV files are 1-based line and field numbers.
+//! per-row shape, equal row counts, token ids in `[0, vocab)`, labels in `[0, classes)`
+//! or -1 (unlabeled: the loss and accuracy skip it), finite `f32` values. Places in
+//! `.npy` files are numpy indices (0-based: `row 17, column 3` is `a[17, 3]`); places in
+//! CSV files are 1-based line and field numbers.
+//!
+//! Inputs whose first axis is not the batch axis are "whole": read once with exactly
+//! their declared shape and passed with every batch. A graph `g`'s edge list is the
+//! whole input `g.edges`, `i32[2, E]` (row 0 sources, row 1 destinations; in CSV one
+//! edge `source,destination` per line), every index in `[0, N)` for the graph's `N`
+//! nodes. A graph model's rows are its nodes: there must be exactly `N` of them, the
+//! data trains full-batch, and its held-out part is `DIR/test/` with at least the
+//! label (the other inputs default to the training ones), never a `--holdout` tail.
 
 use super::{csv, npy, Column, Dataset};
 use mpc_compiler::check::dim::show_shape;
@@ -34,6 +43,21 @@ pub struct InputSpec {
     pub vocab: Option<usize>,
     pub classes: Option<usize>,
     pub is_label: bool,
+    /// No batch axis: `row_shape` is the whole declared shape, read once.
+    pub whole: bool,
+    /// The edge list `g.edges` of a graph: its values are node indices.
+    pub graph: Option<GraphRef>,
+}
+
+/// The graph whose edge list an input is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphRef {
+    /// The graph's name (`g` for the input `g.edges`).
+    pub name: String,
+    /// Its node count: edge indices lie in `[0, nodes)`, and the data has `nodes` rows.
+    pub nodes: usize,
+    /// `N = 34`: the dim that sets it, for messages.
+    pub nodes_dim: String,
 }
 
 impl InputSpec {
@@ -49,16 +73,27 @@ impl InputSpec {
         self.row_shape.iter().product()
     }
 
-    /// `i32 [rows, 32]`
+    /// `i32 [rows, 32]`, or for a whole input its shape: `i32 [2, 156]`.
     fn expected(&self) -> String {
-        let mut dims = vec!["rows".to_string()];
+        let mut dims = if self.whole { vec![] } else { vec!["rows".to_string()] };
         dims.extend(self.row_shape.iter().map(|d| d.to_string()));
         format!("{} [{}]", self.dtype, dims.join(", "))
     }
+
+    /// Edges in the edge list of a graph.
+    fn edge_count(&self) -> usize {
+        self.row_shape.get(1).copied().unwrap_or(0)
+    }
 }
 
-/// The specs of every input and label, in declaration order. Every one must have the
-/// batch dim (the label's first axis) as its first axis: that axis becomes the rows.
+/// Whether `specs` are a graph model's: its rows are the nodes of a graph.
+pub fn is_graph(specs: &[InputSpec]) -> bool {
+    specs.iter().any(|s| s.graph.is_some())
+}
+
+/// The specs of every input and label, in declaration order. Inputs whose first axis
+/// is the batch dim (the label's first axis) are read as rows; the others (a graph's
+/// `g.edges`) are whole. A label must have the batch axis.
 pub fn input_specs(model: &CheckedModel, dims: &DimValues) -> Result<Vec<InputSpec>, String> {
     let batch = model
         .batch_dim
@@ -70,13 +105,36 @@ pub fn input_specs(model: &CheckedModel, dims: &DimValues) -> Result<Vec<InputSp
         .map(|i| {
             let what = if i.is_label { "label" } else { "input" };
             let declared_ty = format!("{}{}", i.ty.dtype, show_shape(&i.ty.shape));
-            let Some((_, rest)) = i.ty.shape.split_first().filter(|(f, _)| Some(*f) == batch.as_ref()) else {
+            let rows = i.ty.shape.split_first().filter(|(f, _)| Some(*f) == batch.as_ref());
+            if rows.is_none() && i.is_label {
                 let b = batch.as_ref().map(|b| b.to_string()).unwrap_or_default();
                 return Err(format!(
                     "{what} '{}' is {declared_ty}: its first axis is not the batch axis {b}, so it cannot be read \
                      as rows of data",
                     i.name
                 ));
+            }
+            let whole = rows.is_none();
+            let rest = match rows {
+                Some((_, rest)) => rest,
+                None => &i.ty.shape[..],
+            };
+            // `g.edges: i32[2, E]`: the edge list of graph `g`, whose nodes are the rows.
+            let graph = match model.graphs.iter().find(|g| g.edges_input == i.name) {
+                Some(g) => {
+                    let nodes = concrete(std::slice::from_ref(&g.nodes), dims)?[0];
+                    let n = g.nodes.to_string();
+                    Some(GraphRef {
+                        name: g.name.clone(),
+                        nodes,
+                        nodes_dim: if n.parse::<usize>().is_ok() {
+                            n
+                        } else {
+                            format!("{n} = {nodes}")
+                        },
+                    })
+                }
+                None => None,
             };
             // Name the dims the row shape uses, with their values.
             let text = show_shape(rest);
@@ -101,6 +159,8 @@ pub fn input_specs(model: &CheckedModel, dims: &DimValues) -> Result<Vec<InputSp
                 vocab: i.vocab,
                 classes: i.classes,
                 is_label: i.is_label,
+                whole,
+                graph,
             })
         })
         .collect()
@@ -146,7 +206,7 @@ fn check_int(v: i64, spec: &InputSpec, place: &dyn Fn() -> String) -> Result<i32
         }
     }
     if let Some(classes) = spec.classes {
-        if v < 0 || v as u64 >= classes as u64 {
+        if (v < 0 && !(spec.is_label && v == -1)) || v >= classes as i64 {
             return Err(format!(
                 "{}: label {v} is outside [0, {classes}) (classes of {} '{}')",
                 place(),
@@ -192,18 +252,60 @@ fn npy_place(row_shape: &[usize], flat: usize) -> String {
     }
 }
 
-/// One column from the bytes of a `.npy` file: (rows, values). Errors without the path.
+/// `at [1, 5]` for element `flat` of a C-order array of `shape` (a whole input).
+fn npy_index(shape: &[usize], flat: usize) -> String {
+    let mut within = flat;
+    let mut index = vec![0; shape.len()];
+    for (k, &d) in shape.iter().enumerate().rev() {
+        index[k] = within % d.max(1);
+        within /= d.max(1);
+    }
+    let index: Vec<String> = index.iter().map(|i| i.to_string()).collect();
+    format!("at [{}]", index.join(", "))
+}
+
+/// Checks that every value of the edge list `edges` (`[2, E]` row-major) is a node of
+/// `spec`'s graph; `place(e)` says where edge `e` is in the file.
+fn check_edges(spec: &InputSpec, edges: &[i64], place: &dyn Fn(usize, usize) -> String) -> Result<Vec<i32>, String> {
+    let Some(g) = &spec.graph else {
+        return Ok(Vec::new());
+    };
+    let e_count = spec.edge_count().max(1);
+    for (i, &v) in edges.iter().enumerate() {
+        if v < 0 || v as usize >= g.nodes {
+            let (end, e) = (i / e_count, i % e_count);
+            return Err(format!(
+                "{}: {} {v} is outside [0, {}) (nodes of graph '{}')",
+                place(e, end),
+                if end == 0 { "source" } else { "destination" },
+                g.nodes,
+                g.name
+            ));
+        }
+    }
+    Ok(edges.iter().map(|&v| v as i32).collect())
+}
+
+/// One column from the bytes of a `.npy` file: (rows, values); a whole input counts one
+/// row. Errors without the path.
 pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Column), String> {
     let a = npy::parse(bytes)?;
     let dtype_ok = match spec.dtype {
         DType::I32 => matches!(a.kind, npy::Kind::Int | npy::Kind::Uint),
         DType::F32 => a.kind == npy::Kind::Float,
     };
-    let shape_ok = a.shape.len() == spec.row_shape.len() + 1 && a.shape[1..] == spec.row_shape[..];
+    let shape_ok = if spec.whole {
+        a.shape == spec.row_shape
+    } else {
+        a.shape.len() == spec.row_shape.len() + 1 && a.shape[1..] == spec.row_shape[..]
+    };
     if !dtype_ok || !shape_ok {
+        let transposed =
+            spec.graph.is_some() && a.shape.len() == 2 && a.shape[0] == spec.edge_count() && a.shape[1] == 2;
         let hint = match (dtype_ok, spec.dtype) {
             (false, DType::I32) => "; save integers, e.g. a.astype(np.int32)",
             (false, DType::F32) => "; save floats, e.g. a.astype(np.float32)",
+            _ if transposed => "; save one edge per column, row 0 sources and row 1 destinations, e.g. a.T",
             _ => "",
         };
         return Err(format!(
@@ -213,9 +315,22 @@ pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Column)
             spec.declared
         ));
     }
-    let rows = a.shape[0];
-    let place = |i: usize| move || npy_place(&spec.row_shape, i);
+    let rows = if spec.whole { 1 } else { a.shape[0] };
+    let place = |i: usize| {
+        move || {
+            if spec.whole {
+                npy_index(&spec.row_shape, i)
+            } else {
+                npy_place(&spec.row_shape, i)
+            }
+        }
+    };
     let column = match spec.dtype {
+        DType::I32 if spec.graph.is_some() => {
+            // Values above i64::MAX (u8 files) read as i64::MAX: outside the graph too.
+            let values: Vec<i64> = (0..a.len()).map(|i| a.int(i).unwrap_or(i64::MAX)).collect();
+            Column::I32(check_edges(spec, &values, &|e, _| format!("edge {e} (column {e})"))?)
+        }
         DType::I32 => Column::I32(
             (0..a.len())
                 .map(|i| match a.int(i) {
@@ -233,16 +348,27 @@ pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Column)
     Ok((rows, column))
 }
 
-/// One column from the text of a CSV file: (rows, values). Errors without the path.
+/// One column from the text of a CSV file: (rows, values); a whole input counts one row
+/// and has one line per index of its first axis, except an edge list, which has one
+/// edge `source,destination` per line. Errors without the path.
 pub fn column_from_csv(text: &str, spec: &InputSpec) -> Result<(usize, Column), String> {
     let table = csv::parse(text);
-    let width = spec.width();
+    let edges = spec.graph.is_some();
+    let width = if edges {
+        2
+    } else if spec.whole {
+        spec.row_shape.iter().skip(1).product()
+    } else {
+        spec.width()
+    };
+    let sample = if edges { "edge source,destination" } else { "sample" };
     let mut ints = Vec::new();
+    let mut edge_values: Vec<i64> = Vec::new();
     let mut floats = Vec::new();
     for (line, fields) in &table.rows {
         if fields.len() != width {
             return Err(format!(
-                "line {line}: {} value{}, expected {width} ({}: one sample of {width} value{} per line)",
+                "line {line}: {} value{}, expected {width} ({}: one {sample} of {width} value{} per line)",
                 fields.len(),
                 if fields.len() == 1 { "" } else { "s" },
                 spec.declared,
@@ -261,7 +387,11 @@ pub fn column_from_csv(text: &str, spec: &InputSpec) -> Result<(usize, Column), 
                             _ => return Err(format!("{}: '{field}' is not an integer", place())),
                         },
                     };
-                    ints.push(check_int(v, spec, &place)?);
+                    if edges {
+                        edge_values.push(v);
+                    } else {
+                        ints.push(check_int(v, spec, &place)?);
+                    }
                 }
                 DType::F32 => {
                     let v: f64 = field
@@ -272,11 +402,31 @@ pub fn column_from_csv(text: &str, spec: &InputSpec) -> Result<(usize, Column), 
             }
         }
     }
+    let lines = table.rows.len();
+    let expected_lines = match (edges, spec.whole) {
+        (true, _) => Some(spec.edge_count()),
+        (false, true) => Some(spec.row_shape.first().copied().unwrap_or(1)),
+        (false, false) => None,
+    };
+    if let Some(n) = expected_lines.filter(|&n| n != lines) {
+        let what = if edges { "edges" } else { "lines" };
+        return Err(format!("{lines} lines, expected {n} {what} ({})", spec.declared));
+    }
+    if edges {
+        // Lines are edges: transpose to [2, E], then check against the graph's nodes.
+        let sources = edge_values.iter().step_by(2).copied();
+        let destinations = edge_values.iter().skip(1).step_by(2).copied();
+        let values: Vec<i64> = sources.chain(destinations).collect();
+        let line_of = |e: usize| table.rows[e].0;
+        ints = check_edges(spec, &values, &|e, end| {
+            format!("line {}, field {}: edge {e}", line_of(e), end + 1)
+        })?;
+    }
     let column = match spec.dtype {
         DType::I32 => Column::I32(ints),
         DType::F32 => Column::F32(floats),
     };
-    Ok((table.rows.len(), column))
+    Ok((if spec.whole { 1 } else { lines }, column))
 }
 
 /// One column from a file, by its extension.
@@ -295,6 +445,13 @@ pub fn load_column(path: &Path, spec: &InputSpec) -> Result<(usize, Column), Str
 
 /// Every input and label from `dir`, with equal row counts.
 pub fn load_dir(dir: &Path, specs: &[InputSpec]) -> Result<Dataset, String> {
+    load_dir_with(dir, specs, None)
+}
+
+/// Every input and label from `dir`; an input (not a label) without a file there is
+/// taken from `fallback` when given (a graph's held-out `test/` directory may hold only
+/// the labels). A graph model's rows must be the graph's nodes.
+pub fn load_dir_with(dir: &Path, specs: &[InputSpec], fallback: Option<&Dataset>) -> Result<Dataset, String> {
     if !dir.is_dir() {
         let why = if dir.exists() { "not a directory" } else { "not found" };
         return Err(at(
@@ -302,11 +459,28 @@ pub fn load_dir(dir: &Path, specs: &[InputSpec]) -> Result<Dataset, String> {
             format!("{why} (--data names a directory of .npy or .csv files)"),
         ));
     }
-    let mut columns = Vec::new();
+    let mut data = Dataset {
+        full_batch: is_graph(specs),
+        ..Dataset::default()
+    };
     let mut first: Option<(PathBuf, usize)> = None;
     for spec in specs {
-        let path = find_file(dir, spec)?;
+        let path = match find_file(dir, spec) {
+            Ok(path) => path,
+            Err(e) => match fallback.and_then(|f| f.column(&spec.name)).filter(|_| !spec.is_label) {
+                Some(column) => {
+                    let place = if spec.whole { &mut data.whole } else { &mut data.columns };
+                    place.push((spec.name.clone(), spec.row_shape.clone(), column.clone()));
+                    continue;
+                }
+                None => return Err(e),
+            },
+        };
         let (rows, column) = load_column(&path, spec)?;
+        if spec.whole {
+            data.whole.push((spec.name.clone(), spec.row_shape.clone(), column));
+            continue;
+        }
         if rows == 0 {
             return Err(at(&path, "no rows"));
         }
@@ -321,14 +495,28 @@ pub fn load_dir(dir: &Path, specs: &[InputSpec]) -> Result<Dataset, String> {
                 ))
             }
             Some(_) => {}
-            None => first = Some((path.clone(), rows)),
+            None => {
+                if let Some(g) = specs.iter().find_map(|s| s.graph.as_ref()).filter(|g| g.nodes != rows) {
+                    return Err(at(
+                        &path,
+                        format!(
+                            "{rows} rows, but graph '{}' has {} nodes ({}): a graph model has one row per node \
+                             (--dim sets the node count)",
+                            g.name, g.nodes, g.nodes_dim
+                        ),
+                    ));
+                }
+                first = Some((path.clone(), rows));
+            }
         }
-        columns.push((spec.name.clone(), spec.row_shape.clone(), column));
+        data.columns.push((spec.name.clone(), spec.row_shape.clone(), column));
     }
-    Ok(Dataset {
-        rows: first.map(|f| f.1).unwrap_or(0),
-        columns,
-    })
+    data.rows = match (&first, fallback) {
+        (Some(f), _) => f.1,
+        (None, Some(f)) => f.rows,
+        (None, None) => 0,
+    };
+    Ok(data)
 }
 
 /// Where held-out rows come from.
@@ -356,11 +544,40 @@ pub fn held_out_rule(dir: &Path, holdout: Option<f64>) -> Result<HeldOut, String
     }
 }
 
+/// The held-out part of `dir` (`DIR/test/`), given its training part: for a graph
+/// model, inputs missing in `test/` are the training ones.
+fn load_test(dir: &Path, specs: &[InputSpec], train: &Dataset) -> Result<Dataset, String> {
+    let fallback = if is_graph(specs) { Some(train) } else { None };
+    load_dir_with(&dir.join("test"), specs, fallback)
+}
+
+/// `--holdout` on a graph model: an error, since nodes cannot be split off a graph.
+fn no_tail_of_a_graph(dir: &Path, specs: &[InputSpec], f: f64) -> Result<(), String> {
+    match specs.iter().find_map(|s| s.graph.as_ref()) {
+        Some(g) => Err(at(
+            dir,
+            format!(
+                "--holdout {f}: the rows are the nodes of graph '{}' and cannot be split off; put held-out labels \
+                 in {} (-1 for the training nodes, and -1 in the training labels for the held-out ones)",
+                g.name,
+                dir.join("test").display()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `(training rows, held-out rows)` of `dir` under `rule`.
 pub fn load_split(dir: &Path, specs: &[InputSpec], rule: HeldOut) -> Result<(Dataset, Option<Dataset>), String> {
+    if let HeldOut::Tail(f) = rule {
+        no_tail_of_a_graph(dir, specs, f)?;
+    }
     let all = load_dir(dir, specs)?;
     match rule {
-        HeldOut::TestDir => Ok((all, Some(load_dir(&dir.join("test"), specs)?))),
+        HeldOut::TestDir => {
+            let test = load_test(dir, specs, &all)?;
+            Ok((all, Some(test)))
+        }
         HeldOut::None => Ok((all, None)),
         HeldOut::Tail(f) => {
             let n = ((all.rows as f64 * f).round() as usize).max(1);
@@ -380,6 +597,7 @@ pub fn load_split(dir: &Path, specs: &[InputSpec], rule: HeldOut) -> Result<(Dat
 /// them when the rule gives none (a directory of evaluation data).
 pub fn load_eval(dir: &Path, specs: &[InputSpec], rule: HeldOut) -> Result<Dataset, String> {
     match rule {
+        HeldOut::TestDir if is_graph(specs) => load_test(dir, specs, &load_dir(dir, specs)?),
         HeldOut::TestDir => load_dir(&dir.join("test"), specs),
         HeldOut::None => load_dir(dir, specs),
         HeldOut::Tail(_) => Ok(load_split(dir, specs, rule)?.1.expect("a tail split has held-out rows")),
@@ -399,6 +617,8 @@ mod tests {
             vocab,
             classes: None,
             is_label: false,
+            whole: false,
+            graph: None,
         }
     }
 

@@ -1,9 +1,14 @@
 //! Datasets: named columns of rows, split into fixed-size batches.
 //!
-//! In: columns whose first axis is the row (sample) axis. Out: batches in a seeded
-//! shuffled order; every batch holds `batch` rows except the last, which holds the rest
-//! (the session runs it with a step compiled for that many rows), so an epoch sees
-//! every row once.
+//! In: columns whose first axis is the row (sample) axis, and "whole" columns that have
+//! no row axis (a graph's edge list `g.edges`, its edge features): those are passed
+//! unchanged with every batch. Out: batches in a seeded shuffled order; every batch
+//! holds `batch` rows except the last, which holds the rest (the session runs it with a
+//! step compiled for that many rows), so an epoch sees every row once.
+//!
+//! A graph model's rows are its nodes, and its edges refer to them by index: such a
+//! dataset is `full_batch`, and its epoch is one batch of every row in order, never
+//! shuffled or split.
 
 pub mod csv;
 pub mod defaults;
@@ -20,39 +25,76 @@ pub enum Column {
     I32(Vec<i32>),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+impl Column {
+    pub fn len(&self) -> usize {
+        match self {
+            Column::F32(v) => v.len(),
+            Column::I32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows `rows` (in that order) of a column whose rows have `width` elements.
+    fn pick(&self, width: usize, rows: &[usize]) -> Column {
+        let range = |r: &usize| *r * width..(*r + 1) * width;
+        match self {
+            Column::F32(v) => Column::F32(rows.iter().flat_map(|r| v[range(r)].iter().copied()).collect()),
+            Column::I32(v) => Column::I32(rows.iter().flat_map(|r| v[range(r)].iter().copied()).collect()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dataset {
     pub rows: usize,
     /// (name, per-row shape, data), in the order the model declares its inputs.
     pub columns: Vec<(String, Vec<usize>, Column)>,
+    /// (name, shape, data) of the inputs without the batch axis, e.g. `g.edges`
+    /// `[2, E]`: loaded once and passed whole with every batch.
+    pub whole: Vec<(String, Vec<usize>, Column)>,
+    /// The rows are a graph's nodes: an epoch is one batch of every row, in order.
+    pub full_batch: bool,
 }
 
 impl Dataset {
-    /// Rows `order[start..start + batch]` of every column.
-    pub fn batch(&self, order: &[usize]) -> Vec<(String, Column)> {
-        self.columns
-            .iter()
-            .map(|(name, shape, col)| {
-                let width: usize = shape.iter().product();
-                let pick = |r: &usize| *r * width..(*r + 1) * width;
-                let col = match col {
-                    Column::F32(v) => Column::F32(order.iter().flat_map(|r| v[pick(r)].iter().copied()).collect()),
-                    Column::I32(v) => Column::I32(order.iter().flat_map(|r| v[pick(r)].iter().copied()).collect()),
-                };
-                (name.clone(), col)
-            })
-            .collect()
+    /// A dataset of per-row columns only.
+    pub fn new(rows: usize, columns: Vec<(String, Vec<usize>, Column)>) -> Dataset {
+        Dataset {
+            rows,
+            columns,
+            ..Dataset::default()
+        }
     }
 
-    /// The batches of one epoch, rows shuffled with `rng`; the last may be partial.
+    /// Rows `order[..]` of every column, then every whole column.
+    pub fn batch(&self, order: &[usize]) -> Vec<(String, Column)> {
+        let rows = self.columns.iter().map(|(name, shape, col)| {
+            let width: usize = shape.iter().product();
+            (name.clone(), col.pick(width, order))
+        });
+        let whole = self.whole.iter().map(|(name, _, col)| (name.clone(), col.clone()));
+        rows.chain(whole).collect()
+    }
+
+    /// The batches of one epoch, rows shuffled with `rng`; the last may be partial. A
+    /// full-batch dataset (a graph's nodes) gives one batch of every row in order and
+    /// leaves `rng` as it was.
     pub fn epoch_batches(&self, batch: usize, rng: &mut SplitMix64) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..self.rows).collect();
+        if self.full_batch {
+            return vec![order];
+        }
         rng.shuffle(&mut order);
         order.chunks(batch.max(1)).map(|c| c.to_vec()).collect()
     }
 
-    /// Splits off the last `n` rows (e.g. a held-out set).
+    /// Splits off the last `n` rows (e.g. a held-out set); both parts keep the whole
+    /// columns. Not for full-batch data, whose rows are nodes that edges refer to.
     pub fn split_tail(&self, n: usize) -> (Dataset, Dataset) {
+        assert!(!self.full_batch, "a graph's nodes cannot be split");
         let keep = self.rows - n.min(self.rows);
         let part = |range: std::ops::Range<usize>| Dataset {
             rows: range.len(),
@@ -61,15 +103,81 @@ impl Dataset {
                 .iter()
                 .map(|(name, shape, col)| {
                     let w: usize = shape.iter().product();
-                    let r = range.start * w..range.end * w;
-                    let col = match col {
-                        Column::F32(v) => Column::F32(v[r].to_vec()),
-                        Column::I32(v) => Column::I32(v[r].to_vec()),
-                    };
-                    (name.clone(), shape.clone(), col)
+                    let rows: Vec<usize> = range.clone().collect();
+                    (name.clone(), shape.clone(), col.pick(w, &rows))
                 })
                 .collect(),
+            whole: self.whole.clone(),
+            full_batch: false,
         };
         (part(0..keep), part(keep..self.rows))
+    }
+
+    /// The column (per-row or whole) called `name`.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns
+            .iter()
+            .chain(&self.whole)
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, c)| c)
+    }
+
+    /// The column called `name`, mutably (per-row or whole).
+    pub fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
+        self.columns
+            .iter_mut()
+            .chain(&mut self.whole)
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, c)| c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(full_batch: bool) -> Dataset {
+        Dataset {
+            rows: 4,
+            columns: vec![
+                ("x".into(), vec![2], Column::F32(vec![0., 1., 2., 3., 4., 5., 6., 7.])),
+                ("y".into(), vec![], Column::I32(vec![0, 1, -1, 1])),
+            ],
+            whole: vec![("g.edges".into(), vec![2, 3], Column::I32(vec![0, 1, 2, 1, 2, 3]))],
+            full_batch,
+        }
+    }
+
+    #[test]
+    fn whole_columns_ride_with_every_batch() {
+        let d = data(false);
+        let b = d.batch(&[2, 0]);
+        assert_eq!(
+            b,
+            vec![
+                ("x".into(), Column::F32(vec![4., 5., 0., 1.])),
+                ("y".into(), Column::I32(vec![-1, 0])),
+                ("g.edges".into(), Column::I32(vec![0, 1, 2, 1, 2, 3])),
+            ]
+        );
+        let (train, held) = d.split_tail(1);
+        assert_eq!((train.rows, held.rows), (3, 1));
+        assert_eq!(held.whole, d.whole);
+        assert_eq!(held.column("y"), Some(&Column::I32(vec![1])));
+    }
+
+    #[test]
+    fn full_batch_is_one_batch_in_order() {
+        let d = data(true);
+        let mut rng = SplitMix64::new(3);
+        let before = rng.clone();
+        for batch in [1, 2, 4, 100] {
+            assert_eq!(d.epoch_batches(batch, &mut rng), vec![vec![0, 1, 2, 3]]);
+        }
+        assert_eq!(rng.next_u64(), before.clone().next_u64(), "no draws");
+        // Row data shuffles otherwise.
+        let mut rng = SplitMix64::new(3);
+        let batches = data(false).epoch_batches(2, &mut rng);
+        assert_eq!(batches.len(), 2);
     }
 }
