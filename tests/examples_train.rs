@@ -1,0 +1,225 @@
+//! The examples train on their default data to the accuracy the README promises:
+//! fusion.mp (synthetic, needs two modalities), graph.mp (the karate club, and the
+//! synthetic benchmark graph), language_id.mp (real words). Also: fusion fed one
+//! modality stays near chance, graph training is bit-identical on 1 and 2 threads, and
+//! bad graph data is one line naming the file, the edge and the value.
+
+use mpc_compiler::driver::compile;
+use mpc_compiler::seeded::SplitMix64;
+use mpc_runtime::data::defaults::default_dataset;
+use mpc_runtime::data::{npy, Column, Dataset};
+use mpc_runtime::session::Session;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// README promises: held-out accuracy after the epochs named.
+const FUSION_ACCURACY: f64 = 0.95; // 3 epochs
+const KARATE_ACCURACY: f64 = 0.88; // 50 epochs (the train block's)
+const BENCHMARK_GRAPH_ACCURACY: f64 = 0.9; // 30 epochs, N=2000, E=10000
+const LANGUAGE_ID_ACCURACY: f64 = 0.85; // 10 epochs (the train block's)
+
+fn mpc(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_mpc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run mpc");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "mpc {args:?} panicked:\n{stderr}");
+    out
+}
+
+/// The JSON lines of a successful `mpc train ... --json`.
+fn train_json(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["train"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let o = mpc(&all);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "mpc {all:?}:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn final_eval_accuracy(lines: &[Value]) -> f64 {
+    let last = lines.last().expect("a final line");
+    assert_eq!(last["final"], true);
+    last["eval_accuracy"].as_f64().expect("an accuracy")
+}
+
+#[test]
+fn fusion_reaches_the_readme_accuracy() {
+    let lines = train_json(&["examples/fusion.mp", "--epochs", "3"]);
+    let acc = final_eval_accuracy(&lines);
+    assert!(
+        acc >= FUSION_ACCURACY,
+        "fusion: held-out accuracy {acc} < {FUSION_ACCURACY}"
+    );
+    assert_eq!(lines.last().unwrap()["eval_rows"], 1024);
+}
+
+/// `data` with the named columns set to zero (token id 0, or 0.0).
+fn blank(mut data: Dataset, names: &[&str]) -> Dataset {
+    for name in names {
+        match data.column_mut(name).unwrap() {
+            Column::F32(v) => v.iter_mut().for_each(|x| *x = 0.0),
+            Column::I32(v) => v.iter_mut().for_each(|x| *x = 0),
+        }
+    }
+    data
+}
+
+/// Held-out accuracy of fusion.mp after `epochs` on its default data with `blanked`
+/// inputs zeroed in training and held-out rows alike.
+fn fusion_accuracy(blanked: &[&str], epochs: usize) -> f64 {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fusion.mp")).unwrap();
+    let compiled = compile(&src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let (train, held) = default_dataset(&compiled.model, &compiled.dims, 42).unwrap();
+    let (train, held) = (blank(train, blanked), blank(held, blanked));
+    let mut session = Session::new(compiled, 42).unwrap();
+    let mut rng = SplitMix64::new(42);
+    for _ in 0..epochs {
+        session.train_epoch(&train, &mut rng).unwrap();
+    }
+    session.evaluate(&held).unwrap().accuracy.unwrap()
+}
+
+/// The label is (text class + image class) mod 3: the same model fed the text alone, or
+/// the image alone, stays near chance (1/3) where the fused model passes 0.95.
+#[test]
+fn fusion_with_one_modality_stays_near_chance() {
+    for (only, blanked) in [("text", ["image", "audio"]), ("image", ["text", "audio"])] {
+        let acc = fusion_accuracy(&blanked, 3);
+        eprintln!("fusion fed only the {only}: held-out accuracy {acc:.3}");
+        assert!(
+            acc < 0.42,
+            "fusion fed only the {only}: held-out accuracy {acc}, not near chance"
+        );
+    }
+}
+
+#[test]
+fn language_id_reaches_the_readme_accuracy() {
+    let lines = train_json(&["examples/language_id.mp"]);
+    let acc = final_eval_accuracy(&lines);
+    assert!(
+        acc >= LANGUAGE_ID_ACCURACY,
+        "language_id: held-out accuracy {acc} < {LANGUAGE_ID_ACCURACY}"
+    );
+    assert_eq!(lines.last().unwrap()["eval_rows"], 5000);
+}
+
+#[test]
+fn karate_club_reaches_the_readme_accuracy_bit_identically_on_1_and_2_threads() {
+    let one = train_json(&["examples/graph.mp", "--threads", "1"]);
+    let two = train_json(&["examples/graph.mp", "--threads", "2"]);
+    let numbers = |lines: &[Value]| {
+        lines
+            .iter()
+            .map(|l| (l["loss"].as_f64(), l["eval_loss"].as_f64(), l["eval_accuracy"].as_f64()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(&one), numbers(&two), "--threads 1 and 2 differ");
+    let acc = final_eval_accuracy(&one);
+    assert!(
+        acc >= KARATE_ACCURACY,
+        "karate: held-out accuracy {acc} < {KARATE_ACCURACY}"
+    );
+    // Scored on the 26 held-out members; one full-batch step per epoch.
+    assert_eq!(one.last().unwrap()["eval_rows"], 26);
+    assert_eq!(one[0]["steps"], 1);
+}
+
+#[test]
+fn benchmark_graph_reaches_the_readme_accuracy() {
+    let args = [
+        "examples/graph.mp",
+        "--dim",
+        "N=2000",
+        "--dim",
+        "E=10000",
+        "--dim",
+        "F=32",
+    ];
+    let mut all = args.to_vec();
+    all.extend(["--epochs", "30"]);
+    let lines = train_json(&all);
+    let acc = final_eval_accuracy(&lines);
+    assert!(
+        acc >= BENCHMARK_GRAPH_ACCURACY,
+        "synthetic graph: held-out accuracy {acc} < {BENCHMARK_GRAPH_ACCURACY}"
+    );
+    assert_eq!(lines.last().unwrap()["eval_rows"], 1000);
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("examples_train")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The karate club as files; `edit` changes the edge list first.
+fn karate_dir(name: &str, edit: impl FnOnce(&mut Vec<i32>)) -> PathBuf {
+    let dir = scratch(name);
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/karate");
+    std::fs::create_dir_all(dir.join("test")).unwrap();
+    for f in ["x.npy", "y.npy", "test/y.npy"] {
+        std::fs::copy(data.join(f), dir.join(f)).unwrap();
+    }
+    let bytes = std::fs::read(data.join("g.edges.npy")).unwrap();
+    let a = npy::parse(&bytes).unwrap();
+    let mut edges: Vec<i32> = (0..a.len()).map(|i| a.int(i).unwrap() as i32).collect();
+    edit(&mut edges);
+    std::fs::write(dir.join("g.edges.npy"), npy::encode_i32(&a.shape, &edges)).unwrap();
+    dir
+}
+
+#[test]
+fn karate_files_train_as_the_default_does_and_bad_edges_are_one_line() {
+    let dir = karate_dir("ok", |_| {});
+    let without_time = |lines: Vec<Value>| {
+        lines
+            .into_iter()
+            .map(|mut l| {
+                l.as_object_mut().unwrap().remove("seconds");
+                l
+            })
+            .collect::<Vec<_>>()
+    };
+    let from_files = train_json(&["examples/graph.mp", "--data", dir.to_str().unwrap(), "--epochs", "5"]);
+    let default = train_json(&["examples/graph.mp", "--epochs", "5"]);
+    assert_eq!(without_time(from_files), without_time(default));
+
+    let dir = karate_dir("bad", |e| e[156 + 17] = 40);
+    let o = mpc(&["train", "examples/graph.mp", "--data", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(o.stderr).unwrap(),
+        format!(
+            "error: {}: edge 17 (column 17): destination 40 is outside [0, 34) (nodes of graph 'g')\n",
+            dir.join("g.edges.npy").display()
+        )
+    );
+    let o = mpc(&[
+        "train",
+        "examples/graph.mp",
+        "--data",
+        dir.to_str().unwrap(),
+        "--batch",
+        "8",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8(o.stderr).unwrap();
+    assert!(e.contains("--batch 8: model 'GraphSage' is a graph model"), "{e}");
+}
