@@ -234,3 +234,36 @@ fn patches_are_row_major_tiles_with_channel_row_column_inside() {
     // Patch 1 (row 0, column 1): channel 0 rows 0-1 columns 2-3, then channel 1.
     assert_eq!(&p[8..16], &[2.0, 3.0, 6.0, 7.0, 18.0, 19.0, 22.0, 23.0]);
 }
+
+#[test]
+fn rounds_update_from_the_previous_round() {
+    use mpc_compiler::interp::run;
+    // Synchronous rounds: t1 = t0 + t0 = 2x, t2 = t1 + t1 = 4x; v reads t of the previous
+    // round: v1 = v0 + t0 = 2x, v2 = v1 + t1 = 4x.
+    let src = "
+        model Rounds {
+          dims { B = 2 }
+          input x: f32[B, 3]
+          label y: f32[B, 6]
+          node t = x * 1
+          node v = x * 1
+          rounds 2 {
+            t += t
+            v += t
+          }
+          loss mse(concat(t, v), y)
+        }";
+    let c = compile(src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut args = Args::new();
+    args.insert("x".into(), Value::Float(vec![1.0, 2.0, 3.0, -1.0, 0.5, 4.0]));
+    args.insert("y".into(), Value::Float(vec![0.0; 12]));
+    let out = run(&c.eval, &args).unwrap();
+    let p = out
+        .iter()
+        .find(|(n, _)| n == "predictions")
+        .unwrap()
+        .1
+        .floats()
+        .to_vec();
+    assert_eq!(&p[..6], &[4.0, 8.0, 12.0, 4.0, 8.0, 12.0]);
+}

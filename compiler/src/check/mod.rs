@@ -541,15 +541,19 @@ impl<'p> Checker<'p> {
                 self.param_scope = format!("{}.update", u.target.name);
                 self.param_counts.retain(|(s, _), _| s != &self.param_scope);
                 let value = self.expr(&u.value);
-                let (Some(index), Some(value)) = (target, value) else {
+                let (Some(_), Some(value)) = (target, value) else {
                     continue;
                 };
-                let old_ty = self.bindings[*index].1.ty.clone();
+                // The node's value as of the previous round (its binding moves each round).
+                let Some(Entry::Binding { index, .. }) = self.scope.get(&u.target.name).map(|d| d.entry.clone()) else {
+                    continue;
+                };
+                let old_ty = self.bindings[index].1.ty.clone();
                 let value = match u.op {
                     ast::UpdateOp::Assign => value,
                     ast::UpdateOp::AddAssign => {
                         let current = TExpr {
-                            kind: TKind::Binding(*index),
+                            kind: TKind::Binding(index),
                             ty: old_ty.clone(),
                         };
                         match self.arith(Arith::Add, current, u.target.span, value, u.value.span) {
