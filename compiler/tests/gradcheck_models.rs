@@ -267,3 +267,60 @@ fn rounds_update_from_the_previous_round() {
         .to_vec();
     assert_eq!(&p[..6], &[4.0, 8.0, 12.0, 4.0, 8.0, 12.0]);
 }
+
+/// Every example model end to end (dims above 8 shrunk to 8 so finite differences stay
+/// cheap; literal sizes such as the fusion example's 3x32x32 image are kept).
+#[test]
+fn every_example_gradients_match_finite_differences() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mp"))
+        .collect();
+    files.sort();
+    for path in files {
+        let src = std::fs::read_to_string(&path).unwrap();
+        let (_, model) = mpc_compiler::driver::check_source(&src).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
+        let small: Vec<(String, usize)> = model
+            .dims
+            .iter()
+            .filter_map(|d| d.default.map(|v| (d.name.clone(), v.min(8))))
+            .collect();
+        let c = compile(&src, &small).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
+        // Index bounds: vocabularies, classes, and graph node counts.
+        let bound = |name: &str| -> u64 {
+            if let Some(g) = c.model.graphs.iter().find(|g| g.edges_input == name) {
+                return mpc_compiler::lower::concrete(std::slice::from_ref(&g.nodes), &c.dims).unwrap()[0] as u64;
+            }
+            let input = c.model.inputs.iter().find(|i| i.name == name);
+            input.and_then(|i| i.vocab.or(i.classes)).unwrap_or(2) as u64
+        };
+        let mut args = random_args(&c.forward, bound, 31);
+        // Parameters at their real initial scale (PyTorch's defaults), where training
+        // starts: not saturated, so finite differences are accurate.
+        let mut rng = SplitMix64::new(77);
+        for p in mpc_compiler::lower::params(&c.model, &c.dims).unwrap() {
+            let n: usize = p.shape.iter().product();
+            let values = match p.init {
+                mpc_compiler::lower::ConcreteInit::Normal { std } => (0..n).map(|_| rng.normal() * std).collect(),
+                mpc_compiler::lower::ConcreteInit::Uniform { bound } => {
+                    (0..n).map(|_| rng.range(-bound, bound)).collect()
+                }
+            };
+            args.insert(p.name.clone(), Value::Float(values));
+        }
+        let report = gradcheck::check(&c.forward, &args, 12, 4);
+        assert_eq!(report.len(), c.model.params.len(), "{path:?}");
+        for m in &report {
+            assert!(
+                m.error < 1e-5,
+                "{path:?} {}[{}]: autodiff {} vs numeric {}",
+                m.param,
+                m.index,
+                m.autodiff,
+                m.numeric
+            );
+        }
+    }
+}

@@ -118,3 +118,13 @@ fn optimized_steps_compute_the_same_numbers_at_no_higher_cost() {
         }
     }
 }
+
+#[test]
+fn fusion_example_splits_concat_products_and_does_fewer_matmul_flops() {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/fusion.mp")).unwrap();
+    let c = compile(&src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let (_, stats) = optimize(&c.train_step, &Limits::deterministic()).unwrap();
+    let fired = |name: &str| stats.rule_fires.iter().any(|(r, n)| *r == name && *n > 0);
+    assert!(fired("concat-matmul-split"), "{stats:?}");
+    assert!(stats.matmul_flops_after < stats.matmul_flops_before, "{stats:?}");
+}
