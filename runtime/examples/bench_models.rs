@@ -7,7 +7,7 @@
 //!     --out DIR [--threads N] [--write-only] [--profile] [--kernels FILE] [--params]
 //! ```
 //!
-//! - `fusion`: `examples/fusion.mp` (copied below; B=32, text i32[B,16] vocab 5000,
+//! - `fusion`: `examples/fusion.mp` (B=32, text i32[B,16] vocab 5000,
 //!   image f32[B,3,32,32], audio f32[B,50,40], one shared message function, 2 rounds,
 //!   3 classes, Adam lr 1e-3). Data: `--batches` (default 32) batches of seeded uniform
 //!   tokens, N(0,1) image and audio, uniform labels, written as `text.npy`, `image.npy`,
@@ -37,34 +37,10 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// examples/fusion.mp, except that the residual updates are spelled `t = t + (...)`:
-/// at this commit the checker lowers `t += e` in round 2 as `t0 + e` (the residual base is
-/// the node's definition, not the previous round: `check/mod.rs` adds
-/// `Binding(targets[i])`, the index taken before the first round), which is not what
-/// grammar/README.md documents (`t += e` means `t = t + e`, synchronous). The `=` form
-/// reads the previous round's value as documented, and costs the same.
-const FUSION: &str = "
-model Fusion {
-  dims { B = 32, T = 16 }
-  input text: i32[B, T] vocab 5000
-  input image: f32[B, 3, 32, 32]
-  input audio: f32[B, 50, 40]
-  label y: i32[B] classes 3
-
-  node t = mean(embed(text, 64), axis: 1)
-  node v = linear(flatten(image), 64)
-  node a = mean(linear(audio, 64), axis: 1)
-
-  message f(x, y) = tanh(linear(concat(x, y), 64))
-  rounds 2 {
-    t = t + (f(t, v) + f(t, a))
-    v = v + (f(v, t) + f(v, a))
-    a = a + (f(a, t) + f(a, v))
-  }
-  loss cross_entropy(linear(concat(t, v, a), 3), y)
-}
-train { optimizer adam(lr: 1e-3) epochs 5 batch B seed 42 }
-";
+/// The fusion model, as the example ships it. (Until 2b7fe63 the checker lowered round
+/// 2's `t += e` as `t0 + e`, the round-0 value; the peers implement the documented
+/// synchronous rule, so the initial-loss check would catch a regression.)
+const FUSION: &str = include_str!("../../examples/fusion.mp");
 
 /// examples/graph.mp at N=2000, E=10000, F=32, 64 hidden units, 4 classes.
 const GRAPH: &str = "
@@ -191,17 +167,45 @@ fn data(model: &str, b: usize, batches: usize) -> (Vec<Col>, Vec<Vec<(String, Co
     let cols = if model == "fusion" {
         let r = b * batches;
         vec![
-            Col { name: "text", shape: vec![r, 16], data: ints(&mut rng, r * 16, 5000) },
-            Col { name: "image", shape: vec![r, 3, 32, 32], data: normals(&mut rng, r * 3 * 32 * 32) },
-            Col { name: "audio", shape: vec![r, 50, 40], data: normals(&mut rng, r * 50 * 40) },
-            Col { name: "y", shape: vec![r], data: ints(&mut rng, r, 3) },
+            Col {
+                name: "text",
+                shape: vec![r, 16],
+                data: ints(&mut rng, r * 16, 5000),
+            },
+            Col {
+                name: "image",
+                shape: vec![r, 3, 32, 32],
+                data: normals(&mut rng, r * 3 * 32 * 32),
+            },
+            Col {
+                name: "audio",
+                shape: vec![r, 50, 40],
+                data: normals(&mut rng, r * 50 * 40),
+            },
+            Col {
+                name: "y",
+                shape: vec![r],
+                data: ints(&mut rng, r, 3),
+            },
         ]
     } else {
         let (n, e) = (2000, 10000);
         vec![
-            Col { name: "g.edges", shape: vec![2, e], data: ints(&mut rng, 2 * e, n as u64) },
-            Col { name: "x", shape: vec![n, 32], data: normals(&mut rng, n * 32) },
-            Col { name: "y", shape: vec![n], data: ints(&mut rng, n, 4) },
+            Col {
+                name: "g.edges",
+                shape: vec![2, e],
+                data: ints(&mut rng, 2 * e, n as u64),
+            },
+            Col {
+                name: "x",
+                shape: vec![n, 32],
+                data: normals(&mut rng, n * 32),
+            },
+            Col {
+                name: "y",
+                shape: vec![n],
+                data: ints(&mut rng, n, 4),
+            },
         ]
     };
     let batch_list = if model == "fusion" {
