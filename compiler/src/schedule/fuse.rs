@@ -777,7 +777,10 @@ fn finish(body: KernelBody) -> Kernel {
             contract_fma(&mut lk);
             let numel: usize = lk.domain.iter().product();
             let (range, parallel, work) = match lk.scatter_rows {
-                Some(rows) => (rows, true, numel * 2),
+                // Splitting a scatter by output rows makes every thread scan every
+                // position: measured slower on 2 threads than on 1 (bench/README.md), so
+                // CPU threads leave scatters whole (the GPU gives each row a thread).
+                Some(rows) => (rows, false, numel * 2),
                 None if lk.domain.is_empty() => (1, false, 1),
                 None => {
                     let split_ok = lk.stores.iter().all(|s| match s {
@@ -802,7 +805,7 @@ fn finish(body: KernelBody) -> Kernel {
         },
         KernelBody::Segment(seg) => Kernel {
             range: seg.rows,
-            parallel: true,
+            parallel: false, // as scatters: every thread would scan every position
             work: seg.positions * seg.row_len,
             body: KernelBody::Segment(seg),
         },
