@@ -33,7 +33,7 @@ use mpc_compiler::codegen::cranelift;
 use mpc_compiler::driver::compile;
 use mpc_compiler::lower;
 use mpc_compiler::opt;
-use mpc_compiler::schedule::{self, BufKind, Kernel, KernelBody};
+use mpc_compiler::schedule::{self, BufKind, KernelBody};
 use mpc_runtime::backend::pool::Pool;
 use mpc_runtime::checkpoint::{self, Meta};
 use mpc_runtime::data::npy;
@@ -246,12 +246,7 @@ fn run(o: &Opts) -> Result<(), String> {
     Ok(())
 }
 
-/// The executor's rule for splitting a kernel across threads (a copy of the private
-/// `PARALLEL_WORK` rule in runtime/src/backend/jit.rs; keep them in step).
-fn splits(kernel: &Kernel, threads: usize) -> bool {
-    const PARALLEL_WORK: usize = 256 * 1024;
-    kernel.parallel && threads > 1 && kernel.work >= PARALLEL_WORK && kernel.range >= 2
-}
+use mpc_runtime::backend::jit::splits;
 
 /// A buffer for the profiler: 64-byte aligned, zeroed.
 fn aligned(bytes: usize) -> Vec<[u8; 64]> {

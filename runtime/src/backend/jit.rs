@@ -45,7 +45,13 @@ impl OutBuf {
 struct Line([u8; 64]);
 
 /// Kernels with less work than this run on one thread.
-const PARALLEL_WORK: usize = 256 * 1024;
+const PARALLEL_WORK: usize = 128 * 1024;
+
+/// Whether the executor splits `kernel` across `threads` threads (the profilers in
+/// `runtime/examples` use the same rule).
+pub fn splits(kernel: &mpc_compiler::schedule::Kernel, threads: usize) -> bool {
+    kernel.parallel && threads > 1 && kernel.work >= PARALLEL_WORK && kernel.range >= 2
+}
 
 pub struct Executable {
     pub program: Program,
@@ -165,7 +171,7 @@ impl Executable {
         for (k, kernel) in self.program.kernels.iter().enumerate() {
             let f = self.jit.fns[k];
             let range = kernel.range as i64;
-            if kernel.parallel && threads > 1 && kernel.work >= PARALLEL_WORK && kernel.range >= 2 {
+            if splits(kernel, threads) {
                 let errors = SendPtr(self.errors.as_mut_ptr());
                 let bufs = bufs as usize;
                 let job = move |t: usize| {
