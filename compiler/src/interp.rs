@@ -6,7 +6,7 @@
 //! against it. Generic over the float type: `f32` mirrors what backends compute, `f64`
 //! makes finite-difference gradient checks meaningful.
 
-use crate::ir::{philox, DType, Graph, Op, Type};
+use crate::ir::{philox, Graph, Op, Type};
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -57,42 +57,9 @@ macro_rules! impl_real {
 impl_real!(f32);
 impl_real!(f64);
 
-/// A tensor value: float data in the interpreter's precision, or i32 data.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value<T> {
-    Float(Vec<T>),
-    Int(Vec<i32>),
-}
-
-impl<T: Real> Value<T> {
-    pub fn floats(&self) -> &[T] {
-        match self {
-            Value::Float(v) => v,
-            Value::Int(_) => panic!("expected a float value"),
-        }
-    }
-    pub fn ints(&self) -> &[i32] {
-        match self {
-            Value::Int(v) => v,
-            Value::Float(_) => panic!("expected an i32 value"),
-        }
-    }
-    pub fn len(&self) -> usize {
-        match self {
-            Value::Float(v) => v.len(),
-            Value::Int(v) => v.len(),
-        }
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    fn dtype(&self) -> DType {
-        match self {
-            Value::Float(_) => DType::F32,
-            Value::Int(_) => DType::I32,
-        }
-    }
-}
+/// A tensor value: float data in the interpreter's precision, or i32 data (the host
+/// tensor every engine takes and returns).
+pub type Value<T> = crate::tensor::Tensor<T>;
 
 /// Arguments by name (inputs, parameters, optimizer state, `@seed`, `@step`).
 pub type Args<T> = HashMap<String, Value<T>>;

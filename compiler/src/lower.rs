@@ -9,9 +9,9 @@
 //! flattened leading axes plus a broadcast bias.
 
 use crate::autodiff::{SEED, STEP};
-use crate::check::dim::Dim;
-use crate::check::{Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, Init, Reduction, TExpr, TKind};
-use crate::diag::Diagnostic;
+use crate::check::{Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, Reduction, TExpr, TKind};
+use crate::signature::{Role, Signature, Step};
+use crate::specialize::{concrete, params, DimValues};
 use crate::ir::{ArgKind, Builder, Graph, Type, ValueId};
 use std::collections::HashMap;
 
@@ -19,112 +19,6 @@ use std::collections::HashMap;
 pub enum Mode {
     Train,
     Eval,
-}
-
-/// Concrete values for the model's dims.
-pub type DimValues = HashMap<String, usize>;
-
-/// Dim values from the defaults, with `overrides` (name, value) applied; an error names
-/// a dim that has no value or an override for an unknown dim.
-pub fn dim_values(model: &CheckedModel, overrides: &[(String, usize)]) -> Result<DimValues, Vec<Diagnostic>> {
-    let mut values = DimValues::new();
-    let mut errors = Vec::new();
-    for (name, v) in overrides {
-        if !model.dims.iter().any(|d| &d.name == name) {
-            let known: Vec<&str> = model.dims.iter().map(|d| d.name.as_str()).collect();
-            let span = model.dims.first().map(|d| d.span).unwrap_or_default();
-            errors.push(
-                Diagnostic::new(
-                    format!("--dim {name}={v}: the model has no dim '{name}'"),
-                    span,
-                    "dims are declared here",
-                )
-                .with_help(format!("its dims are: {}", known.join(", "))),
-            );
-        } else if *v == 0 {
-            errors.push(Diagnostic::new(
-                format!("--dim {name}=0: sizes must be positive"),
-                Default::default(),
-                "",
-            ));
-        }
-        values.insert(name.clone(), *v);
-    }
-    for d in &model.dims {
-        if !values.contains_key(&d.name) {
-            match d.default {
-                Some(v) => {
-                    values.insert(d.name.clone(), v);
-                }
-                None => errors.push(
-                    Diagnostic::new(
-                        format!("dim '{}' has no value", d.name),
-                        d.span,
-                        "declared without a default",
-                    )
-                    .with_help(format!(
-                        "give it a default (`{} = 32`) or a value (`--dim {}=32`)",
-                        d.name, d.name
-                    )),
-                ),
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(values)
-    } else {
-        Err(errors)
-    }
-}
-
-/// Evaluates a symbolic shape; dims are validated by [`dim_values`], so a failure here
-/// is an overflow of an absurd size.
-pub fn concrete(shape: &[Dim], dims: &DimValues) -> Result<Vec<usize>, String> {
-    shape
-        .iter()
-        .map(|d| {
-            d.eval(dims)
-                .ok_or_else(|| format!("size {d} is too large with these dim values (it overflows)"))
-        })
-        .collect()
-}
-
-/// A parameter with its concrete shape and initializer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConcreteParam {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub init: ConcreteInit,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ConcreteInit {
-    Normal { std: f64 },
-    Uniform { bound: f64 },
-}
-
-pub fn params(model: &CheckedModel, dims: &DimValues) -> Result<Vec<ConcreteParam>, String> {
-    model
-        .params
-        .iter()
-        .map(|p| {
-            let shape = concrete(&p.shape, dims)?;
-            let init = match &p.init {
-                Init::Normal { std } => ConcreteInit::Normal { std: *std },
-                Init::UniformFanIn { fan_in } => {
-                    let n = concrete(std::slice::from_ref(fan_in), dims)?[0].max(1);
-                    ConcreteInit::Uniform {
-                        bound: 1.0 / (n as f64).sqrt(),
-                    }
-                }
-            };
-            Ok(ConcreteParam {
-                name: p.name.clone(),
-                shape,
-                init,
-            })
-        })
-        .collect()
 }
 
 struct Lowering<'m> {
@@ -137,80 +31,11 @@ struct Lowering<'m> {
     rng: Option<(ValueId, ValueId)>,
 }
 
-/// The most elements one tensor may have: its f32 bytes must be addressable.
-pub const MAX_ELEMENTS: usize = (isize::MAX as usize) / 4;
-
-/// Checks that every value of the model, with these dims, has a size that can be
-/// counted and stored. Lowering and autodiff only create tensors the size of some
-/// model value, so after this no element count they compute can overflow.
-pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String> {
-    fn walk(t: &TExpr, dims: &DimValues) -> Result<(), String> {
-        let shape = concrete(&t.ty.shape, dims)?;
-        let fits = shape
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .is_some_and(|n| n <= MAX_ELEMENTS);
-        if !fits {
-            let sym: Vec<String> = t.ty.shape.iter().map(|d| d.to_string()).collect();
-            let values: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-            return Err(format!(
-                "a value of shape [{}] = [{}] has too many elements to store (more than {MAX_ELEMENTS})",
-                sym.join(", "),
-                values.join(", ")
-            ));
-        }
-        match &t.kind {
-            TKind::Input(_) | TKind::Binding(_) | TKind::Scalar(_) => Ok(()),
-            TKind::Arith(_, a, b) => walk(a, dims).and_then(|_| walk(b, dims)),
-            TKind::Neg(x)
-            | TKind::Activation(_, x)
-            | TKind::Reshape(x)
-            | TKind::Dropout { x, .. }
-            | TKind::Reduce { x, .. }
-            | TKind::Softmax { x, .. }
-            | TKind::Linear { x, .. } => walk(x, dims),
-            TKind::Embed { tokens, .. } => walk(tokens, dims),
-            TKind::Concat { xs, .. } => xs.iter().try_for_each(|x| walk(x, dims)),
-            TKind::CrossEntropy { logits: a, labels: b } | TKind::Mse { pred: a, target: b } => {
-                walk(a, dims).and_then(|_| walk(b, dims))
-            }
-            TKind::EdgeGather { x, .. } | TKind::Aggregate { messages: x, .. } | TKind::Patches { x, .. } => {
-                walk(x, dims)
-            }
-            TKind::Attention { xs, .. } => xs.iter().try_for_each(|x| walk(x, dims)),
-        }
-    }
-    for input in &model.inputs {
-        walk(
-            &TExpr {
-                kind: TKind::Input(input.name.clone()),
-                ty: input.ty.clone(),
-            },
-            dims,
-        )?;
-    }
-    for p in &model.params {
-        walk(
-            &TExpr {
-                kind: TKind::Scalar(0.0),
-                ty: crate::check::SymType {
-                    dtype: crate::ir::DType::F32,
-                    shape: p.shape.clone(),
-                },
-            },
-            dims,
-        )?;
-    }
-    for (_, t) in &model.bindings {
-        walk(t, dims)?;
-    }
-    walk(&model.loss, dims)?;
-    model.prediction.as_ref().map_or(Ok(()), |p| walk(p, dims))
-}
-
 /// Lowers the model's forward pass.
+///
+/// `dims` must have passed [`crate::specialize::check_sizes`] (the pipeline's specialize
+/// pass), so that no element count overflows.
 pub fn lower(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<Graph, String> {
-    check_sizes(model, dims)?;
     let name = match mode {
         Mode::Train => "forward",
         Mode::Eval => "eval",
@@ -242,14 +67,24 @@ pub fn lower(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<Graph
         l.bindings.push(v);
     }
     let loss = l.value(&model.loss)?;
-    l.b.output("loss", loss);
+    l.b.output(Role::Loss.output_name(), loss);
     if let Some(p) = &model.prediction {
         let v = l.value(p)?;
-        l.b.output("predictions", v);
+        l.b.output(Role::Predictions.output_name(), v);
     }
     let graph = l.b.finish();
     debug_assert_eq!(graph.validate(), Ok(()));
     Ok(graph)
+}
+
+/// [`lower`], with the step's signature: the loss, and the predictions when the loss
+/// scores some.
+pub fn lower_step(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<Step, String> {
+    let graph = lower(model, dims, mode)?;
+    let mut roles = vec![Role::Loss];
+    roles.extend(model.prediction.as_ref().map(|_| Role::Predictions));
+    let signature = Signature::new(&graph, roles);
+    Ok(Step { graph, signature })
 }
 
 impl Lowering<'_> {

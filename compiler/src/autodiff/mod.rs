@@ -3,8 +3,10 @@
 //! In: a forward graph with a scalar `loss` output and `param` arguments, and an
 //! optimizer. Out: one training-step graph: the forward pass, the backward pass built
 //! from the per-primitive rules in [`vjp`], and the optimizer update from [`optimizer`];
-//! its outputs are the forward outputs, then `param:<name>` and `state:<name>` for the
-//! new values. Only nodes between a parameter and the loss get cotangents.
+//! its outputs are the forward outputs, then the new values of the parameters and the
+//! optimizer state, each with its [`Role`] in the step's [`Signature`] (the output names,
+//! `param:<name>` and `state:<name>`, come from the roles). Only nodes between a
+//! parameter and the loss get cotangents.
 
 pub mod optimizer;
 pub mod vjp;
@@ -12,6 +14,7 @@ pub mod vjp;
 pub use optimizer::Optimizer;
 
 use crate::ir::{ArgKind, Builder, Graph, ValueId};
+use crate::signature::{Role, Signature, Step};
 use std::collections::HashMap;
 
 /// Appends the backward pass of `loss` to `b`; returns d loss / d w for each `w` in
@@ -79,13 +82,15 @@ pub fn with_gradients(forward: &Graph) -> Graph {
     let ids: Vec<ValueId> = params.iter().map(|(v, _)| *v).collect();
     let grads = gradients(&mut b, loss, &ids);
     for ((_, name), g) in params.iter().zip(grads) {
-        b.output(format!("grad:{name}"), g);
+        b.output(Role::Gradient(name.clone()).output_name(), g);
     }
     crate::ir::dce::eliminate_dead_code(&b.finish())
 }
 
-/// Forward, backward and optimizer update as one graph.
-pub fn training_step(forward: &Graph, opt: &Optimizer) -> Graph {
+/// Forward, backward and optimizer update as one graph; its signature is the forward
+/// step's outputs, then the new value of every parameter and of its optimizer state.
+pub fn training_step(forward_step: &Step, opt: &Optimizer) -> Step {
+    let forward = &forward_step.graph;
     let loss = forward.output("loss").expect("forward graph has a loss output");
     let params: Vec<(ValueId, String)> = forward
         .args(ArgKind::Param)
@@ -96,10 +101,13 @@ pub fn training_step(forward: &Graph, opt: &Optimizer) -> Graph {
     let ids: Vec<ValueId> = params.iter().map(|(v, _)| *v).collect();
     let grads = gradients(&mut b, loss, &ids);
     let step = step_arg(&mut b);
+    let mut roles: Vec<Role> = forward_step.signature.outputs.iter().map(|(_, r)| r.clone()).collect();
     for ((p, name), g) in params.iter().zip(grads) {
-        optimizer::update(&mut b, opt, name, *p, g, step);
+        roles.extend(optimizer::update(&mut b, opt, name, *p, g, step));
     }
-    crate::ir::dce::eliminate_dead_code(&b.finish())
+    let graph = crate::ir::dce::eliminate_dead_code(&b.finish());
+    let signature = Signature::new(&graph, roles);
+    Step { graph, signature }
 }
 
 /// The `@step` scalar (1-based step count), shared with dropout if the forward pass has it.

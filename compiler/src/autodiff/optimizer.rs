@@ -1,7 +1,8 @@
 //! Optimizer updates as IR, so that one compiled function runs a whole training step.
 //!
 //! In: a parameter `p`, its gradient `g`, the `@step` count `t` (1-based) and the
-//! optimizer's hyper-parameters. Out: `param:<name>` and `state:<slot>:<name>` outputs.
+//! optimizer's hyper-parameters. Out: the new parameter and state values as step outputs,
+//! and their [`Role`]s.
 //! The formulas are PyTorch's (`torch.optim.SGD`, `Adam`, `AdamW`), so results can be
 //! compared with it step by step:
 //!
@@ -11,6 +12,7 @@
 //! - AdamW: `p -= lr*wd*p` first (decoupled decay), then the Adam step.
 
 use crate::ir::{ArgKind, Builder, Type, ValueId};
+use crate::signature::Role;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Optimizer {
@@ -61,8 +63,10 @@ pub fn state_name(slot: &str, param: &str) -> String {
     format!("{slot}:{param}")
 }
 
-/// Appends the update of parameter `p` (called `name`) with gradient `g`.
-pub fn update(b: &mut Builder, opt: &Optimizer, name: &str, p: ValueId, g: ValueId, step: ValueId) {
+/// Appends the update of parameter `p` (called `name`) with gradient `g`; returns the
+/// roles of the outputs it added, in order.
+pub fn update(b: &mut Builder, opt: &Optimizer, name: &str, p: ValueId, g: ValueId, step: ValueId) -> Vec<Role> {
+    let mut roles = Vec::new();
     let shape = b.shape(p);
     let state = |b: &mut Builder, slot: &str| b.arg(ArgKind::State, state_name(slot, name), Type::f32(shape.clone()));
     let new_p = match *opt {
@@ -73,7 +77,7 @@ pub fn update(b: &mut Builder, opt: &Optimizer, name: &str, p: ValueId, g: Value
                 let buf = state(b, "momentum");
                 let decayed = b.scale(buf, momentum);
                 let new_buf = b.add(decayed, g);
-                b.output(format!("state:{}", state_name("momentum", name)), new_buf);
+                output(b, &mut roles, Role::NewState(state_name("momentum", name)), new_buf);
                 new_buf
             };
             let delta = b.scale(direction, lr);
@@ -81,7 +85,7 @@ pub fn update(b: &mut Builder, opt: &Optimizer, name: &str, p: ValueId, g: Value
         }
         Optimizer::Adam { lr, beta1, beta2, eps } => {
             let (m, v) = (state(b, "adam.m"), state(b, "adam.v"));
-            adam(b, name, p, g, step, m, v, [lr, beta1, beta2, eps])
+            adam(b, &mut roles, name, p, g, step, m, v, [lr, beta1, beta2, eps])
         }
         Optimizer::AdamW {
             lr,
@@ -93,10 +97,17 @@ pub fn update(b: &mut Builder, opt: &Optimizer, name: &str, p: ValueId, g: Value
             let (m, v) = (state(b, "adam.m"), state(b, "adam.v"));
             let decay = b.scale(p, lr * weight_decay);
             let decayed = b.sub(p, decay);
-            adam(b, name, decayed, g, step, m, v, [lr, beta1, beta2, eps])
+            adam(b, &mut roles, name, decayed, g, step, m, v, [lr, beta1, beta2, eps])
         }
     };
-    b.output(format!("param:{name}"), new_p);
+    output(b, &mut roles, Role::NewParam(name.to_string()), new_p);
+    roles
+}
+
+/// Makes `v` a step output with `role` (named after it).
+fn output(b: &mut Builder, roles: &mut Vec<Role>, role: Role, v: ValueId) {
+    b.output(role.output_name(), v);
+    roles.push(role);
 }
 
 /// `1 - beta^t` as a scalar, from the i32 step count: `1 - exp(t * ln beta)`.
@@ -111,6 +122,7 @@ fn bias_correction(b: &mut Builder, step: ValueId, beta: f64) -> ValueId {
 #[allow(clippy::too_many_arguments)]
 fn adam(
     b: &mut Builder,
+    roles: &mut Vec<Role>,
     name: &str,
     p: ValueId,
     g: ValueId,
@@ -141,7 +153,7 @@ fn adam(
     let denom = b.add(root, eps_b);
     let ratio = b.div(m_hat, denom);
     let delta = b.scale(ratio, lr);
-    b.output(format!("state:{}", state_name("adam.m", name)), m_new);
-    b.output(format!("state:{}", state_name("adam.v", name)), v_new);
+    output(b, roles, Role::NewState(state_name("adam.m", name)), m_new);
+    output(b, roles, Role::NewState(state_name("adam.v", name)), v_new);
     b.sub(p, delta)
 }

@@ -1,0 +1,212 @@
+//! The compiler as one list of named passes. This is the only place that runs them in
+//! sequence: the CLI, the runtime's `Session` and its engines all come through here.
+//!
+//! ```text
+//! pass          in -> out                                            --emit
+//! parse         source text -> ast::Program (spans)                  ast
+//! check         ast::Program -> CheckedModel (symbolic shapes)       (mpc check)
+//! specialize    CheckedModel + dim values -> DimValues, sizes checked (mpc inspect)
+//! lower         CheckedModel + DimValues -> forward and eval Steps    ir
+//! autodiff      forward Step + optimizer -> training Step             grad
+//! optimize      a Step's graph -> cheaper equivalent graph (egg)      opt
+//! schedule      graph -> kernel Program (fused loops, GEMMs)          kernels
+//! codegen_cpu   Program -> native functions (Cranelift JIT)           clif
+//! codegen_ptx   Program -> PTX text and launch shapes                 ptx
+//! ```
+//!
+//! [`compile`] runs the front half (parse to autodiff) once per model; [`steps`] runs
+//! specialize, lower and autodiff again for other dim values (a partial batch); an
+//! engine takes a step to what it runs with [`for_cpu`] or [`for_ptx`] (the interpreter
+//! runs the step graph as autodiff made it: it is the oracle). Errors of the front half
+//! are diagnostics with source spans; later passes fail only on compiler bugs or on
+//! sizes beyond the machine, as one-line messages.
+
+use crate::autodiff;
+use crate::check::{self, CheckedModel};
+use crate::codegen::cranelift::{self, JitProgram};
+use crate::codegen::ptx::{self, PtxProgram};
+use crate::diag::Diagnostic;
+use crate::ir::{printer::print_graph, Graph};
+use crate::lower::{self, Mode};
+use crate::opt::{self, Limits, Stats};
+use crate::schedule::{self, Program};
+use crate::signature::Step;
+use crate::specialize::{self, DimValues};
+use crate::syntax::{self, ast};
+
+/// What the user may change without editing the model.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Dim values overriding the defaults (`--dim B=32`, a checkpoint's dims, `--batch`).
+    pub dims: Vec<(String, usize)>,
+    /// The optimizer's learning rate instead of the train block's (`--lr`).
+    pub lr: Option<f64>,
+}
+
+/// A model taken through the front half: every stage up to the training step.
+pub struct Compiled {
+    pub program: ast::Program,
+    pub model: CheckedModel,
+    pub dims: DimValues,
+    /// Forward pass with dropout active: `loss` (and `predictions`).
+    pub forward: Step,
+    /// Forward pass without dropout.
+    pub eval: Step,
+    /// Forward, backward and optimizer update.
+    pub train_step: Step,
+}
+
+/// The steps of one model for one set of dim values.
+pub struct Steps {
+    pub forward: Step,
+    pub eval: Step,
+    pub train_step: Step,
+}
+
+/// parse
+pub fn parse(src: &str) -> Result<ast::Program, Vec<Diagnostic>> {
+    syntax::parse(src).map_err(|d| vec![d])
+}
+
+/// parse, check
+pub fn check(src: &str) -> Result<(ast::Program, CheckedModel), Vec<Diagnostic>> {
+    let program = parse(src)?;
+    let model = check::check(&program)?;
+    Ok((program, model))
+}
+
+/// specialize: dim values from the defaults and `overrides`, every tensor's size checked.
+pub fn specialize(
+    program: &ast::Program,
+    model: &CheckedModel,
+    overrides: &[(String, usize)],
+) -> Result<DimValues, Vec<Diagnostic>> {
+    let dims = specialize::dim_values(model, overrides)?;
+    specialize::check_sizes(model, &dims).map_err(|e| at_model(program, e))?;
+    Ok(dims)
+}
+
+/// An error of a pass after check, shown at the model's name.
+fn at_model(program: &ast::Program, message: String) -> Vec<Diagnostic> {
+    vec![Diagnostic::new(message, program.model.name.span, "in this model")]
+}
+
+/// lower, autodiff: the forward, evaluation and training steps for `dims` (specialized).
+pub fn steps(model: &CheckedModel, dims: &DimValues) -> Result<Steps, String> {
+    let forward = lower::lower_step(model, dims, Mode::Train)?;
+    let eval = lower::lower_step(model, dims, Mode::Eval)?;
+    let train_step = autodiff::training_step(&forward, &model.train.optimizer);
+    Ok(Steps {
+        forward,
+        eval,
+        train_step,
+    })
+}
+
+/// The front half: parse, check, specialize, lower, autodiff.
+pub fn compile(src: &str, options: &Options) -> Result<Compiled, Vec<Diagnostic>> {
+    let (program, mut model) = check(src)?;
+    if let Some(lr) = options.lr {
+        model.train.optimizer.set_lr(lr);
+    }
+    let dims = specialize(&program, &model, &options.dims)?;
+    let Steps {
+        forward,
+        eval,
+        train_step,
+    } = steps(&model, &dims).map_err(|e| at_model(&program, e))?;
+    Ok(Compiled {
+        program,
+        model,
+        dims,
+        forward,
+        eval,
+        train_step,
+    })
+}
+
+/// The steps of `compiled`'s model for batches of `rows` rows (the batch dim set to it).
+pub fn steps_for_rows(compiled: &Compiled, rows: usize) -> Result<Steps, String> {
+    let dims = specialize::with_batch_rows(&compiled.model, &compiled.dims, rows)?;
+    specialize::check_sizes(&compiled.model, &dims)?;
+    steps(&compiled.model, &dims)
+}
+
+/// optimize, with the default limits (what every engine runs).
+pub fn optimize(graph: &Graph) -> Result<(Graph, Stats), String> {
+    opt::optimize(graph, &Limits::default())
+}
+
+/// schedule
+pub fn schedule(graph: &Graph) -> Program {
+    schedule::schedule(graph)
+}
+
+/// codegen for the CPU: Cranelift functions, one per kernel.
+pub fn codegen_cpu(program: &Program) -> Result<JitProgram, String> {
+    cranelift::compile(program)
+}
+
+/// codegen for NVIDIA GPUs: PTX text, one entry per kernel.
+pub fn codegen_ptx(program: &Program) -> Result<PtxProgram, String> {
+    ptx::emit(program)
+}
+
+/// optimize, schedule, codegen_cpu: what the JIT engine runs for a step graph.
+pub fn for_cpu(graph: &Graph) -> Result<(Program, JitProgram), String> {
+    let (optimized, _) = optimize(graph)?;
+    let program = schedule(&optimized);
+    let code = codegen_cpu(&program)?;
+    Ok((program, code))
+}
+
+/// optimize, schedule, codegen_ptx: what the CUDA engine runs for a step graph.
+pub fn for_ptx(graph: &Graph) -> Result<(Program, PtxProgram), String> {
+    let (optimized, _) = optimize(graph)?;
+    let program = schedule(&optimized);
+    let code = codegen_ptx(&program)?;
+    Ok((program, code))
+}
+
+/// A point on the pass list that `mpc compile --emit` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// parse: the syntax tree.
+    Ast,
+    /// lower: the forward step (or the evaluation step).
+    Ir,
+    /// autodiff: the training step.
+    Grad,
+    /// optimize: the training (or evaluation) step after e-graph rewriting.
+    Opt,
+    /// schedule: its fused kernels.
+    Kernels,
+    /// codegen_cpu: their Cranelift IR.
+    Clif,
+    /// codegen_ptx: their PTX.
+    Ptx,
+}
+
+/// The text of `stage` for `compiled` (`source` is the model's text, for the syntax
+/// tree); `eval` picks the evaluation step over the training one. The optimizer's
+/// statistics come with the stages after `optimize`.
+pub fn emit(compiled: &Compiled, source: &str, stage: Stage, eval: bool) -> Result<(String, Option<Stats>), String> {
+    let graph = if eval { &compiled.eval } else { &compiled.train_step };
+    let text = match stage {
+        Stage::Ast => syntax::print_ast(&compiled.program, source),
+        Stage::Ir if eval => print_graph(&compiled.eval),
+        Stage::Ir => print_graph(&compiled.forward),
+        Stage::Grad => print_graph(&compiled.train_step),
+        Stage::Opt | Stage::Kernels | Stage::Clif | Stage::Ptx => {
+            let (optimized, stats) = optimize(graph)?;
+            let text = match stage {
+                Stage::Opt => print_graph(&optimized),
+                Stage::Kernels => schedule::print_program(&schedule(&optimized)),
+                Stage::Clif => cranelift::clif_text(&schedule(&optimized))?,
+                _ => codegen_ptx(&schedule(&optimized))?.text,
+            };
+            return Ok((text, Some(stats)));
+        }
+    };
+    Ok((text, None))
+}
