@@ -3,9 +3,8 @@
 //! the batch size (`--batch`, the train block's `batch`, or the batch dim's value).
 
 use crate::load::error;
-use mpc_compiler::check::dim::Dim;
 use mpc_compiler::check::CheckedModel;
-use mpc_compiler::lower::DimValues;
+use mpc_compiler::specialize::{batch_dim_name, DimValues};
 use mpc_runtime::data::defaults::default_dataset_named;
 use mpc_runtime::data::load::{held_out_rule, input_specs, load_eval, load_split, HeldOut};
 use mpc_runtime::data::Dataset;
@@ -35,16 +34,6 @@ pub fn parse_lr(s: &str) -> Result<f64, String> {
         Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
         _ => Err(format!("'{s}' is not a positive learning rate")),
     }
-}
-
-/// The name of the model's batch dim (the label's first axis), if it is a named dim.
-fn batch_dim_name(model: &CheckedModel) -> Option<&str> {
-    let b = model.batch_dim.as_ref()?;
-    model
-        .dims
-        .iter()
-        .find(|d| &Dim::named(&d.name) == b)
-        .map(|d| d.name.as_str())
 }
 
 /// The dim value that sets the batch size: `--batch N`, else the train block's

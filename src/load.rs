@@ -5,9 +5,9 @@
 use crate::ModelArgs;
 use mpc_compiler::check::CheckedModel;
 use mpc_compiler::diag::{line_col, render};
-use mpc_compiler::driver::{check_source, compile, Compiled};
+use mpc_compiler::pipeline::{self, Compiled, Options};
 use mpc_compiler::ir::ArgKind;
-use mpc_compiler::lower;
+use mpc_compiler::specialize;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -60,20 +60,22 @@ fn read_source(file: &Path) -> Result<String, ExitCode> {
 
 impl Loaded {
     pub fn compile(args: &ModelArgs) -> Result<Loaded, ExitCode> {
-        Loaded::compile_with(args, |_| Ok(Vec::new()))
+        Loaded::compile_with(args, None, |_| Ok(Vec::new()))
     }
 
     /// Compiles with more dim values, chosen by `extra` from the checked model (the
     /// batch size of `--batch`, the dims a checkpoint was trained with); they replace
     /// `--dim` values of the same name. `extra`'s error is printed as `error: <it>`.
+    /// `lr` replaces the train block's learning rate.
     pub fn compile_with(
         args: &ModelArgs,
+        lr: Option<f64>,
         extra: impl FnOnce(&CheckedModel) -> Result<Vec<(String, usize)>, String>,
     ) -> Result<Loaded, ExitCode> {
         let source = read_source(&args.file)?;
         let mut dims = args.dims.clone();
         // A model with errors skips `extra`: `compile` reports its diagnostics below.
-        if let Ok((_, model)) = check_source(&source) {
+        if let Ok((_, model)) = pipeline::check(&source) {
             let more = extra(&model).map_err(|e| {
                 eprintln!("error: {e}");
                 ExitCode::from(1)
@@ -81,7 +83,7 @@ impl Loaded {
             dims.retain(|(name, _)| !more.iter().any(|(n, _)| n == name));
             dims.extend(more);
         }
-        match compile(&source, &dims) {
+        match pipeline::compile(&source, &Options { dims, lr }) {
             Ok(compiled) => Ok(Loaded { source, compiled }),
             Err(diags) => {
                 let origin = args.file.display().to_string();
@@ -115,7 +117,7 @@ impl Loaded {
     /// A model summary in the manner of `torchinfo`: one row per parameter.
     pub fn parameter_table(&self) -> Result<String, String> {
         let c = &self.compiled;
-        let params = lower::params(&c.model, &c.dims)?;
+        let params = specialize::params(&c.model, &c.dims)?;
         let rows: Vec<(String, String, String)> = params
             .iter()
             .zip(&c.model.params)

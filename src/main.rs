@@ -10,8 +10,8 @@ mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use load::{fail, Loaded};
-use mpc_compiler::ir::printer::print_graph;
-use mpc_compiler::syntax::print_ast;
+use mpc_compiler::opt::format_stats;
+use mpc_compiler::pipeline;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -86,6 +86,20 @@ enum Stage {
     Ptx,
 }
 
+impl From<Stage> for pipeline::Stage {
+    fn from(s: Stage) -> Self {
+        match s {
+            Stage::Ast => pipeline::Stage::Ast,
+            Stage::Ir => pipeline::Stage::Ir,
+            Stage::Grad => pipeline::Stage::Grad,
+            Stage::Opt => pipeline::Stage::Opt,
+            Stage::Kernels => pipeline::Stage::Kernels,
+            Stage::Clif => pipeline::Stage::Clif,
+            Stage::Ptx => pipeline::Stage::Ptx,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -107,37 +121,11 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             stats,
         } => {
             let loaded = Loaded::compile(&model)?;
-            let c = &loaded.compiled;
-            // Opt, kernels, clif and ptx show what the backends run: the optimized step.
-            let optimized = || {
-                let graph = if eval { &c.eval } else { &c.train_step };
-                let (optimized, s) = mpc_compiler::opt::optimize(graph, &mpc_compiler::opt::Limits::default())
-                    .map_err(|e| fail(&model.file, &e))?;
-                if stats {
-                    eprint!("{}", mpc_compiler::opt::format_stats(&s, true));
-                }
-                Ok::<_, ExitCode>(optimized)
-            };
-            let text = match emit {
-                Stage::Ast => print_ast(&c.program, &loaded.source),
-                Stage::Ir if eval => print_graph(&c.eval),
-                Stage::Ir => print_graph(&c.forward),
-                Stage::Grad => print_graph(&c.train_step),
-                Stage::Opt => print_graph(&optimized()?),
-                Stage::Kernels => {
-                    mpc_compiler::schedule::print_program(&mpc_compiler::schedule::schedule(&optimized()?))
-                }
-                Stage::Clif => {
-                    let program = mpc_compiler::schedule::schedule(&optimized()?);
-                    mpc_compiler::codegen::cranelift::clif_text(&program).map_err(|e| fail(&model.file, &e))?
-                }
-                Stage::Ptx => {
-                    let program = mpc_compiler::schedule::schedule(&optimized()?);
-                    mpc_compiler::codegen::ptx::emit(&program)
-                        .map_err(|e| fail(&model.file, &e))?
-                        .text
-                }
-            };
+            let (text, opt_stats) = pipeline::emit(&loaded.compiled, &loaded.source, emit.into(), eval)
+                .map_err(|e| fail(&model.file, &e))?;
+            if let (true, Some(s)) = (stats, opt_stats) {
+                eprint!("{}", format_stats(&s, true));
+            }
             print!("{text}");
         }
         Command::Inspect(args) => {

@@ -10,7 +10,7 @@ use crate::data::Source;
 use crate::load::{error, fail, Loaded};
 use crate::ModelArgs;
 use clap::ValueEnum;
-use mpc_compiler::lower;
+use mpc_compiler::specialize;
 use mpc_runtime::backend::{cuda, default_threads, Backend};
 use mpc_runtime::checkpoint;
 use mpc_runtime::data::npy;
@@ -69,7 +69,7 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
     let source = Source::new(opts.data.as_deref(), opts.holdout)?;
     let meta = checkpoint::read_meta(&opts.weights).map_err(|e| error(&e))?;
     // The checkpoint's dims (those the model declares), then --dim on top.
-    let loaded = Loaded::compile_with(model_args, |m| {
+    let loaded = Loaded::compile_with(model_args, None, |m| {
         Ok(meta
             .dims
             .iter()
@@ -78,16 +78,16 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
             .map(|(k, v)| (k.clone(), *v))
             .collect())
     })?;
-    let shapes = lower::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
+    let shapes = specialize::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
     let (params, meta) = checkpoint::load(&opts.weights, &shapes).map_err(|e| error(&e))?;
     let rows = source.eval_rows(file, &loaded.compiled.model, &loaded.compiled.dims, meta.seed)?;
     let mut session = Session::with_backend(loaded.compiled, meta.seed, backend).map_err(|e| fail(file, &e))?;
-    session.params = params;
+    session.set_params(params).map_err(|e| fail(file, &e))?;
     session.step = meta.step;
     let start = Instant::now();
     let m = session.evaluate(&rows).map_err(|e| fail(file, &e))?;
     if let Some(out) = &opts.out {
-        let (shape, values) = predictions(&session, &rows).map_err(|e| fail(file, &e))?;
+        let (shape, values) = predictions(&mut session, &rows).map_err(|e| fail(file, &e))?;
         checkpoint::write_atomic(out, &npy::encode_f32(&shape, &values))
             .map_err(|e| error(&e.replace("the checkpoint", "the predictions")))?;
     }
@@ -128,7 +128,7 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
 
 /// The evaluation step's `predictions` for every row of `data`, batch by batch on the
 /// session's backend (the last partial batch runs a step compiled for its size).
-fn predictions(session: &Session, data: &Dataset) -> Result<(Vec<usize>, Vec<f32>), String> {
+fn predictions(session: &mut Session, data: &Dataset) -> Result<(Vec<usize>, Vec<f32>), String> {
     let graph = &session.compiled.eval;
     let out = graph
         .output("predictions")

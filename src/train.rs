@@ -14,8 +14,7 @@ use crate::data::{batch_override, parse_fraction, parse_lr, parse_positive, Sour
 use crate::load::{error, fail, Loaded};
 use crate::ModelArgs;
 use indicatif::{ProgressBar, ProgressStyle};
-use mpc_compiler::autodiff;
-use mpc_compiler::lower;
+use mpc_compiler::specialize;
 use mpc_compiler::seeded::SplitMix64;
 use mpc_runtime::backend::{default_threads, Backend};
 use mpc_runtime::checkpoint::{self, Meta};
@@ -95,17 +94,12 @@ fn progress(steps: usize, epoch: usize, epochs: usize, json: bool) -> ProgressBa
 pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     let file = &model_args.file;
     let source = Source::new(opts.data.as_deref(), opts.holdout)?;
-    let mut loaded = Loaded::compile_with(model_args, |m| batch_override(m, opts.batch, &model_args.dims))?;
-    if let Some(lr) = opts.lr {
-        let c = &mut loaded.compiled;
-        c.model.train.optimizer.set_lr(lr);
-        c.train_step = autodiff::training_step(&c.forward, &c.model.train.optimizer);
-    }
+    let loaded = Loaded::compile_with(model_args, opts.lr, |m| batch_override(m, opts.batch, &model_args.dims))?;
     let config = loaded.compiled.model.train.clone();
     let seed = opts.seed.unwrap_or(config.seed);
     let epochs = opts.epochs.unwrap_or(config.epochs);
     let (train, held_out) = source.train_split(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
-    let shapes = lower::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
+    let shapes = specialize::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
     let dims = loaded.compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
     let backend = crate::run::backend(opts.device, opts.threads.unwrap_or_else(default_threads))?;
     let mut session = Session::with_backend(loaded.compiled, seed, backend).map_err(|e| fail(file, &e))?;
@@ -216,8 +210,8 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             seed,
             dims,
         };
-        session.sync_host().map_err(|e| fail(file, &e))?;
-        checkpoint::save(path, &session.params, &shapes, &meta).map_err(|e| error(&e))?;
+        let params = session.params().map_err(|e| fail(file, &e))?;
+        checkpoint::save(path, params, &shapes, &meta).map_err(|e| error(&e))?;
     }
     let seconds = started.elapsed().as_secs_f64();
     if opts.json {

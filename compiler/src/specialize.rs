@@ -193,15 +193,22 @@ pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String>
 /// The dim values for batches of `rows` rows: `dims` with the model's batch dim set to
 /// `rows` (the last partial batch of an epoch runs a step specialized this way).
 pub fn with_batch_rows(model: &CheckedModel, dims: &DimValues, rows: usize) -> Result<DimValues, String> {
-    let batch_dim = model.batch_dim.as_ref().ok_or("the model has no batch dim")?;
-    let name = model
-        .dims
-        .iter()
-        .find(|d| &Dim::named(&d.name) == batch_dim)
-        .map(|d| d.name.clone())
-        .ok_or("the batch dim is not a plain dim name, so a partial batch cannot be compiled")?;
+    model.batch_dim.as_ref().ok_or("the model has no batch dim")?;
+    let name = batch_dim_name(model)
+        .ok_or("the batch dim is not a plain dim name, so a partial batch cannot be compiled")?
+        .to_string();
     let mut overrides: Vec<(String, usize)> = dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
     overrides.retain(|(k, _)| *k != name);
     overrides.push((name, rows));
     dim_values(model, &overrides).map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
+}
+
+/// The name of the model's batch dim (the label's first axis), if it is a named dim.
+pub fn batch_dim_name(model: &CheckedModel) -> Option<&str> {
+    let b = model.batch_dim.as_ref()?;
+    model
+        .dims
+        .iter()
+        .find(|d| &Dim::named(&d.name) == b)
+        .map(|d| d.name.as_str())
 }

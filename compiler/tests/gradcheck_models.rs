@@ -291,7 +291,7 @@ fn every_example_gradients_match_finite_differences() {
         // Index bounds: vocabularies, classes, and graph node counts.
         let bound = |name: &str| -> u64 {
             if let Some(g) = c.model.graphs.iter().find(|g| g.edges_input == name) {
-                return mpc_compiler::lower::concrete(std::slice::from_ref(&g.nodes), &c.dims).unwrap()[0] as u64;
+                return mpc_compiler::specialize::concrete(std::slice::from_ref(&g.nodes), &c.dims).unwrap()[0] as u64;
             }
             let input = c.model.inputs.iter().find(|i| i.name == name);
             input.and_then(|i| i.vocab.or(i.classes)).unwrap_or(2) as u64
@@ -300,11 +300,11 @@ fn every_example_gradients_match_finite_differences() {
         // Parameters at their real initial scale (PyTorch's defaults), where training
         // starts: not saturated, so finite differences are accurate.
         let mut rng = SplitMix64::new(77);
-        for p in mpc_compiler::lower::params(&c.model, &c.dims).unwrap() {
+        for p in mpc_compiler::specialize::params(&c.model, &c.dims).unwrap() {
             let n: usize = p.shape.iter().product();
             let values = match p.init {
-                mpc_compiler::lower::ConcreteInit::Normal { std } => (0..n).map(|_| rng.normal() * std).collect(),
-                mpc_compiler::lower::ConcreteInit::Uniform { bound } => {
+                mpc_compiler::specialize::ConcreteInit::Normal { std } => (0..n).map(|_| rng.normal() * std).collect(),
+                mpc_compiler::specialize::ConcreteInit::Uniform { bound } => {
                     (0..n).map(|_| rng.range(-bound, bound)).collect()
                 }
             };

@@ -18,7 +18,7 @@
 //! `{"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...}`
 //! (padded with spaces to a multiple of 8), then the tensor data, little-endian.
 
-use mpc_compiler::lower::ConcreteParam;
+use mpc_compiler::specialize::ConcreteParam;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -313,7 +313,7 @@ pub fn load(path: &Path, expected: &[ConcreteParam]) -> Result<(BTreeMap<String,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mpc_compiler::lower::ConcreteInit;
+    use mpc_compiler::specialize::ConcreteInit;
 
     fn param(name: &str, shape: &[usize]) -> ConcreteParam {
         ConcreteParam {

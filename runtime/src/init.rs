@@ -6,7 +6,7 @@
 //! The distributions are PyTorch's defaults: embeddings N(0, 1), linear weights and
 //! biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
-use mpc_compiler::lower::{ConcreteInit, ConcreteParam};
+use mpc_compiler::specialize::{ConcreteInit, ConcreteParam};
 use mpc_compiler::seeded::SplitMix64;
 use std::collections::BTreeMap;
 

@@ -101,7 +101,7 @@ fn every_example_model_matches_interpreter() {
         // Parameters at their initial values, not uniform in [-1, 1): fusion.mp's image
         // linear sums 3072 products, and with weights of 1 those sums reach ~50 and
         // cancel to ~0.1, where summation order alone moves them by ~1e-4.
-        let shapes = mpc_compiler::lower::params(&c.model, &c.dims).unwrap();
+        let shapes = mpc_compiler::specialize::params(&c.model, &c.dims).unwrap();
         for (name, values) in mpc_runtime::init::initialize(&shapes, 9) {
             args.insert(name, mpc_compiler::interp::Value::Float(values));
         }

@@ -1,28 +1,30 @@
-//! The CUDA backend: graphs scheduled into kernels, rendered as PTX
-//! (`mpc_compiler::codegen::ptx`), loaded and launched through cudarc on one stream.
+//! The CUDA engine: steps taken through `pipeline::for_ptx` (optimize, schedule, PTX),
+//! loaded and launched through cudarc on one stream.
 //!
-//! In: IR graphs (the session's training and evaluation steps), batches, and the
-//! session's host parameters and optimizer state. Out: loss and predictions per step; the
-//! parameters and state live on the device across steps.
+//! In: steps (the session's training and evaluation steps), batches, and the session's
+//! variables. Out: loss and predictions per step; the parameters and optimizer state live
+//! on the device across steps.
 //!
 //! - [`probe`] checks for the driver *before* any cudarc call that could panic (cudarc
 //!   panics when `libcuda.so` is missing): `--device cuda` without a driver is one error.
 //! - Parameters and optimizer state are *resident*: uploaded once (and again only when the
 //!   session's host vector for a name is replaced, e.g. after loading a checkpoint), then
-//!   a training step's `param:*` / `state:*` outputs are swapped with them (no copy).
-//!   The host maps are refreshed on request ([`Device::download`], which
-//!   `Session::sync_host` calls before a checkpoint is written). Edits of a host vector
-//!   in place are not seen: replace the vector instead.
+//!   a training step's outputs whose role is a new parameter or state value are swapped
+//!   with them (no copy). The host is refreshed on request ([`Engine::sync`], which the
+//!   session calls before its variables are read). Edits of a host vector in place are
+//!   not seen: replace the vector instead.
 //! - Every other buffer (inputs, temporaries, outputs) is allocated once per compiled
 //!   step and reused; a step uploads the batch, launches every kernel and reads back the
 //!   bounds-check word, the loss and the predictions.
 
-use crate::data::Column;
-use mpc_compiler::autodiff::{SEED, STEP};
-use mpc_compiler::codegen::ptx::{self, Launch};
-use mpc_compiler::ir::{DType, Graph};
-use mpc_compiler::schedule::{self, BufKind, Program};
-use std::collections::{BTreeMap, HashMap};
+use super::{lookup, read_outputs, Engine, Outputs, StepKey, Variables};
+use mpc_compiler::codegen::ptx::Launch;
+use mpc_compiler::ir::DType;
+use mpc_compiler::pipeline;
+use mpc_compiler::schedule::{BufKind, Program};
+use mpc_compiler::signature::{Role, Step};
+use mpc_compiler::tensor::{Tensor, TensorRef};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
@@ -46,20 +48,31 @@ fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> String + '_ {
     move |e| format!("CUDA: {what}: {e}")
 }
 
-/// A borrowed host argument.
-#[derive(Clone, Copy)]
-enum Host<'a> {
-    F32(&'a [f32]),
-    I32(&'a [i32]),
+/// Device memory is 32-bit words: every tensor element is an f32 or an i32, and only
+/// the kernels care which. Host tensors are viewed as words for the copies.
+type DevBuf = CudaSlice<u32>;
+
+fn words<'a>(t: TensorRef<'a>) -> &'a [u32] {
+    // SAFETY: f32, i32 and u32 have the same size and alignment, and every bit pattern
+    // is a valid u32.
+    match t {
+        TensorRef::Float(v) => unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u32, v.len()) },
+        TensorRef::Int(v) => unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u32, v.len()) },
+    }
 }
 
-enum DevBuf {
-    F32(CudaSlice<f32>),
-    I32(CudaSlice<i32>),
+fn words_mut(v: &mut [f32]) -> &mut [u32] {
+    // SAFETY: as in `words`, and every u32 bit pattern is a valid f32.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u32, v.len()) }
 }
 
-/// One compiled graph: its kernels and its own device buffers.
+fn floats(v: Vec<u32>) -> Vec<f32> {
+    v.into_iter().map(f32::from_bits).collect()
+}
+
+/// One compiled step: its kernels and its own device buffers.
 struct CudaExecutable {
+    step: Step,
     program: Program,
     launches: Vec<Launch>,
     funcs: Vec<CudaFunction>,
@@ -68,36 +81,29 @@ struct CudaExecutable {
     err: CudaSlice<i32>,
 }
 
-/// Which compiled step.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Step {
-    Train,
-    Eval,
-}
-
-/// A CUDA device with a session's resident parameters and compiled steps.
-pub struct Device {
+/// The CUDA engine: a device with a session's resident variables and compiled steps.
+pub struct Cuda {
     stream: Arc<CudaStream>,
     ctx: Arc<CudaContext>,
     /// Parameters and optimizer state by argument name.
-    resident: HashMap<String, CudaSlice<f32>>,
+    resident: HashMap<String, DevBuf>,
     /// The host vector (pointer, length) each resident buffer was last synced with.
     host_ids: HashMap<String, (usize, usize)>,
-    /// The device holds newer parameters than the host maps.
+    /// The device holds newer variables than the host.
     host_stale: bool,
-    compiled: HashMap<(Step, usize), CudaExecutable>,
+    compiled: HashMap<StepKey, CudaExecutable>,
 }
 
-impl Device {
+impl Cuda {
     /// Opens device `ordinal` (after [`probe`]).
-    pub fn new(ordinal: usize) -> Result<Device, String> {
+    pub fn new(ordinal: usize) -> Result<Cuda, String> {
         probe(ordinal)?;
         let ctx = CudaContext::new(ordinal).map_err(cuda_err("opening the device"))?;
         // One stream: no cross-stream events needed.
         // SAFETY: every buffer is used on `stream` only.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
-        Ok(Device {
+        Ok(Cuda {
             stream,
             ctx,
             resident: HashMap::new(),
@@ -111,14 +117,14 @@ impl Device {
     pub fn name(&self) -> String {
         self.ctx.name().unwrap_or_else(|_| "CUDA device".into())
     }
+}
 
-    /// Compiles `graph` for (`step`, `rows`) unless done already.
-    pub fn prepare(&mut self, step: Step, rows: usize, graph: &Graph) -> Result<(), String> {
-        if self.compiled.contains_key(&(step, rows)) {
+impl Engine for Cuda {
+    fn prepare(&mut self, key: StepKey, step: &Step) -> Result<(), String> {
+        if self.compiled.contains_key(&key) {
             return Ok(());
         }
-        let program = schedule::schedule(graph);
-        let ptx = ptx::emit(&program)?;
+        let (program, ptx) = pipeline::for_ptx(step)?;
         let module = self
             .ctx
             .load_module(cudarc::nvrtc::Ptx::from_src(ptx.text))
@@ -130,47 +136,27 @@ impl Device {
             .collect::<Result<Vec<_>, _>>()?;
         let mut own = Vec::with_capacity(program.buffers.len());
         for buf in &program.buffers {
-            let resident = matches!(&buf.kind, BufKind::Arg(n) if is_resident(graph, n));
-            own.push(if resident {
-                None
-            } else {
-                let len = buf.len.max(1);
-                Some(match buf.dtype {
-                    DType::F32 => DevBuf::F32(self.stream.alloc_zeros(len).map_err(cuda_err("allocating"))?),
-                    DType::I32 => DevBuf::I32(self.stream.alloc_zeros(len).map_err(cuda_err("allocating"))?),
-                })
+            let resident = matches!(&buf.kind, BufKind::Arg(n) if step.signature.is_variable(n));
+            own.push(match resident {
+                true => None,
+                false => Some(self.stream.alloc_zeros(buf.len.max(1)).map_err(cuda_err("allocating"))?),
             });
         }
         let err = self.stream.alloc_zeros(2).map_err(cuda_err("allocating"))?;
-        self.compiled.insert(
-            (step, rows),
-            CudaExecutable {
-                program,
-                launches: ptx.launches,
-                funcs,
-                own,
-                err,
-            },
-        );
+        let exe = CudaExecutable {
+            step: step.clone(),
+            program,
+            launches: ptx.launches,
+            funcs,
+            own,
+            err,
+        };
+        self.compiled.insert(key, exe);
         Ok(())
     }
 
-    /// Runs a compiled step; returns the loss and the predictions. A training step's
-    /// parameter and state outputs become the resident values.
-    #[allow(clippy::too_many_arguments)]
-    pub fn run(
-        &mut self,
-        step: Step,
-        rows: usize,
-        graph: &Graph,
-        batch: &[(String, Column)],
-        params: &BTreeMap<String, Vec<f32>>,
-        state: &BTreeMap<String, Vec<f32>>,
-        seed: i32,
-        step_no: i32,
-    ) -> Result<(f64, Option<Vec<f32>>), String> {
-        self.prepare(step, rows, graph)?;
-        let Device {
+    fn run(&mut self, key: StepKey, inputs: &[(&str, TensorRef)], vars: &mut Variables) -> Result<Outputs, String> {
+        let Cuda {
             stream,
             resident,
             host_ids,
@@ -178,50 +164,34 @@ impl Device {
             compiled,
             ..
         } = self;
-        let exe = compiled.get_mut(&(step, rows)).expect("prepared");
+        let exe = compiled.get_mut(&key).ok_or("the step was not prepared")?;
         // Arguments: resident ones uploaded when the host replaced them, the rest per step.
         for (b, buf) in exe.program.buffers.iter().enumerate() {
             let BufKind::Arg(name) = &buf.kind else { continue };
-            if exe.own[b].is_none() {
-                let host = params
-                    .get(name)
-                    .or_else(|| state.get(name))
-                    .ok_or_else(|| format!("missing argument '{name}'"))?;
-                if host.len() != buf.len {
-                    return Err(format!(
-                        "argument '{name}': expected {} elements, found {}",
-                        buf.len,
-                        host.len()
-                    ));
-                }
-                let id = (host.as_ptr() as usize, host.len());
-                if host_ids.get(name) != Some(&id) || !resident.contains_key(name) {
-                    let dev = stream.clone_htod(host.as_slice()).map_err(cuda_err("uploading"))?;
-                    resident.insert(name.clone(), dev);
-                    host_ids.insert(name.clone(), id);
-                }
-                continue;
+            let host = lookup(inputs, vars, name).ok_or_else(|| format!("missing argument '{name}'"))?;
+            let dtype_ok = matches!(
+                (host, buf.dtype),
+                (TensorRef::Float(_), DType::F32) | (TensorRef::Int(_), DType::I32)
+            );
+            if !dtype_ok || host.len() != buf.len {
+                return Err(format!(
+                    "argument '{name}': expected {}[{}], found {} elements",
+                    buf.dtype,
+                    buf.len,
+                    host.len()
+                ));
             }
-            let (seed_v, step_v) = ([seed], [step_no]);
-            let host = if name == SEED {
-                Host::I32(&seed_v)
-            } else if name == STEP {
-                Host::I32(&step_v)
-            } else {
-                match batch.iter().find(|(n, _)| n == name) {
-                    Some((_, Column::F32(v))) => Host::F32(v),
-                    Some((_, Column::I32(v))) => Host::I32(v),
-                    None => return Err(format!("missing argument '{name}'")),
+            match exe.own[b].as_mut() {
+                Some(dev) => stream.memcpy_htod(words(host), dev).map_err(cuda_err("uploading"))?,
+                None => {
+                    let TensorRef::Float(v) = host else { continue };
+                    let id = (v.as_ptr() as usize, v.len());
+                    if host_ids.get(name) != Some(&id) || !resident.contains_key(name) {
+                        let dev = stream.clone_htod(words(host)).map_err(cuda_err("uploading"))?;
+                        resident.insert(name.clone(), dev);
+                        host_ids.insert(name.clone(), id);
+                    }
                 }
-            };
-            match (exe.own[b].as_mut(), host) {
-                (Some(DevBuf::F32(d)), Host::F32(v)) if v.len() == buf.len => {
-                    stream.memcpy_htod(v, d).map_err(cuda_err("uploading"))?
-                }
-                (Some(DevBuf::I32(d)), Host::I32(v)) if v.len() == buf.len => {
-                    stream.memcpy_htod(v, d).map_err(cuda_err("uploading"))?
-                }
-                _ => return Err(format!("argument '{name}': expected {}[{}]", buf.dtype, buf.len)),
             }
         }
         // Launch every kernel in order.
@@ -229,8 +199,7 @@ impl Device {
             let mut args = stream.launch_builder(&exe.funcs[k]);
             for &b in &launch.params {
                 match (&exe.own[b], &exe.program.buffers[b].kind) {
-                    (Some(DevBuf::F32(d)), _) => args.arg(d),
-                    (Some(DevBuf::I32(d)), _) => args.arg(d),
+                    (Some(d), _) => args.arg(d),
                     (None, BufKind::Arg(name)) => args.arg(resident.get(name).expect("uploaded above")),
                     (None, _) => return Err(format!("buffer b{b} has no device memory")),
                 };
@@ -263,51 +232,46 @@ impl Device {
                 check.node, check.op, err[1], check.bound
             ));
         }
-        let (mut loss, mut predictions) = (f64::NAN, None);
-        for (name, b) in &exe.program.outputs {
-            if name == "loss" || name == "predictions" {
-                if let Some(DevBuf::F32(d)) = &exe.own[*b] {
-                    let v = stream.clone_dtoh(d).map_err(cuda_err("downloading"))?;
-                    if name == "loss" {
-                        loss = v.first().copied().map_or(f64::NAN, f64::from);
-                    } else {
-                        predictions = Some(v);
-                    }
-                }
+        // Loss and predictions come back; new variables replace the resident ones.
+        let mut host_outputs = HashMap::new();
+        for (name, role) in &exe.step.signature.outputs {
+            let Some(b) = exe.program.outputs.iter().find(|(n, _)| n == name).map(|&(_, b)| b) else {
                 continue;
-            }
-            let target = name.strip_prefix("param:").or_else(|| name.strip_prefix("state:"));
-            if let (Some(target), Some(DevBuf::F32(out))) = (target, exe.own[*b].as_mut()) {
-                if let Some(res) = resident.get_mut(target) {
-                    if res.len() == out.len() {
-                        std::mem::swap(res, out);
-                        *host_stale = true;
+            };
+            let Some(out) = exe.own[b].as_mut() else { continue };
+            match role {
+                Role::Loss | Role::Predictions => {
+                    let v = stream.clone_dtoh(out).map_err(cuda_err("downloading"))?;
+                    host_outputs.insert(name.clone(), Tensor::Float(floats(v)));
+                }
+                Role::NewParam(target) | Role::NewState(target) => {
+                    if let Some(res) = resident.get_mut(target) {
+                        if res.len() == out.len() {
+                            std::mem::swap(res, out);
+                            *host_stale = true;
+                        }
                     }
                 }
+                Role::Gradient(_) => {}
             }
         }
-        Ok((loss, predictions))
+        Ok(read_outputs(&exe.step, |n| host_outputs.get(n)))
     }
 
-    /// Copies the resident parameters and state into the host maps if the device has
-    /// newer values.
-    pub fn download(
-        &mut self,
-        params: &mut BTreeMap<String, Vec<f32>>,
-        state: &mut BTreeMap<String, Vec<f32>>,
-    ) -> Result<(), String> {
+    /// Copies the resident variables into `vars` if the device has newer values.
+    fn sync(&mut self, vars: &mut Variables) -> Result<(), String> {
         if !self.host_stale {
             return Ok(());
         }
         for (name, dev) in &self.resident {
-            let Some(host) = params.get_mut(name).or_else(|| state.get_mut(name)) else {
+            let Some(host) = vars.params.get_mut(name).or_else(|| vars.state.get_mut(name)) else {
                 continue;
             };
             if host.len() != dev.len() {
                 continue;
             }
             self.stream
-                .memcpy_dtoh(dev, host.as_mut_slice())
+                .memcpy_dtoh(dev, words_mut(host))
                 .map_err(cuda_err("downloading"))?;
             self.host_ids.insert(name.clone(), (host.as_ptr() as usize, host.len()));
         }
@@ -315,10 +279,4 @@ impl Device {
         self.host_stale = false;
         Ok(())
     }
-}
-
-/// Parameters and optimizer state stay on the device; everything else is per step.
-fn is_resident(graph: &Graph, name: &str) -> bool {
-    use mpc_compiler::ir::ArgKind;
-    graph.arg(ArgKind::Param, name).is_some() || graph.arg(ArgKind::State, name).is_some()
 }

@@ -1,42 +1,58 @@
-//! A graph compiled to native code, ready to run.
+//! The Cranelift JIT engine: steps compiled to native code, run on a thread pool.
 //!
-//! In: an IR graph and a thread pool. Out: [`Executable::run`], which takes the graph's
-//! arguments by name (borrowed, never copied) and leaves the outputs in buffers the
-//! executable owns (allocated once; the session swaps parameter and state outputs with
-//! its own vectors, so a training step copies and allocates nothing).
+//! In: steps (taken through `pipeline::for_cpu`: optimize, schedule, Cranelift) and a
+//! thread count. Out: [`Executable::run`] takes a compiled step's arguments by name
+//! (borrowed, never copied) and leaves the outputs in buffers the executable owns
+//! (allocated once). [`Jit`] swaps the parameter and state outputs with the session's
+//! vectors, so a training step copies and allocates nothing.
 
 use super::pool::Pool;
-use mpc_compiler::codegen::cranelift::{self, JitProgram};
-use mpc_compiler::ir::{DType, Graph};
-use mpc_compiler::schedule::{self, plan, BufKind, Program};
+use super::{lookup, read_outputs, Engine, Outputs, StepKey, Variables};
+use mpc_compiler::codegen::cranelift::JitProgram;
+use mpc_compiler::ir::DType;
+use mpc_compiler::pipeline;
+use mpc_compiler::schedule::{plan, BufKind, Program};
+use mpc_compiler::signature::Step;
+use mpc_compiler::tensor::{Tensor, TensorRef};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A borrowed argument.
-#[derive(Clone, Copy, Debug)]
-pub enum ArgRef<'a> {
-    F32(&'a [f32]),
-    I32(&'a [i32]),
+/// The JIT engine: compiled steps by key, one thread pool for all of them.
+pub struct Jit {
+    pool: Arc<Pool>,
+    steps: HashMap<StepKey, (Executable, Step)>,
 }
 
-/// An output buffer.
-#[derive(Clone, Debug, PartialEq)]
-pub enum OutBuf {
-    F32(Vec<f32>),
-    I32(Vec<i32>),
-}
-
-impl OutBuf {
-    fn ptr(&mut self) -> *mut u8 {
-        match self {
-            OutBuf::F32(v) => v.as_mut_ptr() as *mut u8,
-            OutBuf::I32(v) => v.as_mut_ptr() as *mut u8,
+impl Jit {
+    pub fn new(threads: usize) -> Jit {
+        Jit {
+            pool: Arc::new(Pool::new(threads)),
+            steps: HashMap::new(),
         }
     }
-    pub fn floats(&self) -> &[f32] {
-        match self {
-            OutBuf::F32(v) => v,
-            OutBuf::I32(_) => &[],
+}
+
+impl Engine for Jit {
+    fn prepare(&mut self, key: StepKey, step: &Step) -> Result<(), String> {
+        if !self.steps.contains_key(&key) {
+            let (program, code) = pipeline::for_cpu(step)?;
+            let exe = Executable::new(program, code, self.pool.clone());
+            self.steps.insert(key, (exe, step.clone()));
         }
+        Ok(())
+    }
+
+    fn run(&mut self, key: StepKey, inputs: &[(&str, TensorRef)], vars: &mut Variables) -> Result<Outputs, String> {
+        let (exe, step) = self.steps.get_mut(&key).ok_or("the step was not prepared")?;
+        exe.run(&mut |name| lookup(inputs, vars, name))?;
+        for (name, role) in &step.signature.outputs {
+            // The new values become the session's; the old vector is the output buffer
+            // of the next step.
+            if let (Some(target), Some(Tensor::Float(out))) = (vars.target(role), exe.output_mut(name)) {
+                std::mem::swap(target, out);
+            }
+        }
+        Ok(read_outputs(step, |n| exe.output(n)))
     }
 }
 
@@ -59,7 +75,7 @@ pub struct Executable {
     arena: Vec<Line>,
     offsets: Vec<Option<usize>>,
     /// Output buffers, in `program.outputs` order.
-    outputs: Vec<OutBuf>,
+    outputs: Vec<Tensor>,
     ptrs: Vec<usize>,
     /// For each buffer, its index in `outputs`.
     output_of: Vec<Option<usize>>,
@@ -71,9 +87,8 @@ struct SendPtr(*mut [i32; 2]);
 unsafe impl Sync for SendPtr {}
 
 impl Executable {
-    pub fn new(graph: &Graph, pool: Arc<Pool>) -> Result<Executable, String> {
-        let program = schedule::schedule(graph);
-        let jit = cranelift::compile(&program)?;
+    /// A scheduled program and its Cranelift code, ready to run on `pool`.
+    pub fn new(program: Program, jit: JitProgram, pool: Arc<Pool>) -> Executable {
         let plan = plan::plan(&program);
         let outputs = program
             .outputs
@@ -81,8 +96,8 @@ impl Executable {
             .map(|&(_, b)| {
                 let buf = &program.buffers[b];
                 match buf.dtype {
-                    DType::F32 => OutBuf::F32(vec![0.0; buf.len]),
-                    DType::I32 => OutBuf::I32(vec![0; buf.len]),
+                    DType::F32 => Tensor::Float(vec![0.0; buf.len]),
+                    DType::I32 => Tensor::Int(vec![0; buf.len]),
                 }
             })
             .collect();
@@ -91,7 +106,7 @@ impl Executable {
             output_of[b] = Some(i);
         }
         let threads = pool.threads();
-        Ok(Executable {
+        Executable {
             output_of,
             arena: vec![Line([0; 64]); plan.arena_bytes.div_ceil(64)],
             offsets: plan.offsets,
@@ -101,7 +116,7 @@ impl Executable {
             jit,
             pool,
             errors: vec![[0; 2]; threads],
-        })
+        }
     }
 
     /// Bytes of temporaries (the arena).
@@ -110,12 +125,12 @@ impl Executable {
     }
 
     /// The output called `name`.
-    pub fn output(&self, name: &str) -> Option<&OutBuf> {
+    pub fn output(&self, name: &str) -> Option<&Tensor> {
         let i = self.program.outputs.iter().position(|(n, _)| n == name)?;
         Some(&self.outputs[i])
     }
 
-    pub fn output_mut(&mut self, name: &str) -> Option<&mut OutBuf> {
+    pub fn output_mut(&mut self, name: &str) -> Option<&mut Tensor> {
         let i = self.program.outputs.iter().position(|(n, _)| n == name)?;
         Some(&mut self.outputs[i])
     }
@@ -128,7 +143,7 @@ impl Executable {
     /// Runs every kernel. `arg(name)` supplies each graph argument; its dtype and length
     /// are checked. A failed bounds check (a token id or label out of range) stops the
     /// run with an error naming the node.
-    pub fn run<'a>(&mut self, arg: &mut dyn FnMut(&str) -> Option<ArgRef<'a>>) -> Result<(), String> {
+    pub fn run<'a>(&mut self, arg: &mut dyn FnMut(&str) -> Option<TensorRef<'a>>) -> Result<(), String> {
         let arena = self.arena.as_mut_ptr() as *mut u8;
         for (b, buf) in self.program.buffers.iter().enumerate() {
             self.ptrs[b] = match &buf.kind {
@@ -139,21 +154,20 @@ impl Executable {
                 },
                 BufKind::Output(_) => {
                     let i = self.output_of[b].expect("output buffer");
-                    let o = &mut self.outputs[i];
-                    let len = match o {
-                        OutBuf::F32(v) => v.len(),
-                        OutBuf::I32(v) => v.len(),
+                    let ptr = match &mut self.outputs[i] {
+                        Tensor::Float(v) if v.len() == buf.len => v.as_mut_ptr() as usize,
+                        Tensor::Int(v) if v.len() == buf.len => v.as_mut_ptr() as usize,
+                        o => {
+                            let (name, len) = (&self.program.outputs[i].0, o.len());
+                            return Err(format!("output '{name}' has {len} elements, expected {}", buf.len));
+                        }
                     };
-                    if len != buf.len {
-                        let name = &self.program.outputs[i].0;
-                        return Err(format!("output '{name}' has {len} elements, expected {}", buf.len));
-                    }
-                    o.ptr() as usize
+                    ptr
                 }
                 BufKind::Arg(name) => {
                     let (ptr, dtype, len) = match arg(name) {
-                        Some(ArgRef::F32(s)) => (s.as_ptr() as usize, DType::F32, s.len()),
-                        Some(ArgRef::I32(s)) => (s.as_ptr() as usize, DType::I32, s.len()),
+                        Some(TensorRef::Float(s)) => (s.as_ptr() as usize, DType::F32, s.len()),
+                        Some(TensorRef::Int(s)) => (s.as_ptr() as usize, DType::I32, s.len()),
                         None => return Err(format!("missing argument '{name}'")),
                     };
                     if dtype != buf.dtype || len != buf.len {

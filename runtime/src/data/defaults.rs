@@ -27,7 +27,7 @@ use super::synthetic::{FusionTask, GraphTask, TokenTask};
 use super::{Column, Dataset};
 use mpc_compiler::check::CheckedModel;
 use mpc_compiler::ir::DType;
-use mpc_compiler::lower::DimValues;
+use mpc_compiler::specialize::DimValues;
 use mpc_compiler::seeded::SplitMix64;
 
 /// Rows in the default training set, and in its held-out set (synthetic row data).

@@ -28,7 +28,7 @@ use super::{csv, npy, Column, Dataset};
 use mpc_compiler::check::dim::show_shape;
 use mpc_compiler::check::CheckedModel;
 use mpc_compiler::ir::DType;
-use mpc_compiler::lower::{concrete, DimValues};
+use mpc_compiler::specialize::{concrete, DimValues};
 use std::path::{Path, PathBuf};
 
 /// What one input or label of the model expects of its data file.
