@@ -5,8 +5,8 @@
 use crate::ModelArgs;
 use mpc_compiler::check::CheckedModel;
 use mpc_compiler::diag::{line_col, render};
-use mpc_compiler::pipeline::{self, Compiled, Options};
 use mpc_compiler::ir::ArgKind;
+use mpc_compiler::pipeline::{self, Compiled, Options};
 use mpc_compiler::specialize;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -83,7 +83,7 @@ impl Loaded {
             dims.retain(|(name, _)| !more.iter().any(|(n, _)| n == name));
             dims.extend(more);
         }
-        match pipeline::compile(&source, &Options { dims, lr }) {
+        match pipeline::compile_with(&source, &Options { dims, lr }) {
             Ok(compiled) => Ok(Loaded { source, compiled }),
             Err(diags) => {
                 let origin = args.file.display().to_string();

@@ -14,8 +14,8 @@ use crate::data::{batch_override, parse_fraction, parse_lr, parse_positive, Sour
 use crate::load::{error, fail, Loaded};
 use crate::ModelArgs;
 use indicatif::{ProgressBar, ProgressStyle};
-use mpc_compiler::specialize;
 use mpc_compiler::seeded::SplitMix64;
+use mpc_compiler::specialize;
 use mpc_runtime::backend::{default_threads, Backend};
 use mpc_runtime::checkpoint::{self, Meta};
 use mpc_runtime::data::{Column, Dataset};

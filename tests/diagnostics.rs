@@ -4,7 +4,7 @@
 //! what is wrong, point at the right place and say how to fix it.
 
 use mpc_compiler::diag::render;
-use mpc_compiler::driver::compile;
+use mpc_compiler::pipeline::compile;
 
 const BASE: &str = "\
 model TextClassifier {

@@ -4,7 +4,7 @@
 //! modality stays near chance, graph training is bit-identical on 1 and 2 threads, and
 //! bad graph data is one line naming the file, the edge and the value.
 
-use mpc_compiler::driver::compile;
+use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
 use mpc_runtime::data::defaults::default_dataset;
 use mpc_runtime::data::{npy, Column, Dataset};

@@ -4,7 +4,7 @@
 //! render, and never panic. Deterministic: a fixed seed.
 
 use mpc_compiler::diag::render;
-use mpc_compiler::driver::compile;
+use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};

@@ -7,8 +7,8 @@
 //! The numbers themselves need a GPU: `scripts/gpu-check.sh`.
 
 use mpc_compiler::codegen::ptx;
-use mpc_compiler::driver::compile;
 use mpc_compiler::opt::{optimize, Limits};
+use mpc_compiler::pipeline::compile;
 use mpc_compiler::schedule::schedule;
 use std::path::PathBuf;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! 0.9 within 3 epochs on the default data), the JSON lines, the flags, and that `mpc run`
 //! on a checkpoint written by `mpc train` reproduces training's final held-out loss.
 
-use mpc_compiler::driver::compile;
+use mpc_compiler::pipeline::compile;
 use mpc_runtime::data::defaults::default_dataset;
 use mpc_runtime::data::synthetic::TokenTask;
 use mpc_runtime::data::{npy, Column};

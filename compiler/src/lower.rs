@@ -10,9 +10,9 @@
 
 use crate::autodiff::{SEED, STEP};
 use crate::check::{Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, Reduction, TExpr, TKind};
+use crate::ir::{ArgKind, Builder, Graph, Type, ValueId};
 use crate::signature::{Role, Signature, Step};
 use crate::specialize::{concrete, params, DimValues};
-use crate::ir::{ArgKind, Builder, Graph, Type, ValueId};
 use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

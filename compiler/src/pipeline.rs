@@ -103,8 +103,17 @@ pub fn steps(model: &CheckedModel, dims: &DimValues) -> Result<Steps, String> {
     })
 }
 
+/// The front half with `dims` overriding the defaults (see [`compile_with`]).
+pub fn compile(src: &str, dims: &[(String, usize)]) -> Result<Compiled, Vec<Diagnostic>> {
+    let options = Options {
+        dims: dims.to_vec(),
+        lr: None,
+    };
+    compile_with(src, &options)
+}
+
 /// The front half: parse, check, specialize, lower, autodiff.
-pub fn compile(src: &str, options: &Options) -> Result<Compiled, Vec<Diagnostic>> {
+pub fn compile_with(src: &str, options: &Options) -> Result<Compiled, Vec<Diagnostic>> {
     let (program, mut model) = check(src)?;
     if let Some(lr) = options.lr {
         model.train.optimizer.set_lr(lr);

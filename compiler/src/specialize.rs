@@ -189,7 +189,6 @@ pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String>
     model.prediction.as_ref().map_or(Ok(()), |p| walk(p, dims))
 }
 
-
 /// The dim values for batches of `rows` rows: `dims` with the model's batch dim set to
 /// `rows` (the last partial batch of an epoch runs a step specialized this way).
 pub fn with_batch_rows(model: &CheckedModel, dims: &DimValues, rows: usize) -> Result<DimValues, String> {

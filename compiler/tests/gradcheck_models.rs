@@ -1,10 +1,10 @@
 //! Whole-model gradient checks: autodiff of every example model's forward pass (dropout
 //! active, with a fixed mask) against finite differences, for every parameter.
 
-use mpc_compiler::driver::compile;
 use mpc_compiler::gradcheck;
 use mpc_compiler::interp::{Args, Value};
 use mpc_compiler::ir::{ArgKind, DType, Graph};
+use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
 
 /// Random arguments for `g`: parameters N(0, 0.5^2), f32 inputs N(0, 1), i32 inputs
@@ -281,7 +281,7 @@ fn every_example_gradients_match_finite_differences() {
     files.sort();
     for path in files {
         let src = std::fs::read_to_string(&path).unwrap();
-        let (_, model) = mpc_compiler::driver::check_source(&src).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
+        let (_, model) = mpc_compiler::pipeline::check(&src).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
         let small: Vec<(String, usize)> = model
             .dims
             .iter()

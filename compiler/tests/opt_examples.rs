@@ -4,13 +4,13 @@
 //! higher cost.
 
 use mpc_compiler::autodiff::with_gradients;
-use mpc_compiler::driver::compile;
 use mpc_compiler::interp::{run, Args, Value};
 use mpc_compiler::ir::{ArgKind, DType, Graph, Op};
 use mpc_compiler::opt::convert::{from_choice, to_egraph};
 use mpc_compiler::opt::cost::graph_cost;
 use mpc_compiler::opt::extract::extract;
 use mpc_compiler::opt::{optimize, Limits};
+use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
 use std::path::PathBuf;
 
@@ -28,7 +28,7 @@ fn examples() -> Vec<(String, Graph, Graph)> {
         .into_iter()
         .map(|path| {
             let src = std::fs::read_to_string(&path).unwrap();
-            let checked = mpc_compiler::driver::check_source(&src).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
+            let checked = mpc_compiler::pipeline::check(&src).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
             // Shrink every dim with a default above 8 (batch, sequence, graph sizes).
             let small: Vec<(String, usize)> = checked
                 .1
@@ -38,7 +38,7 @@ fn examples() -> Vec<(String, Graph, Graph)> {
                 .collect();
             let c = compile(&src, &small).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
             let name = path.file_stem().unwrap().to_string_lossy().to_string();
-            (name, with_gradients(&c.forward), c.train_step)
+            (name, with_gradients(&c.forward), c.train_step.graph)
         })
         .collect()
 }

@@ -84,7 +84,7 @@ fn graph_messages_are_computed_per_node_not_per_edge() {
           let h = relu(propagate(g, x, m, aggregate: mean) + linear(x, 32))
           loss cross_entropy(propagate(g, h, out, aggregate: sum) + linear(h, 4), y)
         }";
-    let c = mpc_compiler::driver::compile(src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let c = mpc_compiler::pipeline::compile(src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
     let graph = with_gradients(&c.forward);
     let (optimized, stats) = optimize(&graph, &Limits::deterministic()).unwrap();
     eprintln!("{}", format_stats(&stats, false));

@@ -5,6 +5,7 @@
 use mpc_compiler::autodiff::{self, Optimizer, STEP};
 use mpc_compiler::interp::{run, Args, Value};
 use mpc_compiler::ir::{ArgKind, Builder, Graph, Type};
+use mpc_compiler::signature::{Role, Signature, Step};
 
 /// loss = sum(w * c) for a fixed c: the gradient is c at every step, which makes the
 /// reference easy to follow.
@@ -51,7 +52,12 @@ fn reference(opt: &Optimizer, w0: &[f64], g: &[f64], steps: usize) -> Vec<f64> {
 
 fn run_steps(opt: &Optimizer, steps: usize) -> (Vec<f64>, Vec<f64>) {
     let (forward, c) = model();
-    let step_graph = autodiff::training_step(&forward, opt);
+    let forward = Step {
+        signature: Signature::new(&forward, vec![Role::Loss]),
+        graph: forward,
+    };
+    let step = autodiff::training_step(&forward, opt);
+    let step_graph = &step.graph;
     step_graph.validate().unwrap();
     let w0 = vec![1.0, -0.5, 0.25, 2.0];
     let mut args: Args<f64> = Args::new();
@@ -62,11 +68,9 @@ fn run_steps(opt: &Optimizer, steps: usize) -> (Vec<f64>, Vec<f64>) {
     }
     for t in 1..=steps {
         args.insert(STEP.into(), Value::Int(vec![t as i32]));
-        for (name, value) in run(&step_graph, &args).unwrap() {
-            if let Some(p) = name.strip_prefix("param:") {
-                args.insert(p.to_string(), value);
-            } else if let Some(s) = name.strip_prefix("state:") {
-                args.insert(s.to_string(), value);
+        for (name, value) in run(step_graph, &args).unwrap() {
+            if let Some(Role::NewParam(v) | Role::NewState(v)) = step.signature.role(&name) {
+                args.insert(v.clone(), value);
             }
         }
     }

@@ -21,9 +21,9 @@
 //! Both write `init.safetensors` (the session's initial parameters, linear weights
 //! `[in, out]`). `--params` prints the parameter names and shapes and exits.
 
-use mpc_compiler::driver::compile;
-use mpc_compiler::lower;
+use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
+use mpc_compiler::specialize;
 use mpc_runtime::checkpoint::{self, Meta};
 use mpc_runtime::data::npy;
 use mpc_runtime::data::Column;
@@ -211,14 +211,14 @@ fn run(o: &Opts) -> Result<(), String> {
     let t = Instant::now();
     let compiled = compile(source, &[]).map_err(|d| format!("{d:?}"))?;
     let frontend_ms = ms(t);
-    let shapes = lower::params(&compiled.model, &compiled.dims)?;
+    let shapes = specialize::params(&compiled.model, &compiled.dims)?;
     let model_name = compiled.model.name.clone();
     let dims = compiled.dims.clone();
     let t = Instant::now();
     let mut session = Session::with_backend(compiled, MODEL_SEED, Backend::Jit { threads: o.threads })?;
     let session_ms = ms(t);
     if o.params {
-        let mut names: Vec<_> = session.params.iter().map(|(k, v)| (k.clone(), v.len())).collect();
+        let mut names: Vec<_> = session.params()?.iter().map(|(k, v)| (k.clone(), v.len())).collect();
         names.sort();
         for (k, n) in names {
             println!("{k} {n}");
@@ -242,13 +242,13 @@ fn run(o: &Opts) -> Result<(), String> {
         seed: MODEL_SEED,
         dims: dims.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     };
-    checkpoint::save(&o.out.join("init.safetensors"), &session.params, &shapes, &meta)?;
+    checkpoint::save(&o.out.join("init.safetensors"), session.params()?, &shapes, &meta)?;
     if o.write_only {
         println!("{}", json!({"framework": "mpc", "out": o.out.display().to_string()}));
         return Ok(());
     }
     if o.profile {
-        return profile(&session, &batches[0], o.threads, o.steps, o.kernels.as_deref());
+        return profile(&mut session, &batches[0], o.threads, o.steps, o.kernels.as_deref());
     }
     let mut next = 0usize;
     let mut batch = || {

@@ -8,7 +8,7 @@
 //! Writes the run directory the peers read (`tokens.npy` i32 [N, 32], `y.npy` i32 [N],
 //! `init.safetensors`: the session's initial parameters, linear weights `[in, out]`),
 //! then times, in this order and on the same batches as the peers:
-//! - compile: parse, check, lower, autodiff (`driver::compile`) and session creation
+//! - compile: parse, check, lower, autodiff (`pipeline::compile`) and session creation
 //!   (scheduling and Cranelift JIT of the training and evaluation steps);
 //! - the loss of the initial parameters on batch 0 in evaluation mode (deterministic:
 //!   the peers must print the same number);
@@ -28,8 +28,8 @@
 //! the listing of those kernels (as `mpc compile FILE --emit kernels` prints them), so the
 //! `k` numbers of the table can be looked up.
 
-use mpc_compiler::driver::compile;
-use mpc_compiler::lower;
+use mpc_compiler::pipeline::compile;
+use mpc_compiler::specialize;
 use mpc_runtime::checkpoint::{self, Meta};
 use mpc_runtime::data::npy;
 use mpc_runtime::data::synthetic::TokenTask;
@@ -106,7 +106,7 @@ fn run(o: &Opts) -> Result<(), String> {
     let t = Instant::now();
     let compiled = compile(SOURCE, &[]).map_err(|d| format!("{d:?}"))?;
     let frontend_ms = ms(t);
-    let shapes = lower::params(&compiled.model, &compiled.dims)?;
+    let shapes = specialize::params(&compiled.model, &compiled.dims)?;
     let model_name = compiled.model.name.clone();
     let dims = compiled.dims.clone();
     let t = Instant::now();
@@ -142,7 +142,7 @@ fn run(o: &Opts) -> Result<(), String> {
         seed: MODEL_SEED,
         dims: dims.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     };
-    checkpoint::save(&o.out.join("init.safetensors"), &session.params, &shapes, &meta)?;
+    checkpoint::save(&o.out.join("init.safetensors"), session.params()?, &shapes, &meta)?;
     if o.write_only {
         println!("{}", json!({"framework": "mpc", "out": o.out.display().to_string()}));
         return Ok(());
@@ -152,7 +152,7 @@ fn run(o: &Opts) -> Result<(), String> {
         .map(|i| data.batch(&(i * b..(i + 1) * b).collect::<Vec<_>>()))
         .collect();
     if o.profile {
-        return profile(&session, &batches[0], o.threads, o.steps, o.kernels.as_deref());
+        return profile(&mut session, &batches[0], o.threads, o.steps, o.kernels.as_deref());
     }
     let mut next = 0usize;
     let mut batch = || {

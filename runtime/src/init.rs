@@ -6,8 +6,8 @@
 //! The distributions are PyTorch's defaults: embeddings N(0, 1), linear weights and
 //! biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
-use mpc_compiler::specialize::{ConcreteInit, ConcreteParam};
 use mpc_compiler::seeded::SplitMix64;
+use mpc_compiler::specialize::{ConcreteInit, ConcreteParam};
 use std::collections::BTreeMap;
 
 /// FNV-1a, to turn a parameter name into a stream seed.

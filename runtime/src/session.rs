@@ -12,8 +12,8 @@
 //! step compiled for exactly that many rows (lowered again with the batch dim changed,
 //! then cached), so losses and accuracies over all rows are exact.
 
-use crate::backend::{Engine, Outputs, StepKey, StepKind, Variables};
 pub use crate::backend::Backend;
+use crate::backend::{Engine, Outputs, StepKey, StepKind, Variables};
 use crate::data::{Column, Dataset};
 use crate::init;
 use mpc_compiler::autodiff::{SEED, STEP};

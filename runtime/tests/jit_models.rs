@@ -6,7 +6,7 @@ mod common {
 }
 
 use common::*;
-use mpc_compiler::driver::compile;
+use mpc_compiler::pipeline::compile;
 
 const TEXT: &str = include_str!("../../examples/text_classifier.mp");
 
@@ -76,7 +76,7 @@ fn every_example_model_matches_interpreter() {
         }
         let src = std::fs::read_to_string(&path).unwrap();
         // Small dims keep the interpreter quick; each example declares its own.
-        let (_, model) = mpc_compiler::driver::check_source(&src).unwrap();
+        let (_, model) = mpc_compiler::pipeline::check(&src).unwrap();
         let dims: Vec<(String, usize)> = model
             .dims
             .iter()

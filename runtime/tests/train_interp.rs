@@ -2,7 +2,7 @@
 //! whose label depends on the tokens: the loss falls well below its start and held-out
 //! accuracy rises well above chance.
 
-use mpc_compiler::driver::compile;
+use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
 use mpc_runtime::data::synthetic::TokenTask;
 use mpc_runtime::session::Session;

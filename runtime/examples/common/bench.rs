@@ -2,8 +2,6 @@
 //! the per-kernel profiler of a session's (optimized, scheduled) training step.
 
 use mpc_compiler::autodiff::{SEED, STEP};
-use mpc_compiler::codegen::cranelift;
-use mpc_compiler::opt;
 use mpc_compiler::schedule::{self, BufKind, KernelBody};
 use mpc_runtime::backend::pool::Pool;
 use mpc_runtime::data::Column;
@@ -43,21 +41,20 @@ fn aligned(bytes: usize) -> Vec<[u8; 64]> {
 /// Times each kernel of the training step separately, `reps` times, and prints the
 /// median per kernel, slowest first.
 pub fn profile(
-    session: &Session,
+    session: &mut Session,
     batch: &[(String, Column)],
     threads: usize,
     reps: usize,
     kernels_out: Option<&Path>,
 ) -> Result<(), String> {
     // What the JIT session runs: the e-graph-optimized training step.
-    let (graph, _) = mpc_compiler::opt::optimize(&session.compiled.train_step, &opt::Limits::default())?;
-    let program = schedule::schedule(&graph);
+    let (program, jit) = mpc_compiler::pipeline::for_cpu(&session.compiled.train_step)?;
     if let Some(path) = kernels_out {
         std::fs::write(path, schedule::print_program(&program)).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let jit = cranelift::compile(&program)?;
     let pool = Pool::new(threads);
     let (seed, step) = ([session.seed as i32], [1i32]);
+    let vars = session.variables()?.clone();
     let mut storage: Vec<Vec<[u8; 64]>> = Vec::new();
     let mut ptrs: Vec<*mut u8> = Vec::new();
     for buf in &program.buffers {
@@ -70,10 +67,8 @@ pub fn profile(
                     Some(Column::I32(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
                     Some(Column::F32(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
                     None => {
-                        let v = session
-                            .params
+                        let v = vars
                             .get(name)
-                            .or_else(|| session.state.get(name))
                             .ok_or_else(|| format!("no value for argument '{name}'"))?;
                         v.iter().flat_map(|x| x.to_le_bytes()).collect()
                     }

@@ -139,7 +139,11 @@ impl Engine for Cuda {
             let resident = matches!(&buf.kind, BufKind::Arg(n) if step.signature.is_variable(n));
             own.push(match resident {
                 true => None,
-                false => Some(self.stream.alloc_zeros(buf.len.max(1)).map_err(cuda_err("allocating"))?),
+                false => Some(
+                    self.stream
+                        .alloc_zeros(buf.len.max(1))
+                        .map_err(cuda_err("allocating"))?,
+                ),
             });
         }
         let err = self.stream.alloc_zeros(2).map_err(cuda_err("allocating"))?;

@@ -27,8 +27,8 @@ use super::synthetic::{FusionTask, GraphTask, TokenTask};
 use super::{Column, Dataset};
 use mpc_compiler::check::CheckedModel;
 use mpc_compiler::ir::DType;
-use mpc_compiler::specialize::DimValues;
 use mpc_compiler::seeded::SplitMix64;
+use mpc_compiler::specialize::DimValues;
 
 /// Rows in the default training set, and in its held-out set (synthetic row data).
 pub const TRAIN_ROWS: usize = 4096;

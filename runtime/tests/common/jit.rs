@@ -3,7 +3,8 @@
 use mpc_compiler::interp::{self, Args, Value};
 use mpc_compiler::ir::{ArgKind, DType, Graph};
 use mpc_compiler::seeded::SplitMix64;
-use mpc_runtime::backend::jit::{ArgRef, Executable};
+use mpc_compiler::pipeline;
+use mpc_runtime::backend::jit::Executable;
 use mpc_runtime::backend::pool::Pool;
 use std::sync::Arc;
 
@@ -28,13 +29,13 @@ pub fn random_args(g: &Graph, bound: impl Fn(&str) -> u64, seed: u64) -> Args<f3
     args
 }
 
-/// Runs `g` on the JIT with `threads` threads; outputs by name.
+/// Runs `g` as it is (scheduled and compiled, not optimized) on the JIT with `threads`
+/// threads; outputs by name.
 pub fn run_jit(g: &Graph, args: &Args<f32>, threads: usize) -> Result<Vec<(String, Vec<f32>)>, String> {
-    let mut exe = Executable::new(g, Arc::new(Pool::new(threads)))?;
-    exe.run(&mut |name| match args.get(name)? {
-        Value::Float(v) => Some(ArgRef::F32(v)),
-        Value::Int(v) => Some(ArgRef::I32(v)),
-    })?;
+    let program = pipeline::schedule(g);
+    let code = pipeline::codegen_cpu(&program)?;
+    let mut exe = Executable::new(program, code, Arc::new(Pool::new(threads)));
+    exe.run(&mut |name| args.get(name).map(|v| v.view()))?;
     Ok(g.outputs
         .iter()
         .map(|(n, _)| (n.clone(), exe.output(n).unwrap().floats().to_vec()))
