@@ -1,8 +1,10 @@
-//! mpc-runtime: executes compiled models: parameter initialization, datasets and
-//! batching, and the training loop.
+//! mpc-runtime: runs compiled models: parameter initialization, datasets and batching,
+//! checkpoints, and the training loop.
 //!
-//! Today the training step runs on the reference interpreter (`backend::interp`);
-//! the Cranelift and CUDA backends plug in behind the same [`session::Session`].
+//! [`session::Session`] holds a model's variables (parameters and optimizer state) and
+//! one [`backend::Engine`]: the reference interpreter, the Cranelift JIT or CUDA. Every
+//! engine gets its steps from `mpc_compiler::pipeline` and takes the same named host
+//! tensors (`mpc_compiler::tensor`), so the session has no per-backend code.
 
 pub mod backend;
 pub mod checkpoint;
