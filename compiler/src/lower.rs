@@ -8,10 +8,9 @@
 //! sum, cross-entropy is log-softmax picked by a one-hot, linear is a matmul over the
 //! flattened leading axes plus a broadcast bias.
 
-use crate::autodiff::{SEED, STEP};
 use crate::check::{Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, Reduction, TExpr, TKind};
 use crate::ir::{ArgKind, Builder, Graph, Type, ValueId};
-use crate::signature::{Role, Signature, Step};
+use crate::signature::{Role, Signature, Step, SEED, STEP};
 use crate::specialize::{concrete, params, DimValues};
 use std::collections::HashMap;
 

@@ -9,6 +9,11 @@
 use crate::ir::{ArgKind, Graph, Type};
 use std::fmt;
 
+/// The 1-based step count, an i32 scalar input (Adam's `t`, dropout's key).
+pub const STEP: &str = "@step";
+/// The run's seed, an i32 scalar input (dropout's key).
+pub const SEED: &str = "@seed";
+
 /// What a step output is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Role {

@@ -14,7 +14,7 @@ pub mod vjp;
 pub use optimizer::Optimizer;
 
 use crate::ir::{ArgKind, Builder, Graph, ValueId};
-use crate::signature::{Role, Signature, Step};
+use crate::signature::{Role, Signature, Step, STEP};
 use std::collections::HashMap;
 
 /// Appends the backward pass of `loss` to `b`; returns d loss / d w for each `w` in
@@ -117,7 +117,3 @@ fn step_arg(b: &mut Builder) -> ValueId {
         None => b.arg(ArgKind::Input, STEP, crate::ir::Type::i32([])),
     }
 }
-
-/// Names of the scalar inputs every training step may read.
-pub const STEP: &str = "@step";
-pub const SEED: &str = "@seed";

@@ -1,8 +1,8 @@
 //! Shared by the benchmark examples (`bench_step`, `bench_models`): timing helpers and
 //! the per-kernel profiler of a session's (optimized, scheduled) training step.
 
-use mpc_compiler::autodiff::{SEED, STEP};
 use mpc_compiler::schedule::{self, BufKind, KernelBody};
+use mpc_compiler::signature::{SEED, STEP};
 use mpc_runtime::backend::pool::Pool;
 use mpc_runtime::data::Column;
 use mpc_runtime::session::Session;
