@@ -3,8 +3,8 @@
 //! the batch size (`--batch`, the train block's `batch`, or the batch dim's value).
 
 use crate::load::error;
-use mpc_compiler::check::CheckedModel;
 use mpc_compiler::specialize::{batch_dim_name, DimValues};
+use mpc_compiler::CheckedModel;
 use mpc_runtime::data::defaults::default_dataset_named;
 use mpc_runtime::data::load::{held_out_rule, input_specs, load_eval, load_split, HeldOut};
 use mpc_runtime::data::Dataset;

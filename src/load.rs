@@ -3,11 +3,11 @@
 //! a model with errors gets every diagnostic with its source line.
 
 use crate::ModelArgs;
-use mpc_compiler::check::CheckedModel;
 use mpc_compiler::diag::{line_col, render};
 use mpc_compiler::ir::ArgKind;
 use mpc_compiler::pipeline::{self, Compiled, Options};
 use mpc_compiler::specialize;
+use mpc_compiler::CheckedModel;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;

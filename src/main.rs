@@ -10,8 +10,8 @@ mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use load::{fail, Loaded};
-use mpc_compiler::opt::format_stats;
 use mpc_compiler::pipeline;
+use mpc_compiler::pipeline::format_stats;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -3,10 +3,10 @@
 //! the time) and its kernels, as snapshots named after the file; and every graph validates.
 //! New files in `examples/` are picked up without touching this test.
 
+use mpc_compiler::internals::opt::{format_stats, optimize, Limits};
+use mpc_compiler::internals::syntax::print_ast;
 use mpc_compiler::ir::printer::print_graph;
-use mpc_compiler::opt::{format_stats, optimize, Limits};
 use mpc_compiler::pipeline::compile;
-use mpc_compiler::syntax::print_ast;
 
 fn examples() -> Vec<(String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");

@@ -6,8 +6,8 @@
 //! PyPI (`nvidia-cuda-nvcc`). Without it the ptxas test says it was skipped and passes.
 //! The numbers themselves need a GPU: `scripts/gpu-check.sh`.
 
-use mpc_compiler::codegen::ptx;
-use mpc_compiler::opt::{optimize, Limits};
+use mpc_compiler::internals::codegen::ptx;
+use mpc_compiler::internals::opt::{optimize, Limits};
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::schedule::schedule;
 use std::path::PathBuf;

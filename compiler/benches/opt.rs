@@ -2,7 +2,7 @@
 //! limits (the budget is 100 ms per model in a release build). A benchmark, not a test:
 //! run it on a quiet machine with `cargo bench -p mpc-compiler --bench opt`.
 
-use mpc_compiler::opt::{optimize, Limits};
+use mpc_compiler::internals::opt::{optimize, Limits};
 use mpc_compiler::pipeline::compile;
 use std::time::Instant;
 

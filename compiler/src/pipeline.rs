@@ -23,16 +23,21 @@
 
 use crate::autodiff;
 use crate::check::{self, CheckedModel};
-use crate::codegen::cranelift::{self, JitProgram};
-use crate::codegen::ptx::{self, PtxProgram};
+use crate::codegen::{cranelift, ptx};
 use crate::diag::Diagnostic;
 use crate::ir::{printer::print_graph, Graph};
 use crate::lower::{self, Mode};
-use crate::opt::{self, Limits, Stats};
+pub use crate::opt::Stats;
+use crate::opt::{self, Limits};
 use crate::schedule::{self, Program};
 use crate::signature::Step;
 use crate::specialize::{self, DimValues};
 use crate::syntax::{self, ast};
+
+pub use crate::autodiff::Optimizer;
+pub use crate::codegen::cranelift::JitProgram;
+pub use crate::codegen::ptx::{Launch, PtxProgram};
+pub use crate::opt::format_stats;
 
 /// What the user may change without editing the model.
 #[derive(Clone, Debug, Default)]

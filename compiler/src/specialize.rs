@@ -12,6 +12,8 @@ use crate::check::{CheckedModel, Init, TExpr, TKind};
 use crate::diag::Diagnostic;
 use std::collections::HashMap;
 
+pub use crate::check::dim::show_shape;
+
 /// Concrete values for the model's dims.
 pub type DimValues = HashMap<String, usize>;
 

@@ -1,7 +1,7 @@
 //! Whole-model gradient checks: autodiff of every example model's forward pass (dropout
 //! active, with a fixed mask) against finite differences, for every parameter.
 
-use mpc_compiler::gradcheck;
+use mpc_compiler::internals::gradcheck;
 use mpc_compiler::interp::{Args, Value};
 use mpc_compiler::ir::{ArgKind, DType, Graph};
 use mpc_compiler::pipeline::compile;

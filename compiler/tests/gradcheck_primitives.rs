@@ -4,7 +4,7 @@
 //! every output element's cotangent differs and a transposed or misplaced gradient
 //! shows up.
 
-use mpc_compiler::gradcheck;
+use mpc_compiler::internals::gradcheck;
 use mpc_compiler::interp::{Args, Value};
 use mpc_compiler::ir::{ArgKind, Builder, Type, ValueId};
 use mpc_compiler::seeded::SplitMix64;

@@ -3,13 +3,13 @@
 //! gradients, updated parameters and optimizer state as the unoptimized one, at no
 //! higher cost.
 
-use mpc_compiler::autodiff::with_gradients;
+use mpc_compiler::internals::autodiff::with_gradients;
+use mpc_compiler::internals::opt::convert::{from_choice, to_egraph};
+use mpc_compiler::internals::opt::cost::graph_cost;
+use mpc_compiler::internals::opt::extract::extract;
+use mpc_compiler::internals::opt::{optimize, Limits};
 use mpc_compiler::interp::{run, Args, Value};
 use mpc_compiler::ir::{ArgKind, DType, Graph, Op};
-use mpc_compiler::opt::convert::{from_choice, to_egraph};
-use mpc_compiler::opt::cost::graph_cost;
-use mpc_compiler::opt::extract::extract;
-use mpc_compiler::opt::{optimize, Limits};
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
 use std::path::PathBuf;

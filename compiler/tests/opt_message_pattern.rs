@@ -3,10 +3,10 @@
 //! computed once for both messages, so the graph (forward and backward) does fewer
 //! matmul FLOPs, and its loss and gradients are unchanged.
 
-use mpc_compiler::autodiff::with_gradients;
+use mpc_compiler::internals::autodiff::with_gradients;
+use mpc_compiler::internals::opt::{cost::matmul_flops, format_stats, optimize, Limits};
 use mpc_compiler::interp::{run, Args, Value};
 use mpc_compiler::ir::{ArgKind, Builder, Type, ValueId};
-use mpc_compiler::opt::{cost::matmul_flops, format_stats, optimize, Limits};
 use mpc_compiler::seeded::SplitMix64;
 
 const B: usize = 32;

@@ -5,13 +5,13 @@
 //! fails the test, so new rules cannot skip it.
 
 use egg::{CostFunction, Id, Language, Runner};
+use mpc_compiler::internals::opt::analysis::TensorGraph;
+use mpc_compiler::internals::opt::convert::{from_choice, to_egraph};
+use mpc_compiler::internals::opt::lang::TensorLang;
+use mpc_compiler::internals::opt::rules::{rewrites, table};
 use mpc_compiler::interp::{run, Args, Value};
 use mpc_compiler::ir::printer::print_graph;
 use mpc_compiler::ir::{ArgKind, Builder, Graph, Op, Type, ValueId};
-use mpc_compiler::opt::analysis::TensorGraph;
-use mpc_compiler::opt::convert::{from_choice, to_egraph};
-use mpc_compiler::opt::lang::TensorLang;
-use mpc_compiler::opt::rules::{rewrites, table};
 use mpc_compiler::seeded::SplitMix64;
 use std::collections::{HashMap, HashSet};
 

@@ -2,7 +2,7 @@
 //! steps of the IR update against a plain re-implementation of torch.optim's SGD
 //! (momentum), Adam (bias-corrected) and AdamW (decoupled decay).
 
-use mpc_compiler::autodiff::{self, Optimizer};
+use mpc_compiler::internals::autodiff::{self, Optimizer};
 use mpc_compiler::interp::{run, Args, Value};
 use mpc_compiler::ir::{ArgKind, Builder, Graph, Type};
 use mpc_compiler::signature::STEP;

@@ -5,8 +5,8 @@
 //! snapshots under `tests/snapshots/` (reviewed by eye).
 
 use mpc_compiler::diag::{line_col, render, Diagnostic};
-use mpc_compiler::syntax::ast::*;
-use mpc_compiler::syntax::{parse, print_ast};
+use mpc_compiler::internals::syntax::ast::*;
+use mpc_compiler::internals::syntax::{parse, print_ast};
 
 const EXAMPLE: &str = include_str!("../../examples/text_classifier.mp");
 
@@ -280,8 +280,8 @@ fn deep_nesting_is_an_error_not_a_crash() {
 #[test]
 fn nesting_up_to_the_limit_parses() {
     // At the limits, on a 1 MiB stack (half the default for test threads).
-    let n = mpc_compiler::syntax::MAX_NESTING;
-    let d = mpc_compiler::syntax::MAX_DEPTH;
+    let n = mpc_compiler::internals::syntax::MAX_NESTING;
+    let d = mpc_compiler::internals::syntax::MAX_DEPTH;
     let run = move || {
         for open in ["(", "[", "f(", "f(a, -"] {
             let close = if open == "[" { "]" } else { ")" };

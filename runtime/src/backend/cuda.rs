@@ -18,9 +18,9 @@
 //!   bounds-check word, the loss and the predictions.
 
 use super::{lookup, read_outputs, Engine, Outputs, StepKey, Variables};
-use mpc_compiler::codegen::ptx::Launch;
 use mpc_compiler::ir::DType;
 use mpc_compiler::pipeline;
+use mpc_compiler::pipeline::Launch;
 use mpc_compiler::schedule::{BufKind, Program};
 use mpc_compiler::signature::{Role, Step};
 use mpc_compiler::tensor::{Tensor, TensorRef};

@@ -8,9 +8,9 @@
 
 use super::pool::Pool;
 use super::{lookup, read_outputs, Engine, Outputs, StepKey, Variables};
-use mpc_compiler::codegen::cranelift::JitProgram;
 use mpc_compiler::ir::DType;
 use mpc_compiler::pipeline;
+use mpc_compiler::pipeline::JitProgram;
 use mpc_compiler::schedule::{plan, BufKind, Program};
 use mpc_compiler::signature::Step;
 use mpc_compiler::tensor::{Tensor, TensorRef};

@@ -25,10 +25,10 @@
 use super::load::{column_from_npy, input_specs, is_graph, InputSpec};
 use super::synthetic::{FusionTask, GraphTask, TokenTask};
 use super::{Column, Dataset};
-use mpc_compiler::check::CheckedModel;
 use mpc_compiler::ir::DType;
 use mpc_compiler::seeded::SplitMix64;
 use mpc_compiler::specialize::DimValues;
+use mpc_compiler::CheckedModel;
 
 /// Rows in the default training set, and in its held-out set (synthetic row data).
 pub const TRAIN_ROWS: usize = 4096;

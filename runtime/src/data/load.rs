@@ -25,10 +25,10 @@
 //! label (the other inputs default to the training ones), never a `--holdout` tail.
 
 use super::{csv, npy, Column, Dataset};
-use mpc_compiler::check::dim::show_shape;
-use mpc_compiler::check::CheckedModel;
 use mpc_compiler::ir::DType;
+use mpc_compiler::specialize::show_shape;
 use mpc_compiler::specialize::{concrete, DimValues};
+use mpc_compiler::CheckedModel;
 use std::path::{Path, PathBuf};
 
 /// What one input or label of the model expects of its data file.
