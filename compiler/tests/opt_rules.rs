@@ -7,7 +7,7 @@
 use egg::{CostFunction, Id, Language, Runner};
 use mpc_compiler::interp::{run, Args, Value};
 use mpc_compiler::ir::printer::print_graph;
-use mpc_compiler::ir::{ArgKind, Builder, Graph, Op, Type, ValueId};
+use mpc_compiler::ir::{ArgKind, Binary, Builder, Graph, Op, Type, ValueId};
 use mpc_compiler::opt::analysis::TensorGraph;
 use mpc_compiler::opt::convert::{from_choice, to_egraph};
 use mpc_compiler::opt::lang::TensorLang;
@@ -70,12 +70,12 @@ fn instance(rule: &str, t: &mut Instance) -> ValueId {
             let v = if rule.contains("zero") { 0.0 } else { 1.0 };
             let c = t.c(v, &s);
             let op = match rule {
-                "add-zero" => Op::Add,
-                "sub-zero" => Op::Sub,
-                "div-one" => Op::Div,
-                _ => Op::Mul,
+                "add-zero" => Binary::Add,
+                "sub-zero" => Binary::Sub,
+                "div-one" => Binary::Div,
+                _ => Binary::Mul,
             };
-            t.b.push(op, &[x, c])
+            t.b.binary(op, x, c)
         }
         "neg-neg" => {
             let x = t.tensor(&s);

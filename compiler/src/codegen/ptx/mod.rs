@@ -35,6 +35,7 @@
 mod loops;
 pub mod math;
 mod matmul;
+mod ops;
 mod segment;
 
 use crate::schedule::{BufId, Expr, KernelBody, Program, Store};
