@@ -16,9 +16,9 @@
 //!   except a scalar loop that reads only arguments, which gets its own first kernel;
 //! - `a * b + c` becomes one `fma` when the product has no other use.
 //!
-//! This file decides what is buffered and where each loop goes; [`roots`] builds the
-//! kernels of each buffered value, [`access`] inlines reads, [`finish`] contracts `fma`
-//! and sets how threads split each kernel.
+//! This file decides what is buffered and where each loop goes; `fuse/roots.rs` builds
+//! the kernels of each buffered value, `fuse/access.rs` inlines reads, `fuse/finish.rs`
+//! contracts `fma` and sets how threads split each kernel.
 
 mod access;
 mod finish;

@@ -16,6 +16,10 @@
 //! registered function, one 64-row block at a time so that results do not depend on
 //! how threads split the blocks. Segment kernels (scatter-max and its argmax) call
 //! [`segment`]'s library code.
+//!
+//! Files: [`loops`] the loop structure and stores, [`exprs`] each expression (scalar
+//! and f32x4, inline Philox with `ir::philox`'s constants), [`ops`] the elementwise op
+//! table (one row per op of `ir::ops`).
 
 mod exprs;
 mod loops;
