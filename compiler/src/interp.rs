@@ -6,7 +6,7 @@
 //! against it. Generic over the float type: `f32` mirrors what backends compute, `f64`
 //! makes finite-difference gradient checks meaningful.
 
-use crate::ir::{philox, Graph, Op, Type};
+use crate::ir::{philox, DType, Graph, Op, Type};
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -230,16 +230,6 @@ pub fn eval_all<T: Real>(graph: &Graph, args: &Args<T>) -> Result<Vec<Value<T>>,
     for (id, node) in graph.nodes.iter().enumerate() {
         let x = |k: usize| &vals[node.operands[k].index()];
         let shape_of = |k: usize| graph.ty(node.operands[k]).shape.as_slice();
-        let unary = |f: fn(T) -> T| Value::Float(x(0).floats().iter().map(|&a| f(a)).collect());
-        let binary = |f: fn(T, T) -> T| {
-            Value::Float(
-                x(0).floats()
-                    .iter()
-                    .zip(x(1).floats())
-                    .map(|(&a, &b)| f(a, b))
-                    .collect(),
-            )
-        };
         let out_shape = node.ty.shape.as_slice();
         let value = match &node.op {
             Op::Arg { name, ty, .. } => {
@@ -254,18 +244,17 @@ pub fn eval_all<T: Real>(graph: &Graph, args: &Args<T>) -> Result<Vec<Value<T>>,
                 v.clone()
             }
             Op::Const { value, ty } => Value::Float(vec![T::from_f64(*value); ty.numel()]),
-            Op::Neg => unary(|a| -a),
-            Op::Exp => unary(T::exp),
-            Op::Log => unary(T::ln),
-            Op::Tanh => unary(T::tanh),
-            Op::Sqrt => unary(T::sqrt),
-            Op::Convert => Value::Float(x(0).ints().iter().map(|&i| T::from_f64(i as f64)).collect()),
-            Op::Add => binary(|a, b| a + b),
-            Op::Sub => binary(|a, b| a - b),
-            Op::Mul => binary(|a, b| a * b),
-            Op::Div => binary(|a, b| a / b),
-            Op::Max => binary(|a, b| if b > a { b } else { a }),
-            Op::Greater => binary(|a, b| T::from_f64(if a > b { 1.0 } else { 0.0 })),
+            Op::Unary(op) => Value::Float(match op.operand() {
+                DType::F32 => x(0).floats().iter().map(|&a| op.eval(a)).collect(),
+                DType::I32 => x(0).ints().iter().map(|&i| op.eval(T::from_f64(i as f64))).collect(),
+            }),
+            Op::Binary(op) => Value::Float(
+                x(0).floats()
+                    .iter()
+                    .zip(x(1).floats())
+                    .map(|(&a, &b)| op.eval(a, b))
+                    .collect(),
+            ),
             Op::Broadcast { shape, dims } => same_kind(
                 x(0),
                 |v| broadcast(v, shape_of(0), shape, dims),

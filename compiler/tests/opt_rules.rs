@@ -11,7 +11,7 @@ use mpc_compiler::internals::opt::lang::TensorLang;
 use mpc_compiler::internals::opt::rules::{rewrites, table};
 use mpc_compiler::interp::{run, Args, Value};
 use mpc_compiler::ir::printer::print_graph;
-use mpc_compiler::ir::{ArgKind, Builder, Graph, Op, Type, ValueId};
+use mpc_compiler::ir::{ArgKind, Binary, Builder, Graph, Op, Type, ValueId};
 use mpc_compiler::seeded::SplitMix64;
 use std::collections::{HashMap, HashSet};
 
@@ -70,12 +70,12 @@ fn instance(rule: &str, t: &mut Instance) -> ValueId {
             let v = if rule.contains("zero") { 0.0 } else { 1.0 };
             let c = t.c(v, &s);
             let op = match rule {
-                "add-zero" => Op::Add,
-                "sub-zero" => Op::Sub,
-                "div-one" => Op::Div,
-                _ => Op::Mul,
+                "add-zero" => Binary::Add,
+                "sub-zero" => Binary::Sub,
+                "div-one" => Binary::Div,
+                _ => Binary::Mul,
             };
-            t.b.push(op, &[x, c])
+            t.b.binary(op, x, c)
         }
         "neg-neg" => {
             let x = t.tensor(&s);

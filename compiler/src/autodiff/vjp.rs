@@ -3,57 +3,20 @@
 //! In: a forward node (its op, operands `x`, result `y`) and the cotangent `g` of its
 //! result. Out: one cotangent per operand, `None` where an operand has no gradient
 //! (integer indices, comparisons, random numbers). Each row is the textbook rule; the
-//! gradient checks in `tests/gradcheck.rs` hold every row against finite differences.
+//! gradient checks in `compiler/tests/gradcheck_primitives.rs` hold every row against
+//! finite differences. Elementwise ops have one row each in [`unary`] and [`binary`].
 
-use crate::ir::{Builder, Node, Op, ValueId};
+use crate::ir::{Binary, Builder, Node, Op, Unary, ValueId};
 
 /// Cotangents of `node`'s operands, given the cotangent `g` of its result `y`.
 pub fn vjp(b: &mut Builder, node: &Node, y: ValueId, g: ValueId) -> Vec<Option<ValueId>> {
     let x = &node.operands;
     let in_shape = |b: &Builder, k: usize| b.shape(x[k]);
     match &node.op {
-        // No gradient flows into arguments, constants, integers or comparisons.
-        Op::Arg { .. } | Op::Const { .. } | Op::Convert | Op::OneHot { .. } | Op::RandomUniform { .. } => {
-            vec![None; x.len()]
-        }
-        Op::Greater => vec![None, None],
-
-        // d(-x) = -g
-        Op::Neg => vec![Some(b.neg(g))],
-        // d(exp x) = g * y
-        Op::Exp => vec![Some(b.mul(g, y))],
-        // d(log x) = g / x
-        Op::Log => vec![Some(b.div(g, x[0]))],
-        // d(tanh x) = g * (1 - y^2)
-        Op::Tanh => {
-            let one = b.constant(1.0, &b.shape(y));
-            let y2 = b.mul(y, y);
-            let d = b.sub(one, y2);
-            vec![Some(b.mul(g, d))]
-        }
-        // d(sqrt x) = g / (2 y)
-        Op::Sqrt => {
-            let two_y = b.scale(y, 2.0);
-            vec![Some(b.div(g, two_y))]
-        }
-
-        // d(a + b) = (g, g); d(a - b) = (g, -g)
-        Op::Add => vec![Some(g), Some(g)],
-        Op::Sub => vec![Some(g), Some(b.neg(g))],
-        // d(a * b) = (g b, g a)
-        Op::Mul => vec![Some(b.mul(g, x[1])), Some(b.mul(g, x[0]))],
-        // d(a / b) = (g / b, -g y / b)
-        Op::Div => {
-            let da = b.div(g, x[1]);
-            let gy = b.mul(da, y);
-            vec![Some(da), Some(b.neg(gy))]
-        }
-        // d max(a, b) = (g [a > b], g [a <= b]): ties send the gradient to b.
-        Op::Max => {
-            let a_wins = b.greater(x[0], x[1]);
-            let da = b.mul(g, a_wins);
-            vec![Some(da), Some(b.sub(g, da))]
-        }
+        // No gradient flows into arguments, constants, integers or random numbers.
+        Op::Arg { .. } | Op::Const { .. } | Op::OneHot { .. } | Op::RandomUniform { .. } => vec![None; x.len()],
+        Op::Unary(op) => vec![unary(b, *op, x[0], y, g)],
+        Op::Binary(op) => binary(b, *op, [x[0], x[1]], y, g).to_vec(),
 
         // A broadcast's transpose is a sum over the new axes.
         Op::Broadcast { shape, dims } => {
@@ -143,5 +106,56 @@ pub fn vjp(b: &mut Builder, node: &Node, y: ValueId, g: ValueId) -> Vec<Option<V
         }
         // Integer results, and a transpose that only backward passes contain.
         Op::ScatterArgmax { .. } | Op::ArgmaxScatter { .. } => vec![None, None],
+    }
+}
+
+/// The cotangent of a unary op's operand `x`, given its result `y` and cotangent `g`.
+fn unary(b: &mut Builder, op: Unary, x: ValueId, y: ValueId, g: ValueId) -> Option<ValueId> {
+    Some(match op {
+        // d(-x) = -g
+        Unary::Neg => b.neg(g),
+        // d(exp x) = g * y
+        Unary::Exp => b.mul(g, y),
+        // d(log x) = g / x
+        Unary::Log => b.div(g, x),
+        // d(tanh x) = g * (1 - y^2)
+        Unary::Tanh => {
+            let one = b.constant(1.0, &b.shape(y));
+            let y2 = b.mul(y, y);
+            let d = b.sub(one, y2);
+            b.mul(g, d)
+        }
+        // d(sqrt x) = g / (2 y)
+        Unary::Sqrt => {
+            let two_y = b.scale(y, 2.0);
+            b.div(g, two_y)
+        }
+        // An integer operand has no gradient.
+        Unary::Convert => return None,
+    })
+}
+
+/// The cotangents of a binary op's operands `[a, b]`, given its result `y` and cotangent `g`.
+fn binary(b: &mut Builder, op: Binary, [x0, x1]: [ValueId; 2], y: ValueId, g: ValueId) -> [Option<ValueId>; 2] {
+    match op {
+        // d(a + b) = (g, g); d(a - b) = (g, -g)
+        Binary::Add => [Some(g), Some(g)],
+        Binary::Sub => [Some(g), Some(b.neg(g))],
+        // d(a * b) = (g b, g a)
+        Binary::Mul => [Some(b.mul(g, x1)), Some(b.mul(g, x0))],
+        // d(a / b) = (g / b, -g y / b)
+        Binary::Div => {
+            let da = b.div(g, x1);
+            let gy = b.mul(da, y);
+            [Some(da), Some(b.neg(gy))]
+        }
+        // d max(a, b) = (g [a > b], g [a <= b]): ties send the gradient to b.
+        Binary::Max => {
+            let a_wins = b.greater(x0, x1);
+            let da = b.mul(g, a_wins);
+            [Some(da), Some(b.sub(g, da))]
+        }
+        // A comparison has no gradient.
+        Binary::Greater => [None, None],
     }
 }

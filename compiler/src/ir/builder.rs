@@ -4,7 +4,7 @@
 //! here mean a compiler bug (the checker has already proved the user's shapes), so they
 //! panic with the op and the message instead of returning an error.
 
-use super::{infer::infer_type, ArgKind, Graph, Node, Op, Type, ValueId};
+use super::{infer::infer_type, ArgKind, Binary, Graph, Node, Op, Type, Unary, ValueId};
 use std::collections::HashMap;
 
 /// Appends nodes with hash-consing: asking twice for the same op on the same operands
@@ -106,41 +106,47 @@ impl Builder {
 
     // Elementwise.
 
+    pub fn unary(&mut self, op: Unary, x: ValueId) -> ValueId {
+        self.push(Op::Unary(op), &[x])
+    }
+    pub fn binary(&mut self, op: Binary, a: ValueId, b: ValueId) -> ValueId {
+        self.push(Op::Binary(op), &[a, b])
+    }
     pub fn neg(&mut self, x: ValueId) -> ValueId {
-        self.push(Op::Neg, &[x])
+        self.unary(Unary::Neg, x)
     }
     pub fn exp(&mut self, x: ValueId) -> ValueId {
-        self.push(Op::Exp, &[x])
+        self.unary(Unary::Exp, x)
     }
     pub fn log(&mut self, x: ValueId) -> ValueId {
-        self.push(Op::Log, &[x])
+        self.unary(Unary::Log, x)
     }
     pub fn tanh(&mut self, x: ValueId) -> ValueId {
-        self.push(Op::Tanh, &[x])
+        self.unary(Unary::Tanh, x)
     }
     pub fn sqrt(&mut self, x: ValueId) -> ValueId {
-        self.push(Op::Sqrt, &[x])
+        self.unary(Unary::Sqrt, x)
     }
     pub fn convert(&mut self, x: ValueId) -> ValueId {
-        self.push(Op::Convert, &[x])
+        self.unary(Unary::Convert, x)
     }
     pub fn add(&mut self, a: ValueId, b: ValueId) -> ValueId {
-        self.push(Op::Add, &[a, b])
+        self.binary(Binary::Add, a, b)
     }
     pub fn sub(&mut self, a: ValueId, b: ValueId) -> ValueId {
-        self.push(Op::Sub, &[a, b])
+        self.binary(Binary::Sub, a, b)
     }
     pub fn mul(&mut self, a: ValueId, b: ValueId) -> ValueId {
-        self.push(Op::Mul, &[a, b])
+        self.binary(Binary::Mul, a, b)
     }
     pub fn div(&mut self, a: ValueId, b: ValueId) -> ValueId {
-        self.push(Op::Div, &[a, b])
+        self.binary(Binary::Div, a, b)
     }
     pub fn max(&mut self, a: ValueId, b: ValueId) -> ValueId {
-        self.push(Op::Max, &[a, b])
+        self.binary(Binary::Max, a, b)
     }
     pub fn greater(&mut self, a: ValueId, b: ValueId) -> ValueId {
-        self.push(Op::Greater, &[a, b])
+        self.binary(Binary::Greater, a, b)
     }
 
     /// `x * c` for a constant `c`, broadcast to `x`'s shape.

@@ -41,17 +41,12 @@ pub fn infer_type(op: &Op, xs: &[&Type]) -> Result<Type> {
             arity(op, n, 0)?;
             Ok(ty.clone())
         }
-        Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => {
+        Op::Unary(u) => {
             arity(op, n, 1)?;
-            want_dtype(xs[0], DType::F32, "operand")?;
-            Ok(xs[0].clone())
-        }
-        Op::Convert => {
-            arity(op, n, 1)?;
-            want_dtype(xs[0], DType::I32, "operand")?;
+            want_dtype(xs[0], u.operand(), "operand")?;
             Ok(Type::f32(xs[0].shape.clone()))
         }
-        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Greater => {
+        Op::Binary(_) => {
             arity(op, n, 2)?;
             want_dtype(xs[0], DType::F32, "left operand")?;
             if xs[0] != xs[1] {

@@ -14,10 +14,12 @@
 pub mod builder;
 pub mod dce;
 pub mod infer;
+pub mod ops;
 pub mod philox;
 pub mod printer;
 
 pub use builder::Builder;
+pub use ops::{Binary, Unary};
 
 use std::fmt;
 
@@ -107,68 +109,31 @@ pub enum ArgKind {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// A graph argument with its declared type.
-    Arg {
-        kind: ArgKind,
-        name: String,
-        ty: Type,
-    },
+    Arg { kind: ArgKind, name: String, ty: Type },
     /// A tensor whose every element is `value`.
-    Const {
-        value: f64,
-        ty: Type,
-    },
+    Const { value: f64, ty: Type },
 
-    // Elementwise, one operand.
-    Neg,
-    Exp,
-    Log,
-    Tanh,
-    Sqrt,
-    /// i32 -> f32.
-    Convert,
-
-    // Elementwise, two operands of equal type.
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Max,
-    /// `1.0` where `a > b`, else `0.0` (f32 inputs and output).
-    Greater,
+    /// Elementwise, one operand (the ops and their rules: [`ops`]).
+    Unary(Unary),
+    /// Elementwise, two operands of equal type.
+    Binary(Binary),
 
     /// Numpy-style broadcast to `shape`: input axis `i` becomes output axis `dims[i]`
     /// (same size); the other output axes are new.
-    Broadcast {
-        shape: Vec<usize>,
-        dims: Vec<usize>,
-    },
+    Broadcast { shape: Vec<usize>, dims: Vec<usize> },
     /// Same elements in row-major order, new shape.
-    Reshape {
-        shape: Vec<usize>,
-    },
+    Reshape { shape: Vec<usize> },
     /// Output axis `i` is input axis `perm[i]`.
-    Transpose {
-        perm: Vec<usize>,
-    },
+    Transpose { perm: Vec<usize> },
     /// Operands joined along `axis`; other axes equal.
-    Concat {
-        axis: usize,
-    },
+    Concat { axis: usize },
     /// `start..end` along `axis`.
-    Slice {
-        axis: usize,
-        start: usize,
-        end: usize,
-    },
+    Slice { axis: usize, start: usize, end: usize },
 
     /// Sum over `axes` (removed from the shape).
-    ReduceSum {
-        axes: Vec<usize>,
-    },
+    ReduceSum { axes: Vec<usize> },
     /// Max over `axes` (removed from the shape).
-    ReduceMax {
-        axes: Vec<usize>,
-    },
+    ReduceMax { axes: Vec<usize> },
 
     /// `[m, k] x [k, n] -> [m, n]`.
     MatMul,
@@ -178,42 +143,29 @@ pub enum Op {
     Gather,
     /// `values[I.., D..]`, `index i32[I..]` -> `[rows, D..]`: row `r` is the sum of the
     /// values whose index is `r` (zero for rows no index names). Gather's transpose.
-    ScatterAdd {
-        rows: usize,
-    },
+    ScatterAdd { rows: usize },
     /// `values[I.., D..]`, `index i32[I..]` -> `[rows, D..]`: row `r` is the elementwise
     /// max of the values whose index is `r`; `-inf` for rows no index names (lowering
     /// turns those into 0 for `aggregate: max`).
-    ScatterMax {
-        rows: usize,
-    },
+    ScatterMax { rows: usize },
     /// Same operands -> `i32[rows, D..]`: for each output element, the position in
     /// `I..` (row-major) of the value `scatter_max` picked, the lowest on ties; -1 for
     /// empty rows. Kept for scatter-max's backward pass.
-    ScatterArgmax {
-        rows: usize,
-    },
+    ScatterArgmax { rows: usize },
     /// `g[rows, D..]`, `argmax i32[rows, D..]` -> `f32[len, D..]`: each `g` element is
     /// written at the position its argmax names (no two collide), zero elsewhere; -1 is
     /// skipped. Scatter-max's transpose; it appears only in backward passes and has no
     /// VJP of its own.
-    ArgmaxScatter {
-        len: usize,
-    },
+    ArgmaxScatter { len: usize },
     /// `index i32[I..]` -> `f32[I.., classes]` with a 1.0 at each index; an index outside
     /// `[0, classes)` (label -1 means "ignored") gives a row of zeros. It only compares,
     /// so it never reads out of bounds; data loaders reject labels other than those.
-    OneHot {
-        classes: usize,
-    },
+    OneHot { classes: usize },
 
     /// Uniform `[0, 1)` f32 of type `ty`, from Philox4x32-10 keyed by the `seed` and
     /// `step` operands (i32 scalars) and `stream`; element `i` depends only on
     /// `(seed, step, stream, i)`, so every backend draws the same numbers.
-    RandomUniform {
-        stream: u32,
-        ty: Type,
-    },
+    RandomUniform { stream: u32, ty: Type },
 }
 
 impl Op {
@@ -226,18 +178,8 @@ impl Op {
                 ArgKind::State => "state",
             },
             Op::Const { .. } => "const",
-            Op::Neg => "neg",
-            Op::Exp => "exp",
-            Op::Log => "log",
-            Op::Tanh => "tanh",
-            Op::Sqrt => "sqrt",
-            Op::Convert => "convert",
-            Op::Add => "add",
-            Op::Sub => "sub",
-            Op::Mul => "mul",
-            Op::Div => "div",
-            Op::Max => "max",
-            Op::Greater => "greater",
+            Op::Unary(op) => op.name(),
+            Op::Binary(op) => op.name(),
             Op::Broadcast { .. } => "broadcast",
             Op::Reshape { .. } => "reshape",
             Op::Transpose { .. } => "transpose",

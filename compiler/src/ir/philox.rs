@@ -4,20 +4,31 @@
 //! Being a pure function of its inputs, it gives the same mask on every backend and
 //! thread count; constants from Salmon et al., "Parallel random numbers: as easy as
 //! 1, 2, 3" (SC'11), as used by cuRAND and JAX.
+//!
+//! This is the reference: both code generators inline the same algorithm and take its
+//! constants from here (tests check the JIT bit for bit against [`uniform`] and the PTX
+//! text for these constants).
 
-const M0: u32 = 0xD251_1F53;
-const M1: u32 = 0xCD9E_8D57;
-const W0: u32 = 0x9E37_79B9;
-const W1: u32 = 0xBB67_AE85;
+/// Multipliers of the two products of a round (counter words 0 and 2).
+pub const M0: u32 = 0xD251_1F53;
+pub const M1: u32 = 0xCD9E_8D57;
+/// Weyl increments of the two key words, added between rounds.
+pub const W0: u32 = 0x9E37_79B9;
+pub const W1: u32 = 0xBB67_AE85;
+/// Rounds per call (Philox4x32-10).
+pub const ROUNDS: usize = 10;
+/// u32 -> `[0, 1)`: the top 24 bits (`word >> UNIFORM_SHIFT`), exact in f32, times 2^-24.
+pub const UNIFORM_SHIFT: u32 = 8;
+pub const UNIFORM_SCALE: f32 = 1.0 / 16_777_216.0;
 
 fn mulhilo(a: u32, b: u32) -> (u32, u32) {
     let p = a as u64 * b as u64;
     ((p >> 32) as u32, p as u32)
 }
 
-/// Ten rounds of Philox4x32 on `counter` with `key`.
+/// [`ROUNDS`] rounds of Philox4x32 on `counter` with `key`.
 pub fn philox4x32(mut counter: [u32; 4], mut key: [u32; 2]) -> [u32; 4] {
-    for _ in 0..10 {
+    for _ in 0..ROUNDS {
         let (hi0, lo0) = mulhilo(M0, counter[0]);
         let (hi1, lo1) = mulhilo(M1, counter[2]);
         counter = [hi1 ^ counter[1] ^ key[0], lo1, hi0 ^ counter[3] ^ key[1], lo0];
@@ -30,7 +41,7 @@ pub fn philox4x32(mut counter: [u32; 4], mut key: [u32; 2]) -> [u32; 4] {
 /// counter `(index, step, 0, 0)`, key `(seed, stream)`, the first word's top 24 bits.
 pub fn uniform(seed: i32, step: i32, stream: u32, index: u32) -> f32 {
     let words = philox4x32([index, step as u32, 0, 0], [seed as u32, stream]);
-    (words[0] >> 8) as f32 * (1.0 / 16_777_216.0)
+    (words[0] >> UNIFORM_SHIFT) as f32 * UNIFORM_SCALE
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The cost model: FLOPs and bytes moved per operation, from shapes alone.
 //!
 //! In: an op (IR node or e-node) with its operand and result types. Out: [`Cost`].
-//! - elementwise: one FLOP per element (exp, log, tanh, sqrt: 10, a polynomial's worth);
+//! - elementwise: the op's FLOPs per element from `ir::ops` (exp, log, tanh, sqrt: 10, a
+//!   polynomial's worth; the others 1);
 //!   bytes: the result written once. Its operands are results just written by other
 //!   nodes (already counted), which a fused loop keeps in registers or cache; constants
 //!   are splatted into the loop.
@@ -47,7 +48,7 @@ impl std::ops::Add for Cost {
 pub enum Work {
     Free,
     Elementwise {
-        transcendental: bool,
+        flops_per_element: f64,
     },
     /// Writes its result (a broadcast).
     Write,
@@ -67,10 +68,12 @@ pub enum Work {
 pub fn work(op: &Op, inputs: &[&Type]) -> Work {
     match op {
         Op::Arg { .. } | Op::Const { .. } | Op::Reshape { .. } | Op::Slice { axis: 0, .. } => Work::Free,
-        Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => Work::Elementwise { transcendental: true },
-        Op::Neg | Op::Convert | Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Greater => {
-            Work::Elementwise { transcendental: false }
-        }
+        Op::Unary(op) => Work::Elementwise {
+            flops_per_element: op.flops(),
+        },
+        Op::Binary(op) => Work::Elementwise {
+            flops_per_element: op.flops(),
+        },
         Op::Broadcast { .. } => Work::Write,
         Op::Transpose { .. } | Op::Slice { .. } | Op::Concat { .. } => Work::Move,
         Op::ReduceSum { .. } | Op::ReduceMax { .. } => Work::Reduce,
@@ -95,8 +98,8 @@ pub fn cost(w: Work, inputs: &[(&Type, bool)], out: &Type) -> Cost {
     let read: f64 = inputs.iter().filter(|(_, c)| !c).map(|(t, _)| t.numel() as f64).sum();
     match w {
         Work::Free => Cost::default(),
-        Work::Elementwise { transcendental } => Cost {
-            flops: n_out * if transcendental { 10.0 } else { 1.0 },
+        Work::Elementwise { flops_per_element } => Cost {
+            flops: n_out * flops_per_element,
             bytes: 4.0 * n_out,
         },
         Work::Write => Cost {

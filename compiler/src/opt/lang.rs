@@ -2,11 +2,14 @@
 //!
 //! In: nothing (definitions). Out: [`TensorLang`], one e-node kind per IR primitive, with
 //! the op's attributes (shapes, axes, constants) as leaf children of kind [`Attr`], and
-//! graph arguments as [`TensorLang::Arg`] leaves named like the IR argument. Two e-node
+//! graph arguments as [`TensorLang::Arg`] leaves named like the IR argument. Elementwise
+//! ops are two data-carrying kinds, [`TensorLang::Unary`] and [`TensorLang::Binary`],
+//! whose symbol is the op's mnemonic from `ir::ops` (so `(exp ?x)` and `(mul ?a ?b)` parse). Two e-node
 //! kinds exist only here: `matmul_tn` / `matmul_nt` (a matmul whose left / right operand is
 //! transposed), so that the cost model can see a transpose folded into a GEMM call; they
 //! convert back to `matmul(transpose(..), ..)`, which the backends run as one GEMM.
 
+use crate::ir::{Binary, Unary};
 use egg::{define_language, Id, Symbol};
 use std::fmt;
 use std::str::FromStr;
@@ -86,18 +89,10 @@ define_language! {
     pub enum TensorLang {
         // (value, shape)
         "const" = Const([Id; 2]),
-        "neg" = Neg(Id),
-        "exp" = Exp(Id),
-        "log" = Log(Id),
-        "tanh" = Tanh(Id),
-        "sqrt" = Sqrt(Id),
-        "convert" = Convert(Id),
-        "add" = Add([Id; 2]),
-        "sub" = Sub([Id; 2]),
-        "mul" = Mul([Id; 2]),
-        "div" = Div([Id; 2]),
-        "max" = Max([Id; 2]),
-        "greater" = Greater([Id; 2]),
+        // Elementwise: (x) and (a, b); the symbol is the op's mnemonic. Declared here, where
+        // the per-op kinds were, so that e-nodes sort in the same order as before.
+        Unary(Unary, [Id; 1]),
+        Binary(Binary, [Id; 2]),
         // (shape, dims, x)
         "broadcast" = Broadcast([Id; 3]),
         // (shape, x)
@@ -138,9 +133,8 @@ impl TensorLang {
         use TensorLang::*;
         match self {
             Const(_) | Attr(_) | Arg(_) => &[],
-            Neg(x) | Exp(x) | Log(x) | Tanh(x) | Sqrt(x) | Convert(x) => std::slice::from_ref(x),
-            Add(xs) | Sub(xs) | Mul(xs) | Div(xs) | Max(xs) | Greater(xs) | MatMul(xs) | MatMulTN(xs)
-            | MatMulNT(xs) | Gather(xs) => xs,
+            Unary(_, xs) => xs,
+            Binary(_, xs) | MatMul(xs) | MatMulTN(xs) | MatMulNT(xs) | Gather(xs) => xs,
             Broadcast(xs) => &xs[2..],
             Reshape(xs) | Transpose(xs) | ReduceSum(xs) | ReduceMax(xs) | OneHot(xs) => &xs[1..],
             Concat(xs) => &xs[1..],

@@ -1,8 +1,9 @@
 //! The rewrite rules, as a table: name, group, left side, right side, condition.
 //!
-//! In: nothing (definitions). Out: egg rewrites. A right side is a pattern, or a small
-//! function when it must compute attributes (composed permutations, split points).
-//! Conditions read the e-class analysis (types, constants, attributes). Every rule keeps
+//! In: nothing (definitions). Out: egg rewrites. One row per rule; a right side is a
+//! pattern, or a named function below the table when it must compute attributes
+//! (composed permutations, split points). Conditions are named functions too; they read
+//! the e-class analysis (types, constants, attributes). Every rule keeps
 //! the value and the type of what it rewrites; `tests/opt_rules.rs` checks each one on
 //! random inputs against the reference interpreter.
 //!
@@ -12,6 +13,7 @@
 
 use super::analysis::TensorGraph;
 use super::lang::{Attr, TensorLang};
+use crate::ir::Binary;
 use egg::{Applier, Id, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,363 +84,240 @@ const SWAP: [usize; 2] = [1, 0];
 
 use Group::*;
 
-pub fn table() -> Vec<Rule> {
-    let r = |name, group, lhs, rhs, when| Rule {
+/// A rule whose right side is a pattern.
+const fn pat(name: &'static str, group: Group, lhs: &'static str, rhs: &'static str, when: Option<CondFn>) -> Rule {
+    Rule {
         name,
         group,
         lhs,
-        rhs,
+        rhs: Rhs::Pattern(rhs),
         when,
-    };
+    }
+}
+
+/// A rule whose right side a function builds.
+const fn app(name: &'static str, group: Group, lhs: &'static str, rhs: ApplyFn, when: Option<CondFn>) -> Rule {
+    Rule {
+        name,
+        group,
+        lhs,
+        rhs: Rhs::Apply(rhs),
+        when,
+    }
+}
+
+/// Every rule, in the order egg runs them.
+#[rustfmt::skip]
+pub fn table() -> Vec<Rule> {
     vec![
         // Algebra.
-        r("add-commute", Algebra, "(add ?a ?b)", Rhs::Pattern("(add ?b ?a)"), None),
-        r("mul-commute", Algebra, "(mul ?a ?b)", Rhs::Pattern("(mul ?b ?a)"), None),
-        r(
-            "add-zero",
-            Algebra,
-            "(add ?x ?z)",
-            Rhs::Pattern("?x"),
-            Some(|eg, v| is_const(eg, v("?z"), 0.0)),
-        ),
-        r(
-            "sub-zero",
-            Algebra,
-            "(sub ?x ?z)",
-            Rhs::Pattern("?x"),
-            Some(|eg, v| is_const(eg, v("?z"), 0.0)),
-        ),
-        r(
-            "mul-one",
-            Algebra,
-            "(mul ?x ?o)",
-            Rhs::Pattern("?x"),
-            Some(|eg, v| is_const(eg, v("?o"), 1.0)),
-        ),
-        r(
-            "div-one",
-            Algebra,
-            "(div ?x ?o)",
-            Rhs::Pattern("?x"),
-            Some(|eg, v| is_const(eg, v("?o"), 1.0)),
-        ),
-        r(
-            "mul-zero",
-            Algebra,
-            "(mul ?x ?z)",
-            Rhs::Pattern("?z"),
-            Some(|eg, v| is_const(eg, v("?z"), 0.0)),
-        ),
-        r("neg-neg", Algebra, "(neg (neg ?x))", Rhs::Pattern("?x"), None),
-        r(
-            "sub-neg",
-            Algebra,
-            "(sub ?x (neg ?y))",
-            Rhs::Pattern("(add ?x ?y)"),
-            None,
-        ),
-        r(
-            "add-neg",
-            Algebra,
-            "(add ?x (neg ?y))",
-            Rhs::Pattern("(sub ?x ?y)"),
-            None,
-        ),
-        r(
-            "neg-sub",
-            Algebra,
-            "(neg (sub ?x ?y))",
-            Rhs::Pattern("(sub ?y ?x)"),
-            None,
-        ),
-        r("log-exp", Algebra, "(log (exp ?x))", Rhs::Pattern("?x"), None),
-        r(
-            "neg-scale",
-            Algebra,
-            "(neg (mul ?x ?c))",
-            Rhs::Pattern("(mul ?x (neg ?c))"),
-            Some(|eg, v| constant(eg, v("?c")).is_some()),
-        ),
-        r(
-            "scale-scale",
-            Algebra,
-            "(mul (mul ?x ?a) ?b)",
-            Rhs::Pattern("(mul ?x (mul ?a ?b))"),
-            Some(|eg, v| constant(eg, v("?a")).is_some() && constant(eg, v("?b")).is_some()),
-        ),
-        r(
-            "factor-scale",
-            Algebra,
-            "(add (mul ?a ?c) (mul ?b ?c))",
-            Rhs::Pattern("(mul (add ?a ?b) ?c)"),
-            None,
-        ),
+        pat("add-commute",              Algebra,         "(add ?a ?b)",                                  "(add ?b ?a)",                             None),
+        pat("mul-commute",              Algebra,         "(mul ?a ?b)",                                  "(mul ?b ?a)",                             None),
+        pat("add-zero",                 Algebra,         "(add ?x ?z)",                                  "?x",                                      Some(z_is_zero)),
+        pat("sub-zero",                 Algebra,         "(sub ?x ?z)",                                  "?x",                                      Some(z_is_zero)),
+        pat("mul-one",                  Algebra,         "(mul ?x ?o)",                                  "?x",                                      Some(o_is_one)),
+        pat("div-one",                  Algebra,         "(div ?x ?o)",                                  "?x",                                      Some(o_is_one)),
+        pat("mul-zero",                 Algebra,         "(mul ?x ?z)",                                  "?z",                                      Some(z_is_zero)),
+        pat("neg-neg",                  Algebra,         "(neg (neg ?x))",                               "?x",                                      None),
+        pat("sub-neg",                  Algebra,         "(sub ?x (neg ?y))",                            "(add ?x ?y)",                             None),
+        pat("add-neg",                  Algebra,         "(add ?x (neg ?y))",                            "(sub ?x ?y)",                             None),
+        pat("neg-sub",                  Algebra,         "(neg (sub ?x ?y))",                            "(sub ?y ?x)",                             None),
+        pat("log-exp",                  Algebra,         "(log (exp ?x))",                               "?x",                                      None),
+        pat("neg-scale",                Algebra,         "(neg (mul ?x ?c))",                            "(mul ?x (neg ?c))",                       Some(c_is_constant)),
+        pat("scale-scale",              Algebra,         "(mul (mul ?x ?a) ?b)",                         "(mul ?x (mul ?a ?b))",                    Some(a_and_b_are_constants)),
+        pat("factor-scale",             Algebra,         "(add (mul ?a ?c) (mul ?b ?c))",                "(mul (add ?a ?b) ?c)",                    None),
         // Broadcasts and reductions.
-        r(
-            "broadcast-broadcast",
-            BroadcastReduce,
-            "(broadcast ?s2 ?d2 (broadcast ?s1 ?d1 ?x))",
-            Rhs::Apply(|eg, v| {
-                let (d1, d2) = (list(eg, v("?d1")), list(eg, v("?d2")));
-                let dims: Vec<usize> = d1.iter().map(|&i| d2[i]).collect();
-                let d = attr(eg, Attr::List(dims));
-                Some(eg.add(TensorLang::Broadcast([v("?s2"), d, v("?x")])))
-            }),
-            None,
-        ),
-        r(
-            "sum-of-broadcast",
-            BroadcastReduce,
-            "(reduce_sum ?axes (broadcast ?s ?d ?x))",
-            Rhs::Apply(|eg, v| {
-                let (axes, dims, s) = (list(eg, v("?axes")), list(eg, v("?d")), list(eg, v("?s")));
-                let new_axes: Vec<usize> = (0..s.len()).filter(|a| !dims.contains(a)).collect();
-                if axes != new_axes {
-                    return None;
-                }
-                let n: usize = new_axes.iter().map(|&a| s[a]).product();
-                let x_shape = shape(eg, v("?x"));
-                let k = constant_node(eg, n as f64, &x_shape);
-                Some(eg.add(TensorLang::Mul([v("?x"), k])))
-            }),
-            None,
-        ),
-        r(
-            "sum-sum",
-            BroadcastReduce,
-            "(reduce_sum ?a2 (reduce_sum ?a1 ?x))",
-            Rhs::Apply(|eg, v| {
-                let (a1, a2) = (list(eg, v("?a1")), list(eg, v("?a2")));
-                let rank = shape(eg, v("?x")).len();
-                let kept: Vec<usize> = (0..rank).filter(|a| !a1.contains(a)).collect();
-                let mut axes: Vec<usize> = a1.iter().copied().chain(a2.iter().map(|&a| kept[a])).collect();
-                axes.sort_unstable();
-                let a = attr(eg, Attr::List(axes));
-                Some(eg.add(TensorLang::ReduceSum([a, v("?x")])))
-            }),
-            None,
-        ),
-        r(
-            "sum-of-scaled",
-            BroadcastReduce,
-            "(reduce_sum ?axes (mul ?x ?k))",
-            Rhs::Apply(|eg, v| {
-                let k = constant(eg, v("?k"))?;
-                let axes = v("?axes");
-                let sum = eg.add(TensorLang::ReduceSum([axes, v("?x")]));
-                let out = shape(eg, sum);
-                let kk = constant_node(eg, k, &out);
-                Some(eg.add(TensorLang::Mul([sum, kk])))
-            }),
-            Some(|eg, v| constant(eg, v("?k")).is_some()),
-        ),
-        r(
-            "broadcast-add",
-            BroadcastReduce,
-            "(add (broadcast ?s ?d ?x) (broadcast ?s ?d ?y))",
-            Rhs::Pattern("(broadcast ?s ?d (add ?x ?y))"),
-            None,
-        ),
-        r(
-            "broadcast-mul",
-            BroadcastReduce,
-            "(mul (broadcast ?s ?d ?x) (broadcast ?s ?d ?y))",
-            Rhs::Pattern("(broadcast ?s ?d (mul ?x ?y))"),
-            None,
-        ),
+        app("broadcast-broadcast",      BroadcastReduce, "(broadcast ?s2 ?d2 (broadcast ?s1 ?d1 ?x))",   compose_broadcasts,                        None),
+        app("sum-of-broadcast",         BroadcastReduce, "(reduce_sum ?axes (broadcast ?s ?d ?x))",      sum_of_broadcast,                          None),
+        app("sum-sum",                  BroadcastReduce, "(reduce_sum ?a2 (reduce_sum ?a1 ?x))",         merge_sums,                                None),
+        app("sum-of-scaled",            BroadcastReduce, "(reduce_sum ?axes (mul ?x ?k))",               scale_after_sum,                           Some(k_is_constant)),
+        pat("broadcast-add",            BroadcastReduce, "(add (broadcast ?s ?d ?x) (broadcast ?s ?d ?y))", "(broadcast ?s ?d (add ?x ?y))",        None),
+        pat("broadcast-mul",            BroadcastReduce, "(mul (broadcast ?s ?d ?x) (broadcast ?s ?d ?y))", "(broadcast ?s ?d (mul ?x ?y))",        None),
         // Layout: transposes and reshapes.
-        r(
-            "transpose-transpose",
-            Layout,
-            "(transpose ?p2 (transpose ?p1 ?x))",
-            Rhs::Apply(|eg, v| {
-                let (p1, p2) = (list(eg, v("?p1")), list(eg, v("?p2")));
-                let perm: Vec<usize> = p2.iter().map(|&i| p1[i]).collect();
-                if perm.iter().enumerate().all(|(i, &p)| i == p) {
-                    return Some(v("?x"));
-                }
-                let p = attr(eg, Attr::List(perm));
-                Some(eg.add(TensorLang::Transpose([p, v("?x")])))
-            }),
-            None,
-        ),
-        r(
-            "transpose-identity",
-            Layout,
-            "(transpose ?p ?x)",
-            Rhs::Pattern("?x"),
-            Some(|eg, v| list(eg, v("?p")).iter().enumerate().all(|(i, &p)| i == p)),
-        ),
-        r(
-            "reshape-reshape",
-            Layout,
-            "(reshape ?s2 (reshape ?s1 ?x))",
-            Rhs::Pattern("(reshape ?s2 ?x)"),
-            None,
-        ),
-        r(
-            "reshape-identity",
-            Layout,
-            "(reshape ?s ?x)",
-            Rhs::Pattern("?x"),
-            Some(|eg, v| list(eg, v("?s")) == shape(eg, v("?x"))),
-        ),
-        r(
-            "matmul-transposed-left",
-            Layout,
-            "(matmul (transpose ?p ?a) ?b)",
-            Rhs::Pattern("(matmul_tn ?a ?b)"),
-            Some(|eg, v| list(eg, v("?p")) == SWAP),
-        ),
-        r(
-            "matmul-transposed-right",
-            Layout,
-            "(matmul ?a (transpose ?p ?b))",
-            Rhs::Pattern("(matmul_nt ?a ?b)"),
-            Some(|eg, v| list(eg, v("?p")) == SWAP),
-        ),
-        r(
-            "transpose-of-matmul",
-            Layout,
-            "(transpose ?p (matmul ?a ?b))",
-            Rhs::Apply(|eg, v| {
-                let p = attr(eg, Attr::List(SWAP.to_vec()));
-                let bt = eg.add(TensorLang::Transpose([p, v("?b")]));
-                let at = eg.add(TensorLang::Transpose([p, v("?a")]));
-                Some(eg.add(TensorLang::MatMul([bt, at])))
-            }),
-            Some(|eg, v| list(eg, v("?p")) == SWAP),
-        ),
+        app("transpose-transpose",      Layout,          "(transpose ?p2 (transpose ?p1 ?x))",           compose_transposes,                        None),
+        pat("transpose-identity",       Layout,          "(transpose ?p ?x)",                            "?x",                                      Some(p_is_identity)),
+        pat("reshape-reshape",          Layout,          "(reshape ?s2 (reshape ?s1 ?x))",               "(reshape ?s2 ?x)",                        None),
+        pat("reshape-identity",         Layout,          "(reshape ?s ?x)",                              "?x",                                      Some(s_is_x_shape)),
+        pat("matmul-transposed-left",   Layout,          "(matmul (transpose ?p ?a) ?b)",                "(matmul_tn ?a ?b)",                       Some(p_swaps)),
+        pat("matmul-transposed-right",  Layout,          "(matmul ?a (transpose ?p ?b))",                "(matmul_nt ?a ?b)",                       Some(p_swaps)),
+        app("transpose-of-matmul",      Layout,          "(transpose ?p (matmul ?a ?b))",                swapped_matmul,                            Some(p_swaps)),
         // Matmul chains.
-        r(
-            "matmul-assoc-right",
-            MatMul,
-            "(matmul (matmul ?a ?b) ?c)",
-            Rhs::Pattern("(matmul ?a (matmul ?b ?c))"),
-            None,
-        ),
-        r(
-            "matmul-assoc-left",
-            MatMul,
-            "(matmul ?a (matmul ?b ?c))",
-            Rhs::Pattern("(matmul (matmul ?a ?b) ?c)"),
-            None,
-        ),
-        r(
-            "matmul-factor-left",
-            MatMul,
-            "(add (matmul ?a ?b) (matmul ?a ?c))",
-            Rhs::Pattern("(matmul ?a (add ?b ?c))"),
-            None,
-        ),
-        r(
-            "matmul-factor-right",
-            MatMul,
-            "(add (matmul ?a ?c) (matmul ?b ?c))",
-            Rhs::Pattern("(matmul (add ?a ?b) ?c)"),
-            None,
-        ),
+        pat("matmul-assoc-right",       MatMul,          "(matmul (matmul ?a ?b) ?c)",                   "(matmul ?a (matmul ?b ?c))",              None),
+        pat("matmul-assoc-left",        MatMul,          "(matmul ?a (matmul ?b ?c))",                   "(matmul (matmul ?a ?b) ?c)",              None),
+        pat("matmul-factor-left",       MatMul,          "(add (matmul ?a ?b) (matmul ?a ?c))",          "(matmul ?a (add ?b ?c))",                 None),
+        pat("matmul-factor-right",      MatMul,          "(add (matmul ?a ?c) (matmul ?b ?c))",          "(matmul (add ?a ?b) ?c)",                 None),
         // Message passing: concat(x, y) W = x W[:dx] + y W[dx:], so that x W[:dx] can be
-        // shared by every message that reads x.
-        r(
-            "concat-matmul-split",
-            MessagePassing,
-            "(matmul (concat ?axis ?x ?y) ?w)",
-            Rhs::Apply(|eg, v| {
-                let (dx, dy) = (shape(eg, v("?x"))[1], shape(eg, v("?y"))[1]);
-                let zero = attr(eg, Attr::Int(0));
-                let mid = attr(eg, Attr::Int(dx as i64));
-                let end = attr(eg, Attr::Int((dx + dy) as i64));
-                let wx = eg.add(TensorLang::Slice([zero, zero, mid, v("?w")]));
-                let wy = eg.add(TensorLang::Slice([zero, mid, end, v("?w")]));
-                let px = eg.add(TensorLang::MatMul([v("?x"), wx]));
-                let py = eg.add(TensorLang::MatMul([v("?y"), wy]));
-                Some(eg.add(TensorLang::Add([px, py])))
-            }),
-            Some(|eg, v| int(eg, v("?axis")) == Some(1)),
-        ),
-        // Linear maps commute with reading and aggregating rows: a message `linear(x_j)`
-        // computed per edge is `linear` per node, read per edge (E rows of work -> N).
-        r(
-            "matmul-of-gather",
-            MessagePassing,
-            "(matmul (gather ?x ?i) ?w)",
-            Rhs::Pattern("(gather (matmul ?x ?w) ?i)"),
-            Some(|eg, v| shape(eg, v("?x")).len() == 2 && shape(eg, v("?i")).len() == 1),
-        ),
-        r(
-            "scatter-of-matmul",
-            MessagePassing,
-            "(scatter_add ?rows (matmul ?a ?b) ?i)",
-            Rhs::Pattern("(matmul (scatter_add ?rows ?a ?i) ?b)"),
-            Some(|eg, v| shape(eg, v("?i")).len() == 1),
-        ),
-        r(
-            "gathered-weight-gradient",
-            MessagePassing,
-            "(matmul (transpose ?p (gather ?x ?i)) ?g)",
-            Rhs::Apply(|eg, v| {
-                let rows = attr(eg, Attr::Int(shape(eg, v("?x"))[0] as i64));
-                let summed = eg.add(TensorLang::ScatterAdd([rows, v("?g"), v("?i")]));
-                let xt = eg.add(TensorLang::Transpose([v("?p"), v("?x")]));
-                Some(eg.add(TensorLang::MatMul([xt, summed])))
-            }),
-            Some(|eg, v| list(eg, v("?p")) == SWAP && shape(eg, v("?x")).len() == 2 && shape(eg, v("?i")).len() == 1),
-        ),
-        r(
-            "concat3-split",
-            MessagePassing,
-            "(concat ?axis ?x ?y ?z)",
-            Rhs::Pattern("(concat ?axis (concat ?axis ?x ?y) ?z)"),
-            None,
-        ),
-        r(
-            "slice-of-matmul",
-            MessagePassing,
-            "(slice ?axis ?s ?e (matmul ?a ?b))",
-            Rhs::Apply(|eg, v| {
-                let axis = int(eg, v("?axis"))?;
-                let (s, e) = (v("?s"), v("?e"));
-                Some(if axis == 0 {
-                    let a = eg.add(TensorLang::Slice([v("?axis"), s, e, v("?a")]));
-                    eg.add(TensorLang::MatMul([a, v("?b")]))
-                } else {
-                    let b = eg.add(TensorLang::Slice([v("?axis"), s, e, v("?b")]));
-                    eg.add(TensorLang::MatMul([v("?a"), b]))
-                })
-            }),
-            None,
-        ),
-        r(
-            "slice-of-transpose",
-            MessagePassing,
-            "(slice ?axis ?s ?e (transpose ?p ?x))",
-            Rhs::Apply(|eg, v| {
-                let axis = int(eg, v("?axis"))?;
-                let other = attr(eg, Attr::Int(1 - axis as i64));
-                let sliced = eg.add(TensorLang::Slice([other, v("?s"), v("?e"), v("?x")]));
-                Some(eg.add(TensorLang::Transpose([v("?p"), sliced])))
-            }),
-            Some(|eg, v| list(eg, v("?p")) == SWAP),
-        ),
-        r(
-            "slice-of-concat",
-            MessagePassing,
-            "(slice ?axis ?s ?e (concat ?axis ?x ?y))",
-            Rhs::Apply(|eg, v| {
-                let axis = int(eg, v("?axis"))?;
-                let (s, e) = (int(eg, v("?s"))?, int(eg, v("?e"))?);
-                let dx = shape(eg, v("?x"))[axis];
-                let dy = shape(eg, v("?y"))[axis];
-                match (s, e) {
-                    (0, e) if e == dx => Some(v("?x")),
-                    (s, e) if s == dx && e == dx + dy => Some(v("?y")),
-                    _ => None,
-                }
-            }),
-            None,
-        ),
+        // shared by every message that reads x. Linear maps commute with reading and
+        // aggregating rows: a message `linear(x_j)` computed per edge is `linear` per node,
+        // read per edge (E rows of work -> N).
+        app("concat-matmul-split",      MessagePassing,  "(matmul (concat ?axis ?x ?y) ?w)",             split_concat_matmul,                       Some(axis_is_1)),
+        pat("matmul-of-gather",         MessagePassing,  "(matmul (gather ?x ?i) ?w)",                   "(gather (matmul ?x ?w) ?i)",              Some(x_matrix_i_vector)),
+        pat("scatter-of-matmul",        MessagePassing,  "(scatter_add ?rows (matmul ?a ?b) ?i)",        "(matmul (scatter_add ?rows ?a ?i) ?b)",   Some(i_vector)),
+        app("gathered-weight-gradient", MessagePassing,  "(matmul (transpose ?p (gather ?x ?i)) ?g)",    scatter_then_matmul,                       Some(p_swaps_x_matrix_i_vector)),
+        pat("concat3-split",            MessagePassing,  "(concat ?axis ?x ?y ?z)",                      "(concat ?axis (concat ?axis ?x ?y) ?z)",  None),
+        app("slice-of-matmul",          MessagePassing,  "(slice ?axis ?s ?e (matmul ?a ?b))",          slice_matmul_operand,                      None),
+        app("slice-of-transpose",       MessagePassing,  "(slice ?axis ?s ?e (transpose ?p ?x))",        slice_before_transpose,                    Some(p_swaps)),
+        app("slice-of-concat",          MessagePassing,  "(slice ?axis ?s ?e (concat ?axis ?x ?y))",     concat_part,                               None),
     ]
+}
+
+// ---- conditions ------------------------------------------------------------------------
+
+fn z_is_zero(eg: &TensorGraph, v: &Vars) -> bool {
+    is_const(eg, v("?z"), 0.0)
+}
+fn o_is_one(eg: &TensorGraph, v: &Vars) -> bool {
+    is_const(eg, v("?o"), 1.0)
+}
+fn c_is_constant(eg: &TensorGraph, v: &Vars) -> bool {
+    constant(eg, v("?c")).is_some()
+}
+fn k_is_constant(eg: &TensorGraph, v: &Vars) -> bool {
+    constant(eg, v("?k")).is_some()
+}
+fn a_and_b_are_constants(eg: &TensorGraph, v: &Vars) -> bool {
+    constant(eg, v("?a")).is_some() && constant(eg, v("?b")).is_some()
+}
+fn p_is_identity(eg: &TensorGraph, v: &Vars) -> bool {
+    list(eg, v("?p")).iter().enumerate().all(|(i, &p)| i == p)
+}
+fn s_is_x_shape(eg: &TensorGraph, v: &Vars) -> bool {
+    list(eg, v("?s")) == shape(eg, v("?x"))
+}
+/// `?p` swaps the two axes of a matrix.
+fn p_swaps(eg: &TensorGraph, v: &Vars) -> bool {
+    list(eg, v("?p")) == SWAP
+}
+fn axis_is_1(eg: &TensorGraph, v: &Vars) -> bool {
+    int(eg, v("?axis")) == Some(1)
+}
+fn i_vector(eg: &TensorGraph, v: &Vars) -> bool {
+    shape(eg, v("?i")).len() == 1
+}
+fn x_matrix_i_vector(eg: &TensorGraph, v: &Vars) -> bool {
+    shape(eg, v("?x")).len() == 2 && i_vector(eg, v)
+}
+fn p_swaps_x_matrix_i_vector(eg: &TensorGraph, v: &Vars) -> bool {
+    p_swaps(eg, v) && x_matrix_i_vector(eg, v)
+}
+
+// ---- appliers --------------------------------------------------------------------------
+
+/// One broadcast: input axis `i` goes to `d2[d1[i]]`.
+fn compose_broadcasts(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let (d1, d2) = (list(eg, v("?d1")), list(eg, v("?d2")));
+    let dims: Vec<usize> = d1.iter().map(|&i| d2[i]).collect();
+    let d = attr(eg, Attr::List(dims));
+    Some(eg.add(TensorLang::Broadcast([v("?s2"), d, v("?x")])))
+}
+
+/// Summing exactly the broadcast's new axes multiplies `x` by their size.
+fn sum_of_broadcast(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let (axes, dims, s) = (list(eg, v("?axes")), list(eg, v("?d")), list(eg, v("?s")));
+    let new_axes: Vec<usize> = (0..s.len()).filter(|a| !dims.contains(a)).collect();
+    if axes != new_axes {
+        return None;
+    }
+    let n: usize = new_axes.iter().map(|&a| s[a]).product();
+    let x_shape = shape(eg, v("?x"));
+    let k = constant_node(eg, n as f64, &x_shape);
+    Some(eg.add(TensorLang::Binary(Binary::Mul, [v("?x"), k])))
+}
+
+/// Two sums as one over the union of their axes (numbered in `x`).
+fn merge_sums(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let (a1, a2) = (list(eg, v("?a1")), list(eg, v("?a2")));
+    let rank = shape(eg, v("?x")).len();
+    let kept: Vec<usize> = (0..rank).filter(|a| !a1.contains(a)).collect();
+    let mut axes: Vec<usize> = a1.iter().copied().chain(a2.iter().map(|&a| kept[a])).collect();
+    axes.sort_unstable();
+    let a = attr(eg, Attr::List(axes));
+    Some(eg.add(TensorLang::ReduceSum([a, v("?x")])))
+}
+
+/// `sum(x * k) = sum(x) * k` for a constant `k`.
+fn scale_after_sum(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let k = constant(eg, v("?k"))?;
+    let axes = v("?axes");
+    let sum = eg.add(TensorLang::ReduceSum([axes, v("?x")]));
+    let out = shape(eg, sum);
+    let kk = constant_node(eg, k, &out);
+    Some(eg.add(TensorLang::Binary(Binary::Mul, [sum, kk])))
+}
+
+/// One transpose by the composed permutation, or none when it is the identity.
+fn compose_transposes(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let (p1, p2) = (list(eg, v("?p1")), list(eg, v("?p2")));
+    let perm: Vec<usize> = p2.iter().map(|&i| p1[i]).collect();
+    if perm.iter().enumerate().all(|(i, &p)| i == p) {
+        return Some(v("?x"));
+    }
+    let p = attr(eg, Attr::List(perm));
+    Some(eg.add(TensorLang::Transpose([p, v("?x")])))
+}
+
+/// `(A B)^T = B^T A^T`.
+fn swapped_matmul(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let p = attr(eg, Attr::List(SWAP.to_vec()));
+    let bt = eg.add(TensorLang::Transpose([p, v("?b")]));
+    let at = eg.add(TensorLang::Transpose([p, v("?a")]));
+    Some(eg.add(TensorLang::MatMul([bt, at])))
+}
+
+/// `concat(x, y) W = x W[:dx] + y W[dx:]`.
+fn split_concat_matmul(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let (dx, dy) = (shape(eg, v("?x"))[1], shape(eg, v("?y"))[1]);
+    let zero = attr(eg, Attr::Int(0));
+    let mid = attr(eg, Attr::Int(dx as i64));
+    let end = attr(eg, Attr::Int((dx + dy) as i64));
+    let wx = eg.add(TensorLang::Slice([zero, zero, mid, v("?w")]));
+    let wy = eg.add(TensorLang::Slice([zero, mid, end, v("?w")]));
+    let px = eg.add(TensorLang::MatMul([v("?x"), wx]));
+    let py = eg.add(TensorLang::MatMul([v("?y"), wy]));
+    Some(eg.add(TensorLang::Binary(Binary::Add, [px, py])))
+}
+
+/// `gather(x, i)^T g = x^T scatter_add(g, i)`: the weight gradient of per-edge messages
+/// sums the edges' cotangents per node first.
+fn scatter_then_matmul(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let rows = attr(eg, Attr::Int(shape(eg, v("?x"))[0] as i64));
+    let summed = eg.add(TensorLang::ScatterAdd([rows, v("?g"), v("?i")]));
+    let xt = eg.add(TensorLang::Transpose([v("?p"), v("?x")]));
+    Some(eg.add(TensorLang::MatMul([xt, summed])))
+}
+
+/// Rows of a product are a product of rows; columns, of columns.
+fn slice_matmul_operand(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let axis = int(eg, v("?axis"))?;
+    let (s, e) = (v("?s"), v("?e"));
+    Some(if axis == 0 {
+        let a = eg.add(TensorLang::Slice([v("?axis"), s, e, v("?a")]));
+        eg.add(TensorLang::MatMul([a, v("?b")]))
+    } else {
+        let b = eg.add(TensorLang::Slice([v("?axis"), s, e, v("?b")]));
+        eg.add(TensorLang::MatMul([v("?a"), b]))
+    })
+}
+
+/// A slice of a matrix transpose is the transpose of the other axis' slice.
+fn slice_before_transpose(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let axis = int(eg, v("?axis"))?;
+    let other = attr(eg, Attr::Int(1 - axis as i64));
+    let sliced = eg.add(TensorLang::Slice([other, v("?s"), v("?e"), v("?x")]));
+    Some(eg.add(TensorLang::Transpose([v("?p"), sliced])))
+}
+
+/// A slice that is exactly one part of a concat is that part.
+fn concat_part(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let axis = int(eg, v("?axis"))?;
+    let (s, e) = (int(eg, v("?s"))?, int(eg, v("?e"))?);
+    let dx = shape(eg, v("?x"))[axis];
+    let dy = shape(eg, v("?y"))[axis];
+    match (s, e) {
+        (0, e) if e == dx => Some(v("?x")),
+        (s, e) if s == dx && e == dx + dy => Some(v("?y")),
+        _ => None,
+    }
 }
 
 // ---- glue to egg -----------------------------------------------------------------------

@@ -3,7 +3,9 @@
 //! In: any valid [`crate::ir::Graph`] (from autodiff or the optimizer). Out: a
 //! [`Program`]: buffers (graph arguments, graph outputs, temporaries) and kernels in
 //! execution order. It is backend-neutral: the Cranelift backend renders each kernel as
-//! one JIT function and the PTX backend will render the same kernels.
+//! one JIT function and the PTX backend renders the same kernels as one CUDA entry each;
+//! [`analysis`] holds what both need to know about a loop kernel (live expressions, the
+//! loop depth of each expression) and [`printer`] its text, shared with PTX comments.
 //!
 //! Kernel kinds:
 //! - [`LoopKernel`]: a loop nest over a `domain`; an SSA list of scalar expressions
@@ -20,14 +22,15 @@
 //! results never depend on the thread count. A kernel's `range` is what threads split:
 //! domain axis 0 for loops, output rows for scatter-adds, 64-row blocks for matmuls.
 
+pub mod analysis;
 mod fuse;
 pub mod plan;
-mod printer;
+pub mod printer;
 
 pub use fuse::schedule;
 pub use printer::print_program;
 
-use crate::ir::DType;
+use crate::ir::{Binary, DType, Unary};
 
 pub type BufId = usize;
 pub type ExprId = usize;
@@ -102,27 +105,6 @@ pub fn strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UnOp {
-    Neg,
-    Exp,
-    Log,
-    Tanh,
-    Sqrt,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    /// `if b > a { b } else { a }` (the interpreter's rule, NaN included).
-    Max,
-    /// `1.0` where `a > b`, else `0.0`.
-    Greater,
-}
-
 /// One scalar expression of a loop kernel; operands are earlier expressions.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Expr {
@@ -140,12 +122,11 @@ pub enum Expr {
     },
     /// An f32 constant, by its bits.
     Const(u32),
-    Unary(UnOp, ExprId),
-    Binary(BinOp, ExprId, ExprId),
+    /// An elementwise op of the IR's table (`ir::ops`); `convert` takes an i32 operand.
+    Unary(Unary, ExprId),
+    Binary(Binary, ExprId, ExprId),
     /// `a * b + c` with one rounding.
     Fma(ExprId, ExprId, ExprId),
-    /// i32 -> f32.
-    Convert(ExprId),
     /// The i32 `index` if it is in `[0, bound)`; otherwise 0, and the run fails with
     /// check number `check` (see [`Program::checks`]). Never reads out of bounds.
     CheckIndex {
@@ -174,7 +155,7 @@ impl Expr {
             Expr::Load { .. } | Expr::Const(_) => vec![],
             Expr::OneHot { index, .. } => vec![*index],
             Expr::LoadRow { row, .. } => vec![*row],
-            Expr::Unary(_, a) | Expr::Convert(a) | Expr::CheckIndex { index: a, .. } => vec![*a],
+            Expr::Unary(_, a) | Expr::CheckIndex { index: a, .. } => vec![*a],
             Expr::Binary(_, a, b) => vec![*a, *b],
             Expr::Fma(a, b, c) => vec![*a, *b, *c],
             Expr::Philox { seed, step, .. } => vec![*seed, *step],

@@ -1,9 +1,13 @@
 //! Text form of a kernel program (`mpc compile --emit kernels`).
+//!
+//! In: a [`Program`]. Out: its text; [`expr_text`] and [`affine_text`] also give the
+//! PTX backend its per-expression comments, so both show an expression the same way.
 
 use super::*;
 use std::fmt::Write;
 
-fn affine(a: &Affine) -> String {
+/// `c*i0 + i1 + offset`.
+pub fn affine_text(a: &Affine) -> String {
     let mut parts: Vec<String> = Vec::new();
     for (i, &c) in a.coef.iter().enumerate() {
         match c {
@@ -27,31 +31,36 @@ fn buf(p: &Program, b: BufId) -> String {
     }
 }
 
-fn expr(p: &Program, e: &Expr) -> String {
+/// One expression; `buf` names a buffer, `check` describes a bounds check's site (or "").
+pub fn expr_text(e: &Expr, buf: &dyn Fn(BufId) -> String, check: &dyn Fn(u32) -> String) -> String {
     match e {
-        Expr::Load { buf: b, at } => format!("load {}[{}]", buf(p, *b), affine(at)),
+        Expr::Load { buf: b, at } => format!("load {}[{}]", buf(*b), affine_text(at)),
         Expr::LoadRow {
             buf: b,
             row,
             row_len,
             at,
-        } => {
-            format!("load {}[e{row} * {row_len} + {}]", buf(p, *b), affine(at))
-        }
+        } => format!("load {}[e{row} * {row_len} + {}]", buf(*b), affine_text(at)),
         Expr::Const(bits) => format!("const {:?}", f32::from_bits(*bits)),
-        Expr::Unary(op, a) => format!("{} e{a}", format!("{op:?}").to_lowercase()),
-        Expr::Binary(op, a, b) => format!("{} e{a}, e{b}", format!("{op:?}").to_lowercase()),
+        Expr::Unary(op, a) => format!("{} e{a}", op.name()),
+        Expr::Binary(op, a, b) => format!("{} e{a}, e{b}", op.name()),
         Expr::Fma(a, b, c) => format!("fma e{a}, e{b}, e{c}"),
-        Expr::Convert(a) => format!("convert e{a}"),
-        Expr::CheckIndex { index, bound, check } => {
-            let c = &p.checks[*check as usize];
-            format!("check_index e{index} < {bound} (%{} {})", c.node, c.op)
-        }
-        Expr::OneHot { index, class } => format!("one_hot e{index} == {}", affine(class)),
+        Expr::CheckIndex { index, bound, check: c } => format!("check_index e{index} < {bound}{}", check(*c)),
+        Expr::OneHot { index, class } => format!("one_hot e{index} == {}", affine_text(class)),
         Expr::Philox { seed, step, stream, at } => {
-            format!("philox seed=e{seed} step=e{step} stream={stream} at {}", affine(at))
+            format!(
+                "philox seed=e{seed} step=e{step} stream={stream} at {}",
+                affine_text(at)
+            )
         }
     }
+}
+
+fn expr(p: &Program, e: &Expr) -> String {
+    expr_text(e, &|b| buf(p, b), &|c| {
+        let c = &p.checks[c as usize];
+        format!(" (%{} {})", c.node, c.op)
+    })
 }
 
 pub fn print_program(p: &Program) -> String {
@@ -77,9 +86,9 @@ pub fn print_program(p: &Program) -> String {
                 }
                 for st in &lk.stores {
                     let line = match st {
-                        Store::Write { buf: b, at, value } => format!("{}[{}] = e{value}", buf(p, *b), affine(at)),
+                        Store::Write { buf: b, at, value } => format!("{}[{}] = e{value}", buf(p, *b), affine_text(at)),
                         Store::Reduce { buf: b, at, value, op } => {
-                            format!("{}[{}] {:?}= e{value}", buf(p, *b), affine(at), op).to_lowercase()
+                            format!("{}[{}] {:?}= e{value}", buf(p, *b), affine_text(at), op).to_lowercase()
                         }
                         Store::ScatterAdd {
                             buf: b,
@@ -87,7 +96,7 @@ pub fn print_program(p: &Program) -> String {
                             row_len,
                             at,
                             value,
-                        } => format!("{}[e{row} * {row_len} + {}] += e{value}", buf(p, *b), affine(at)),
+                        } => format!("{}[e{row} * {row_len} + {}] += e{value}", buf(p, *b), affine_text(at)),
                     };
                     let _ = writeln!(s, "    store {line}");
                 }

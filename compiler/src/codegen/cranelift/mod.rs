@@ -16,8 +16,14 @@
 //! registered function, one 64-row block at a time so that results do not depend on
 //! how threads split the blocks. Segment kernels (scatter-max and its argmax) call
 //! [`segment`]'s library code.
+//!
+//! Files: [`loops`] the loop structure and stores, [`exprs`] each expression (scalar
+//! and f32x4, inline Philox with `ir::philox`'s constants), [`ops`] the elementwise op
+//! table (one row per op of `ir::ops`).
 
+mod exprs;
 mod loops;
+mod ops;
 mod segment;
 
 use crate::schedule::{KernelBody, Program, MATMUL_BLOCK};
@@ -230,7 +236,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
         {
             let mut fb = FunctionBuilder::new(&mut ctx.func, &mut fctx);
             match &kernel.body {
-                KernelBody::Loop(lk) => loops::emit(&mut fb, p, lk, &imports, fma),
+                KernelBody::Loop(lk) => loops::emit(&mut fb, p, lk, &imports, fma)?,
                 KernelBody::MatMul(mm) => {
                     let entry = fb.create_block();
                     fb.append_block_params_for_function_params(entry);

@@ -1,4 +1,8 @@
-//! One loop kernel as a PTX entry.
+//! One loop kernel as a PTX entry: the thread layout, the loops and the stores.
+//!
+//! In: a [`LoopKernel`] of a [`Program`], the buffers' parameter registers and the error
+//! word. Out: the entry's body, its thread count and a one-line description. Each
+//! expression is rendered by [`exprs`], scatter-add kernels by [`scatter`].
 //!
 //! The domain's axes split in two: *parallel* axes (kept by every reduction, and written
 //! injectively by every store) are flattened into the thread index, walked grid-stride;
@@ -13,10 +17,14 @@
 //! whole domain in row-major order and adds the contributions whose row is its own
 //! (exactly the CPU's per-thread guard, with one row per thread).
 
-use super::math;
+mod exprs;
+mod scatter;
+
+use super::ops;
 use super::Body;
 use crate::ir::DType;
-use crate::schedule::{Affine, BinOp, BufId, Expr, LoopKernel, Program, ReduceOp, Store, UnOp};
+use crate::schedule::analysis::{expr_levels, live_exprs};
+use crate::schedule::{Affine, BufId, Expr, LoopKernel, Program, ReduceOp, Store};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ty {
@@ -106,29 +114,10 @@ pub(super) fn emit(
         return Err("a loop over an empty axis".into());
     }
     let n = lk.exprs.len();
-    let mut live = vec![false; n];
-    let mut stack: Vec<usize> = Vec::new();
-    for s in &lk.stores {
-        stack.push(s.value());
-        if let Store::ScatterAdd { row, .. } = s {
-            stack.push(*row);
-        }
-    }
-    while let Some(e) = stack.pop() {
-        if e >= n {
-            return Err(format!("a store reads e{e}, which does not exist"));
-        }
-        if !live[e] {
-            live[e] = true;
-            stack.extend(lk.exprs[e].operands());
-        }
-    }
+    let live = live_exprs(lk)?;
     let dtype = |buf: BufId| p.buffers[buf].dtype;
     let mut ty = Vec::with_capacity(n);
     for (i, e) in lk.exprs.iter().enumerate() {
-        if e.operands().iter().any(|&o| o >= i) {
-            return Err(format!("e{i} reads a later expression"));
-        }
         #[allow(unreachable_patterns)]
         let t = match e {
             Expr::Load { buf, .. } | Expr::LoadRow { buf, .. } => {
@@ -143,7 +132,6 @@ pub(super) fn emit(
             | Expr::Unary(..)
             | Expr::Binary(..)
             | Expr::Fma(..)
-            | Expr::Convert(_)
             | Expr::OneHot { .. }
             | Expr::Philox { .. } => Ty::F32,
             _ => {
@@ -168,13 +156,7 @@ pub(super) fn emit(
             depth[a] = d;
         }
     }
-    let mut level = vec![0; n];
-    for (i, e) in lk.exprs.iter().enumerate() {
-        let own = e.affine().map_or(0, |at| {
-            (0..r).filter(|&a| at.coef[a] != 0).map(|a| depth[a]).max().unwrap_or(0)
-        });
-        level[i] = e.operands().iter().map(|&o| level[o]).fold(own, usize::max);
-    }
+    let level = expr_levels(lk, &depth);
     let mut g = Gen {
         b,
         p,
@@ -318,72 +300,6 @@ impl Gen<'_> {
         Ok(())
     }
 
-    /// Skips to `skip` unless the scatter row expression equals the thread's row `r`.
-    fn row_guard(&mut self, row: usize, r: &str, skip: &str) {
-        let v = self.val[row].clone().expect("row computed");
-        let c = self.b.p();
-        self.b
-            .op(format!("setp.ne.s32 {c}, {v}, {r}; // not this thread's row"));
-        self.b.op(format!("@{c} bra {skip};"));
-    }
-
-    fn scatter_kernel(&mut self, rows: usize) -> Result<(u32, String), String> {
-        let lk = self.lk;
-        let r = lk.domain.len();
-        let mut row_expr = None;
-        for st in &lk.stores {
-            match st {
-                Store::ScatterAdd { row, .. } => {
-                    if row_expr.is_some_and(|e| e != *row) {
-                        return Err("scatter-adds with different row indices in one kernel".into());
-                    }
-                    row_expr = Some(*row);
-                }
-                _ => return Err("a scatter kernel with stores other than scatter-adds".into()),
-            }
-        }
-        let row = row_expr.ok_or("a scatter kernel without scatter-adds")?;
-        if self.ty[row] != Ty::I32 {
-            return Err("a scatter row index that is not an integer".into());
-        }
-        if rows > i32::MAX as usize {
-            return Err(format!("{rows} rows are too many for one launch"));
-        }
-        let what = format!(
-            "scatter-add {:?} into {rows} rows: one thread per row, walking the domain in order",
-            lk.domain
-        );
-        let (t, s, head, done) = self.grid_loop(rows as u32);
-        // Zero the row.
-        for st in &lk.stores {
-            if let Store::ScatterAdd { buf, row_len, .. } = st {
-                let (j, start, a, c) = (self.b.rd(), self.b.rd(), self.b.rd(), self.b.p());
-                let l = self.b.label("zero");
-                self.b.op(format!("cvt.u64.u32 {start}, {t};"));
-                self.b.op(format!("mul.lo.s64 {start}, {start}, {row_len};"));
-                self.b.op(format!("mov.u64 {j}, 0;"));
-                self.b.put_label(&l);
-                self.b.op(format!("add.s64 {a}, {start}, {j};"));
-                self.b.op(format!("mad.lo.s64 {a}, {a}, 4, {};", self.base[*buf]));
-                self.b.op(format!("st.global.f32 [{a}], 0f00000000;"));
-                self.b.op(format!("add.s64 {j}, {j}, 1;"));
-                self.b.op(format!("setp.lt.s64 {c}, {j}, {row_len};"));
-                self.b.op(format!("@{c} bra {l};"));
-            }
-        }
-        self.emit_level(0)?;
-        let next_row = self.b.label("next_row");
-        if self.level[row] == 0 {
-            self.row_guard(row, &t, &next_row);
-        }
-        let axes: Vec<usize> = (0..r).collect();
-        let acc = vec![None; lk.stores.len()];
-        self.seq_loops(&axes, 0, &acc, Some((row, &t, &next_row)))?;
-        self.b.put_label(&next_row);
-        self.grid_next(&t, &s, &head, &done);
-        Ok((rows.max(1) as u32, what))
-    }
-
     fn emit_level(&mut self, level: usize) -> Result<(), String> {
         for e in 0..self.lk.exprs.len() {
             if self.live[e] && self.level[e] == level {
@@ -392,225 +308,6 @@ impl Gen<'_> {
             }
         }
         Ok(())
-    }
-
-    /// `at` as an s64 element index.
-    fn affine(&mut self, at: &Affine) -> Result<String, String> {
-        let x = self.b.rd();
-        self.b.op(format!("mov.s64 {x}, {};", at.offset));
-        for (a, &c) in at.coef.iter().enumerate() {
-            if c != 0 {
-                let i = self.ax.get(a).filter(|s| !s.is_empty()).cloned();
-                let i = i.ok_or_else(|| format!("an index reads axis {a}, which is not in scope"))?;
-                self.b.op(format!("mad.lo.s64 {x}, {i}, {c}, {x};"));
-            }
-        }
-        Ok(x)
-    }
-
-    /// Byte address of element `index` (an s64 register) of `buf`.
-    fn addr_of(&mut self, buf: BufId, index: &str) -> Result<String, String> {
-        let base = self.base.get(buf).filter(|s| !s.is_empty()).cloned();
-        let base = base.ok_or_else(|| format!("buffer b{buf} is not a parameter"))?;
-        let a = self.b.rd();
-        self.b.op(format!("mad.lo.s64 {a}, {index}, 4, {base};"));
-        Ok(a)
-    }
-
-    fn address(&mut self, buf: BufId, at: &Affine) -> Result<String, String> {
-        let i = self.affine(at)?;
-        self.addr_of(buf, &i)
-    }
-
-    fn row_address(&mut self, buf: BufId, row: usize, row_len: i64, at: &Affine) -> Result<String, String> {
-        let rv = self.v(row)?;
-        let i = self.affine(at)?;
-        let r64 = self.b.rd();
-        self.b.op(format!("cvt.s64.s32 {r64}, {rv};"));
-        self.b.op(format!("mad.lo.s64 {i}, {r64}, {row_len}, {i};"));
-        self.addr_of(buf, &i)
-    }
-
-    fn v(&self, e: usize) -> Result<String, String> {
-        self.val
-            .get(e)
-            .cloned()
-            .flatten()
-            .ok_or_else(|| format!("e{e} is used before it is computed"))
-    }
-
-    fn f32_operand(&self, e: usize) -> Result<String, String> {
-        if self.ty[e] != Ty::F32 {
-            return Err(format!("e{e} is an integer where a float is expected"));
-        }
-        self.v(e)
-    }
-
-    fn i32_operand(&self, e: usize) -> Result<String, String> {
-        if self.ty[e] != Ty::I32 {
-            return Err(format!("e{e} is a float where an integer is expected"));
-        }
-        self.v(e)
-    }
-
-    fn expr(&mut self, e: usize) -> Result<String, String> {
-        let ex = self.lk.exprs[e].clone();
-        self.b.comment(&format!("e{e} = {}", short(&ex)));
-        #[allow(unreachable_patterns)]
-        let v = match ex {
-            Expr::Load { buf, at } => {
-                let a = self.address(buf, &at)?;
-                self.load(buf, &a)
-            }
-            Expr::LoadRow { buf, row, row_len, at } => {
-                self.i32_operand(row)?;
-                let a = self.row_address(buf, row, row_len, &at)?;
-                self.load(buf, &a)
-            }
-            Expr::Const(bits) => {
-                let f = self.b.f();
-                self.b
-                    .op(format!("mov.f32 {f}, 0f{bits:08X}; // {:?}", f32::from_bits(bits)));
-                f
-            }
-            Expr::Unary(op, a) => {
-                let x = self.f32_operand(a)?;
-                match op {
-                    UnOp::Neg => {
-                        let f = self.b.f();
-                        self.b.op(format!("neg.f32 {f}, {x};"));
-                        f
-                    }
-                    UnOp::Sqrt => {
-                        let f = self.b.f();
-                        self.b.op(format!("sqrt.rn.f32 {f}, {x};"));
-                        f
-                    }
-                    UnOp::Exp => math::exp(self.b, &x),
-                    UnOp::Log => math::log(self.b, &x),
-                    UnOp::Tanh => math::tanh(self.b, &x),
-                    #[allow(unreachable_patterns)]
-                    _ => return Err(format!("e{e}: unary {op:?} has no PTX rendering yet")),
-                }
-            }
-            Expr::Binary(op, a, b) => {
-                let (x, y) = (self.f32_operand(a)?, self.f32_operand(b)?);
-                let f = self.b.f();
-                match op {
-                    BinOp::Add => self.b.op(format!("add.rn.f32 {f}, {x}, {y};")),
-                    BinOp::Sub => self.b.op(format!("sub.rn.f32 {f}, {x}, {y};")),
-                    BinOp::Mul => self.b.op(format!("mul.rn.f32 {f}, {x}, {y};")),
-                    BinOp::Div => self.b.op(format!("div.rn.f32 {f}, {x}, {y};")),
-                    BinOp::Max => {
-                        let c = self.b.p();
-                        self.b.op(format!("setp.gt.f32 {c}, {y}, {x};"));
-                        self.b.op(format!("selp.f32 {f}, {y}, {x}, {c};"));
-                    }
-                    BinOp::Greater => {
-                        let c = self.b.p();
-                        self.b.op(format!("setp.gt.f32 {c}, {x}, {y};"));
-                        self.b.op(format!("selp.f32 {f}, 0f3F800000, 0f00000000, {c};"));
-                    }
-                    #[allow(unreachable_patterns)]
-                    _ => return Err(format!("e{e}: binary {op:?} has no PTX rendering yet")),
-                }
-                f
-            }
-            Expr::Fma(a, b, c) => {
-                let (x, y, z) = (self.f32_operand(a)?, self.f32_operand(b)?, self.f32_operand(c)?);
-                let f = self.b.f();
-                self.b.op(format!("fma.rn.f32 {f}, {x}, {y}, {z};"));
-                f
-            }
-            Expr::Convert(a) => {
-                let x = self.i32_operand(a)?;
-                let f = self.b.f();
-                self.b.op(format!("cvt.rn.f32.s32 {f}, {x};"));
-                f
-            }
-            Expr::CheckIndex { index, bound, check } => {
-                let x = self.i32_operand(index)?;
-                if !(0..=i32::MAX as i64).contains(&bound) {
-                    return Err(format!("e{e}: bound {bound} does not fit in 32 bits"));
-                }
-                let (bad, ok) = (self.b.p(), self.b.p());
-                let (old, y) = (self.b.r(), self.b.r());
-                let skip = self.b.label("in_bounds");
-                let err = self.err.to_string();
-                // Unsigned compare: negative indices are out of range too.
-                self.b.op(format!("setp.ge.u32 {bad}, {x}, {bound};"));
-                self.b.op(format!("@!{bad} bra {skip};"));
-                self.b
-                    .op(format!("atom.global.cas.b32 {old}, [{err}], 0, {};", check as u64 + 1));
-                self.b.op(format!("setp.eq.u32 {ok}, {old}, 0;"));
-                self.b.op(format!("@{ok} st.global.u32 [{err}+4], {x};"));
-                self.b.put_label(&skip);
-                self.b.op(format!("selp.b32 {y}, 0, {x}, {bad};"));
-                y
-            }
-            Expr::OneHot { index, class } => {
-                let x = self.i32_operand(index)?;
-                let c = self.affine(&class)?;
-                let (x64, eq, f) = (self.b.rd(), self.b.p(), self.b.f());
-                self.b.op(format!("cvt.s64.s32 {x64}, {x};"));
-                self.b.op(format!("setp.eq.s64 {eq}, {x64}, {c};"));
-                self.b.op(format!("selp.f32 {f}, 0f3F800000, 0f00000000, {eq};"));
-                f
-            }
-            Expr::Philox { seed, step, stream, at } => {
-                let (seed, step) = (self.i32_operand(seed)?, self.i32_operand(step)?);
-                let i = self.affine(&at)?;
-                let idx = self.b.r();
-                self.b.op(format!("cvt.u32.u64 {idx}, {i};"));
-                self.philox(&idx, &step, &seed, stream)
-            }
-            other => return Err(format!("e{e}: {other:?} has no PTX rendering yet")),
-        };
-        Ok(v)
-    }
-
-    fn load(&mut self, buf: BufId, a: &str) -> String {
-        if self.p.buffers[buf].dtype == DType::I32 {
-            let r = self.b.r();
-            self.b.op(format!("ld.global.u32 {r}, [{a}];"));
-            r
-        } else {
-            let f = self.b.f();
-            self.b.op(format!("ld.global.f32 {f}, [{a}];"));
-            f
-        }
-    }
-
-    /// `ir::philox::uniform`: counter (index, step, 0, 0), key (seed, stream), ten rounds.
-    fn philox(&mut self, index: &str, step: &str, seed: &str, stream: u32) -> String {
-        let b = &mut *self.b;
-        let mut c = [index.to_string(), step.to_string(), b.r(), b.r()];
-        b.op(format!("mov.b32 {}, 0;", c[2]));
-        b.op(format!("mov.b32 {}, 0;", c[3]));
-        let (k0, k1) = (b.r(), b.r());
-        b.op(format!("mov.b32 {k0}, {seed};"));
-        b.op(format!("mov.b32 {k1}, {stream};"));
-        for round in 0..10 {
-            let (hi0, lo0, hi1, lo1, x0, x2) = (b.r(), b.r(), b.r(), b.r(), b.r(), b.r());
-            b.op(format!("mul.hi.u32 {hi0}, {}, 0xD2511F53; // round {round}", c[0]));
-            b.op(format!("mul.lo.u32 {lo0}, {}, 0xD2511F53;", c[0]));
-            b.op(format!("mul.hi.u32 {hi1}, {}, 0xCD9E8D57;", c[2]));
-            b.op(format!("mul.lo.u32 {lo1}, {}, 0xCD9E8D57;", c[2]));
-            b.op(format!("xor.b32 {x0}, {hi1}, {};", c[1]));
-            b.op(format!("xor.b32 {x0}, {x0}, {k0};"));
-            b.op(format!("xor.b32 {x2}, {hi0}, {};", c[3]));
-            b.op(format!("xor.b32 {x2}, {x2}, {k1};"));
-            c = [x0, lo1, x2, lo0];
-            if round < 9 {
-                b.op(format!("add.u32 {k0}, {k0}, 0x9E3779B9;"));
-                b.op(format!("add.u32 {k1}, {k1}, 0xBB67AE85;"));
-            }
-        }
-        let (bits, f) = (b.r(), b.f());
-        b.op(format!("shr.u32 {bits}, {}, 8;", c[0]));
-        b.op(format!("cvt.rn.f32.u32 {f}, {bits};"));
-        b.op(format!("mul.rn.f32 {f}, {f}, 0f33800000; // 2^-24"));
-        f
     }
 
     /// The stores, at the innermost loop.
@@ -694,44 +391,6 @@ impl Gen<'_> {
 fn combine(b: &mut Body, op: ReduceOp, dst: &str, old: &str, v: &str) {
     match op {
         ReduceOp::Sum => b.op(format!("add.rn.f32 {dst}, {old}, {v};")),
-        ReduceOp::Max => {
-            let c = b.p();
-            b.op(format!("setp.gt.f32 {c}, {v}, {old};"));
-            b.op(format!("selp.f32 {dst}, {v}, {old}, {c};"));
-        }
-    }
-}
-
-/// The expression as `--emit kernels` would show it, without buffer names.
-fn short(e: &Expr) -> String {
-    let aff = |a: &Affine| {
-        let mut parts: Vec<String> = Vec::new();
-        for (i, &c) in a.coef.iter().enumerate() {
-            match c {
-                0 => {}
-                1 => parts.push(format!("i{i}")),
-                c => parts.push(format!("{c}*i{i}")),
-            }
-        }
-        if a.offset != 0 || parts.is_empty() {
-            parts.push(a.offset.to_string());
-        }
-        parts.join(" + ")
-    };
-    #[allow(unreachable_patterns)]
-    match e {
-        Expr::Load { buf, at } => format!("load b{buf}[{}]", aff(at)),
-        Expr::LoadRow { buf, row, row_len, at } => format!("load b{buf}[e{row} * {row_len} + {}]", aff(at)),
-        Expr::Const(bits) => format!("const {:?}", f32::from_bits(*bits)),
-        Expr::Unary(op, a) => format!("{} e{a}", format!("{op:?}").to_lowercase()),
-        Expr::Binary(op, a, b) => format!("{} e{a}, e{b}", format!("{op:?}").to_lowercase()),
-        Expr::Fma(a, b, c) => format!("fma e{a}, e{b}, e{c}"),
-        Expr::Convert(a) => format!("convert e{a}"),
-        Expr::CheckIndex { index, bound, .. } => format!("check_index e{index} < {bound}"),
-        Expr::OneHot { index, class } => format!("one_hot e{index} == {}", aff(class)),
-        Expr::Philox { seed, step, stream, at } => {
-            format!("philox seed=e{seed} step=e{step} stream={stream} at {}", aff(at))
-        }
-        other => format!("{other:?}"),
+        ReduceOp::Max => ops::select_greater(b, dst, v, old),
     }
 }

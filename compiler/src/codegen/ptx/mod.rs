@@ -30,11 +30,13 @@
 //! - `add/sub/mul/div/sqrt` are IEEE round-to-nearest (`.rn`, which also stops `ptxas` from
 //!   contracting a multiply and an add into an `fma` the CPU does not do); `fma` only
 //!   where the kernel IR says so. `exp`, `log`, `tanh`: see [`math`]. Philox4x32-10 is
-//!   inline integer code, bit-identical with `ir::philox`.
+//!   inline integer code, bit-identical with `ir::philox`, whose constants it uses.
+//! - Elementwise ops: one row each in [`ops`], the PTX op table.
 
 mod loops;
 pub mod math;
 mod matmul;
+mod ops;
 mod segment;
 
 use crate::schedule::{BufId, Expr, KernelBody, Program, Store};

@@ -1,0 +1,108 @@
+//! The Cranelift rendering of each elementwise op, one row per op, for a scalar f32
+//! value or an f32x4 vector alike (the vector forms call libm-style functions lane by
+//! lane, and compare with lane masks).
+//!
+//! In: an op of `ir::ops` and its operand values. Out: the result value. Adding an
+//! elementwise op means one row here (see ARCHITECTURE.md, "How to add an op").
+
+use super::loops::Gen;
+use crate::ir::{Binary, Unary};
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::{types, Endianness, FuncRef, InstBuilder, MemFlagsData, Value};
+
+impl Gen<'_, '_, '_> {
+    /// `op(x)`; `x` is f32 or f32x4 (i32 or i32x4 for `convert`).
+    pub(super) fn unary(&mut self, op: Unary, x: Value) -> Value {
+        match op {
+            Unary::Neg => self.fb.ins().fneg(x),
+            Unary::Exp => self.call_per_lane(self.im.exp, x),
+            Unary::Log => self.call_per_lane(self.im.log, x),
+            Unary::Tanh => self.call_per_lane(self.im.tanh, x),
+            Unary::Sqrt => self.fb.ins().sqrt(x),
+            Unary::Convert => self.int_to_float(x),
+        }
+    }
+
+    /// `op(x, y)` on two f32 or two f32x4 values.
+    pub(super) fn binary(&mut self, op: Binary, x: Value, y: Value) -> Value {
+        match op {
+            Binary::Add => self.fb.ins().fadd(x, y),
+            Binary::Sub => self.fb.ins().fsub(x, y),
+            Binary::Mul => self.fb.ins().fmul(x, y),
+            Binary::Div => self.fb.ins().fdiv(x, y),
+            Binary::Max => self.select_greater(y, x),
+            Binary::Greater => self.one_if_greater(x, y),
+        }
+    }
+
+    fn is_vector(&self, x: Value) -> bool {
+        self.fb.func.dfg.value_type(x).is_vector()
+    }
+
+    /// `f(x)`, or `f` of each lane of an f32x4.
+    fn call_per_lane(&mut self, f: FuncRef, x: Value) -> Value {
+        if !self.is_vector(x) {
+            return self.call1(f, x);
+        }
+        let mut acc = x;
+        for l in 0..4u8 {
+            let xl = self.fb.ins().extractlane(x, l);
+            let y = self.call1(f, xl);
+            acc = self.fb.ins().insertlane(acc, y, l);
+        }
+        acc
+    }
+
+    pub(super) fn call1(&mut self, f: FuncRef, x: Value) -> Value {
+        let c = self.fb.ins().call(f, &[x]);
+        self.fb.inst_results(c)[0]
+    }
+
+    fn int_to_float(&mut self, x: Value) -> Value {
+        let ty = if self.is_vector(x) { types::F32X4 } else { types::F32 };
+        self.fb.ins().fcvt_from_sint(ty, x)
+    }
+
+    /// A comparison's lane mask as f32x4 bits.
+    fn mask_f(&mut self, m: Value) -> Value {
+        self.fb
+            .ins()
+            .bitcast(types::F32X4, MemFlagsData::new().with_endianness(Endianness::Little), m)
+    }
+
+    /// `if a > b { a } else { b }` (the interpreter's max rule: NaN in `a` gives `b`).
+    pub(super) fn select_greater(&mut self, a: Value, b: Value) -> Value {
+        let c = self.fb.ins().fcmp(FloatCC::GreaterThan, a, b);
+        if self.is_vector(a) {
+            let m = self.mask_f(c);
+            self.fb.ins().bitselect(m, a, b)
+        } else {
+            self.fb.ins().select(c, a, b)
+        }
+    }
+
+    /// `1.0` where `a > b`, else `0.0`.
+    fn one_if_greater(&mut self, a: Value, b: Value) -> Value {
+        let c = self.fb.ins().fcmp(FloatCC::GreaterThan, a, b);
+        if self.is_vector(a) {
+            let m = self.mask_f(c);
+            let one = self.fb.ins().f32const(1.0);
+            let one = self.fb.ins().splat(types::F32X4, one);
+            self.fb.ins().band(m, one)
+        } else {
+            let one = self.fb.ins().f32const(1.0);
+            let zero = self.fb.ins().f32const(0.0);
+            self.fb.ins().select(c, one, zero)
+        }
+    }
+
+    /// `x * y + z`: one `fma` when the host has it, else a multiply and an add.
+    pub(super) fn fma(&mut self, x: Value, y: Value, z: Value) -> Value {
+        if self.fma {
+            self.fb.ins().fma(x, y, z)
+        } else {
+            let p = self.fb.ins().fmul(x, y);
+            self.fb.ins().fadd(p, z)
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! How a loop reads an IR value: from its buffer, or inlined as index arithmetic.
+//!
+//! In: a value and the coordinates (or row-major linear index) a loop reads it at. Out:
+//! the scalar expression in the current loop: a load at an affine index, or the value's
+//! own op (elementwise math, broadcasts, transposes, slices, reshapes, gathers, one-hot,
+//! random numbers) applied to its operands' reads. What cannot be expressed affinely is
+//! reported as the value to materialize, and scheduling restarts. Also strided views of
+//! buffers for library kernels (matmul operands, segment operands).
+
+use super::*;
+
+impl<'g> Scheduler<'g> {
+    /// `v` as a contiguous run of its buffer: `(buffer, offset)`, or the value to materialize.
+    pub(super) fn contiguous(&self, v: ValueId) -> Res<(BufId, i64)> {
+        let (b, offset, s) = self.view(v)?;
+        let dense: Vec<i64> = strides(self.shape(v)).iter().map(|&s| s as i64).collect();
+        if s == dense {
+            Ok((b, offset))
+        } else {
+            Err(v.index())
+        }
+    }
+
+    /// `v` as a strided 2-D view of a buffer, or the value that must be materialized.
+    pub(super) fn view(&self, v: ValueId) -> Res<(BufId, i64, Vec<i64>)> {
+        if let Some(&b) = self.buf_of.get(&v.index()) {
+            let s = strides(self.shape(v)).iter().map(|&s| s as i64).collect();
+            return Ok((b, 0, s));
+        }
+        let node = self.g.node(v);
+        match &node.op {
+            Op::Transpose { perm } => {
+                let (b, o, s) = self.view(node.operands[0])?;
+                Ok((b, o, perm.iter().map(|&p| s[p]).collect()))
+            }
+            Op::Slice { axis, start, .. } => {
+                let (b, o, s) = self.view(node.operands[0])?;
+                let off = o + *start as i64 * s[*axis];
+                Ok((b, off, s))
+            }
+            Op::Reshape { .. } => {
+                let (b, o, s) = self.view(node.operands[0])?;
+                let contiguous: Vec<i64> = strides(self.shape(node.operands[0]))
+                    .iter()
+                    .map(|&s| s as i64)
+                    .collect();
+                if s == contiguous {
+                    Ok((b, o, strides(self.shape(v)).iter().map(|&s| s as i64).collect()))
+                } else {
+                    Err(v.index())
+                }
+            }
+            _ => Err(v.index()),
+        }
+    }
+
+    pub(super) fn view2(&self, v: ValueId) -> Res<View2> {
+        let (buf, offset, s) = self.view(v)?;
+        Ok(View2 {
+            buf,
+            offset,
+            rs: s[0],
+            cs: s[1],
+        })
+    }
+
+    /// An expression reading `v` at `acc` in the current loop.
+    pub(super) fn access(&mut self, v: ValueId, acc: Acc) -> Res<ExprId> {
+        if let Some(&buf) = self.buf_of.get(&v.index()) {
+            let rank = self.cur.domain.len();
+            let at = match acc {
+                Acc::Coords(c) => Affine::linear(&c, self.shape(v), rank),
+                Acc::Linear(l) => l,
+            };
+            return Ok(self.push(Expr::Load { buf, at }));
+        }
+        self.inline(v, acc)
+    }
+
+    /// `v`'s own op, inlined at `acc`.
+    pub(super) fn inline(&mut self, v: ValueId, acc: Acc) -> Res<ExprId> {
+        let g = self.g;
+        let node = g.node(v);
+        let x = &node.operands;
+        let rank = self.cur.domain.len();
+        match node.op {
+            Op::Unary(op) => {
+                let a = self.access(x[0], acc)?;
+                return Ok(self.push(Expr::Unary(op, a)));
+            }
+            Op::Binary(op) => {
+                let acc2 = match &acc {
+                    Acc::Coords(c) => Acc::Coords(c.clone()),
+                    Acc::Linear(l) => Acc::Linear(l.clone()),
+                };
+                let a = self.access(x[0], acc)?;
+                let b = self.access(x[1], acc2)?;
+                return Ok(self.push(Expr::Binary(op, a, b)));
+            }
+            _ => {}
+        }
+        match (&node.op, acc) {
+            (Op::Const { value, .. }, _) => Ok(self.push(Expr::Const((*value as f32).to_bits()))),
+            (Op::Broadcast { dims, .. }, Acc::Coords(c)) => {
+                let inner = dims.iter().map(|&d| c[d].clone()).collect();
+                self.access(x[0], Acc::Coords(inner))
+            }
+            (Op::Transpose { perm }, Acc::Coords(c)) => {
+                let mut inner = vec![Affine::zero(rank); perm.len()];
+                for (i, &p) in perm.iter().enumerate() {
+                    inner[p] = c[i].clone();
+                }
+                self.access(x[0], Acc::Coords(inner))
+            }
+            (Op::Slice { axis, start, .. }, Acc::Coords(mut c)) => {
+                c[*axis].offset += *start as i64;
+                self.access(x[0], Acc::Coords(c))
+            }
+            (Op::Reshape { .. }, Acc::Coords(c)) => {
+                let l = Affine::linear(&c, self.shape(v), rank);
+                self.access(x[0], Acc::Linear(l))
+            }
+            (Op::Reshape { .. }, Acc::Linear(l)) => self.access(x[0], Acc::Linear(l)),
+            (Op::Gather, Acc::Coords(c)) => {
+                let table = *self.buf_of.get(&x[0].index()).ok_or(x[0].index())?;
+                let ni = self.shape(x[1]).len();
+                let index = self.access(x[1], Acc::Coords(c[..ni].to_vec()))?;
+                let tshape = self.shape(x[0]);
+                let row = self.check(v, "gather", tshape[0], index);
+                let ts = strides(tshape);
+                let at = c[ni..]
+                    .iter()
+                    .zip(&ts[1..])
+                    .fold(Affine::zero(rank), |acc, (c, &s)| acc.scaled_add(c, s as i64));
+                Ok(self.push(Expr::LoadRow {
+                    buf: table,
+                    row,
+                    row_len: ts[0] as i64,
+                    at,
+                }))
+            }
+            (Op::OneHot { classes }, Acc::Coords(c)) => {
+                let r = c.len();
+                // No bounds check: a one-hot only compares, never reads memory; label -1
+                // (an ignored label) and anything else out of range give a zero row.
+                // Loaders reject labels outside [0, classes) and -1.
+                let _ = classes;
+                let index = self.access(x[0], Acc::Coords(c[..r - 1].to_vec()))?;
+                Ok(self.push(Expr::OneHot {
+                    index,
+                    class: c[r - 1].clone(),
+                }))
+            }
+            (Op::RandomUniform { stream, .. }, acc) => {
+                let at = match acc {
+                    Acc::Coords(c) => Affine::linear(&c, self.shape(v), rank),
+                    Acc::Linear(l) => l,
+                };
+                let seed = self.access(x[0], Acc::Coords(vec![]))?;
+                let step = self.access(x[1], Acc::Coords(vec![]))?;
+                Ok(self.push(Expr::Philox {
+                    seed,
+                    step,
+                    stream: *stream,
+                    at,
+                }))
+            }
+            // Linear access through a broadcast, transpose, slice, gather or one-hot,
+            // or an op that always has a buffer: give `v` a buffer.
+            _ => Err(v.index()),
+        }
+    }
+}
