@@ -5,10 +5,10 @@
 //! mistake does not cascade into many). It resolves names, infers symbolic shapes over
 //! the model's dims, checks dtypes and axes, creates parameters with stable names, and
 //! reads the `train` block. This module holds the checker's state, the scope, the
-//! bindings, messages and rounds; declarations are checked in [`decls`], expressions in
-//! [`expr`] (builtin calls in [`calls`], layers and their parameters in [`layers`],
-//! message calls and `propagate` in [`messages`], literal arguments in [`args`]), the
-//! train block in [`train`].
+//! bindings, messages and rounds; declarations are checked in `decls.rs`, expressions in
+//! `expr.rs` (builtin calls in `calls.rs`, layers and their parameters in `layers.rs`,
+//! message calls and `propagate` in `messages.rs`, literal arguments in `args.rs`), the
+//! train block in `train.rs`.
 
 mod args;
 pub mod builtins;

@@ -8,7 +8,7 @@
 //! Layout: every input and label `x` the model declares is `DIR/x.npy` or `DIR/x.csv`;
 //! other files are ignored. A row is one sample: an input declared `i32[B, T]` is an
 //! array `[rows, T]` (the batch axis becomes the row axis), a label `i32[B]` is `[rows]`.
-//! Each file is read and checked value by value in [`super::column`]; here the files are
+//! Each file is read and checked value by value in `column.rs`; here the files are
 //! found and their row counts must agree. Held-out rows are `DIR/test/` (same layout)
 //! when it exists, else the last `--holdout` fraction of the rows.
 //!
