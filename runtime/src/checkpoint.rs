@@ -111,8 +111,31 @@ pub fn encode(params: &BTreeMap<String, Vec<f32>>, shapes: &[ConcreteParam], met
         }
         tensors.push((name.as_str(), F32Tensor { shape, values }));
     }
-    let metadata = meta.to_strings().into_iter().collect();
-    safetensors::serialize(tensors, Some(metadata)).map_err(|e| format!("cannot encode the checkpoint: {e}"))
+    let metadata = meta.to_strings();
+    let mut bytes = safetensors::serialize(tensors, Some(metadata.clone().into_iter().collect()))
+        .map_err(|e| format!("cannot encode the checkpoint: {e}"))?;
+    sort_metadata(&mut bytes, &metadata);
+    Ok(bytes)
+}
+
+/// Puts `__metadata__` in key order, so that equal checkpoints are equal bytes: the
+/// crate writes it first in the header, in its hash map's order, which changes from run
+/// to run. The same entries in key order are text of the same length, written in place;
+/// if the header does not hold them where expected, the bytes stay as they are (valid,
+/// in another order).
+fn sort_metadata(bytes: &mut [u8], metadata: &BTreeMap<String, String>) {
+    let prefix = br#"{"__metadata__":"#;
+    let Ok(sorted) = serde_json::to_vec(metadata) else {
+        return;
+    };
+    let start = 8 + prefix.len();
+    let Some(region) = bytes.get(start..start + sorted.len()) else {
+        return;
+    };
+    let same = serde_json::from_slice::<BTreeMap<String, String>>(region).is_ok_and(|m| &m == metadata);
+    if same && bytes[8..].starts_with(prefix) {
+        bytes[start..start + sorted.len()].copy_from_slice(&sorted);
+    }
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename.
@@ -349,6 +372,11 @@ mod tests {
         let bytes = encode(&params, &shapes, &meta).unwrap();
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         assert_eq!(n % 8, 0);
+        // Metadata in key order, whatever the crate's hash map did: equal checkpoints are
+        // equal bytes.
+        let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        let sorted = r#"{"__metadata__":{"dims":"B=16","format":"mpc","model":"M","seed":"42","step":"7"},"#;
+        assert!(header.starts_with(sorted), "{header}");
         // Tensors in name order, little-endian F32: the bias's -1.0 comes first.
         assert_eq!(bytes[8 + n..8 + n + 4], (-1.0f32).to_le_bytes());
         let dir = scratch("round");
