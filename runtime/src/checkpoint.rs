@@ -7,19 +7,22 @@
 //! `seed` and `dims` (`B=64,T=32`). Shapes are the model's: a linear weight is
 //! `[in, out]`, the transpose of `torch.nn.Linear.weight` (`[out, in]`).
 //!
+//! The container (an 8-byte little-endian header length, the JSON header padded to a
+//! multiple of 8, then the little-endian tensor data in header order) is written and
+//! read by the `safetensors` crate; this module adds what mpc needs around it.
+//!
 //! Writing is atomic: the bytes go to a temporary file in the target's directory, are
 //! fsync'd, and the file is renamed over the target; on any failure the temporary file
 //! is removed and an existing checkpoint is left as it was.
 //!
-//! Reading validates the container (header length, JSON, offsets that tile the data
-//! exactly) and then names, dtypes and shapes against the model; every error is one line.
-//!
-//! The format: an 8-byte little-endian header length `N`, `N` bytes of JSON
-//! `{"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...}`
-//! (padded with spaces to a multiple of 8), then the tensor data, little-endian.
+//! Reading lets the crate validate the container (header length, JSON, offsets that
+//! tile the data exactly), words its errors as one line (`truncated: ...`, `not a
+//! safetensors file (...)`), and then checks names, dtypes and shapes against the model.
 
 use mpc_compiler::specialize::ConcreteParam;
-use serde_json::{json, Map, Value};
+use safetensors::tensor::{Dtype, SafeTensorError, TensorInfo, View};
+use safetensors::SafeTensors;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
@@ -49,9 +52,8 @@ impl Meta {
 
     /// Reads what is there; missing or malformed entries get defaults (a checkpoint
     /// written by another tool has no mpc metadata).
-    fn from_strings(m: &BTreeMap<String, String>) -> Meta {
-        let dims = m
-            .get("dims")
+    fn from_strings<'a>(mut get: impl FnMut(&str) -> Option<&'a String>) -> Meta {
+        let dims = get("dims")
             .map(|d| {
                 d.split(',')
                     .filter_map(|kv| kv.split_once('='))
@@ -60,22 +62,44 @@ impl Meta {
             })
             .unwrap_or_default();
         Meta {
-            model: m.get("model").cloned().unwrap_or_default(),
-            step: m.get("step").and_then(|s| s.parse().ok()).unwrap_or(0),
-            seed: m.get("seed").and_then(|s| s.parse().ok()).unwrap_or(0),
+            model: get("model").cloned().unwrap_or_default(),
+            step: get("step").and_then(|s| s.parse().ok()).unwrap_or(0),
+            seed: get("seed").and_then(|s| s.parse().ok()).unwrap_or(0),
             dims,
         }
+    }
+}
+
+/// A parameter as the crate writes it: little-endian F32 with the model's shape.
+struct F32Tensor<'a> {
+    shape: &'a [usize],
+    values: &'a [f32],
+}
+
+impl View for F32Tensor<'_> {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+
+    fn shape(&self) -> &[usize] {
+        self.shape
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+
+    fn data_len(&self) -> usize {
+        self.values.len() * 4
     }
 }
 
 /// The bytes of a safetensors file holding `params` with `shapes`, in name order.
 pub fn encode(params: &BTreeMap<String, Vec<f32>>, shapes: &[ConcreteParam], meta: &Meta) -> Result<Vec<u8>, String> {
     let shape_of: BTreeMap<&str, &[usize]> = shapes.iter().map(|p| (p.name.as_str(), p.shape.as_slice())).collect();
-    let mut header = Map::new();
-    header.insert("__metadata__".into(), json!(meta.to_strings()));
-    let mut offset = 0usize;
+    let mut tensors = Vec::with_capacity(params.len());
     for (name, values) in params {
-        let shape = shape_of
+        let shape = *shape_of
             .get(name.as_str())
             .ok_or_else(|| format!("parameter '{name}' has no shape in the model"))?;
         if shape.iter().product::<usize>() != values.len() {
@@ -85,26 +109,33 @@ pub fn encode(params: &BTreeMap<String, Vec<f32>>, shapes: &[ConcreteParam], met
                 shape.iter().product::<usize>()
             ));
         }
-        let end = offset + values.len() * 4;
-        header.insert(
-            name.clone(),
-            json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
-        );
-        offset = end;
+        tensors.push((name.as_str(), F32Tensor { shape, values }));
     }
-    let mut text = serde_json::to_string(&Value::Object(header)).map_err(|e| e.to_string())?;
-    while !text.len().is_multiple_of(8) {
-        text.push(' ');
+    let metadata = meta.to_strings();
+    let mut bytes = safetensors::serialize(tensors, Some(metadata.clone().into_iter().collect()))
+        .map_err(|e| format!("cannot encode the checkpoint: {e}"))?;
+    sort_metadata(&mut bytes, &metadata);
+    Ok(bytes)
+}
+
+/// Puts `__metadata__` in key order, so that equal checkpoints are equal bytes: the
+/// crate writes it first in the header, in its hash map's order, which changes from run
+/// to run. The same entries in key order are text of the same length, written in place;
+/// if the header does not hold them where expected, the bytes stay as they are (valid,
+/// in another order).
+fn sort_metadata(bytes: &mut [u8], metadata: &BTreeMap<String, String>) {
+    let prefix = br#"{"__metadata__":"#;
+    let Ok(sorted) = serde_json::to_vec(metadata) else {
+        return;
+    };
+    let start = 8 + prefix.len();
+    let Some(region) = bytes.get(start..start + sorted.len()) else {
+        return;
+    };
+    let same = serde_json::from_slice::<BTreeMap<String, String>>(region).is_ok_and(|m| &m == metadata);
+    if same && bytes[8..].starts_with(prefix) {
+        bytes[start..start + sorted.len()].copy_from_slice(&sorted);
     }
-    let mut out = Vec::with_capacity(8 + text.len() + offset);
-    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
-    for values in params.values() {
-        for v in values {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    Ok(out)
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename.
@@ -148,166 +179,146 @@ pub fn save(
     write_atomic(path, &bytes)
 }
 
-/// A tensor as the file declares it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TensorInfo {
-    pub dtype: String,
-    pub shape: Vec<usize>,
-    /// Byte range within the data section.
-    pub offsets: (usize, usize),
+/// The header length that the first 8 bytes of `bytes` give (0 when there are fewer).
+fn header_len(bytes: &[u8]) -> u64 {
+    bytes
+        .get(..8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
 }
 
-/// A parsed safetensors file: metadata, tensor table and the data section.
-#[derive(Debug)]
-pub struct SafeTensors {
-    pub metadata: BTreeMap<String, String>,
-    pub tensors: BTreeMap<String, TensorInfo>,
-    pub data: Vec<u8>,
+/// The tensors the header of `bytes` declares, in no particular order; empty when the
+/// header cannot be read. Only for wording an error the crate found.
+fn declared_tensors(bytes: &[u8]) -> Vec<(String, TensorInfo)> {
+    let end = usize::try_from(header_len(bytes))
+        .unwrap_or(usize::MAX)
+        .saturating_add(8);
+    let Some(header) = bytes.get(8..end) else {
+        return Vec::new();
+    };
+    let entries: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).unwrap_or_default();
+    entries
+        .into_iter()
+        .filter(|(name, _)| name != "__metadata__")
+        .filter_map(|(name, v)| Some((name, serde_json::from_value(v).ok()?)))
+        .collect()
 }
 
-/// Parses a safetensors container (errors without the path).
-pub fn parse(mut bytes: Vec<u8>) -> Result<SafeTensors, String> {
+/// One line saying what is wrong with `bytes` (without the path), for the crate's `error`.
+fn describe(error: SafeTensorError, bytes: &[u8]) -> String {
     let not = "not a safetensors file";
-    if bytes.len() < 8 {
-        return Err(format!(
+    let n = header_len(bytes);
+    let rest = bytes.len().saturating_sub(8);
+    let header_is_object = bytes.get(8) == Some(&b'{');
+    match error {
+        SafeTensorError::HeaderTooSmall => format!(
             "{not} (it is {} bytes long, shorter than the header length)",
             bytes.len()
-        ));
-    }
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-    let rest = (bytes.len() - 8) as u64;
-    if n > rest {
-        // A length far beyond the file is a foreign file, not a truncated checkpoint.
-        return Err(if n > 100 << 20 {
-            format!("{not} (its first 8 bytes give a header length of {n})")
-        } else {
+        ),
+        // A length far beyond any header is a foreign file, not a truncated checkpoint.
+        SafeTensorError::HeaderTooLarge => format!("{not} (its first 8 bytes give a header length of {n})"),
+        SafeTensorError::InvalidHeaderLength => {
             format!("truncated: the header is {n} bytes long, the file holds {rest} after the length")
-        });
-    }
-    let header = &bytes[8..8 + n as usize];
-    if header.first() != Some(&b'{') {
-        return Err(format!("{not} (the header is not a JSON object)"));
-    }
-    let header: Value = serde_json::from_slice(header).map_err(|e| format!("{not} (unreadable header: {e})"))?;
-    let Value::Object(header) = header else {
-        return Err(format!("{not} (the header is not a JSON object)"));
-    };
-    let mut metadata = BTreeMap::new();
-    let mut tensors = BTreeMap::new();
-    for (name, v) in header {
-        if name == "__metadata__" {
-            let Value::Object(m) = v else {
-                return Err("__metadata__ is not an object".into());
-            };
-            for (k, v) in m {
-                let s = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-                metadata.insert(k, s);
+        }
+        SafeTensorError::InvalidHeader(_) | SafeTensorError::InvalidHeaderDeserialization(_) if !header_is_object => {
+            format!("{not} (the header is not a JSON object)")
+        }
+        SafeTensorError::InvalidHeader(e) => format!("{not} (unreadable header: {e})"),
+        SafeTensorError::InvalidHeaderDeserialization(e) => format!("{not} (unreadable header: {e})"),
+        SafeTensorError::InvalidOffset(name) => {
+            format!("tensor '{name}': its data_offsets do not follow the previous tensor's end")
+        }
+        SafeTensorError::TensorInvalidInfo => {
+            let wrong = declared_tensors(bytes).into_iter().find_map(|(name, t)| {
+                let needs = t.shape.iter().product::<usize>() * t.dtype.bitsize() / 8;
+                let (b, e) = t.data_offsets;
+                (e.checked_sub(b) != Some(needs)).then(|| {
+                    format!(
+                        "tensor '{name}': data_offsets [{b}, {e}] hold {} bytes, its dtype and shape need {needs}",
+                        e.saturating_sub(b)
+                    )
+                })
+            });
+            wrong.unwrap_or_else(|| "a tensor's data_offsets do not match its dtype and shape".into())
+        }
+        SafeTensorError::MetadataIncompleteBuffer => {
+            let end = declared_tensors(bytes)
+                .iter()
+                .map(|(_, t)| t.data_offsets.1)
+                .max()
+                .unwrap_or(0);
+            let data = rest.saturating_sub(n as usize);
+            if data < end {
+                format!("truncated: the header describes {end} bytes of tensor data, the file holds {data}")
+            } else {
+                format!(
+                    "the file holds {} bytes after the tensor data the header describes",
+                    data - end
+                )
             }
-            continue;
         }
-        let bad = |what: &str| format!("tensor '{name}': {what}");
-        let dtype = v
-            .get("dtype")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("no dtype"))?
-            .to_string();
-        let shape: Vec<usize> = v
-            .get("shape")
-            .and_then(Value::as_array)
-            .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect())
-            .ok_or_else(|| bad("no shape (a list of sizes)"))?;
-        let offsets = v
-            .get("data_offsets")
-            .and_then(Value::as_array)
-            .filter(|a| a.len() == 2)
-            .and_then(|a| Some((a[0].as_u64()? as usize, a[1].as_u64()? as usize)))
-            .ok_or_else(|| bad("no data_offsets [begin, end]"))?;
-        tensors.insert(name, TensorInfo { dtype, shape, offsets });
+        other => format!("{not} ({other})"),
     }
-    let data = bytes.split_off(8 + n as usize);
-    // The tensors must tile the data section exactly (as the safetensors crate checks).
-    let mut spans: Vec<(usize, usize, &str)> = tensors
-        .iter()
-        .map(|(k, t)| (t.offsets.0, t.offsets.1, k.as_str()))
-        .collect();
-    spans.sort();
-    let mut end = 0;
-    for (b, e, name) in spans {
-        if b != end || e < b {
-            return Err(format!(
-                "tensor '{name}': data_offsets [{b}, {e}] do not follow the previous tensor (which ends at {end})"
-            ));
-        }
-        end = e;
-    }
-    if data.len() < end {
-        return Err(format!(
-            "truncated: the header describes {end} bytes of tensor data, the file holds {}",
-            data.len()
-        ));
-    }
-    if data.len() > end {
-        return Err(format!(
-            "the file holds {} bytes after the tensor data the header describes",
-            data.len() - end
-        ));
-    }
-    Ok(SafeTensors {
-        metadata,
-        tensors,
-        data,
-    })
+}
+
+/// Reads a checkpoint: its tensors (validated by the crate) and its metadata.
+fn read<'a>(path: &Path, bytes: &'a [u8]) -> Result<(SafeTensors<'a>, Meta), String> {
+    let at = |e: SafeTensorError| format!("{}: {}", path.display(), describe(e, bytes));
+    // The header (with `__metadata__`) and the tensor views come from two calls: the
+    // crate's `SafeTensors` keeps the metadata to itself.
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(at)?;
+    let strings = header.metadata().clone().unwrap_or_default();
+    let meta = Meta::from_strings(|key| strings.get(key));
+    let file = SafeTensors::deserialize(bytes).map_err(at)?;
+    Ok((file, meta))
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>, String> {
+    fs::read(path).map_err(|e| format!("{}: cannot read the checkpoint: {e}", path.display()))
 }
 
 /// Only the metadata of a checkpoint (for `mpc run` to learn its dims and seed before
-/// compiling); reads the header, not the tensors.
+/// compiling).
 pub fn read_meta(path: &Path) -> Result<Meta, String> {
-    let at = |e: String| format!("{}: {e}", path.display());
-    let bytes = fs::read(path).map_err(|e| at(format!("cannot read the checkpoint: {e}")))?;
-    let file = parse(bytes).map_err(at)?;
-    Ok(Meta::from_strings(&file.metadata))
+    let bytes = read_bytes(path)?;
+    Ok(read(path, &bytes)?.1)
 }
 
 /// Loads the parameters of a checkpoint, checking them against the model's: every
 /// parameter present with dtype F32 and the model's shape, and nothing else.
 pub fn load(path: &Path, expected: &[ConcreteParam]) -> Result<(BTreeMap<String, Vec<f32>>, Meta), String> {
     let at = |e: String| format!("{}: {e}", path.display());
-    let bytes = fs::read(path).map_err(|e| at(format!("cannot read the checkpoint: {e}")))?;
-    let file = parse(bytes).map_err(at)?;
+    let bytes = read_bytes(path)?;
+    let (file, meta) = read(path, &bytes)?;
     let mut params = BTreeMap::new();
     for p in expected {
-        let Some(t) = file.tensors.get(&p.name) else {
+        let Ok(t) = file.tensor(&p.name) else {
             return Err(at(format!("missing parameter '{}' (shape {:?})", p.name, p.shape)));
         };
-        if t.dtype != "F32" {
-            return Err(at(format!("parameter '{}' is {}, expected F32", p.name, t.dtype)));
+        if t.dtype() != Dtype::F32 {
+            return Err(at(format!("parameter '{}' is {}, expected F32", p.name, t.dtype())));
         }
-        if t.shape != p.shape {
+        if t.shape() != p.shape {
             return Err(at(format!(
                 "parameter '{}' has shape {:?}, the model's is {:?}",
-                p.name, t.shape, p.shape
-            )));
-        }
-        let (b, e) = t.offsets;
-        let n: usize = p.shape.iter().product();
-        if e - b != n * 4 {
-            return Err(at(format!(
-                "parameter '{}': data_offsets [{b}, {e}] hold {} bytes, its shape needs {}",
                 p.name,
-                e - b,
-                n * 4
+                t.shape(),
+                p.shape
             )));
         }
-        let values = file.data[b..e]
+        // The crate checked that the data holds exactly the shape's bytes.
+        let values = t
+            .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect();
         params.insert(p.name.clone(), values);
     }
-    if let Some(extra) = file.tensors.keys().find(|k| !expected.iter().any(|p| &p.name == *k)) {
+    let mut names = file.names();
+    names.sort_unstable();
+    if let Some(extra) = names.into_iter().find(|k| !expected.iter().any(|p| p.name == *k)) {
         return Err(at(format!("tensor '{extra}' is not a parameter of the model")));
     }
-    Ok((params, Meta::from_strings(&file.metadata)))
+    Ok((params, meta))
 }
 
 #[cfg(test)]
@@ -338,18 +349,42 @@ mod tests {
         (params, shapes, meta)
     }
 
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mpc-ckpt-{name}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The error of loading `bytes` as a checkpoint of `sample()`'s shapes.
+    fn load_error(name: &str, bytes: &[u8]) -> String {
+        let (_, shapes, _) = sample();
+        let dir = scratch(name);
+        let path = dir.join("w.safetensors");
+        write_atomic(&path, bytes).unwrap();
+        let e = load(&path, &shapes).unwrap_err();
+        fs::remove_dir_all(&dir).unwrap();
+        e.strip_prefix(&format!("{}: ", path.display())).unwrap().to_string()
+    }
+
     #[test]
     fn round_trip() {
         let (params, shapes, meta) = sample();
         let bytes = encode(&params, &shapes, &meta).unwrap();
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         assert_eq!(n % 8, 0);
-        let dir = std::env::temp_dir().join(format!("mpc-ckpt-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        // Metadata in key order, whatever the crate's hash map did: equal checkpoints are
+        // equal bytes.
+        let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        let sorted = r#"{"__metadata__":{"dims":"B=16","format":"mpc","model":"M","seed":"42","step":"7"},"#;
+        assert!(header.starts_with(sorted), "{header}");
+        // Tensors in name order, little-endian F32: the bias's -1.0 comes first.
+        assert_eq!(bytes[8 + n..8 + n + 4], (-1.0f32).to_le_bytes());
+        let dir = scratch("round");
         let path = dir.join("w.safetensors");
         write_atomic(&path, &bytes).unwrap();
         let (back, m) = load(&path, &shapes).unwrap();
-        assert_eq!((back, m), (params, meta));
+        assert_eq!((back, m), (params, meta.clone()));
+        assert_eq!(read_meta(&path).unwrap(), meta);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -358,8 +393,67 @@ mod tests {
         let (params, shapes, meta) = sample();
         let bytes = encode(&params, &shapes, &meta).unwrap();
         for cut in 0..bytes.len() {
-            let e = parse(bytes[..cut].to_vec()).unwrap_err();
+            let e = SafeTensors::deserialize(&bytes[..cut]).unwrap_err();
+            let e = describe(e, &bytes[..cut]);
             assert!(e.contains("truncated") || e.contains("not a safetensors"), "{cut}: {e}");
         }
+    }
+
+    #[test]
+    fn container_errors_are_worded() {
+        let (params, shapes, meta) = sample();
+        let good = encode(&params, &shapes, &meta).unwrap();
+        let n = header_len(&good) as usize;
+        let data = good.len() - 8 - n;
+        assert_eq!(
+            load_error("short", &good[..good.len() - 4]),
+            format!(
+                "truncated: the header describes {data} bytes of tensor data, the file holds {}",
+                data - 4
+            )
+        );
+        let long = [&good[..], &[0u8; 4]].concat();
+        assert_eq!(
+            load_error("long", &long),
+            "the file holds 4 bytes after the tensor data the header describes"
+        );
+        assert_eq!(
+            load_error("tiny", &good[..5]),
+            "not a safetensors file (it is 5 bytes long, shorter than the header length)"
+        );
+        let mut not_json = good.clone();
+        not_json[8] = b'[';
+        assert_eq!(
+            load_error("array", &not_json),
+            "not a safetensors file (the header is not a JSON object)"
+        );
+    }
+
+    #[test]
+    fn wrong_dtype_and_extra_tensors() {
+        use safetensors::tensor::TensorView;
+        let weight = [0u8; 24];
+        let bias = [0u8; 24];
+        let tensors = [
+            (
+                "a.linear.weight",
+                TensorView::new(Dtype::F32, vec![2, 3], &weight).unwrap(),
+            ),
+            ("a.linear.bias", TensorView::new(Dtype::F64, vec![3], &bias).unwrap()),
+        ];
+        let bytes = safetensors::serialize(tensors, None).unwrap();
+        assert_eq!(
+            load_error("f64", &bytes),
+            "parameter 'a.linear.bias' is F64, expected F32"
+        );
+
+        let (mut params, shapes, meta) = sample();
+        params.insert("x.extra".into(), vec![1.0]);
+        let shapes = [shapes, vec![param("x.extra", &[1])]].concat();
+        let bytes = encode(&params, &shapes, &meta).unwrap();
+        assert_eq!(
+            load_error("extra", &bytes),
+            "tensor 'x.extra' is not a parameter of the model"
+        );
     }
 }

@@ -4,12 +4,20 @@
 //! checker keeps going after an error, marking the faulty value as unknown so one
 //! mistake does not cascade into many). It resolves names, infers symbolic shapes over
 //! the model's dims, checks dtypes and axes, creates parameters with stable names, and
-//! reads the `train` block. Expressions are checked in [`expr`], the train block in
-//! [`train`].
+//! reads the `train` block. This module holds the checker's state, the scope, the
+//! bindings, messages and rounds; declarations are checked in `decls.rs`, expressions in
+//! `expr.rs` (builtin calls in `calls.rs`, layers and their parameters in `layers.rs`,
+//! message calls and `propagate` in `messages.rs`, literal arguments in `args.rs`), the
+//! train block in `train.rs`.
 
+mod args;
 pub mod builtins;
+mod calls;
+mod decls;
 pub mod dim;
 mod expr;
+mod layers;
+mod messages;
 pub mod suggest;
 mod train;
 pub mod typed;
@@ -18,8 +26,7 @@ pub use typed::*;
 
 use crate::diag::Diagnostic;
 use crate::ir::DType;
-use crate::syntax::ast::{self, DimRef, Item, Program, Span, TensorTypeExpr};
-use dim::Dim;
+use crate::syntax::ast::{self, Item, Program, Span};
 use std::collections::HashMap;
 
 /// What a name in the model's scope refers to.
@@ -239,206 +246,6 @@ impl<'p> Checker<'p> {
         }
         self.scope.insert(name.name.clone(), Defined { entry, span: name.span });
         true
-    }
-
-    fn dims_block(&mut self, decls: &[ast::DimDecl]) {
-        for d in decls {
-            let default = match d.default {
-                Some(lit) if lit.value <= 0 => {
-                    self.error(Diagnostic::new(
-                        format!("dim '{}' must be positive", d.name.name),
-                        lit.span,
-                        format!("{} is not a valid size", lit.value),
-                    ));
-                    None
-                }
-                Some(lit) => Some(lit.value as usize),
-                None => None,
-            };
-            if self.define(&d.name, Entry::Dim) {
-                self.dims.push(dim_info::DimSlot {
-                    name: d.name.name.clone(),
-                    default,
-                    span: d.name.span,
-                });
-            }
-        }
-    }
-
-    /// A written size: a declared dim or a positive literal.
-    fn dim_ref(&mut self, r: &DimRef) -> Option<Dim> {
-        match r {
-            DimRef::Lit(lit) if lit.value > 0 => Some(Dim::lit(lit.value)),
-            DimRef::Lit(lit) => {
-                self.error(Diagnostic::new(
-                    "sizes must be positive",
-                    lit.span,
-                    format!("{} is not a valid size", lit.value),
-                ));
-                None
-            }
-            DimRef::Named(id) => match self.scope.get(&id.name).map(|d| &d.entry) {
-                Some(Entry::Dim) => Some(Dim::named(&id.name)),
-                Some(Entry::Poisoned) => None,
-                Some(_) => {
-                    self.error(
-                        Diagnostic::new(format!("'{}' is not a dim", id.name), id.span, "used as a size here")
-                            .with_help("sizes are integers or names declared in `dims { ... }`"),
-                    );
-                    None
-                }
-                None => {
-                    let dims: Vec<&str> = self.dims.iter().map(|d| d.name.as_str()).collect();
-                    let hint = suggest::did_you_mean(&id.name, dims)
-                        .unwrap_or_else(|| format!("declare it: `dims {{ {} = ... }}`", id.name));
-                    self.error(
-                        Diagnostic::new(format!("unknown dim '{}'", id.name), id.span, "not declared").with_help(hint),
-                    );
-                    None
-                }
-            },
-        }
-    }
-
-    fn tensor_type(&mut self, t: &TensorTypeExpr) -> Option<SymType> {
-        let dtype = match t.dtype {
-            ast::DType::F32 => DType::F32,
-            ast::DType::I32 => DType::I32,
-        };
-        let shape: Vec<Option<Dim>> = t.shape.iter().map(|r| self.dim_ref(r)).collect();
-        shape
-            .into_iter()
-            .collect::<Option<Vec<_>>>()
-            .map(|shape| SymType { dtype, shape })
-    }
-
-    fn input(&mut self, decl: &ast::InputDecl, is_label: bool) {
-        let ty = self.tensor_type(&decl.ty);
-        let mut vocab = None;
-        let mut classes = None;
-        for a in &decl.annotations {
-            let slot = match a.key.name.as_str() {
-                "vocab" => &mut vocab,
-                "classes" => &mut classes,
-                other => {
-                    let hint = suggest::did_you_mean(other, ["vocab", "classes"])
-                        .unwrap_or_else(|| "inputs take `vocab N` (token ids) and labels `classes N`".into());
-                    self.error(
-                        Diagnostic::new(format!("unknown annotation '{other}'"), a.key.span, "not an annotation")
-                            .with_help(hint),
-                    );
-                    continue;
-                }
-            };
-            if a.value.value <= 0 {
-                self.error(Diagnostic::new(
-                    format!("'{}' must be positive", a.key.name),
-                    a.value.span,
-                    format!("{} is not a valid count", a.value.value),
-                ));
-                continue;
-            }
-            *slot = Some(a.value.value as usize);
-        }
-        if let Some(ty) = &ty {
-            if (vocab.is_some() || classes.is_some()) && ty.dtype != DType::I32 {
-                self.error(
-                    Diagnostic::new(
-                        format!("'{}' has `vocab`/`classes` but is not i32", decl.name.name),
-                        decl.ty.dtype_span,
-                        format!("this is {}", ty.dtype),
-                    )
-                    .with_help("token ids and class labels are i32"),
-                );
-            }
-        }
-        let Some(ty) = ty else {
-            self.define(&decl.name, Entry::Poisoned);
-            return;
-        };
-        let index = self.inputs.len();
-        if self.define(&decl.name, Entry::Input(index)) {
-            self.inputs.push(InputInfo {
-                name: decl.name.name.clone(),
-                ty,
-                vocab,
-                classes,
-                is_label,
-                span: decl.name.span,
-            });
-        }
-    }
-
-    /// `graph g { nodes N, edges i32[2, E], features f32[E, F] }`: registers the edge list
-    /// (and edge features) as inputs `g.edges` (and `g.features`) without a batch axis.
-    fn graph(&mut self, g: &ast::GraphDecl) {
-        let nodes = g.nodes.as_ref().and_then(|n| self.dim_ref(n));
-        let mut edges = None;
-        if let Some(e) = &g.edges {
-            if let Some(t) = self.tensor_type(e) {
-                if t.dtype != DType::I32 || t.shape.len() != 2 || t.shape[0] != Dim::lit(2) {
-                    self.error(
-                        Diagnostic::new(
-                            "graph edges must be i32[2, E]",
-                            e.span,
-                            format!("this is {}", show_type(&t)),
-                        )
-                        .with_help("row 0 holds each edge's source node, row 1 its destination"),
-                    );
-                } else {
-                    edges = Some(t);
-                }
-            }
-        }
-        let features = g.features.as_ref().and_then(|f| self.tensor_type(f));
-        if g.nodes.is_none() || g.edges.is_none() {
-            self.error(
-                Diagnostic::new(
-                    format!("graph '{}' needs its nodes and edges", g.name.name),
-                    g.span,
-                    "incomplete graph",
-                )
-                .with_help("declare both, e.g. `graph g { nodes N, edges i32[2, E] }`"),
-            );
-        }
-        let (Some(nodes), Some(edges)) = (nodes, edges) else {
-            self.define(&g.name, Entry::Poisoned);
-            return;
-        };
-        let num_edges = edges.shape[1].clone();
-        if let (Some(f), Some(span)) = (&features, g.features.as_ref().map(|f| f.span)) {
-            if f.dtype != DType::F32 || f.shape.len() != 2 || f.shape[0] != num_edges {
-                self.error(Diagnostic::new(
-                    format!("edge features must be f32[{num_edges}, F]"),
-                    span,
-                    format!("this is {}", show_type(f)),
-                ));
-            }
-        }
-        let edges_input = format!("{}.edges", g.name.name);
-        let features_input = features.as_ref().map(|_| format!("{}.features", g.name.name));
-        let mut whole = vec![(edges_input.clone(), edges)];
-        if let (Some(name), Some(ty)) = (&features_input, features) {
-            whole.push((name.clone(), ty));
-        }
-        for (name, ty) in whole {
-            self.inputs.push(InputInfo {
-                name,
-                ty,
-                vocab: None,
-                classes: None,
-                is_label: false,
-                span: g.name.span,
-            });
-        }
-        self.graphs.push(GraphInfo {
-            name: g.name.name.clone(),
-            nodes,
-            edges: num_edges,
-            edges_input,
-            features_input,
-        });
-        self.define(&g.name, Entry::Graph(self.graphs.len() - 1));
     }
 
     fn binding(&mut self, b: &ast::Binding, node: bool) {

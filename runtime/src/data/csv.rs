@@ -3,7 +3,7 @@
 //! In: the text of a file. Out: the lines that hold data, each split into trimmed
 //! fields with its 1-based line number. Fields are separated by commas; blank lines are
 //! skipped; a first line whose fields are all non-numeric (`tok0,tok1,...`) is a header
-//! and skipped too. Numbers are read by the caller ([`super::load`]), which knows the
+//! and skipped too. Numbers are read by the caller (`column.rs`), which knows the
 //! dtype the model wants.
 
 /// The data lines of a CSV file.

@@ -21,6 +21,10 @@
 //!    1024 held out.
 //! 5. **Keywords** ([`synthetic::TokenTask`]): one token input (`i32[B, T] vocab V`) and
 //!    one label (`i32[B] classes C`): 4096 training rows, 1024 held out.
+//!
+//! [`synthetic::GraphTask`]: super::synthetic::GraphTask
+//! [`synthetic::FusionTask`]: super::synthetic::FusionTask
+//! [`synthetic::TokenTask`]: super::synthetic::TokenTask
 
 use super::load::{column_from_npy, input_specs, is_graph, InputSpec};
 use super::synthetic::{FusionTask, GraphTask, TokenTask};

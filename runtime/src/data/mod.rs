@@ -9,11 +9,18 @@
 //! A graph model's rows are its nodes, and its edges refer to them by index: such a
 //! dataset is `full_batch`, and its epoch is one batch of every row in order, never
 //! shuffled or split.
+//!
+//! Reading `--data DIR`: `load.rs` finds the files and splits off held-out rows,
+//! `spec.rs` says what each file must hold, `column.rs` reads and checks one file's
+//! values (through `npy.rs` and `csv.rs`); `defaults.rs` and `synthetic.rs` make data
+//! when none is given.
 
+mod column;
 pub mod csv;
 pub mod defaults;
 pub mod load;
 pub mod npy;
+mod spec;
 pub mod synthetic;
 
 use mpc_compiler::seeded::SplitMix64;

@@ -3,8 +3,15 @@
 //! In: the bytes of a file. Out: its dtype, shape and a view of its data, or a one-line
 //! reason why it is not a readable array (not `.npy`, an unsupported dtype or byte order,
 //! Fortran order, a truncated body). Element access converts to `i64` or `f64`; the
-//! caller ([`super::load`]) checks ranges against the model. Only little-endian (or
+//! caller (`column.rs`) checks ranges against the model. Only little-endian (or
 //! single-byte) integers and floats are read: `<i1 <i2 <i4 <i8 |u1 <u2 <u4 <u8 <f4 <f8`.
+//!
+//! Why not a crate: `ndarray-npy` reads into an `ndarray` of one element type and
+//! refuses any other descriptor (no `<i8` or `|u1` file read as `i32` values checked
+//! one by one), and pulls in `ndarray`; `npyz` reports header and body problems as
+//! `std::io::Error` text. Neither says what this reader says in one line (which dtype,
+//! how many values the header promises and how many the file holds), and both
+//! would still need this module's dispatch over descriptors, so reading stays here.
 //!
 //! The format: the magic `\x93NUMPY`, a major and a minor version byte, the header length
 //! (`u16` in version 1, `u32` in 2 and 3), then the header, a Python dict literal such as

@@ -31,7 +31,7 @@ pub struct TokenTask {
 }
 
 impl TokenTask {
-    /// Columns named `tokens` (i32[seq_len]) and `labels` (i32[]) unless renamed.
+    /// Columns named `tokens` (`i32[seq_len]`) and `labels` (i32[]) unless renamed.
     pub fn generate(&self, tokens_name: &str, labels_name: &str) -> Dataset {
         assert!(
             self.classes * self.keywords <= self.vocab,
@@ -66,7 +66,7 @@ impl TokenTask {
     }
 }
 
-/// The fusion task: rows of `text` (i32[seq_len] ids below `vocab`), `image`
+/// The fusion task: rows of `text` (`i32[seq_len]` ids below `vocab`), `image`
 /// (f32[image...], e.g. [3, 32, 32]) and `audio` (f32[frames, features]) with a label
 /// below `classes`.
 ///

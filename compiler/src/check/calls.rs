@@ -1,0 +1,358 @@
+//! Checking calls of the builtins that create no parameters: activations, dropout,
+//! reductions, shapes (`concat`, `flatten`, `reshape`, `patches`), softmax and the losses.
+//!
+//! In: a builtin's name and its arguments bound to the signature's slots ([`Bound`]).
+//! Out: the typed call, or `None` after reporting why not. `builtin` is the dispatch for
+//! every builtin: the layers with parameters are checked in [`super::layers`],
+//! `propagate` in [`super::messages`].
+
+use super::builtins::Bound;
+use super::dim::{self, Dim};
+use super::expr::{boxed, f32_scalar};
+use super::typed::*;
+use super::{show_type, Checker};
+use crate::diag::Diagnostic;
+use crate::ir::DType;
+use crate::syntax::ast::{ExprKind, Ident, Span};
+
+impl<'p> Checker<'p> {
+    pub(super) fn builtin(&mut self, name: &'static str, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
+        match name {
+            "embed" => self.embed(bound, func, span),
+            "linear" => self.linear(bound, func, span),
+            "relu" | "tanh" | "sigmoid" | "gelu" => {
+                let x = self.float_tensor_arg(bound, 0, name)?;
+                let act = match name {
+                    "relu" => Activation::Relu,
+                    "tanh" => Activation::Tanh,
+                    "sigmoid" => Activation::Sigmoid,
+                    _ => Activation::Gelu,
+                };
+                let ty = x.ty.clone();
+                Some(TExpr {
+                    kind: TKind::Activation(act, boxed(x)),
+                    ty,
+                })
+            }
+            "dropout" => {
+                let x = self.float_tensor_arg(bound, 0, name);
+                let p_expr = bound.slots[1]?;
+                let p = self.number(p_expr)?;
+                if !(0.0..1.0).contains(&p) {
+                    self.error(
+                        Diagnostic::new("dropout probability must be in [0, 1)", p_expr.span, format!("p = {p}"))
+                            .with_help("p is the chance that an element is zeroed, e.g. `dropout(h, 0.1)`"),
+                    );
+                    return None;
+                }
+                let x = x?;
+                let stream = self.dropouts;
+                self.dropouts += 1;
+                let ty = x.ty.clone();
+                Some(TExpr {
+                    kind: TKind::Dropout { x: boxed(x), p, stream },
+                    ty,
+                })
+            }
+            "sum" | "mean" | "max" => {
+                let x = self.float_tensor_arg(bound, 0, name)?;
+                let axis = self.axis(bound.slots[1], &x.ty, Some(0))?;
+                let op = match name {
+                    "sum" => Reduction::Sum,
+                    "mean" => Reduction::Mean,
+                    _ => Reduction::Max,
+                };
+                let mut shape = x.ty.shape.clone();
+                shape.remove(axis);
+                Some(TExpr {
+                    kind: TKind::Reduce { op, x: boxed(x), axis },
+                    ty: SymType {
+                        dtype: DType::F32,
+                        shape,
+                    },
+                })
+            }
+            "concat" => self.concat(bound, span),
+            "flatten" => {
+                let x = self.tensor_arg(bound, 0)?;
+                if x.ty.shape.is_empty() {
+                    self.error(Diagnostic::new(
+                        "cannot flatten a scalar",
+                        bound.slots[0]?.span,
+                        "this is a scalar",
+                    ));
+                    return None;
+                }
+                let shape = vec![x.ty.shape[0].clone(), dim::product(&x.ty.shape[1..])];
+                let ty = SymType {
+                    dtype: x.ty.dtype,
+                    shape,
+                };
+                Some(TExpr {
+                    kind: TKind::Reshape(boxed(x)),
+                    ty,
+                })
+            }
+            "reshape" => {
+                let x = self.tensor_arg(bound, 0);
+                let shape_expr = bound.slots[1]?;
+                let ExprKind::List(items) = &shape_expr.kind else {
+                    self.error(
+                        Diagnostic::new("reshape needs a shape list", shape_expr.span, "not a list")
+                            .with_help("write the new shape as a list, e.g. `reshape(x, [B, 8, 8])`"),
+                    );
+                    return None;
+                };
+                let dims: Option<Vec<Dim>> = items
+                    .iter()
+                    .map(|i| self.size(i))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .collect();
+                let (x, dims) = (x?, dims?);
+                if dim::product(&dims) != dim::product(&x.ty.shape) {
+                    self.error(
+                        Diagnostic::new(
+                            format!(
+                                "cannot reshape {} to {}",
+                                dim::show_shape(&x.ty.shape),
+                                dim::show_shape(&dims)
+                            ),
+                            shape_expr.span,
+                            format!(
+                                "{} elements, but the input has {}",
+                                dim::product(&dims),
+                                dim::product(&x.ty.shape)
+                            ),
+                        )
+                        .with_help("reshape keeps the number of elements"),
+                    );
+                    return None;
+                }
+                let ty = SymType {
+                    dtype: x.ty.dtype,
+                    shape: dims,
+                };
+                Some(TExpr {
+                    kind: TKind::Reshape(boxed(x)),
+                    ty,
+                })
+            }
+            "softmax" | "log_softmax" => {
+                let x = self.float_tensor_arg(bound, 0, name)?;
+                if x.ty.shape.is_empty() {
+                    self.error(Diagnostic::new(
+                        format!("cannot take {name} of a scalar"),
+                        bound.slots[0]?.span,
+                        "scalar",
+                    ));
+                    return None;
+                }
+                let axis = self.axis(bound.slots[1], &x.ty, None)?;
+                let ty = x.ty.clone();
+                Some(TExpr {
+                    kind: TKind::Softmax {
+                        x: boxed(x),
+                        axis,
+                        log: name == "log_softmax",
+                    },
+                    ty,
+                })
+            }
+            "cross_entropy" => self.cross_entropy(bound),
+            "propagate" => self.propagate(bound, span),
+            "attention" => self.attention(bound, func, span),
+            "patches" => self.patches(bound),
+            "mse" => {
+                let pred = self.float_tensor_arg(bound, 0, name);
+                let target = self.float_tensor_arg(bound, 1, name);
+                let (pred, target) = (pred?, target?);
+                if pred.ty.shape != target.ty.shape {
+                    self.error(
+                        Diagnostic::new(
+                            format!(
+                                "shape mismatch in 'mse': expected {}, found {}",
+                                dim::show_shape(&pred.ty.shape),
+                                dim::show_shape(&target.ty.shape)
+                            ),
+                            bound.slots[1]?.span,
+                            format!("the target is {}", dim::show_shape(&target.ty.shape)),
+                        )
+                        .with_secondary(
+                            bound.slots[0]?.span,
+                            format!("the prediction is {}", dim::show_shape(&pred.ty.shape)),
+                        )
+                        .with_help("the prediction and the target must have the same shape"),
+                    );
+                    return None;
+                }
+                Some(TExpr {
+                    kind: TKind::Mse {
+                        pred: boxed(pred),
+                        target: boxed(target),
+                    },
+                    ty: f32_scalar(),
+                })
+            }
+            other => unreachable!("builtin '{other}' is in the table but has no checker"),
+        }
+    }
+
+    pub(super) fn concat(&mut self, bound: &Bound, span: Span) -> Option<TExpr> {
+        let xs: Vec<Option<TExpr>> = bound.rest.iter().map(|e| self.expr(e)).collect();
+        let xs: Vec<TExpr> = xs.into_iter().collect::<Option<_>>()?;
+        let first = &xs[0];
+        let axis = self.axis(bound.slots[1], &first.ty, None)?;
+        let mut shape = first.ty.shape.clone();
+        shape[axis] = Dim::lit(0);
+        for (x, e) in xs.iter().zip(&bound.rest) {
+            let rest_equal = x.ty.shape.len() == first.ty.shape.len()
+                && x.ty
+                    .shape
+                    .iter()
+                    .zip(&first.ty.shape)
+                    .enumerate()
+                    .all(|(i, (a, b))| i == axis || a == b);
+            if x.ty.dtype != first.ty.dtype || !rest_equal {
+                self.error(
+                    Diagnostic::new(
+                        format!(
+                            "cannot concat {} and {} along axis {axis}",
+                            show_type(&first.ty),
+                            show_type(&x.ty)
+                        ),
+                        e.span,
+                        format!("this is {}", show_type(&x.ty)),
+                    )
+                    .with_secondary(bound.rest[0].span, format!("this is {}", show_type(&first.ty)))
+                    .with_help("all axes but the concat axis must be equal"),
+                );
+                return None;
+            }
+            shape[axis] = shape[axis].add(&x.ty.shape[axis]);
+        }
+        let _ = span;
+        let ty = SymType {
+            dtype: first.ty.dtype,
+            shape,
+        };
+        Some(TExpr {
+            kind: TKind::Concat { xs, axis },
+            ty,
+        })
+    }
+
+    pub(super) fn cross_entropy(&mut self, bound: &Bound) -> Option<TExpr> {
+        let logits = self.float_tensor_arg(bound, 0, "cross_entropy");
+        let labels = self.tensor_arg(bound, 1);
+        let (logits, labels) = (logits?, labels?);
+        let (logits_span, labels_span) = (bound.slots[0]?.span, bound.slots[1]?.span);
+        if labels.ty.dtype != DType::I32 {
+            self.error(
+                Diagnostic::new(
+                    format!(
+                        "wrong dtype for cross_entropy labels: expected i32 class ids, found {}",
+                        show_type(&labels.ty)
+                    ),
+                    labels_span,
+                    "this is f32",
+                )
+                .with_help("for f32 targets use `mse(pred, target)`"),
+            );
+            return None;
+        }
+        let Some((classes, batch)) = logits.ty.shape.split_last() else {
+            self.error(Diagnostic::new(
+                "cross_entropy needs logits with a class axis",
+                logits_span,
+                "this is a scalar",
+            ));
+            return None;
+        };
+        if batch != labels.ty.shape.as_slice() {
+            let mut expected = labels.ty.shape.clone();
+            expected.push(classes.clone());
+            self.error(
+                Diagnostic::new(
+                    format!(
+                        "shape mismatch in 'cross_entropy': expected logits {}, found {}",
+                        dim::show_shape(&expected),
+                        dim::show_shape(&logits.ty.shape)
+                    ),
+                    logits_span,
+                    format!("this is {}", dim::show_shape(&logits.ty.shape)),
+                )
+                .with_secondary(labels_span, format!("labels are {}", dim::show_shape(&labels.ty.shape)))
+                .with_help("logits are the labels' shape plus a class axis"),
+            );
+            return None;
+        }
+        if let TKind::Input(name) = &labels.kind {
+            let declared = self
+                .inputs
+                .iter()
+                .find(|i| &i.name == name)
+                .and_then(|i| Some((i.classes?, i.span)));
+            if let (Some((n, label_span)), Some(c)) = (declared, classes.as_lit()) {
+                if n as i64 != c {
+                    self.error(
+                        Diagnostic::new(
+                            format!("logits have {c} classes but '{name}' declares classes {n}"),
+                            logits_span,
+                            format!("{c} classes"),
+                        )
+                        .with_secondary(label_span, format!("declared with classes {n}"))
+                        .with_help(format!(
+                            "the last layer should produce {n} values, e.g. `linear(h, {n})`"
+                        )),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(TExpr {
+            kind: TKind::CrossEntropy {
+                logits: boxed(logits),
+                labels: boxed(labels),
+            },
+            ty: f32_scalar(),
+        })
+    }
+
+    /// `patches(image, P)`: `[B, C, H, W]` with literal C, H, W divisible by P.
+    pub(super) fn patches(&mut self, bound: &Bound) -> Option<TExpr> {
+        let x = self.float_tensor_arg(bound, 0, "patches");
+        let size = self.size(bound.slots[1]?);
+        let (x, size) = (x?, size?);
+        let lits: Option<Vec<i64>> = x.ty.shape.iter().skip(1).map(Dim::as_lit).collect();
+        let p = size.as_lit().unwrap_or(0);
+        let ok = x.ty.shape.len() == 4 && p > 0 && lits.as_ref().is_some_and(|l| l[1] % p == 0 && l[2] % p == 0);
+        if !ok {
+            self.error(
+                Diagnostic::new(
+                    format!("patches of size {size} need an image [B, C, H, W] with H and W divisible by {size}"),
+                    bound.slots[0]?.span,
+                    format!("this is {}", dim::show_shape(&x.ty.shape)),
+                )
+                .with_help("channels, height and width must be numbers, e.g. `input image: f32[B, 3, 32, 32]`"),
+            );
+            return None;
+        }
+        let l = lits?;
+        let shape = vec![
+            x.ty.shape[0].clone(),
+            Dim::lit((l[1] / p) * (l[2] / p)),
+            Dim::lit(l[0] * p * p),
+        ];
+        Some(TExpr {
+            kind: TKind::Patches {
+                x: Box::new(x),
+                size: p as usize,
+            },
+            ty: SymType {
+                dtype: DType::F32,
+                shape,
+            },
+        })
+    }
+}

@@ -1,0 +1,237 @@
+//! Checking the builtins that create parameters (`embed`, `linear`, `attention`), and
+//! the registry of parameters.
+//!
+//! In: the call's bound arguments. Out: the typed call, with its parameters registered
+//! in the checker, named `<scope>.<builtin>[_k].<weight|bias>` (or `<name>.<..>` with
+//! `name: x`), where the scope is the binding's name (`loss` for the loss, the message's
+//! name inside a message) and `_k` counts the scope's earlier calls of that builtin. A
+//! name registered again (a message called twice, a repeated `name:`) is shared, and
+//! must keep its shape.
+
+use super::builtins::Bound;
+use super::dim::{self, Dim};
+use super::expr::boxed;
+use super::typed::*;
+use super::{show_type, Checker};
+use crate::diag::Diagnostic;
+use crate::ir::DType;
+use crate::syntax::ast::{Expr, ExprKind, Ident, Span};
+
+impl<'p> Checker<'p> {
+    pub(super) fn embed(&mut self, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
+        let tokens = self.tensor_arg(bound, 0);
+        let dim = self.size(bound.slots[1]?);
+        let vocab_arg = match bound.slots[2] {
+            Some(e) => Some(self.size(e)?),
+            None => None,
+        };
+        let (tokens, dim) = (tokens?, dim?);
+        let tokens_span = bound.slots[0]?.span;
+        if tokens.ty.dtype != DType::I32 {
+            self.error(
+                Diagnostic::new(
+                    format!(
+                        "wrong dtype for 'embed': expected i32 token ids, found {}",
+                        show_type(&tokens.ty)
+                    ),
+                    tokens_span,
+                    "this is f32",
+                )
+                .with_help("embed looks up rows of a table by integer id; for f32 features use `linear(x, dim)`"),
+            );
+            return None;
+        }
+        let vocab = match vocab_arg.or_else(|| self.vocab_of(&tokens).map(|v| Dim::lit(v as i64))) {
+            Some(v) => v,
+            None => {
+                self.error(
+                    Diagnostic::new("embed needs the vocabulary size", tokens_span, "vocabulary unknown").with_help(
+                        "declare it on the input (`input tokens: i32[B, T] vocab 10000`) or pass `vocab: N`",
+                    ),
+                );
+                return None;
+            }
+        };
+        let base = self.param_base("embed", bound.slots[3], span)?;
+        let table = self.param(
+            &format!("{base}.weight"),
+            vec![vocab, dim.clone()],
+            Init::Normal { std: 1.0 },
+            func.span,
+        )?;
+        let mut shape = tokens.ty.shape.clone();
+        shape.push(dim);
+        Some(TExpr {
+            kind: TKind::Embed {
+                tokens: boxed(tokens),
+                table,
+            },
+            ty: SymType {
+                dtype: DType::F32,
+                shape,
+            },
+        })
+    }
+
+    /// The `vocab` of the input that token ids come from, looking through bindings and
+    /// reshapes.
+    pub(super) fn vocab_of(&self, t: &TExpr) -> Option<usize> {
+        match &t.kind {
+            TKind::Input(name) => self.inputs.iter().find(|i| &i.name == name)?.vocab,
+            TKind::Binding(i) => self.vocab_of(&self.bindings[*i].1),
+            TKind::Reshape(x) => self.vocab_of(x),
+            _ => None,
+        }
+    }
+
+    pub(super) fn linear(&mut self, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
+        let x = self.float_tensor_arg(bound, 0, "linear");
+        let out = self.size(bound.slots[1]?);
+        let (x, out) = (x?, out?);
+        let Some(fan_in) = x.ty.shape.last().cloned() else {
+            self.error(Diagnostic::new(
+                "linear needs at least one axis",
+                bound.slots[0]?.span,
+                "this is a scalar",
+            ));
+            return None;
+        };
+        let base = self.param_base("linear", bound.slots[2], span)?;
+        // PyTorch's nn.Linear default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+        let init = Init::UniformFanIn { fan_in: fan_in.clone() };
+        let weight = self.param(
+            &format!("{base}.weight"),
+            vec![fan_in, out.clone()],
+            init.clone(),
+            func.span,
+        )?;
+        let bias = self.param(&format!("{base}.bias"), vec![out.clone()], init, func.span)?;
+        let mut shape = x.ty.shape.clone();
+        *shape.last_mut().expect("checked non-empty") = out;
+        Some(TExpr {
+            kind: TKind::Linear {
+                x: boxed(x),
+                weight,
+                bias,
+            },
+            ty: SymType {
+                dtype: DType::F32,
+                shape,
+            },
+        })
+    }
+
+    /// `attention(t, v, a)`: node vectors of one type `[B, D]`, fused with a learned query.
+    pub(super) fn attention(&mut self, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
+        let xs: Vec<Option<TExpr>> = bound.rest.iter().map(|e| self.expr(e)).collect();
+        let xs: Vec<TExpr> = xs.into_iter().collect::<Option<_>>()?;
+        let first = xs[0].ty.clone();
+        for (x, e) in xs.iter().zip(&bound.rest) {
+            if x.ty.dtype != DType::F32 || x.ty.shape.len() != 2 || x.ty != first {
+                self.error(
+                    Diagnostic::new(
+                        format!(
+                            "attention fuses node vectors of one type: expected {}, found {}",
+                            show_type(&first),
+                            show_type(&x.ty)
+                        ),
+                        e.span,
+                        format!("this is {}", show_type(&x.ty)),
+                    )
+                    .with_help("every input is a [B, D] node vector with the same D"),
+                );
+                return None;
+            }
+        }
+        let base = self.param_base("attention", None, span)?;
+        let query = self.param(
+            &format!("{base}.query"),
+            vec![first.shape[1].clone()],
+            Init::Normal { std: 0.1 },
+            func.span,
+        )?;
+        Some(TExpr {
+            kind: TKind::Attention { xs, query },
+            ty: first,
+        })
+    }
+
+    /// The parameter base name of a call: `name: x` if given, else `<scope>.<builtin>[_k]`.
+    pub(super) fn param_base(&mut self, builtin: &'static str, explicit: Option<&Expr>, span: Span) -> Option<String> {
+        if let Some(e) = explicit {
+            return match &e.kind {
+                ExprKind::Name(n) => Some(n.clone()),
+                _ => {
+                    self.error(
+                        Diagnostic::new("a parameter name must be an identifier", e.span, "not a name")
+                            .with_help("e.g. `linear(h, 128, name: fc1)` creates fc1.weight and fc1.bias"),
+                    );
+                    None
+                }
+            };
+        }
+        let _ = span;
+        let count = self
+            .param_counts
+            .entry((self.param_scope.clone(), builtin))
+            .or_insert(0);
+        let base = if *count == 0 {
+            format!("{}.{builtin}", self.param_scope)
+        } else {
+            format!("{}.{builtin}_{count}", self.param_scope)
+        };
+        *count += 1;
+        Some(base)
+    }
+
+    /// Registers a parameter; a name seen before (a shared message parameter, or a
+    /// repeated `name:`) must have the same shape, and then is reused.
+    pub(super) fn param(&mut self, name: &str, shape: Vec<Dim>, init: Init, span: Span) -> Option<String> {
+        let site = self.call_sites.last().cloned();
+        if let Some(prev) = self.params.iter().find(|p| p.name == name) {
+            if prev.shape != shape {
+                let first = prev.span;
+                let prev_shape = dim::show_shape(&prev.shape);
+                if let Some((call, message)) = site {
+                    // A message's layer sees inputs of another size: the call is at fault.
+                    let first_call = self.param_sites.get(name).copied().unwrap_or(first);
+                    self.error(
+                        Diagnostic::new(
+                            format!("message '{message}' is called with inputs of different sizes"),
+                            call,
+                            format!("here its weight '{name}' would be {}", dim::show_shape(&shape)),
+                        )
+                        .with_secondary(first_call, format!("an earlier call made it {prev_shape}"))
+                        .with_secondary(span, format!("this layer's weights are shared by every call of '{message}'"))
+                        .with_help(format!(
+                            "every call of '{message}' shares its weights, so each call must pass inputs of the same sizes"
+                        )),
+                    );
+                    return None;
+                }
+                self.error(
+                    Diagnostic::new(
+                        format!("shared parameter '{name}' is used with two shapes"),
+                        span,
+                        format!("expected {prev_shape}, found {}", dim::show_shape(&shape)),
+                    )
+                    .with_secondary(first, format!("first used here with {prev_shape}"))
+                    .with_help(
+                        "every use of a message or named layer shares one weight, so its inputs need equal sizes",
+                    ),
+                );
+                return None;
+            }
+            return Some(name.to_string());
+        }
+        self.param_sites
+            .insert(name.to_string(), site.map_or(span, |(call, _)| call));
+        self.params.push(ParamInfo {
+            name: name.to_string(),
+            shape,
+            init,
+            span,
+        });
+        Some(name.to_string())
+    }
+}
