@@ -3,12 +3,9 @@
 //! op), reductions over inner, outer and all axes, transposes, slices, reshapes and
 //! concats, matmuls with folded transposes, gathers, scatter-adds, one-hot and Philox.
 
-#[allow(dead_code)]
-mod common {
-    include!("common/jit.rs");
-}
+mod common;
 
-use common::*;
+use common::jit::*;
 use mpc_compiler::ir::{ArgKind, Builder, Graph, Type, ValueId};
 use mpc_compiler::schedule::{schedule, KernelBody};
 
