@@ -120,9 +120,10 @@ fn limits() -> Limits {
 
 /// The back half of the pipeline on a model the front half accepted: each of its
 /// training and evaluation steps through e-graph optimization, scheduling and both code
-/// generators; with `jit_check`, one training step on the JIT against the interpreter
-/// (1e-4 relative) on seeded random arguments (token ids, labels and edge ends in
-/// range). One place to swap for the pipeline API.
+/// generators (PTX may refuse a model too large for 32-bit launches, with an error);
+/// with `jit_check`, one training step on the JIT against the interpreter
+/// (`jit_matches_interp`) on seeded random inputs (token ids, labels and edge ends in
+/// range) and initial weights. One place to swap for the pipeline API.
 fn through_backends(c: &Compiled, jit_check: bool) -> Result<(), String> {
     let mut optimized_step = None;
     for (which, graph) in [("train", &c.train_step), ("eval", &c.eval)] {

@@ -46,10 +46,10 @@ pub fn run_jit(g: &Graph, args: &Args<f32>, threads: usize) -> Result<Vec<(Strin
 }
 
 /// Every output of `g` on the JIT with each of `threads` against the interpreter:
-/// `|a - b| <= rtol (max(|a|, |b|) + floor max |a|)` (or both NaN), the max over the
+/// `|a - b| <= rtol (max(|a|, |b|) + 1e-3 max |a|)` (or both NaN), the max over the
 /// output's elements. Err names the first output element that differs, or the backend
 /// that failed.
-pub fn jit_vs_interp(g: &Graph, args: &Args<f32>, rtol: f32, floor: f32, threads: &[usize]) -> Result<(), String> {
+pub fn jit_vs_interp(g: &Graph, args: &Args<f32>, rtol: f32, threads: &[usize]) -> Result<(), String> {
     let want = interp::run(g, args).map_err(|e| format!("interpreter: {e:?}"))?;
     for &threads in threads {
         let got = run_jit(g, args, threads).map_err(|e| format!("jit ({threads} threads): {e}"))?;
@@ -60,7 +60,7 @@ pub fn jit_vs_interp(g: &Graph, args: &Args<f32>, rtol: f32, floor: f32, threads
             }
             let scale = w.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
             for (i, (a, b)) in w.iter().zip(v).enumerate() {
-                let tol = rtol * (a.abs().max(b.abs()) + floor * scale);
+                let tol = rtol * (a.abs().max(b.abs()) + 1e-3 * scale);
                 if !((a - b).abs() <= tol || (a.is_nan() && b.is_nan())) {
                     return Err(format!("({threads} threads): {name}[{i}] interpreter {a} vs jit {b}"));
                 }
@@ -73,7 +73,7 @@ pub fn jit_vs_interp(g: &Graph, args: &Args<f32>, rtol: f32, floor: f32, threads
 /// Asserts every output of `g` agrees between the JIT (1 and 2 threads) and the
 /// interpreter.
 pub fn assert_matches_interp(g: &Graph, args: &Args<f32>, rtol: f32, what: &str) {
-    if let Err(e) = jit_vs_interp(g, args, rtol, 1e-3, &[1, 2]) {
+    if let Err(e) = jit_vs_interp(g, args, rtol, &[1, 2]) {
         panic!("{what} {e}");
     }
 }
