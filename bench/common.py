@@ -1,29 +1,20 @@
-"""Shared by the peer benchmarks: flags, the run directory written by the mpc side
-(`tokens.npy`, `y.npy`, `init.safetensors`), the batch order, medians, peak RSS.
+"""Shared by the peer benchmarks: flags, Adam's settings, the timed schedule, medians,
+peak RSS, the JSON line. (The run directory and the models' parameter names are
+`models_common.py`'s.)
 
-The schedule mirrors runtime/examples/bench_step.rs exactly:
+The schedule mirrors bench/src/schedule.rs (the mpc side) exactly:
   loss of the initial weights on batch 0 (eval mode) -> first training step (batch 0,
   timed) -> steps 2..sanity (losses recorded) -> warmup steps -> timed steps ->
   10 warm-up inference batches -> timed inference batches.
-Batch i is rows [64 i, 64 (i + 1)) of the data; training cycles through the batches in
-order.
+Training cycles through the batches in order.
 """
 
 import argparse
 import json
-import os
 import statistics
 import time
 
-import numpy as np
-from safetensors.numpy import load_file
-
-# Parameter names in the mpc checkpoint (linear weights are [in, out]).
-EMBED = "z.embed.weight"
-W1, B1 = "h.linear.weight", "h.linear.bias"
-W2, B2 = "logits.linear.weight", "logits.linear.bias"
-LR, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
-DROPOUT = 0.5
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 
 def parse_args(extra=None):
@@ -38,18 +29,6 @@ def parse_args(extra=None):
     if extra:
         extra(p)
     return p.parse_args()
-
-
-def load(run, batch):
-    """(tokens batches, label batches, initial weights as float32 numpy arrays)."""
-    tokens = np.load(os.path.join(run, "tokens.npy"))
-    y = np.load(os.path.join(run, "y.npy"))
-    assert tokens.dtype == np.int32 and y.dtype == np.int32, (tokens.dtype, y.dtype)
-    n = tokens.shape[0] // batch
-    xs = [np.ascontiguousarray(tokens[i * batch:(i + 1) * batch]) for i in range(n)]
-    ys = [np.ascontiguousarray(y[i * batch:(i + 1) * batch]) for i in range(n)]
-    weights = load_file(os.path.join(run, "init.safetensors"))
-    return xs, ys, weights
 
 
 def ms(t0):

@@ -1,10 +1,19 @@
-"""JAX peer of the fusion and graph benchmarks (see bench_models.rs, models_common.py and
-models_torch.py for the models): the whole training step (loss, value_and_grad, Adam
-with bias correction) is one `jax.jit`, parameters and optimizer state donated;
-inference is jitted too. Graph aggregation: `jax.ops.segment_sum` of the gathered
-per-node products, divided by the in-degree. Threads as in text_classifier_jax.py.
+"""JAX peer of every benchmark (the models as in `torch_models.py`, the data and weights
+`models_common.py`'s): the whole training step (loss, value_and_grad, Adam with bias
+correction, written out below) is one `jax.jit` with the parameters and optimizer state
+donated (updated in place); inference is jitted too. compile_ms is the ahead-of-time
+lower + compile of both, so first_step_ms is the first run alone (compile_ms +
+first_step_ms is what a plain first call of a jitted function costs). Graph aggregation:
+`jax.ops.segment_sum` of the gathered per-node products, divided by the in-degree. The
+text classifier's dropout draws a fresh key per step (`fold_in` of the step number).
 
-  python bench/models_jax.py --run DIR --model fusion|graph --threads N
+Threads: run under `taskset -c 0..N-1`; XLA's CPU thread pool is sized from the cores
+the process may use, and with N = 1 the Eigen multi-threading is switched off
+(XLA_FLAGS, set below unless the caller set it).
+
+  python bench/models_jax.py --run DIR --model text|fusion|graph --threads N
+
+Prints one JSON line (see bench/common.py).
 """
 
 import os
@@ -13,7 +22,13 @@ import time
 
 import common as c
 import models_common as mc
-from text_classifier_jax import xla_flags
+
+DROPOUT = 0.5
+
+
+def xla_flags(threads):
+    multi = "true" if threads > 1 else "false"
+    return f"--xla_cpu_multi_thread_eigen={multi} intra_op_parallelism_threads={threads}"
 
 
 def main():
@@ -29,10 +44,20 @@ def main():
     params = {k: jnp.asarray(v) for k, v in w.items()}
     lr = mc.LR[args.model]
 
-    if args.model == "fusion":
-        inputs = [tuple(jax.device_put(b[k]) for k in ["text", "image", "audio"]) for b in batches]
+    if args.model == "text":
+        inputs = [(jax.device_put(b["tokens"]),) for b in batches]
 
-        def logits_of(p, text, image, audio):
+        def logits_of(p, key, tokens):
+            h = p["embed"][tokens].mean(axis=1)
+            h = jax.nn.relu(h @ p["fc1_w"] + p["fc1_b"])  # mpc's [in, out] weights: x @ W
+            if key is not None:
+                keep = jax.random.bernoulli(key, 1.0 - DROPOUT, h.shape)
+                h = jnp.where(keep, h / (1.0 - DROPOUT), 0.0)
+            return h @ p["fc2_w"] + p["fc2_b"]
+    elif args.model == "fusion":
+        inputs = [tuple(jax.device_put(b[k]) for k in mc.COLUMNS["fusion"]) for b in batches]
+
+        def logits_of(p, key, text, image, audio):
             t = p["embed"][text].mean(axis=1)
             v = image.reshape(image.shape[0], -1) @ p["v_w"] + p["v_b"]
             a = (audio @ p["a_w"] + p["a_b"]).mean(axis=1)
@@ -54,7 +79,7 @@ def main():
             per_edge = (h @ wt + b)[src]
             return jax.ops.segment_sum(per_edge, dst, num_segments=mc.N_NODES) * inv_deg
 
-        def logits_of(p, x):
+        def logits_of(p, key, x):
             h = jax.nn.relu(propagate(x, p["m1_w"], p["m1_b"]) + x @ p["s1_w"] + p["s1_b"])
             return propagate(h, p["m2_w"], p["m2_b"]) + h @ p["s2_w"] + p["s2_b"]
 
@@ -64,11 +89,11 @@ def main():
         logp = jax.nn.log_softmax(logits)
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
-    def loss_fn(p, xs, y):
-        return xent(logits_of(p, *xs), y)
+    def loss_fn(p, xs, y, key):
+        return xent(logits_of(p, key, *xs), y)
 
-    def train_step(p, m, v, t, xs, y):
-        loss, g = jax.value_and_grad(loss_fn)(p, xs, y)
+    def train_step(p, m, v, t, xs, y, key):
+        loss, g = jax.value_and_grad(loss_fn)(p, xs, y, key)
         t = t + 1.0
         bc1 = 1.0 - c.BETA1**t
         bc2 = 1.0 - c.BETA2**t
@@ -77,20 +102,32 @@ def main():
         p = jax.tree.map(lambda p, m, v: p - lr * (m / bc1) / (jnp.sqrt(v / bc2) + c.EPS), p, m, v)
         return p, m, v, t, loss
 
+    def eval_step(p, xs, y):
+        return loss_fn(p, xs, y, None)
+
     m = jax.tree.map(jnp.zeros_like, params)
     v = jax.tree.map(jnp.zeros_like, params)
     t = jnp.zeros((), jnp.float32)
+    base_key = jax.random.key(0)
 
     t0 = time.perf_counter()
-    train_c = jax.jit(train_step, donate_argnums=(0, 1, 2, 3)).lower(params, m, v, t, inputs[0], ys[0]).compile()
-    eval_c = jax.jit(loss_fn).lower(params, inputs[0], ys[0]).compile()
+    train_c = (
+        jax.jit(train_step, donate_argnums=(0, 1, 2, 3))
+        .lower(params, m, v, t, inputs[0], ys[0], jax.random.fold_in(base_key, 1))
+        .compile()
+    )
+    eval_c = jax.jit(eval_step).lower(params, inputs[0], ys[0]).compile()
     compile_ms = c.ms(t0)
 
-    state = {"p": params, "m": m, "v": v, "t": t}
+    state = {"p": params, "m": m, "v": v, "t": t, "n": 0}
 
     def train(i):
         s = state
-        s["p"], s["m"], s["v"], s["t"], loss = train_c(s["p"], s["m"], s["v"], s["t"], inputs[i], ys[i])
+        s["n"] += 1
+        # Only the text classifier has dropout; the others get a constant key, so their
+        # timed step has no extra dispatch.
+        key = jax.random.fold_in(base_key, s["n"]) if args.model == "text" else base_key
+        s["p"], s["m"], s["v"], s["t"], loss = train_c(s["p"], s["m"], s["v"], s["t"], inputs[i], ys[i], key)
         jax.block_until_ready(s["p"])
         return float(loss)
 

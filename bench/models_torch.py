@@ -1,78 +1,24 @@
-"""PyTorch eager peer of the fusion and graph benchmarks (see bench_models.rs and
-models_common.py): same data, initial weights, batch order, schedule as the mpc side.
+"""PyTorch eager peer of every benchmark (the models are `torch_models.py`'s, the data
+and weights `models_common.py`'s): same data, initial weights, batch order and schedule
+as the mpc side.
 
-  python bench/models_torch.py --run DIR --model fusion|graph --threads N [--fused]
+  python bench/models_torch.py --run DIR --model text|fusion|graph --threads N [--fused]
 
-fusion: t = mean(embed(text)), v = linear(flatten(image)), a = mean(linear(audio)) over
-  time; 2 synchronous rounds t, v, a += f(., .) + f(., .) with one shared
-  f(x, y) = tanh(linear(cat(x, y))); cross-entropy of linear(cat(t, v, a)).
-graph: 2-layer mean-aggregation GNN; messages linear(x)[src] (the linear map applied per
-  node, then gathered per edge: the same product mpc's optimizer makes of the per-edge
-  `linear(src)`), summed at the destination with index_add_ and divided by the in-degree
-  (nodes without in-edges get 0), plus linear(x) of the node itself.
+--fused uses Adam(fused=True); otherwise the default Adam (on CPU: the per-parameter
+for-loop implementation). Prints one JSON line (see bench/common.py).
 """
 
 import time
 
 t_import = time.perf_counter()
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import common as c  # noqa: E402
 import models_common as mc  # noqa: E402
+import torch_models as tm  # noqa: E402
 
 import_ms = c.ms(t_import)
-
-
-def lin(w, b):
-    """nn.Linear from mpc's [in, out] weight."""
-    m = nn.Linear(w.shape[0], w.shape[1])
-    with torch.no_grad():
-        m.weight.copy_(torch.from_numpy(w).t())
-        m.bias.copy_(torch.from_numpy(b))
-    return m
-
-
-class Fusion(nn.Module):
-    def __init__(self, w):
-        super().__init__()
-        self.embed = nn.Embedding.from_pretrained(torch.from_numpy(w["embed"]).clone(), freeze=False)
-        self.v = lin(w["v_w"], w["v_b"])
-        self.a = lin(w["a_w"], w["a_b"])
-        self.f = lin(w["f_w"], w["f_b"])
-        self.out = lin(w["out_w"], w["out_b"])
-
-    def forward(self, text, image, audio):
-        t = self.embed(text).mean(dim=1)
-        v = self.v(image.flatten(1))
-        a = self.a(audio).mean(dim=1)
-
-        def f(x, y):
-            return torch.tanh(self.f(torch.cat([x, y], dim=1)))
-
-        for _ in range(2):  # synchronous: every right side reads the previous round
-            t, v, a = t + (f(t, v) + f(t, a)), v + (f(v, t) + f(v, a)), a + (f(a, t) + f(a, v))
-        return self.out(torch.cat([t, v, a], dim=1))
-
-
-class GraphSage(nn.Module):
-    def __init__(self, w, edges):
-        super().__init__()
-        self.m1, self.s1 = lin(w["m1_w"], w["m1_b"]), lin(w["s1_w"], w["s1_b"])
-        self.m2, self.s2 = lin(w["m2_w"], w["m2_b"]), lin(w["s2_w"], w["s2_b"])
-        self.src, self.dst = edges[0].long(), edges[1].long()
-        deg = torch.zeros(mc.N_NODES).index_add_(0, self.dst, torch.ones(self.dst.shape[0]))
-        self.inv_deg = (1.0 / deg.clamp(min=1.0)).unsqueeze(1)
-
-    def propagate(self, msg, h):
-        per_edge = msg(h)[self.src]
-        agg = torch.zeros(mc.N_NODES, per_edge.shape[1]).index_add_(0, self.dst, per_edge)
-        return agg * self.inv_deg
-
-    def forward(self, x):
-        h = F.relu(self.propagate(self.m1, x) + self.s1(x))
-        return self.propagate(self.m2, h) + self.s2(h)
 
 
 def main():
@@ -80,17 +26,23 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     batches, w = mc.load(args.run, args.model)
-    t0 = time.perf_counter()
-    if args.model == "fusion":
-        model = Fusion(w)
+    # Token ids must be int64 in PyTorch; convert once, outside the timings.
+    if args.model == "graph":
+        inputs = [(torch.from_numpy(batches[0]["x"]),)]
+    else:
         inputs = [
-            (torch.from_numpy(b["text"]).long(), torch.from_numpy(b["image"]), torch.from_numpy(b["audio"]))
+            tuple(torch.from_numpy(b[k]).long() if b[k].dtype.kind == "i" else torch.from_numpy(b[k])
+                  for k in mc.COLUMNS[args.model])
             for b in batches
         ]
-    else:
-        model = GraphSage(w, torch.from_numpy(batches[0]["g.edges"]))
-        inputs = [(torch.from_numpy(batches[0]["x"]),)]
     ys = [torch.from_numpy(b["y"]).long() for b in batches]
+    t0 = time.perf_counter()
+    if args.model == "text":
+        model = tm.TextClassifier(w)
+    elif args.model == "fusion":
+        model = tm.Fusion(w)
+    else:
+        model = tm.GraphSage(w, torch.from_numpy(batches[0]["g.edges"]), mc.N_NODES)
     opt = torch.optim.Adam(
         model.parameters(), lr=mc.LR[args.model], betas=(c.BETA1, c.BETA2), eps=c.EPS, fused=args.fused or None
     )
@@ -116,6 +68,8 @@ def main():
         "threads": args.threads,
         "torch_threads": torch.get_num_threads(),
         "batch": args.batch,
+        # Eager mode compiles nothing; setup_ms is building the module, loading the
+        # weights and creating the optimizer (its first import of torch._dynamo included).
         "compile_ms": None,
         "setup_ms": setup_ms,
         "import_ms": import_ms,

@@ -1,4 +1,4 @@
-"""Reads the JSON lines of bench/compare.sh (one per run) and prints a Markdown table:
+"""Reads the JSON lines of bench/run.sh (one per run) and prints a Markdown table:
 per framework the median over repetitions of each run's medians, and ratios vs mpc
 (peer time / mpc time: above 1 means mpc is faster).
 
@@ -51,7 +51,7 @@ def main(path):
     if busy:
         print()
         print(f"CPU busy with other processes just before each run: median {statistics.median(busy):.0f}%, "
-              f"max {max(busy):.0f}% (compare.sh waits for < {runs[0].get('quiet_pct', '?')}%)")
+              f"max {max(busy):.0f}% (run.sh waits for < {runs[0].get('quiet_pct', '?')}%)")
     print()
     print("Sanity (first run of each): loss of the initial weights on batch 0 without dropout "
           "(must agree to ~1e-6), and training losses of steps 1, 5, 10 and the mean of steps "

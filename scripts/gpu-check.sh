@@ -6,7 +6,7 @@
 #  2. GPU side (needs an NVIDIA GPU and driver): every example trains a few steps on CUDA
 #     and on the CPU from the same seed; their losses must agree to 1e-4 relative. Then
 #     the GPU benchmark: mpc on CUDA vs PyTorch CUDA eager, the text classifier on the same
-#     data and initial weights (bench_step writes them), one table.
+#     data and initial weights (`mpc-bench step --write-only` writes them), one table.
 #
 #   scripts/gpu-check.sh [--steps N] [--epochs E]
 #
@@ -99,8 +99,8 @@ done
 
 # Benchmark: the same run directory (data + initial weights) for both sides.
 run="$out/bench-run"
-cargo build --release --quiet -p mpc-runtime --example bench_step
-"$root/target/release/examples/bench_step" --out "$run" --write-only > /dev/null
+cargo build --release --quiet -p mpc-bench
+"$root/target/release/mpc-bench" step --out "$run" --write-only > /dev/null
 python="${PYTHON:-}"
 [ -z "$python" ] && { [ -x bench/.venv/bin/python ] && python=bench/.venv/bin/python || python=python3; }
 "$mpc" train examples/text_classifier.mp --data "$run" --device cuda --epochs "$epochs" --json > "$out/bench.mpc.jsonl"

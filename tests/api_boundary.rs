@@ -31,10 +31,12 @@ fn sources(dirs: &[&str]) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-/// Lines of `text` that are code (not comments).
+/// Lines of `text` that are code (not comments), up to its unit tests (a
+/// `#[cfg(test)]` module, which by convention ends a file).
 fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines()
         .enumerate()
+        .take_while(|(_, l)| l.trim() != "#[cfg(test)]")
         .filter(|(_, l)| !l.trim_start().starts_with("//"))
         .map(|(i, l)| (i + 1, l))
 }

@@ -1,29 +1,12 @@
 //! End-to-end tests of the `mpc` binary: exit codes, what goes to stdout and stderr,
 //! and that no input makes it panic.
 
+mod common;
+
+use common::{mpc, stderr, stdout};
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 const EXAMPLE: &str = "examples/text_classifier.mp";
-
-fn mpc(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mpc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run mpc");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "mpc {args:?} panicked:\n{stderr}");
-    out
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
-}
 
 /// A scratch file under the target dir, unique per test.
 fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {

@@ -3,9 +3,12 @@
 //! ...`), exit code 1, and no panic. And checkpoints are written atomically: a failed or
 //! interrupted write leaves the previous checkpoint as it was.
 
+mod common;
+
+use common::{mpc, s, scratch, stderr};
 use mpc_runtime::data::npy;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 /// A small model with a token input, an f32 input and a label: quick to train.
 const TINY: &str = "model Tiny {
@@ -21,34 +24,9 @@ train { optimizer adam(lr: 1e-2) epochs 2 seed 5 }
 
 const ROWS: usize = 8;
 
-fn mpc(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mpc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run mpc");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "mpc {args:?} panicked:\n{stderr}");
-    out
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
-}
-
-/// A fresh scratch directory under the target dir.
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("data_errors")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// `dir/model.mp` (TINY) and a valid data set: tokens.npy, x.npy, y.npy.
 fn tiny(name: &str) -> (PathBuf, PathBuf) {
-    let dir = scratch(name);
+    let dir = scratch("data_errors", name);
     let model = dir.join("model.mp");
     std::fs::write(&model, TINY).unwrap();
     let data = dir.join("data");
@@ -64,10 +42,6 @@ fn tiny(name: &str) -> (PathBuf, PathBuf) {
 
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// `mpc train MODEL --data DATA --epochs 1` fails with exactly `expected` on one line.
@@ -509,7 +483,7 @@ fn failed_save_keeps_the_previous_checkpoint_and_leaves_no_temp_file() {
 /// like a crash, and only a temporary file is left beside the intact checkpoint.
 #[test]
 fn interrupted_write_never_replaces_a_good_checkpoint() {
-    let dir = scratch("ckpt_crash");
+    let dir = scratch("data_errors", "ckpt_crash");
     let ckpt = dir.join("w.safetensors");
     let mpc_bin = env!("CARGO_BIN_EXE_mpc");
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/text_classifier.mp");

@@ -3,28 +3,13 @@
 //! the time) and its kernels, as snapshots named after the file; and every graph validates.
 //! New files in `examples/` are picked up without touching this test.
 
+mod common;
+
+use common::examples;
 use mpc_compiler::internals::opt::{format_stats, optimize, Limits};
 use mpc_compiler::internals::syntax::print_ast;
 use mpc_compiler::ir::printer::print_graph;
 use mpc_compiler::pipeline::compile;
-
-fn examples() -> Vec<(String, String)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "mp"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no examples found");
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&p).unwrap())
-        })
-        .collect()
-}
 
 #[test]
 fn stages() {

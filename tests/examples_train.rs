@@ -4,6 +4,9 @@
 //! modality stays near chance, graph training is bit-identical on 1 and 2 threads, and
 //! bad graph data is one line naming the file, the edge and the value.
 
+mod common;
+
+use common::{json_lines, mpc, ok, scratch};
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
 use mpc_runtime::data::defaults::default_dataset;
@@ -11,7 +14,6 @@ use mpc_runtime::data::{npy, Column, Dataset};
 use mpc_runtime::session::Session;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 /// README promises: held-out accuracy after the epochs named.
 const FUSION_ACCURACY: f64 = 0.9; // 3 epochs (measured 0.953)
@@ -19,34 +21,12 @@ const KARATE_ACCURACY: f64 = 0.88; // 50 epochs (the train block's)
 const BENCHMARK_GRAPH_ACCURACY: f64 = 0.9; // 30 epochs, N=2000, E=10000
 const LANGUAGE_ID_ACCURACY: f64 = 0.85; // 10 epochs (the train block's)
 
-fn mpc(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mpc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run mpc");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "mpc {args:?} panicked:\n{stderr}");
-    out
-}
-
 /// The JSON lines of a successful `mpc train ... --json`.
 fn train_json(args: &[&str]) -> Vec<Value> {
     let mut all = vec!["train"];
     all.extend_from_slice(args);
     all.push("--json");
-    let o = mpc(&all);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "mpc {all:?}:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
+    json_lines(&ok(&all))
 }
 
 fn final_eval_accuracy(lines: &[Value]) -> f64 {
@@ -160,18 +140,9 @@ fn benchmark_graph_reaches_the_readme_accuracy() {
     assert_eq!(lines.last().unwrap()["eval_rows"], 1000);
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("examples_train")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// The karate club as files; `edit` changes the edge list first.
 fn karate_dir(name: &str, edit: impl FnOnce(&mut Vec<i32>)) -> PathBuf {
-    let dir = scratch(name);
+    let dir = scratch("examples_train", name);
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/karate");
     std::fs::create_dir_all(dir.join("test")).unwrap();
     for f in ["x.npy", "y.npy", "test/y.npy"] {

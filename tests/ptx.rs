@@ -6,30 +6,15 @@
 //! PyPI (`nvidia-cuda-nvcc`). Without it the ptxas test says it was skipped and passes.
 //! The numbers themselves need a GPU: `scripts/gpu-check.sh`.
 
+mod common;
+
+use common::examples;
 use mpc_compiler::internals::codegen::ptx;
 use mpc_compiler::internals::opt::{optimize, Limits};
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::schedule::schedule;
 use std::path::PathBuf;
 use std::process::Command;
-
-fn examples() -> Vec<(String, String)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "mp"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no examples found");
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&p).unwrap())
-        })
-        .collect()
-}
 
 /// (example, "train" | "eval", PTX text) for every example, as `--emit ptx` renders them
 /// (deterministic optimizer limits, so the text does not depend on the machine).

@@ -2,57 +2,20 @@
 //! 0.9 within 3 epochs on the default data), the JSON lines, the flags, and that `mpc run`
 //! on a checkpoint written by `mpc train` reproduces training's final held-out loss.
 
+mod common;
+
+use common::{json_lines, mpc, ok, s, scratch};
 use mpc_compiler::pipeline::compile;
 use mpc_runtime::data::defaults::default_dataset;
 use mpc_runtime::data::synthetic::TokenTask;
 use mpc_runtime::data::{npy, Column};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 const EXAMPLE: &str = "examples/text_classifier.mp";
 
 /// The held-out accuracy the README promises after 3 epochs on the default data.
 const README_ACCURACY: f64 = 0.9;
-
-fn mpc(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mpc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run mpc");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "mpc {args:?} panicked:\n{stderr}");
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = mpc(args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "mpc {args:?}:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn json_lines(out: &str) -> Vec<Value> {
-    out.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("train_cli").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn f(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or_else(|| panic!("no number '{key}' in {v}"))
@@ -84,7 +47,7 @@ fn three_epochs_json_reach_the_readme_accuracy() {
 
 #[test]
 fn run_reproduces_the_final_eval_loss_and_writes_predictions() {
-    let dir = scratch("reproduce");
+    let dir = scratch("train_cli", "reproduce");
     let ckpt = dir.join("w.safetensors");
     let preds = dir.join("preds.npy");
     // B=256 and T=8 keep the interpreter quick: 16 steps.
@@ -237,7 +200,7 @@ fn write_data(dir: &Path, rows: usize, test_rows: usize) {
 
 #[test]
 fn data_dir_with_test_split() {
-    let dir = scratch("data_test_split");
+    let dir = scratch("train_cli", "data_test_split");
     let data = dir.join("data");
     write_data(&data, 1024, 256);
     let ckpt = dir.join("w.safetensors");
@@ -276,7 +239,7 @@ fn data_dir_with_test_split() {
 
 #[test]
 fn data_dir_with_holdout() {
-    let dir = scratch("data_holdout");
+    let dir = scratch("train_cli", "data_holdout");
     let data = dir.join("data");
     write_data(&data, 1000, 0);
     let ckpt = dir.join("w.safetensors");
@@ -342,7 +305,7 @@ fn data_dir_with_holdout() {
 
 #[test]
 fn partial_batches_train_and_evaluate() {
-    let dir = scratch("partial");
+    let dir = scratch("train_cli", "partial");
     let data = dir.join("data");
     write_data(&data, 150, 50);
     let ckpt = dir.join("w.safetensors");
@@ -374,7 +337,7 @@ fn partial_batches_train_and_evaluate() {
 
 #[test]
 fn device_cuda_is_one_clear_line() {
-    let dir = scratch("cuda");
+    let dir = scratch("train_cli", "cuda");
     let o = mpc(&[
         "run",
         EXAMPLE,
@@ -393,7 +356,7 @@ fn device_cuda_is_one_clear_line() {
 
 #[test]
 fn model_without_default_data_asks_for_data() {
-    let dir = scratch("no_default");
+    let dir = scratch("train_cli", "no_default");
     let model = dir.join("m.mp");
     std::fs::write(
         &model,

@@ -1,6 +1,9 @@
 //! Whole-model gradient checks: autodiff of every example model's forward pass (dropout
 //! active, with a fixed mask) against finite differences, for every parameter.
 
+mod common;
+
+use common::{example_files, small_dims};
 use mpc_compiler::internals::gradcheck;
 use mpc_compiler::interp::{Args, Value};
 use mpc_compiler::ir::{ArgKind, DType, Graph};
@@ -272,21 +275,9 @@ fn rounds_update_from_the_previous_round() {
 /// cheap; literal sizes such as the fusion example's 3x32x32 image are kept).
 #[test]
 fn every_example_gradients_match_finite_differences() {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "mp"))
-        .collect();
-    files.sort();
-    for path in files {
+    for path in example_files() {
         let src = std::fs::read_to_string(&path).unwrap();
-        let (_, model) = mpc_compiler::pipeline::check(&src).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
-        let small: Vec<(String, usize)> = model
-            .dims
-            .iter()
-            .filter_map(|d| d.default.map(|v| (d.name.clone(), v.min(8))))
-            .collect();
+        let small = small_dims(&src, &format!("{path:?}"));
         let c = compile(&src, &small).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
         // Index bounds: vocabularies, classes, and graph node counts.
         let bound = |name: &str| -> u64 {

@@ -3,6 +3,9 @@
 //! gradients, updated parameters and optimizer state as the unoptimized one, at no
 //! higher cost.
 
+mod common;
+
+use common::{example_files, small_dims};
 use mpc_compiler::internals::autodiff::with_gradients;
 use mpc_compiler::internals::opt::convert::{from_choice, to_egraph};
 use mpc_compiler::internals::opt::cost::graph_cost;
@@ -12,30 +15,14 @@ use mpc_compiler::interp::{run, Args, Value};
 use mpc_compiler::ir::{ArgKind, DType, Graph, Op};
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
-use std::path::PathBuf;
 
 /// Every example, with dims small enough for the f64 interpreter.
 fn examples() -> Vec<(String, Graph, Graph)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "mp"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty());
-    files
+    example_files()
         .into_iter()
         .map(|path| {
             let src = std::fs::read_to_string(&path).unwrap();
-            let checked = mpc_compiler::pipeline::check(&src).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
-            // Shrink every dim with a default above 8 (batch, sequence, graph sizes).
-            let small: Vec<(String, usize)> = checked
-                .1
-                .dims
-                .iter()
-                .filter_map(|d| d.default.map(|v| (d.name.clone(), v.min(8))))
-                .collect();
+            let small = small_dims(&src, &format!("{path:?}"));
             let c = compile(&src, &small).unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
             let name = path.file_stem().unwrap().to_string_lossy().to_string();
             (name, with_gradients(&c.forward), c.train_step.graph)

@@ -5,30 +5,17 @@
 
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
-use mpc_runtime::data::synthetic::TokenTask;
-use mpc_runtime::data::Dataset;
 use mpc_runtime::session::{Backend, Session};
 
-const MODEL: &str = include_str!("../../examples/text_classifier.mp");
+mod common;
 
-fn data(rows: usize, seq_len: usize) -> Dataset {
-    TokenTask {
-        rows,
-        seq_len,
-        vocab: 10000,
-        classes: 2,
-        keywords: 20,
-        signal: 0.3,
-        seed: 7,
-    }
-    .generate("tokens", "y")
-}
+use common::{keyword_task, TEXT_CLASSIFIER as MODEL};
 
 fn losses(backend: Backend, dims: &[(String, usize)], steps: usize) -> (Vec<f64>, Session) {
     let compiled = compile(MODEL, dims).unwrap_or_else(|e| panic!("{e:?}"));
     let seq_len = compiled.dims["T"];
     let mut session = Session::with_backend(compiled, 42, backend).unwrap();
-    let train = data(1024, seq_len);
+    let train = keyword_task(1024, seq_len);
     let mut rng = SplitMix64::new(1);
     let mut out = Vec::new();
     'outer: loop {
@@ -76,7 +63,7 @@ fn jit_and_interpreter_losses_agree_for_50_steps_and_threads_agree_bitwise() {
 #[test]
 fn partial_batches_train_and_evaluate_exactly() {
     let dims = vec![("B".to_string(), 16), ("T".to_string(), 8)];
-    let held_out = data(16 * 3 + 5, 8);
+    let held_out = keyword_task(16 * 3 + 5, 8);
     let mut results = Vec::new();
     for backend in [Backend::Interpreter, Backend::Jit { threads: 2 }] {
         let compiled = compile(MODEL, &dims).unwrap();
@@ -100,7 +87,7 @@ fn out_of_range_token_is_an_error_naming_the_node() {
     let dims = vec![("B".to_string(), 4), ("T".to_string(), 4)];
     let compiled = compile(MODEL, &dims).unwrap();
     let mut s = Session::with_backend(compiled, 3, Backend::Jit { threads: 2 }).unwrap();
-    let mut batch = data(4, 4).batch(&[0, 1, 2, 3]);
+    let mut batch = keyword_task(4, 4).batch(&[0, 1, 2, 3]);
     for (name, col) in &mut batch {
         if let (true, mpc_runtime::data::Column::I32(v)) = (name == "tokens", col) {
             v[5] = 10_000;

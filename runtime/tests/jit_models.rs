@@ -1,14 +1,10 @@
 //! Whole training and evaluation steps on the JIT against the reference interpreter.
 
-#[allow(dead_code)]
-mod common {
-    include!("common/jit.rs");
-}
+mod common;
 
-use common::*;
+use common::jit::*;
+use common::TEXT_CLASSIFIER as TEXT;
 use mpc_compiler::pipeline::compile;
-
-const TEXT: &str = include_str!("../../examples/text_classifier.mp");
 
 #[test]
 fn text_classifier_train_and_eval_steps_match_interpreter() {

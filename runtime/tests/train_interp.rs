@@ -4,10 +4,11 @@
 
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
-use mpc_runtime::data::synthetic::TokenTask;
 use mpc_runtime::session::Session;
 
-const MODEL: &str = include_str!("../../examples/text_classifier.mp");
+mod common;
+
+use common::{keyword_task, TEXT_CLASSIFIER as MODEL};
 
 #[test]
 fn text_classifier_learns_keyword_task() {
@@ -15,16 +16,7 @@ fn text_classifier_learns_keyword_task() {
     // vocabulary (10000) and every layer are the example's own.
     let dims = [("B".to_string(), 32), ("T".to_string(), 16)];
     let compiled = compile(MODEL, &dims).unwrap_or_else(|e| panic!("{e:?}"));
-    let task = TokenTask {
-        rows: 2048 + 512,
-        seq_len: 16,
-        vocab: 10000,
-        classes: 2,
-        keywords: 20,
-        signal: 0.3,
-        seed: 7,
-    };
-    let (train, held_out) = task.generate("tokens", "y").split_tail(512);
+    let (train, held_out) = keyword_task(2048 + 512, 16).split_tail(512);
     let mut session = Session::new(compiled, 42).unwrap();
     let mut rng = SplitMix64::new(1);
 

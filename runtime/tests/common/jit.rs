@@ -1,9 +1,13 @@
-// Shared by the JIT test files (included, not a test of its own).
+//! The JIT against the reference interpreter, for the runtime's JIT tests and the root
+//! crate's mutation test (`tests/common/mod.rs` includes this file by path: one copy).
+//!
+//! In: an IR graph and seeded random arguments. Out: `Ok` when every output agrees
+//! within a relative tolerance on 1 and 2 threads, else the first difference.
 
 use mpc_compiler::interp::{self, Args, Value};
 use mpc_compiler::ir::{ArgKind, DType, Graph};
-use mpc_compiler::seeded::SplitMix64;
 use mpc_compiler::pipeline;
+use mpc_compiler::seeded::SplitMix64;
 use mpc_runtime::backend::jit::Executable;
 use mpc_runtime::backend::pool::Pool;
 use std::sync::Arc;
@@ -42,22 +46,35 @@ pub fn run_jit(g: &Graph, args: &Args<f32>, threads: usize) -> Result<Vec<(Strin
         .collect())
 }
 
-/// Asserts every output of `g` agrees between the JIT and the interpreter.
-pub fn assert_matches_interp(g: &Graph, args: &Args<f32>, rtol: f32, what: &str) {
-    let want = interp::run(g, args).unwrap();
-    for threads in [1, 2] {
-        let got = run_jit(g, args, threads).unwrap();
+/// Every output of `g` on the JIT with each of `threads` against the interpreter:
+/// `|a - b| <= rtol (max(|a|, |b|) + 1e-3 max |a|)` (or both NaN), the max over the
+/// output's elements. Err names the first output element that differs, or the backend
+/// that failed.
+pub fn jit_vs_interp(g: &Graph, args: &Args<f32>, rtol: f32, threads: &[usize]) -> Result<(), String> {
+    let want = interp::run(g, args).map_err(|e| format!("interpreter: {e:?}"))?;
+    for &threads in threads {
+        let got = run_jit(g, args, threads).map_err(|e| format!("jit ({threads} threads): {e}"))?;
         for ((name, w), (_, v)) in want.iter().zip(&got) {
             let w = w.floats();
-            assert_eq!(w.len(), v.len(), "{what}: {name} length");
+            if w.len() != v.len() {
+                return Err(format!("{name}: interpreter {} values, jit {}", w.len(), v.len()));
+            }
             let scale = w.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
             for (i, (a, b)) in w.iter().zip(v).enumerate() {
                 let tol = rtol * (a.abs().max(b.abs()) + 1e-3 * scale);
-                assert!(
-                    (a - b).abs() <= tol || (a.is_nan() && b.is_nan()),
-                    "{what} ({threads} threads): {name}[{i}] interpreter {a} vs jit {b}"
-                );
+                if !((a - b).abs() <= tol || (a.is_nan() && b.is_nan())) {
+                    return Err(format!("({threads} threads): {name}[{i}] interpreter {a} vs jit {b}"));
+                }
             }
         }
+    }
+    Ok(())
+}
+
+/// Asserts every output of `g` agrees between the JIT (1 and 2 threads) and the
+/// interpreter.
+pub fn assert_matches_interp(g: &Graph, args: &Args<f32>, rtol: f32, what: &str) {
+    if let Err(e) = jit_vs_interp(g, args, rtol, &[1, 2]) {
+        panic!("{what} {e}");
     }
 }

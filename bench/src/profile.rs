@@ -1,37 +1,22 @@
-//! Shared by the benchmark examples (`bench_step`, `bench_models`): timing helpers and
-//! the per-kernel profiler of a session's (optimized, scheduled) training step.
+//! `--profile`: where a training step's time goes. Times each kernel of a session's
+//! training step on its own and prints a table, slowest first.
+//!
+//! In: a JIT session and one batch. Out: the table on stdout (and, with `--kernels FILE`,
+//! the kernel listing as `mpc compile FILE --emit kernels` prints it, so the `k` numbers
+//! can be looked up). Same e-graph optimization, scheduling, Cranelift code and thread
+//! split (`jit::splits`) as the JIT executor; buffers are allocated separately instead of
+//! in one arena, and a clock runs around each kernel.
 
+use crate::timing::median;
+use mpc_compiler::pipeline;
 use mpc_compiler::schedule::{self, BufKind, KernelBody};
 use mpc_compiler::signature::{SEED, STEP};
+use mpc_runtime::backend::jit::splits;
 use mpc_runtime::backend::pool::Pool;
 use mpc_runtime::data::Column;
 use mpc_runtime::session::Session;
 use std::path::Path;
 use std::time::Instant;
-
-pub fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
-}
-
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// Peak resident set size in MB (`VmHWM`), if the kernel reports it.
-pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-use mpc_runtime::backend::jit::splits;
 
 /// A buffer for the profiler: 64-byte aligned, zeroed.
 fn aligned(bytes: usize) -> Vec<[u8; 64]> {
@@ -48,7 +33,7 @@ pub fn profile(
     kernels_out: Option<&Path>,
 ) -> Result<(), String> {
     // What the JIT session runs: the e-graph-optimized training step.
-    let (program, jit) = mpc_compiler::pipeline::for_cpu(&session.compiled.train_step)?;
+    let (program, jit) = pipeline::for_cpu(&session.compiled.train_step)?;
     if let Some(path) = kernels_out {
         std::fs::write(path, schedule::print_program(&program)).map_err(|e| format!("{}: {e}", path.display()))?;
     }
