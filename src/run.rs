@@ -108,7 +108,7 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
             // A graph: every node runs, the labeled ones are scored.
             let label = session.compiled.model.inputs.iter().find(|i| i.is_label);
             let labeled = match label.and_then(|l| rows.column(&l.name)) {
-                Some(mpc_runtime::data::Column::I32(y)) => y.iter().filter(|&&l| l != -1).count(),
+                Some(mpc_runtime::data::Tensor::Int(y)) => y.iter().filter(|&&l| l != -1).count(),
                 _ => rows.rows,
             };
             format!("{labeled} labeled nodes of {}", source.name())

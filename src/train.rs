@@ -18,7 +18,7 @@ use mpc_compiler::seeded::SplitMix64;
 use mpc_compiler::specialize;
 use mpc_runtime::backend::{default_threads, Backend};
 use mpc_runtime::checkpoint::{self, Meta};
-use mpc_runtime::data::{Column, Dataset};
+use mpc_runtime::data::{Dataset, Tensor};
 use mpc_runtime::session::{Metrics, Session};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -113,7 +113,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
         .map(|i| i.name.clone());
     // A graph's nodes: all of them in every step; labeled ones (not -1) count.
     let labeled = |d: &Dataset| match label.as_deref().and_then(|l| d.column(l)) {
-        Some(Column::I32(y)) => y.iter().filter(|&&l| l != -1).count(),
+        Some(Tensor::Int(y)) => y.iter().filter(|&&l| l != -1).count(),
         _ => d.rows,
     };
     if !opts.json {

@@ -10,7 +10,7 @@ use common::{json_lines, mpc, ok, scratch};
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
 use mpc_runtime::data::defaults::default_dataset;
-use mpc_runtime::data::{npy, Column, Dataset};
+use mpc_runtime::data::{npy, Dataset, Tensor};
 use mpc_runtime::session::Session;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -50,8 +50,8 @@ fn fusion_reaches_the_readme_accuracy() {
 fn blank(mut data: Dataset, names: &[&str]) -> Dataset {
     for name in names {
         match data.column_mut(name).unwrap() {
-            Column::F32(v) => v.iter_mut().for_each(|x| *x = 0.0),
-            Column::I32(v) => v.iter_mut().for_each(|x| *x = 0),
+            Tensor::Float(v) => v.iter_mut().for_each(|x| *x = 0.0),
+            Tensor::Int(v) => v.iter_mut().for_each(|x| *x = 0),
         }
     }
     data

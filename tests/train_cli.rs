@@ -8,7 +8,7 @@ use common::{json_lines, mpc, ok, s, scratch};
 use mpc_compiler::pipeline::compile;
 use mpc_runtime::data::defaults::default_dataset;
 use mpc_runtime::data::synthetic::TokenTask;
-use mpc_runtime::data::{npy, Column};
+use mpc_runtime::data::{npy, Tensor};
 use serde_json::Value;
 use std::path::Path;
 
@@ -98,7 +98,7 @@ fn run_reproduces_the_final_eval_loss_and_writes_predictions() {
     let src = std::fs::read_to_string(EXAMPLE).unwrap();
     let c = compile(&src, &[("B".into(), 256), ("T".into(), 8)]).unwrap_or_else(|e| panic!("{e:?}"));
     let (_, held_out) = default_dataset(&c.model, &c.dims, 42).unwrap();
-    let Column::I32(labels) = &held_out.columns[1].2 else {
+    let Tensor::Int(labels) = &held_out.columns[1].2 else {
         panic!("labels are i32")
     };
     let hits = (0..1024)
@@ -183,10 +183,10 @@ fn write_data(dir: &Path, rows: usize, test_rows: usize) {
         std::fs::create_dir_all(&d).unwrap();
         for (name, shape, col) in &data.columns {
             match (name.as_str(), col) {
-                ("tokens", Column::I32(v)) => {
+                ("tokens", Tensor::Int(v)) => {
                     std::fs::write(d.join("tokens.npy"), npy::encode_i32(&[data.rows, shape[0]], v)).unwrap()
                 }
-                ("y", Column::I32(v)) => {
+                ("y", Tensor::Int(v)) => {
                     let text: String = std::iter::once("label\n".to_string())
                         .chain(v.iter().map(|l| format!("{l}\n")))
                         .collect();

@@ -13,7 +13,7 @@ use mpc_compiler::schedule::{self, BufKind, KernelBody};
 use mpc_compiler::signature::{SEED, STEP};
 use mpc_runtime::backend::jit::splits;
 use mpc_runtime::backend::pool::Pool;
-use mpc_runtime::data::Column;
+use mpc_runtime::data::Tensor;
 use mpc_runtime::session::Session;
 use std::path::Path;
 use std::time::Instant;
@@ -27,7 +27,7 @@ fn aligned(bytes: usize) -> Vec<[u8; 64]> {
 /// median per kernel, slowest first.
 pub fn profile(
     session: &mut Session,
-    batch: &[(String, Column)],
+    batch: &[(String, Tensor)],
     threads: usize,
     reps: usize,
     kernels_out: Option<&Path>,
@@ -49,8 +49,8 @@ pub fn profile(
                 SEED => seed.iter().flat_map(|v| v.to_le_bytes()).collect(),
                 STEP => step.iter().flat_map(|v| v.to_le_bytes()).collect(),
                 _ => match batch.iter().find(|(n, _)| n == name).map(|(_, c)| c) {
-                    Some(Column::I32(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                    Some(Column::F32(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    Some(Tensor::Int(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    Some(Tensor::Float(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
                     None => {
                         let v = vars
                             .get(name)

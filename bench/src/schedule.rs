@@ -9,7 +9,7 @@
 //! timed inference batches.
 
 use crate::timing::{median, ms, p10};
-use mpc_runtime::data::Column;
+use mpc_runtime::data::Tensor;
 use mpc_runtime::session::Session;
 use serde_json::{json, Map, Value};
 use std::time::Instant;
@@ -26,7 +26,7 @@ pub struct Counts {
 /// Runs the schedule; returns its JSON fields (`first_step_ms`, `train_step_ms`,
 /// `train_step_p10_ms`, `infer_ms`, `steps`, `init_eval_loss`, `sanity_losses`,
 /// `last_loss`, `eval_loss`).
-pub fn run(session: &mut Session, batches: &[Vec<(String, Column)>], n: Counts) -> Result<Map<String, Value>, String> {
+pub fn run(session: &mut Session, batches: &[Vec<(String, Tensor)>], n: Counts) -> Result<Map<String, Value>, String> {
     let mut next = 0usize;
     let mut batch = || {
         let i = next % batches.len();

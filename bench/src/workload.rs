@@ -17,7 +17,7 @@
 
 use mpc_compiler::seeded::SplitMix64;
 use mpc_runtime::data::synthetic::TokenTask;
-use mpc_runtime::data::{npy, Column, Dataset};
+use mpc_runtime::data::{npy, Dataset, Tensor};
 use std::path::Path;
 
 /// The seed of every workload's data (the model's initial weights use `MODEL_SEED`).
@@ -129,17 +129,17 @@ impl Workload {
     }
 }
 
-fn ints(rng: &mut SplitMix64, n: usize, below: u64) -> Column {
-    Column::I32((0..n).map(|_| rng.below(below) as i32).collect())
+fn ints(rng: &mut SplitMix64, n: usize, below: u64) -> Tensor {
+    Tensor::Int((0..n).map(|_| rng.below(below) as i32).collect())
 }
 
-fn normals(rng: &mut SplitMix64, n: usize) -> Column {
-    Column::F32((0..n).map(|_| rng.normal() as f32).collect())
+fn normals(rng: &mut SplitMix64, n: usize) -> Tensor {
+    Tensor::Float((0..n).map(|_| rng.normal() as f32).collect())
 }
 
 /// The batches the schedule cycles through: rows `[b i, b (i + 1))` of `data`, or one
 /// batch of every row for full-batch data.
-pub fn batches(data: &Dataset, b: usize) -> Vec<Vec<(String, Column)>> {
+pub fn batches(data: &Dataset, b: usize) -> Vec<Vec<(String, Tensor)>> {
     if data.full_batch {
         return vec![data.batch(&(0..data.rows).collect::<Vec<_>>())];
     }
@@ -159,8 +159,8 @@ pub fn write_columns(dir: &Path, data: &Dataset) -> Result<(), String> {
     let whole = data.whole.iter().map(|(name, shape, col)| (name, shape.clone(), col));
     for (name, shape, col) in per_row.chain(whole) {
         let bytes = match col {
-            Column::I32(v) => npy::encode_i32(&shape, v),
-            Column::F32(v) => npy::encode_f32(&shape, v),
+            Tensor::Int(v) => npy::encode_i32(&shape, v),
+            Tensor::Float(v) => npy::encode_f32(&shape, v),
         };
         let path = dir.join(format!("{name}.npy"));
         std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -14,7 +14,7 @@
 
 pub use crate::backend::Backend;
 use crate::backend::{Engine, Outputs, StepKey, StepKind, Variables};
-use crate::data::{Column, Dataset};
+use crate::data::{Dataset, Tensor};
 use crate::init;
 use mpc_compiler::ir::ArgKind;
 use mpc_compiler::pipeline::{self, Compiled, Steps};
@@ -119,7 +119,7 @@ impl Session {
     }
 
     /// Rows in `batch`, from the length of its label (else its first input) column.
-    fn rows_in(&self, batch: &[(String, Column)]) -> Result<usize, String> {
+    fn rows_in(&self, batch: &[(String, Tensor)]) -> Result<usize, String> {
         let b = self.batch_size();
         let name = self
             .label_name()
@@ -178,12 +178,12 @@ impl Session {
 
     /// Runs step `kind` on `batch` with the session's variables (a training step
     /// updates them) as step number `step`.
-    fn run(&mut self, kind: StepKind, batch: &[(String, Column)], step: i32) -> Result<(usize, Outputs), String> {
+    fn run(&mut self, kind: StepKind, batch: &[(String, Tensor)], step: i32) -> Result<(usize, Outputs), String> {
         let rows = self.rows_in(batch)?;
         self.check_labels(batch)?;
         let key = self.prepare(kind, rows)?;
         let (seed, step) = ([self.seed as i32], [step]);
-        let mut inputs: Vec<(&str, TensorRef)> = batch.iter().map(|(n, c)| (n.as_str(), column_ref(c))).collect();
+        let mut inputs: Vec<(&str, TensorRef)> = batch.iter().map(|(n, c)| (n.as_str(), c.view())).collect();
         inputs.push((SEED, TensorRef::Int(&seed)));
         inputs.push((STEP, TensorRef::Int(&step)));
         let outputs = self.engine.get_mut().run(key, &inputs, &mut self.vars)?;
@@ -192,9 +192,9 @@ impl Session {
 
     /// Class labels must lie in `[0, classes)`, or be -1 ("no label", ignored by the loss
     /// and accuracy). Loaders check files; this guards batches built in code.
-    fn check_labels(&self, batch: &[(String, Column)]) -> Result<(), String> {
+    fn check_labels(&self, batch: &[(String, Tensor)]) -> Result<(), String> {
         for input in self.compiled.model.inputs.iter().filter(|i| i.is_label) {
-            let (Some(classes), Some((_, Column::I32(labels)))) =
+            let (Some(classes), Some((_, Tensor::Int(labels)))) =
                 (input.classes, batch.iter().find(|(n, _)| *n == input.name))
             else {
                 continue;
@@ -210,9 +210,9 @@ impl Session {
     }
 
     /// (rows whose prediction's arg-max is the label, labeled rows); label -1 is no label.
-    fn correct(&self, predictions: &[f32], batch: &[(String, Column)]) -> Option<(usize, usize)> {
+    fn correct(&self, predictions: &[f32], batch: &[(String, Tensor)]) -> Option<(usize, usize)> {
         let label = self.label_name()?;
-        let Some((_, Column::I32(labels))) = batch.iter().find(|(n, _)| n == label) else {
+        let Some((_, Tensor::Int(labels))) = batch.iter().find(|(n, _)| n == label) else {
             return None;
         };
         let classes = predictions.len() / labels.len().max(1);
@@ -229,7 +229,7 @@ impl Session {
         Some((hits, labeled))
     }
 
-    fn metrics(&self, loss: f64, predictions: Option<&[f32]>, batch: &[(String, Column)], rows: usize) -> Metrics {
+    fn metrics(&self, loss: f64, predictions: Option<&[f32]>, batch: &[(String, Tensor)], rows: usize) -> Metrics {
         Metrics {
             loss,
             accuracy: predictions
@@ -242,7 +242,7 @@ impl Session {
 
     /// One training step on one batch (full or partial): forward, backward, optimizer
     /// update.
-    pub fn train_step(&mut self, batch: &[(String, Column)]) -> Result<Metrics, String> {
+    pub fn train_step(&mut self, batch: &[(String, Tensor)]) -> Result<Metrics, String> {
         let step = self.step + 1;
         let (rows, out) = self.run(StepKind::Train, batch, step)?;
         self.step = step;
@@ -260,14 +260,14 @@ impl Session {
     }
 
     /// Loss and accuracy on one batch (full or partial) in evaluation mode (no dropout).
-    pub fn evaluate_batch(&mut self, batch: &[(String, Column)]) -> Result<Metrics, String> {
+    pub fn evaluate_batch(&mut self, batch: &[(String, Tensor)]) -> Result<Metrics, String> {
         let (rows, out) = self.run(StepKind::Eval, batch, self.step)?;
         Ok(self.metrics(out.loss, out.predictions.as_deref(), batch, rows))
     }
 
     /// The evaluation step's `predictions` output for one batch (full or partial): row
     /// after row, `None` when the loss scores no prediction.
-    pub fn predict_batch(&mut self, batch: &[(String, Column)]) -> Result<Option<Vec<f32>>, String> {
+    pub fn predict_batch(&mut self, batch: &[(String, Tensor)]) -> Result<Option<Vec<f32>>, String> {
         Ok(self.run(StepKind::Eval, batch, self.step)?.1.predictions)
     }
 
@@ -281,13 +281,6 @@ impl Session {
             .map(|chunk| self.evaluate_batch(&data.batch(chunk)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(mean(&all))
-    }
-}
-
-fn column_ref(c: &Column) -> TensorRef<'_> {
-    match c {
-        Column::F32(v) => TensorRef::Float(v),
-        Column::I32(v) => TensorRef::Int(v),
     }
 }
 

@@ -9,7 +9,7 @@ use mpc_compiler::ir::DType;
 use mpc_compiler::seeded::SplitMix64;
 use mpc_runtime::data::load::{load_eval, load_split, GraphRef, HeldOut, InputSpec};
 use mpc_runtime::data::synthetic::{graph, GraphTask};
-use mpc_runtime::data::{defaults, npy, Column};
+use mpc_runtime::data::{defaults, npy, Tensor};
 use std::path::{Path, PathBuf};
 
 const N: usize = 6;
@@ -78,12 +78,12 @@ fn graph_directory_loads_whole_edges_and_test_labels() {
     assert_eq!((train.rows, test.rows), (N, N));
     assert_eq!(
         train.whole,
-        vec![("g.edges".into(), vec![2, E], Column::I32(EDGES.to_vec()))]
+        vec![("g.edges".into(), vec![2, E], Tensor::Int(EDGES.to_vec()))]
     );
     // test/ holds only y: the edges and x are the training ones.
     assert_eq!(test.whole, train.whole);
     assert_eq!(test.column("x"), train.column("x"));
-    assert_eq!(test.column("y"), Some(&Column::I32(vec![-1, -1, 0, 1, 0, 1])));
+    assert_eq!(test.column("y"), Some(&Tensor::Int(vec![-1, -1, 0, 1, 0, 1])));
     // One batch per epoch, every node in order, the edges with it.
     let mut rng = SplitMix64::new(1);
     let batches = train.epoch_batches(2, &mut rng);
@@ -149,7 +149,7 @@ fn csv_edge_lists_have_one_edge_per_line() {
     let path = dir.join("g.edges.csv");
     std::fs::write(&path, "source,destination\n0,1\n1,2\n2,3\n3,4\n4,5\n").unwrap();
     let (train, _) = load_split(&dir, &specs(), HeldOut::TestDir).unwrap();
-    assert_eq!(train.whole[0].2, Column::I32(EDGES.to_vec()));
+    assert_eq!(train.whole[0].2, Tensor::Int(EDGES.to_vec()));
     std::fs::write(&path, "source,destination\n0,1\n1,2\n2,3\n3,6\n4,5\n").unwrap();
     assert_eq!(
         err(&dir),

@@ -89,7 +89,7 @@ fn out_of_range_token_is_an_error_naming_the_node() {
     let mut s = Session::with_backend(compiled, 3, Backend::Jit { threads: 2 }).unwrap();
     let mut batch = keyword_task(4, 4).batch(&[0, 1, 2, 3]);
     for (name, col) in &mut batch {
-        if let (true, mpc_runtime::data::Column::I32(v)) = (name == "tokens", col) {
+        if let (true, mpc_runtime::data::Tensor::Int(v)) = (name == "tokens", col) {
             v[5] = 10_000;
         }
     }
@@ -97,8 +97,8 @@ fn out_of_range_token_is_an_error_naming_the_node() {
     assert!(err.contains("gather") && err.contains("10000"), "{err}");
     for (name, col) in &mut batch {
         match (name.as_str(), col) {
-            ("tokens", mpc_runtime::data::Column::I32(v)) => v[5] = 1,
-            ("y", mpc_runtime::data::Column::I32(v)) => v[2] = 7,
+            ("tokens", mpc_runtime::data::Tensor::Int(v)) => v[5] = 1,
+            ("y", mpc_runtime::data::Tensor::Int(v)) => v[2] = 7,
             _ => {}
         }
     }
@@ -107,7 +107,7 @@ fn out_of_range_token_is_an_error_naming_the_node() {
     assert_eq!(s.step, 0, "a failed step does not count");
     // Label -1 marks a row without a label: accepted, and left out of loss and accuracy.
     for (name, col) in &mut batch {
-        if let ("y", mpc_runtime::data::Column::I32(v)) = (name.as_str(), col) {
+        if let ("y", mpc_runtime::data::Tensor::Int(v)) = (name.as_str(), col) {
             v[2] = -1;
         }
     }

@@ -1,7 +1,7 @@
 //! One column of data from one file, checked value by value against its [`InputSpec`].
 //!
 //! In: the bytes of a `.npy` file or the text of a CSV file, and the spec of the input
-//! or label it holds. Out: (rows, [`Column`]), or ONE line saying where and what is
+//! or label it holds. Out: (rows, [`Tensor`]), or ONE line saying where and what is
 //! wrong (without the path, except [`load_column`], which reads the file and prefixes
 //! it). Checks: dtype (integers for `i32`, with `<i8` and unsigned converted when each
 //! value fits; floats for `f32`, `<f8` converted when in range), per-row shape, token
@@ -13,7 +13,7 @@
 
 use super::load::at;
 use super::spec::InputSpec;
-use super::{csv, npy, Column};
+use super::{csv, npy, Tensor};
 use mpc_compiler::ir::DType;
 use std::path::Path;
 
@@ -112,7 +112,7 @@ fn check_edges(spec: &InputSpec, edges: &[i64], place: &dyn Fn(usize, usize) -> 
 
 /// One column from the bytes of a `.npy` file: (rows, values); a whole input counts one
 /// row. Errors without the path.
-pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Column), String> {
+pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Tensor), String> {
     let a = npy::parse(bytes)?;
     let dtype_ok = match spec.dtype {
         DType::I32 => matches!(a.kind, npy::Kind::Int | npy::Kind::Uint),
@@ -153,9 +153,9 @@ pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Column)
         DType::I32 if spec.graph.is_some() => {
             // Values above i64::MAX (u8 files) read as i64::MAX: outside the graph too.
             let values: Vec<i64> = (0..a.len()).map(|i| a.int(i).unwrap_or(i64::MAX)).collect();
-            Column::I32(check_edges(spec, &values, &|e, _| format!("edge {e} (column {e})"))?)
+            Tensor::Int(check_edges(spec, &values, &|e, _| format!("edge {e} (column {e})"))?)
         }
-        DType::I32 => Column::I32(
+        DType::I32 => Tensor::Int(
             (0..a.len())
                 .map(|i| match a.int(i) {
                     Some(v) => check_int(v, spec, &place(i)),
@@ -163,7 +163,7 @@ pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Column)
                 })
                 .collect::<Result<_, _>>()?,
         ),
-        DType::F32 => Column::F32(
+        DType::F32 => Tensor::Float(
             (0..a.len())
                 .map(|i| check_float(a.float(i).unwrap_or(f64::NAN), &place(i)))
                 .collect::<Result<_, _>>()?,
@@ -175,7 +175,7 @@ pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Column)
 /// One column from the text of a CSV file: (rows, values); a whole input counts one row
 /// and has one line per index of its first axis, except an edge list, which has one
 /// edge `source,destination` per line. Errors without the path.
-pub fn column_from_csv(text: &str, spec: &InputSpec) -> Result<(usize, Column), String> {
+pub fn column_from_csv(text: &str, spec: &InputSpec) -> Result<(usize, Tensor), String> {
     let table = csv::parse(text);
     let edges = spec.graph.is_some();
     let width = if edges {
@@ -247,14 +247,14 @@ pub fn column_from_csv(text: &str, spec: &InputSpec) -> Result<(usize, Column), 
         })?;
     }
     let column = match spec.dtype {
-        DType::I32 => Column::I32(ints),
-        DType::F32 => Column::F32(floats),
+        DType::I32 => Tensor::Int(ints),
+        DType::F32 => Tensor::Float(floats),
     };
     Ok((if spec.whole { 1 } else { lines }, column))
 }
 
 /// One column from a file, by its extension.
-pub fn load_column(path: &Path, spec: &InputSpec) -> Result<(usize, Column), String> {
+pub fn load_column(path: &Path, spec: &InputSpec) -> Result<(usize, Tensor), String> {
     let bytes = std::fs::read(path).map_err(|e| at(path, format!("cannot read the file: {e}")))?;
     let result = if path.extension().is_some_and(|e| e == "csv") {
         match std::str::from_utf8(&bytes) {
@@ -297,7 +297,7 @@ mod tests {
         let s = spec(DType::I32, &[2], Some(100));
         let data: Vec<u8> = [1i64, 2, 3, 99].iter().flat_map(|v| v.to_le_bytes()).collect();
         let (rows, col) = column_from_npy(&npy::encode_raw("<i8", false, &[2, 2], &data), &s).unwrap();
-        assert_eq!((rows, col), (2, Column::I32(vec![1, 2, 3, 99])));
+        assert_eq!((rows, col), (2, Tensor::Int(vec![1, 2, 3, 99])));
         let data: Vec<u8> = [1i64, 2, 3, 100].iter().flat_map(|v| v.to_le_bytes()).collect();
         let e = column_from_npy(&npy::encode_raw("<i8", false, &[2, 2], &data), &s).unwrap_err();
         assert_eq!(
@@ -320,7 +320,7 @@ mod tests {
     fn csv_conversions() {
         let s = spec(DType::I32, &[2], Some(10));
         let (rows, col) = column_from_csv("a,b\n1,2\n3.000e+00, 9\n", &s).unwrap();
-        assert_eq!((rows, col), (2, Column::I32(vec![1, 2, 3, 9])));
+        assert_eq!((rows, col), (2, Tensor::Int(vec![1, 2, 3, 9])));
         let e = column_from_csv("1,2\n3,10\n", &s).unwrap_err();
         assert_eq!(
             e,

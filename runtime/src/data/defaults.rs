@@ -28,7 +28,7 @@
 
 use super::load::{column_from_npy, input_specs, is_graph, InputSpec};
 use super::synthetic::{FusionTask, GraphTask, TokenTask};
-use super::{Column, Dataset};
+use super::{Dataset, Tensor};
 use mpc_compiler::ir::DType;
 use mpc_compiler::seeded::SplitMix64;
 use mpc_compiler::specialize::DimValues;
@@ -181,7 +181,7 @@ fn unsupported(model: &CheckedModel) -> String {
 }
 
 /// Decodes a shipped `.npy` file as `spec`'s column.
-fn decode(file: Shipped, spec: &InputSpec) -> Result<Column, String> {
+fn decode(file: Shipped, spec: &InputSpec) -> Result<Tensor, String> {
     column_from_npy(file.1, spec)
         .map(|(_, c)| c)
         .map_err(|e| format!("examples/data/{}: {e}", file.0))
@@ -229,7 +229,7 @@ fn graph(
     }
     let g = edges.graph.as_ref().expect("an edge list");
     let (nodes, e_count, features) = (g.nodes, edges.row_shape[1], x.row_shape[0]);
-    let data = |x_col: Column, edge_col: Column, y: Column| Dataset {
+    let data = |x_col: Tensor, edge_col: Tensor, y: Tensor| Dataset {
         rows: nodes,
         columns: vec![
             (x.name.clone(), x.row_shape.clone(), x_col),
@@ -259,11 +259,11 @@ fn graph(
     let (train_y, test_y) = mask_split(&g.labels, seed);
     Ok((
         data(
-            Column::F32(g.x.clone()),
-            Column::I32(g.edges.clone()),
-            Column::I32(train_y),
+            Tensor::Float(g.x.clone()),
+            Tensor::Int(g.edges.clone()),
+            Tensor::Int(train_y),
         ),
-        data(Column::F32(g.x), Column::I32(g.edges), Column::I32(test_y)),
+        data(Tensor::Float(g.x), Tensor::Int(g.edges), Tensor::Int(test_y)),
         "synthetic",
     ))
 }

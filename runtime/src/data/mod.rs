@@ -25,32 +25,15 @@ pub mod synthetic;
 
 use mpc_compiler::seeded::SplitMix64;
 
-/// One column: `rows` rows, each of `row_shape` elements.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Column {
-    F32(Vec<f32>),
-    I32(Vec<i32>),
-}
+/// A column is a host tensor: `rows` rows, each of `row_shape` elements, row-major.
+pub use mpc_compiler::tensor::Tensor;
 
-impl Column {
-    pub fn len(&self) -> usize {
-        match self {
-            Column::F32(v) => v.len(),
-            Column::I32(v) => v.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Rows `rows` (in that order) of a column whose rows have `width` elements.
-    fn pick(&self, width: usize, rows: &[usize]) -> Column {
-        let range = |r: &usize| *r * width..(*r + 1) * width;
-        match self {
-            Column::F32(v) => Column::F32(rows.iter().flat_map(|r| v[range(r)].iter().copied()).collect()),
-            Column::I32(v) => Column::I32(rows.iter().flat_map(|r| v[range(r)].iter().copied()).collect()),
-        }
+/// Rows `rows` (in that order) of a column whose rows have `width` elements.
+fn pick(column: &Tensor, width: usize, rows: &[usize]) -> Tensor {
+    let range = |r: &usize| *r * width..(*r + 1) * width;
+    match column {
+        Tensor::Float(v) => Tensor::Float(rows.iter().flat_map(|r| v[range(r)].iter().copied()).collect()),
+        Tensor::Int(v) => Tensor::Int(rows.iter().flat_map(|r| v[range(r)].iter().copied()).collect()),
     }
 }
 
@@ -58,17 +41,17 @@ impl Column {
 pub struct Dataset {
     pub rows: usize,
     /// (name, per-row shape, data), in the order the model declares its inputs.
-    pub columns: Vec<(String, Vec<usize>, Column)>,
+    pub columns: Vec<(String, Vec<usize>, Tensor)>,
     /// (name, shape, data) of the inputs without the batch axis, e.g. `g.edges`
     /// `[2, E]`: loaded once and passed whole with every batch.
-    pub whole: Vec<(String, Vec<usize>, Column)>,
+    pub whole: Vec<(String, Vec<usize>, Tensor)>,
     /// The rows are a graph's nodes: an epoch is one batch of every row, in order.
     pub full_batch: bool,
 }
 
 impl Dataset {
     /// A dataset of per-row columns only.
-    pub fn new(rows: usize, columns: Vec<(String, Vec<usize>, Column)>) -> Dataset {
+    pub fn new(rows: usize, columns: Vec<(String, Vec<usize>, Tensor)>) -> Dataset {
         Dataset {
             rows,
             columns,
@@ -77,10 +60,10 @@ impl Dataset {
     }
 
     /// Rows `order[..]` of every column, then every whole column.
-    pub fn batch(&self, order: &[usize]) -> Vec<(String, Column)> {
+    pub fn batch(&self, order: &[usize]) -> Vec<(String, Tensor)> {
         let rows = self.columns.iter().map(|(name, shape, col)| {
             let width: usize = shape.iter().product();
-            (name.clone(), col.pick(width, order))
+            (name.clone(), pick(col, width, order))
         });
         let whole = self.whole.iter().map(|(name, _, col)| (name.clone(), col.clone()));
         rows.chain(whole).collect()
@@ -111,7 +94,7 @@ impl Dataset {
                 .map(|(name, shape, col)| {
                     let w: usize = shape.iter().product();
                     let rows: Vec<usize> = range.clone().collect();
-                    (name.clone(), shape.clone(), col.pick(w, &rows))
+                    (name.clone(), shape.clone(), pick(col, w, &rows))
                 })
                 .collect(),
             whole: self.whole.clone(),
@@ -121,7 +104,7 @@ impl Dataset {
     }
 
     /// The column (per-row or whole) called `name`.
-    pub fn column(&self, name: &str) -> Option<&Column> {
+    pub fn column(&self, name: &str) -> Option<&Tensor> {
         self.columns
             .iter()
             .chain(&self.whole)
@@ -130,7 +113,7 @@ impl Dataset {
     }
 
     /// The column called `name`, mutably (per-row or whole).
-    pub fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
+    pub fn column_mut(&mut self, name: &str) -> Option<&mut Tensor> {
         self.columns
             .iter_mut()
             .chain(&mut self.whole)
@@ -147,10 +130,10 @@ mod tests {
         Dataset {
             rows: 4,
             columns: vec![
-                ("x".into(), vec![2], Column::F32(vec![0., 1., 2., 3., 4., 5., 6., 7.])),
-                ("y".into(), vec![], Column::I32(vec![0, 1, -1, 1])),
+                ("x".into(), vec![2], Tensor::Float(vec![0., 1., 2., 3., 4., 5., 6., 7.])),
+                ("y".into(), vec![], Tensor::Int(vec![0, 1, -1, 1])),
             ],
-            whole: vec![("g.edges".into(), vec![2, 3], Column::I32(vec![0, 1, 2, 1, 2, 3]))],
+            whole: vec![("g.edges".into(), vec![2, 3], Tensor::Int(vec![0, 1, 2, 1, 2, 3]))],
             full_batch,
         }
     }
@@ -162,15 +145,15 @@ mod tests {
         assert_eq!(
             b,
             vec![
-                ("x".into(), Column::F32(vec![4., 5., 0., 1.])),
-                ("y".into(), Column::I32(vec![-1, 0])),
-                ("g.edges".into(), Column::I32(vec![0, 1, 2, 1, 2, 3])),
+                ("x".into(), Tensor::Float(vec![4., 5., 0., 1.])),
+                ("y".into(), Tensor::Int(vec![-1, 0])),
+                ("g.edges".into(), Tensor::Int(vec![0, 1, 2, 1, 2, 3])),
             ]
         );
         let (train, held) = d.split_tail(1);
         assert_eq!((train.rows, held.rows), (3, 1));
         assert_eq!(held.whole, d.whole);
-        assert_eq!(held.column("y"), Some(&Column::I32(vec![1])));
+        assert_eq!(held.column("y"), Some(&Tensor::Int(vec![1])));
     }
 
     #[test]

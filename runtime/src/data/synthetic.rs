@@ -15,7 +15,7 @@
 //!   are a noisy community signature, so a node's neighbours say more than its own
 //!   features.
 
-use super::{Column, Dataset};
+use super::{Dataset, Tensor};
 use mpc_compiler::seeded::SplitMix64;
 
 pub struct TokenTask {
@@ -59,8 +59,8 @@ impl TokenTask {
         Dataset::new(
             self.rows,
             vec![
-                (tokens_name.to_string(), vec![self.seq_len], Column::I32(tokens)),
-                (labels_name.to_string(), vec![], Column::I32(labels)),
+                (tokens_name.to_string(), vec![self.seq_len], Tensor::Int(tokens)),
+                (labels_name.to_string(), vec![], Tensor::Int(labels)),
             ],
         )
     }
@@ -138,10 +138,10 @@ impl FusionTask {
         Dataset::new(
             self.rows,
             vec![
-                (names[0].to_string(), vec![self.seq_len], Column::I32(text)),
-                (names[1].to_string(), self.image.clone(), Column::F32(image)),
-                (names[2].to_string(), self.audio.clone(), Column::F32(audio)),
-                (names[3].to_string(), vec![], Column::I32(labels)),
+                (names[0].to_string(), vec![self.seq_len], Tensor::Int(text)),
+                (names[1].to_string(), self.image.clone(), Tensor::Float(image)),
+                (names[2].to_string(), self.audio.clone(), Tensor::Float(audio)),
+                (names[3].to_string(), vec![], Tensor::Int(labels)),
             ],
         )
     }
@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(d.rows, 300);
         assert_eq!(d.columns[1].2.len(), 300 * 48);
         assert_eq!(d.columns[2].2.len(), 300 * 10);
-        let Column::I32(y) = &d.columns[3].2 else { panic!() };
+        let Tensor::Int(y) = &d.columns[3].2 else { panic!() };
         assert!(y.iter().all(|&l| (0..3).contains(&l)));
         assert_eq!(d, task.generate(["text", "image", "audio", "y"]));
     }
