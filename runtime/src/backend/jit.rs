@@ -63,8 +63,8 @@ struct Line([u8; 64]);
 /// Kernels with less work than this run on one thread.
 const PARALLEL_WORK: usize = 128 * 1024;
 
-/// Whether the executor splits `kernel` across `threads` threads (the profilers in
-/// `runtime/examples` use the same rule).
+/// Whether the executor splits `kernel` across `threads` threads (the profiler in
+/// `bench/` uses the same rule).
 pub fn splits(kernel: &mpc_compiler::schedule::Kernel, threads: usize) -> bool {
     kernel.parallel && threads > 1 && kernel.work >= PARALLEL_WORK && kernel.range >= 2
 }
