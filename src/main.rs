@@ -8,7 +8,8 @@ mod load;
 mod run;
 mod train;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
 use load::{fail, Loaded};
 use mpc_compiler::pipeline;
 use mpc_compiler::pipeline::format_stats;
@@ -40,8 +41,8 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// The stage to print
-        #[arg(long, value_enum, default_value_t = Stage::Ir)]
-        emit: Stage,
+        #[arg(long, default_value = "ir", value_parser = stage_parser())]
+        emit: pipeline::Stage,
         /// With --emit ir: the evaluation graph (no dropout) instead of the training forward pass
         #[arg(long)]
         eval: bool,
@@ -68,36 +69,10 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Stage {
-    /// The syntax tree
-    Ast,
-    /// The forward tensor IR
-    Ir,
-    /// The whole training step: forward, backward and optimizer update
-    Grad,
-    /// The training step (with --eval the evaluation step) after e-graph optimization
-    Opt,
-    /// The training step (or with --eval the evaluation step) as fused kernels
-    Kernels,
-    /// The Cranelift IR of those kernels
-    Clif,
-    /// Those kernels as PTX for NVIDIA GPUs (sm_80 and later)
-    Ptx,
-}
-
-impl From<Stage> for pipeline::Stage {
-    fn from(s: Stage) -> Self {
-        match s {
-            Stage::Ast => pipeline::Stage::Ast,
-            Stage::Ir => pipeline::Stage::Ir,
-            Stage::Grad => pipeline::Stage::Grad,
-            Stage::Opt => pipeline::Stage::Opt,
-            Stage::Kernels => pipeline::Stage::Kernels,
-            Stage::Clif => pipeline::Stage::Clif,
-            Stage::Ptx => pipeline::Stage::Ptx,
-        }
-    }
+/// `--emit`'s values: the pipeline's stages, with their names and help.
+fn stage_parser() -> impl clap::builder::TypedValueParser<Value = pipeline::Stage> {
+    let values = pipeline::Stage::ALL.map(|(_, name, help)| PossibleValue::new(name).help(help));
+    PossibleValuesParser::new(values).map(|name| pipeline::Stage::named(&name).expect("a listed stage"))
 }
 
 fn main() -> ExitCode {
@@ -121,8 +96,8 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             stats,
         } => {
             let loaded = Loaded::compile(&model)?;
-            let (text, opt_stats) = pipeline::emit(&loaded.compiled, &loaded.source, emit.into(), eval)
-                .map_err(|e| fail(&model.file, &e))?;
+            let (text, opt_stats) =
+                pipeline::emit(&loaded.compiled, &loaded.source, emit, eval).map_err(|e| fail(&model.file, &e))?;
             if let (true, Some(s)) = (stats, opt_stats) {
                 eprint!("{}", format_stats(&s, true));
             }

@@ -201,6 +201,40 @@ pub enum Stage {
     Ptx,
 }
 
+impl Stage {
+    /// Every stage in pass order, with its `--emit` name and what it prints.
+    pub const ALL: [(Stage, &'static str, &'static str); 7] = [
+        (Stage::Ast, "ast", "The syntax tree"),
+        (Stage::Ir, "ir", "The forward tensor IR"),
+        (
+            Stage::Grad,
+            "grad",
+            "The whole training step: forward, backward and optimizer update",
+        ),
+        (
+            Stage::Opt,
+            "opt",
+            "The training step (with --eval the evaluation step) after e-graph optimization",
+        ),
+        (
+            Stage::Kernels,
+            "kernels",
+            "The training step (or with --eval the evaluation step) as fused kernels",
+        ),
+        (Stage::Clif, "clif", "The Cranelift IR of those kernels"),
+        (
+            Stage::Ptx,
+            "ptx",
+            "Those kernels as PTX for NVIDIA GPUs (sm_80 and later)",
+        ),
+    ];
+
+    /// The stage called `name` (as `--emit` spells it).
+    pub fn named(name: &str) -> Option<Stage> {
+        Stage::ALL.iter().find(|(_, n, _)| *n == name).map(|&(s, _, _)| s)
+    }
+}
+
 /// The text of `stage` for `compiled` (`source` is the model's text, for the syntax
 /// tree); `eval` picks the evaluation step over the training one. The optimizer's
 /// statistics come with the stages after `optimize`.
