@@ -1,5 +1,6 @@
 //! Helpers shared by the compiler's tests (`mod common;` in each test file): the example
-//! models, and their dims shrunk for the f64 interpreter and finite differences.
+//! models (paths, or names and sources), and their dims shrunk for the f64 interpreter
+//! and finite differences.
 //!
 //! In: nothing (the `examples/` folder). Out: paths, sources, dim overrides.
 
@@ -29,5 +30,16 @@ pub fn small_dims(src: &str, what: &str) -> Vec<(String, usize)> {
         .dims
         .iter()
         .filter_map(|d| d.default.map(|v| (d.name.clone(), v.min(8))))
+        .collect()
+}
+
+/// Every example as (name, source), sorted by name.
+pub fn examples() -> Vec<(String, String)> {
+    example_files()
+        .into_iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
         .collect()
 }
