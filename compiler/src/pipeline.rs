@@ -14,8 +14,8 @@
 //! codegen_ptx   Program -> PTX text and launch shapes                 ptx
 //! ```
 //!
-//! [`compile`] runs the front half (parse to autodiff) once per model; [`steps`] runs
-//! specialize, lower and autodiff again for other dim values (a partial batch); an
+//! [`compile`] runs the front half (parse to autodiff) once per model;
+//! [`steps_for_rows`] runs specialize, lower and autodiff again for a partial batch; an
 //! engine takes a step to what it runs with [`for_cpu`] or [`for_ptx`] (the interpreter
 //! runs the step graph as autodiff made it: it is the oracle). Errors of the front half
 //! are diagnostics with source spans; later passes fail only on compiler bugs or on
@@ -27,7 +27,6 @@ use crate::codegen::{cranelift, ptx};
 use crate::diag::Diagnostic;
 use crate::ir::{printer::print_graph, Graph};
 use crate::lower::{self, Mode};
-pub use crate::opt::Stats;
 use crate::opt::{self, Limits};
 use crate::schedule::{self, Program};
 use crate::signature::Step;
@@ -37,7 +36,7 @@ use crate::syntax::{self, ast};
 pub use crate::autodiff::Optimizer;
 pub use crate::codegen::cranelift::JitProgram;
 pub use crate::codegen::ptx::{Launch, PtxProgram};
-pub use crate::opt::format_stats;
+pub use crate::opt::{format_stats, Stats};
 
 /// What the user may change without editing the model.
 #[derive(Clone, Debug, Default)]
