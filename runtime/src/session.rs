@@ -2,11 +2,11 @@
 //! the steps that update them.
 //!
 //! In: a compiled model (its training step and evaluation graphs) and batches of data.
-//! Out: per-step loss and accuracy, updated parameters. The graphs run on a [`Backend`]:
-//! the Cranelift JIT (default), which runs them after e-graph optimization
-//! (`mpc_compiler::opt`), or the reference interpreter, which runs them as autodiff
-//! produced them; both give the same numbers (to rounding) from the same seed, dropout
-//! masks included.
+//! Out: per-step loss and accuracy, updated parameters. The steps run on one
+//! [`Engine`] chosen by a [`Backend`]: the Cranelift JIT (default) or CUDA, which run
+//! them after e-graph optimization, or the reference interpreter, which runs them as
+//! autodiff produced them; all give the same numbers (to rounding) from the same seed,
+//! dropout masks included.
 //!
 //! A batch with fewer rows than the compiled batch size (the last partial batch) runs a
 //! step compiled for exactly that many rows (lowered again with the batch dim changed,
@@ -19,13 +19,10 @@ use crate::init;
 use mpc_compiler::ir::ArgKind;
 use mpc_compiler::pipeline::{self, Compiled, Steps};
 use mpc_compiler::seeded::SplitMix64;
-use mpc_compiler::signature::Step;
 use mpc_compiler::signature::{SEED, STEP};
 use mpc_compiler::specialize;
 use mpc_compiler::tensor::TensorRef;
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::rc::Rc;
 
 pub struct Session {
     pub compiled: Compiled,
@@ -36,11 +33,11 @@ pub struct Session {
     pub step: i32,
     pub seed: u64,
     backend: Backend,
-    engine: RefCell<Box<dyn Engine>>,
+    engine: Box<dyn Engine>,
     /// Steps for batch sizes other than the compiled one (the last partial batch).
-    other_rows: RefCell<HashMap<usize, Rc<Steps>>>,
+    other_rows: HashMap<usize, Steps>,
     /// The keys the engine has compiled.
-    prepared: RefCell<HashSet<StepKey>>,
+    prepared: HashSet<StepKey>,
 }
 
 /// Loss and accuracy over some rows.
@@ -66,14 +63,14 @@ impl Session {
             .args(ArgKind::State)
             .map(|(_, name, ty)| (name.to_string(), vec![0.0; ty.numel()]))
             .collect();
-        let session = Session {
+        let mut session = Session {
             vars: Variables { params, state },
             step: 0,
             seed,
             backend,
-            engine: RefCell::new(backend.engine()?),
-            other_rows: RefCell::default(),
-            prepared: RefCell::default(),
+            engine: backend.engine()?,
+            other_rows: HashMap::new(),
+            prepared: HashSet::new(),
             compiled,
         };
         let rows = session.batch_size();
@@ -88,7 +85,7 @@ impl Session {
 
     /// Parameters and optimizer state, current (copied back from a device if needed).
     pub fn variables(&mut self) -> Result<&Variables, String> {
-        self.engine.get_mut().sync(&mut self.vars)?;
+        self.engine.sync(&mut self.vars)?;
         Ok(&self.vars)
     }
 
@@ -99,7 +96,7 @@ impl Session {
 
     /// Replaces the parameters (e.g. with a checkpoint's); the optimizer state stays.
     pub fn set_params(&mut self, params: BTreeMap<String, Vec<f32>>) -> Result<(), String> {
-        self.engine.get_mut().sync(&mut self.vars)?;
+        self.engine.sync(&mut self.vars)?;
         self.vars.params = params;
         Ok(())
     }
@@ -143,36 +140,28 @@ impl Session {
 
     /// Has the engine compile step `kind` for batches of `rows` rows (once); other batch
     /// sizes than the compiled one are lowered again first (cached).
-    fn prepare(&self, kind: StepKind, rows: usize) -> Result<StepKey, String> {
+    fn prepare(&mut self, kind: StepKind, rows: usize) -> Result<StepKey, String> {
         let key = StepKey { kind, rows };
-        if self.prepared.borrow().contains(&key) {
+        if self.prepared.contains(&key) {
             return Ok(key);
         }
-        let pick = |steps: &Steps| -> Step {
-            match kind {
-                StepKind::Train => steps.train_step.clone(),
-                StepKind::Eval => steps.eval.clone(),
-            }
-        };
-        let step = if rows == self.batch_size() {
-            match kind {
-                StepKind::Train => self.compiled.train_step.clone(),
-                StepKind::Eval => self.compiled.eval.clone(),
-            }
+        let steps = if rows == self.batch_size() {
+            None
         } else {
-            let cached = self.other_rows.borrow().get(&rows).cloned();
-            let steps = match cached {
-                Some(s) => s,
-                None => {
-                    let s = Rc::new(pipeline::steps_for_rows(&self.compiled, rows)?);
-                    self.other_rows.borrow_mut().insert(rows, s.clone());
-                    s
-                }
-            };
-            pick(&steps)
+            if !self.other_rows.contains_key(&rows) {
+                let steps = pipeline::steps_for_rows(&self.compiled, rows)?;
+                self.other_rows.insert(rows, steps);
+            }
+            self.other_rows.get(&rows)
         };
-        self.engine.borrow_mut().prepare(key, &step)?;
-        self.prepared.borrow_mut().insert(key);
+        let step = match (kind, steps) {
+            (StepKind::Train, None) => &self.compiled.train_step,
+            (StepKind::Eval, None) => &self.compiled.eval,
+            (StepKind::Train, Some(s)) => &s.train_step,
+            (StepKind::Eval, Some(s)) => &s.eval,
+        };
+        self.engine.prepare(key, step)?;
+        self.prepared.insert(key);
         Ok(key)
     }
 
@@ -186,7 +175,7 @@ impl Session {
         let mut inputs: Vec<(&str, TensorRef)> = batch.iter().map(|(n, c)| (n.as_str(), c.view())).collect();
         inputs.push((SEED, TensorRef::Int(&seed)));
         inputs.push((STEP, TensorRef::Int(&step)));
-        let outputs = self.engine.get_mut().run(key, &inputs, &mut self.vars)?;
+        let outputs = self.engine.run(key, &inputs, &mut self.vars)?;
         Ok((rows, outputs))
     }
 
