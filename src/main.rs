@@ -1,7 +1,8 @@
 //! `mpc`, the command line: check, compile (print any stage), inspect, train and run models.
 //!
 //! In: a command and a `.mp` file. Out: the requested text on stdout, diagnostics on
-//! stderr; exit 0 on success, 1 when the model (or file) has errors, 2 for bad usage.
+//! stderr; exit 0 on success, 1 when the model (or file) has errors or the arguments are
+//! wrong (one `error:` line either way, as the README promises).
 
 mod data;
 mod load;
@@ -76,11 +77,74 @@ fn stage_parser() -> impl clap::builder::TypedValueParser<Value = pipeline::Stag
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(code) => code,
     }
+}
+
+/// `--help` and `--version` print as clap prints them (stdout, exit 0); every other
+/// parse error becomes one line and exit 1, like any other error of mpc.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        // Printing to a closed stdout is no reason to panic; the exit code says enough.
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // Bare `mpc`: clap would print the whole help to stderr; name the commands instead.
+        let cmd = <Cli as clap::CommandFactory>::command();
+        let names: Vec<&str> = cmd
+            .get_subcommands()
+            .map(|c| c.get_name())
+            .filter(|n| *n != "help")
+            .collect();
+        eprintln!(
+            "error: no command given: expected one of {} (mpc --help)",
+            names.join(", ")
+        );
+    } else {
+        eprintln!("error: {}", one_line(&e.render().to_string()));
+    }
+    ExitCode::FAILURE
+}
+
+/// Clap's multi-line error text as one line: its first line without the `error: `
+/// prefix, the indented items a first line ending in `:` announces (the missing
+/// arguments), and a "similar argument exists" tip. Usage and "For more information"
+/// are dropped: `--help` has them.
+fn one_line(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).trim_end().to_string();
+    let mut items = Vec::new();
+    let mut tips = Vec::new();
+    for l in lines {
+        if l.starts_with("Usage:") || l.starts_with("For more information") {
+            break;
+        }
+        let t = l.trim();
+        if let Some(tip) = t.strip_prefix("tip: ") {
+            // The other tips (e.g. "to pass '--x' as a value, use '-- --x'") are noise here.
+            if tip.contains("similar") {
+                tips.push(tip.to_string());
+            }
+        } else if !t.is_empty() && l.starts_with(' ') && line.ends_with(':') {
+            items.push(t.to_string());
+        }
+    }
+    if !items.is_empty() {
+        line = format!("{line} {}", items.join(", "));
+    }
+    for tip in tips {
+        line = format!("{line} ({tip})");
+    }
+    line
 }
 
 fn run(cli: Cli) -> Result<(), ExitCode> {

@@ -29,15 +29,34 @@ pub enum Device {
     Cuda,
 }
 
-/// The session backend for `device`: the JIT on `threads` threads, or CUDA device 0 after
-/// checking for a driver (without one: a single error line, exit 1, no panic).
-pub fn backend(device: Device, threads: usize) -> Result<Backend, ExitCode> {
+/// The session backend for `device`: the JIT on `threads` threads (default: every core
+/// this process may use), or CUDA device 0 after checking for a driver (without one: a
+/// single error line, exit 1, no panic).
+pub fn backend(device: Device, threads: Option<usize>) -> Result<Backend, ExitCode> {
     match device {
-        Device::Cpu => Ok(Backend::Jit { threads }),
+        Device::Cpu => Ok(Backend::Jit {
+            threads: cap_threads(threads),
+        }),
         Device::Cuda => {
             cuda::probe(0).map_err(|e| error(&format!("--device cuda: {e}")))?;
             Ok(Backend::Cuda { device: 0 })
         }
+    }
+}
+
+/// `--threads N` as the JIT gets it: at most the cores this process may use. More
+/// threads than cores only add contention (and `--threads 1000000` would try to spawn
+/// them all), so a larger N is capped, with one warning line, rather than obeyed.
+fn cap_threads(requested: Option<usize>) -> usize {
+    let cores = default_threads();
+    match requested {
+        Some(n) if n > cores => {
+            let s = if cores == 1 { "" } else { "s" };
+            eprintln!("warning: --threads {n}: this machine has {cores} core{s}; using {cores}");
+            cores
+        }
+        Some(n) => n,
+        None => cores,
     }
 }
 
@@ -64,7 +83,7 @@ pub struct RunOpts {
 }
 
 pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
-    let backend = backend(opts.device, default_threads())?;
+    let backend = backend(opts.device, None)?;
     let file = &model_args.file;
     let source = Source::new(opts.data.as_deref(), opts.holdout)?;
     let meta = checkpoint::read_meta(&opts.weights).map_err(|e| error(&e))?;

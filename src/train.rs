@@ -16,7 +16,7 @@ use crate::ModelArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpc_compiler::seeded::SplitMix64;
 use mpc_compiler::specialize;
-use mpc_runtime::backend::{default_threads, Backend};
+use mpc_runtime::backend::Backend;
 use mpc_runtime::checkpoint::{self, Meta};
 use mpc_runtime::data::{Dataset, Tensor};
 use mpc_runtime::session::{Metrics, Session};
@@ -101,7 +101,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     let (train, held_out) = source.train_split(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
     let shapes = specialize::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
     let dims = loaded.compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    let backend = crate::run::backend(opts.device, opts.threads.unwrap_or_else(default_threads))?;
+    let backend = crate::run::backend(opts.device, opts.threads)?;
     let mut session = Session::with_backend(loaded.compiled, seed, backend).map_err(|e| fail(file, &e))?;
     let batch = session.batch_size();
     let label = session

@@ -175,7 +175,7 @@ fn unknown_dim_override_is_a_clear_error() {
 fn malformed_dim_overrides_are_usage_errors() {
     for bad in ["B", "B=x", "B=0", "B=-1"] {
         let o = mpc(&["compile", EXAMPLE, "--dim", bad]);
-        assert_eq!(o.status.code(), Some(2), "--dim {bad}");
+        assert_eq!(o.status.code(), Some(1), "--dim {bad}");
         assert!(stderr(&o).contains("--dim"), "{}", stderr(&o));
     }
 }
@@ -241,7 +241,7 @@ fn non_utf8_file_names_file_and_position() {
 }
 
 #[test]
-fn usage_errors_exit_2() {
+fn usage_errors_are_one_line_exit_1() {
     for args in [
         &[][..],
         &["check"][..],
@@ -249,7 +249,10 @@ fn usage_errors_exit_2() {
         &["frobnicate"][..],
     ] {
         let o = mpc(args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
     }
 }
 

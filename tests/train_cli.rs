@@ -157,10 +157,10 @@ fn lr_overrides_the_optimizer() {
     assert!(tiny > 0.6 && big < 0.5 * tiny, "lr 1e-9: {tiny}, lr 1e-2: {big}");
     for bad in ["0", "-1", "x", "inf"] {
         let o = mpc(&["train", EXAMPLE, "--lr", bad]);
-        assert_eq!(o.status.code(), Some(2), "--lr {bad}");
+        assert_eq!(o.status.code(), Some(1), "--lr {bad}");
     }
     let o = mpc(&["train", EXAMPLE, "--batch", "0"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
 }
 
 /// Writes the keyword task as files: `tokens.npy` and `y.csv`, with `test/` when asked.
@@ -300,7 +300,7 @@ fn data_dir_with_holdout() {
     assert!(lines[0]["eval_loss"].is_null(), "{out}");
     // --holdout needs --data.
     let o = mpc(&["train", EXAMPLE, "--holdout", "0.5"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
 }
 
 #[test]
