@@ -155,7 +155,7 @@ fn a_huge_field_is_quoted_in_part() {
 
 #[test]
 fn a_save_target_that_is_not_a_regular_file_is_refused_before_training() {
-    let (model, _) = tiny("save_kinds");
+    let (model, data) = tiny("save_kinds");
     let dir = model.parent().unwrap();
     // A link: refused, and its target keeps its bytes.
     let target = dir.join("precious.txt");
@@ -188,9 +188,18 @@ fn a_save_target_that_is_not_a_regular_file_is_refused_before_training() {
 
     // --out of `mpc run` likewise.
     let weights = dir.join("real.safetensors");
-    let o = mpc(&["train", s(&model), "--save", s(&weights)]);
+    let o = mpc(&["train", s(&model), "--data", s(&data), "--save", s(&weights)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = mpc(&["run", s(&model), "--weights", s(&weights), "--out", s(&link)]);
+    let o = mpc(&[
+        "run",
+        s(&model),
+        "--weights",
+        s(&weights),
+        "--data",
+        s(&data),
+        "--out",
+        s(&link),
+    ]);
     fails_with(
         &o,
         &link,
@@ -201,7 +210,7 @@ fn a_save_target_that_is_not_a_regular_file_is_refused_before_training() {
 
 #[test]
 fn a_save_removes_temporary_files_of_dead_saves() {
-    let (model, _) = tiny("stale_tmp");
+    let (model, data) = tiny("stale_tmp");
     let dir = model.parent().unwrap();
     // A pid that was alive and is not any more: a child that has exited and was reaped.
     let mut child = Command::new("true").spawn().unwrap();
@@ -213,7 +222,7 @@ fn a_save_removes_temporary_files_of_dead_saves() {
     let live = dir.join(format!(".w.safetensors.tmp-{}", std::process::id()));
     std::fs::write(&live, "in progress").unwrap();
     let w = dir.join("w.safetensors");
-    let o = mpc(&["train", s(&model), "--save", s(&w)]);
+    let o = mpc(&["train", s(&model), "--data", s(&data), "--save", s(&w)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(w.is_file());
     assert!(!stale.exists(), "stale temporary file left");
