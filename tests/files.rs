@@ -166,7 +166,7 @@ fn a_save_target_that_is_not_a_regular_file_is_refused_before_training() {
     fails_with(
         &o,
         &link,
-        "is a symbolic link (not replaced: name the file it points to)",
+        "cannot write the checkpoint: a symbolic link (not replaced: name the file it points to)",
     );
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
@@ -174,16 +174,20 @@ fn a_save_target_that_is_not_a_regular_file_is_refused_before_training() {
     let fifo = dir.join("fifo.safetensors");
     mkfifo(&fifo);
     let o = mpc(&["train", s(&model), "--save", s(&fifo)]);
-    fails_with(&o, &fifo, "not a regular file (a FIFO)");
+    fails_with(&o, &fifo, "cannot write the checkpoint: not a regular file (a FIFO)");
     assert!(is_fifo(&fifo));
 
     let o = mpc(&["train", s(&model), "--save", s(dir)]);
-    fails_with(&o, dir, "not a regular file (a directory)");
+    fails_with(&o, dir, "cannot write the checkpoint: not a regular file (a directory)");
 
     // A missing directory fails before training: nothing on stdout.
     let missing = Path::new("/nonexistent/dir/w.safetensors");
     let o = mpc(&["train", s(&model), "--save", s(missing)]);
-    fails_with(&o, missing, "cannot write: directory /nonexistent/dir not found");
+    fails_with(
+        &o,
+        missing,
+        "cannot write the checkpoint: directory /nonexistent/dir not found",
+    );
     assert!(o.stdout.is_empty());
 
     // --out of `mpc run` likewise.
@@ -203,7 +207,7 @@ fn a_save_target_that_is_not_a_regular_file_is_refused_before_training() {
     fails_with(
         &o,
         &link,
-        "is a symbolic link (not replaced: name the file it points to)",
+        "cannot write: a symbolic link (not replaced: name the file it points to)",
     );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
 }

@@ -138,7 +138,9 @@ fn sort_metadata(bytes: &mut [u8], metadata: &BTreeMap<String, String>) {
 
 /// Writes `bytes` to `path` atomically (see [`crate::files::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    crate::files::write_atomic(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    // Messages name what is written ("cannot write the checkpoint: ...").
+    let noun = |e: String| e.replacen("cannot write", "cannot write the checkpoint", 1);
+    crate::files::write_atomic(path, bytes).map_err(|e| format!("{}: {}", path.display(), noun(e)))
 }
 
 /// Saves a checkpoint of `params` (see the module doc).
@@ -246,7 +248,8 @@ fn read<'a>(path: &Path, bytes: &'a [u8]) -> Result<(SafeTensors<'a>, Meta), Str
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, String> {
-    crate::files::read(path, crate::files::CHECKPOINT_LIMIT).map_err(|e| format!("{}: {e}", path.display()))
+    let noun = |e: String| e.replacen("cannot read the file", "cannot read the checkpoint", 1);
+    crate::files::read(path, crate::files::CHECKPOINT_LIMIT).map_err(|e| format!("{}: {}", path.display(), noun(e)))
 }
 
 /// Only the metadata of a checkpoint (for `mpc run` to learn its dims and seed before

@@ -88,11 +88,8 @@ fn not_regular(what: &str) -> String {
 /// Why `path` cannot be opened, from the error of `fs::metadata` (which follows links).
 fn open_error(path: &Path, e: std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::NotFound {
-        // A link whose target is missing is also NotFound: say which.
-        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return "not found (a symbolic link to a missing file)".into();
-        }
-        return "not found".into();
+        // The message callers have always printed (`No such file or directory`).
+        return format!("cannot read the file: {e}");
     }
     if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
         // ELOOP: the links lead back to themselves.
@@ -154,11 +151,11 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
     let (tmp, _) = temp_names(path)?;
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
-            return Err("is a symbolic link (not replaced: name the file it points to)".into())
+            return Err("cannot write: a symbolic link (not replaced: name the file it points to)".into())
         }
         Ok(m) => {
             if let Some(what) = kind(m.file_type()) {
-                return Err(not_regular(what));
+                return Err(format!("cannot write: {}", not_regular(what)));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
