@@ -43,7 +43,11 @@ pub fn parse_dim(s: &str) -> Result<(String, usize), String> {
 }
 
 fn read_source(file: &Path) -> Result<String, ExitCode> {
-    let bytes = std::fs::read(file).map_err(|e| fail(file, &format!("cannot read the file: {e}")))?;
+    let mut bytes = mpc_runtime::files::read(file, mpc_runtime::files::SOURCE_LIMIT).map_err(|e| fail(file, &e))?;
+    // A UTF-8 byte order mark (some Windows editors write one) is not source text.
+    if bytes.starts_with(b"\xef\xbb\xbf") {
+        bytes.drain(..3);
+    }
     String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
         let prefix = std::str::from_utf8(&e.as_bytes()[..valid]).unwrap_or_default();

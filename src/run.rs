@@ -85,6 +85,10 @@ pub struct RunOpts {
 pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
     let backend = backend(opts.device, None)?;
     let file = &model_args.file;
+    // Before the run: an --out that cannot be written fails at once.
+    if let Some(out) = &opts.out {
+        mpc_runtime::files::check_writable(out).map_err(|e| fail(out, &e))?;
+    }
     let source = Source::new(opts.data.as_deref(), opts.holdout)?;
     let meta = checkpoint::read_meta(&opts.weights).map_err(|e| error(&e))?;
     // The checkpoint's dims (those the model declares), then --dim on top.
@@ -107,8 +111,7 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
     let m = session.evaluate(&rows).map_err(|e| fail(file, &e))?;
     if let Some(out) = &opts.out {
         let (shape, values) = predictions(&mut session, &rows).map_err(|e| fail(file, &e))?;
-        checkpoint::write_atomic(out, &npy::encode_f32(&shape, &values))
-            .map_err(|e| error(&e.replace("the checkpoint", "the predictions")))?;
+        mpc_runtime::files::write_atomic(out, &npy::encode_f32(&shape, &values)).map_err(|e| fail(out, &e))?;
     }
     let seconds = start.elapsed().as_secs_f64();
     if opts.json {

@@ -93,6 +93,11 @@ fn progress(steps: usize, epoch: usize, epochs: usize, json: bool) -> ProgressBa
 
 pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     let file = &model_args.file;
+    // Before the run, not after it: a --save that cannot be written fails at once.
+    if let Some(path) = &opts.save {
+        mpc_runtime::files::check_writable(path)
+            .map_err(|e| fail(path, &e.replacen("cannot write", "cannot write the checkpoint", 1)))?;
+    }
     let source = Source::new(opts.data.as_deref(), opts.holdout)?;
     let loaded = Loaded::compile_with(model_args, opts.lr, |m| batch_override(m, opts.batch, &model_args.dims))?;
     let config = loaded.compiled.model.train.clone();

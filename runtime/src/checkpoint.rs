@@ -24,9 +24,7 @@ use safetensors::tensor::{Dtype, SafeTensorError, TensorInfo, View};
 use safetensors::SafeTensors;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What a checkpoint records besides the parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -138,34 +136,11 @@ fn sort_metadata(bytes: &mut [u8], metadata: &BTreeMap<String, String>) {
     }
 }
 
-/// Writes `bytes` to `path` atomically: temporary file, fsync, rename.
+/// Writes `bytes` to `path` atomically (see [`crate::files::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let at = |e: std::io::Error| format!("{}: cannot write the checkpoint: {e}", path.display());
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file name", path.display()))?
-        .to_string_lossy();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable (best effort: not every platform opens directories).
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        at(e)
-    })
+    // Messages name what is written ("cannot write the checkpoint: ...").
+    let noun = |e: String| e.replacen("cannot write", "cannot write the checkpoint", 1);
+    crate::files::write_atomic(path, bytes).map_err(|e| format!("{}: {}", path.display(), noun(e)))
 }
 
 /// Saves a checkpoint of `params` (see the module doc).
@@ -273,7 +248,8 @@ fn read<'a>(path: &Path, bytes: &'a [u8]) -> Result<(SafeTensors<'a>, Meta), Str
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, String> {
-    fs::read(path).map_err(|e| format!("{}: cannot read the checkpoint: {e}", path.display()))
+    let noun = |e: String| e.replacen("cannot read the file", "cannot read the checkpoint", 1);
+    crate::files::read(path, crate::files::CHECKPOINT_LIMIT).map_err(|e| format!("{}: {}", path.display(), noun(e)))
 }
 
 /// Only the metadata of a checkpoint (for `mpc run` to learn its dims and seed before
@@ -325,6 +301,8 @@ pub fn load(path: &Path, expected: &[ConcreteParam]) -> Result<(BTreeMap<String,
 mod tests {
     use super::*;
     use mpc_compiler::specialize::ConcreteInit;
+    use std::fs;
+    use std::path::PathBuf;
 
     fn param(name: &str, shape: &[usize]) -> ConcreteParam {
         ConcreteParam {

@@ -9,5 +9,6 @@
 pub mod backend;
 pub mod checkpoint;
 pub mod data;
+pub mod files;
 pub mod init;
 pub mod session;

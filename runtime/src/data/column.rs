@@ -14,6 +14,7 @@
 use super::load::at;
 use super::spec::InputSpec;
 use super::{csv, npy, Tensor};
+use crate::files::clip;
 use mpc_compiler::ir::DType;
 use std::path::Path;
 
@@ -208,7 +209,7 @@ pub fn column_from_csv(text: &str, spec: &InputSpec) -> Result<(usize, Tensor), 
                         Ok(v) => v,
                         Err(_) => match field.parse::<f64>() {
                             Ok(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => f as i64,
-                            _ => return Err(format!("{}: '{field}' is not an integer", place())),
+                            _ => return Err(format!("{}: '{}' is not an integer", place(), clip(field))),
                         },
                     };
                     if edges {
@@ -220,7 +221,7 @@ pub fn column_from_csv(text: &str, spec: &InputSpec) -> Result<(usize, Tensor), 
                 DType::F32 => {
                     let v: f64 = field
                         .parse()
-                        .map_err(|_| format!("{}: '{field}' is not a number", place()))?;
+                        .map_err(|_| format!("{}: '{}' is not a number", place(), clip(field)))?;
                     floats.push(check_float(v, &place)?);
                 }
             }
@@ -255,7 +256,7 @@ pub fn column_from_csv(text: &str, spec: &InputSpec) -> Result<(usize, Tensor), 
 
 /// One column from a file, by its extension.
 pub fn load_column(path: &Path, spec: &InputSpec) -> Result<(usize, Tensor), String> {
-    let bytes = std::fs::read(path).map_err(|e| at(path, format!("cannot read the file: {e}")))?;
+    let bytes = crate::files::read(path, crate::files::DATA_LIMIT).map_err(|e| at(path, e))?;
     let result = if path.extension().is_some_and(|e| e == "csv") {
         match std::str::from_utf8(&bytes) {
             Ok(text) => column_from_csv(text, spec),

@@ -4,7 +4,7 @@
 //! fields with its 1-based line number. Fields are separated by commas; blank lines are
 //! skipped; a first line whose fields are all non-numeric (`tok0,tok1,...`) is a header
 //! and skipped too. Numbers are read by the caller (`column.rs`), which knows the
-//! dtype the model wants.
+//! dtype the model wants. A UTF-8 byte order mark at the start is skipped.
 
 /// The data lines of a CSV file.
 pub struct Table<'a> {
@@ -19,6 +19,9 @@ fn is_number(field: &str) -> bool {
 }
 
 pub fn parse(text: &str) -> Table<'_> {
+    // A UTF-8 byte order mark (Excel and Notepad write one) is not part of the first
+    // field: left in, it would make a numeric first line look like a header.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rows: Vec<(usize, Vec<&str>)> = text
         .lines()
         .enumerate()

@@ -31,7 +31,10 @@ pub(super) fn at(path: &Path, message: impl std::fmt::Display) -> String {
 fn find_file(dir: &Path, spec: &InputSpec) -> Result<PathBuf, String> {
     let npy = dir.join(format!("{}.npy", spec.name));
     let csv = dir.join(format!("{}.csv", spec.name));
-    match (npy.is_file(), csv.is_file()) {
+    // Anything under the name counts as there (a directory, a FIFO, a link loop): the
+    // reader then says what it is, rather than "not found".
+    let there = |p: &Path| p.symlink_metadata().is_ok();
+    match (there(&npy), there(&csv)) {
         (true, false) => Ok(npy),
         (false, true) => Ok(csv),
         (true, true) => Err(at(

@@ -117,7 +117,8 @@ pub fn parse(bytes: &[u8]) -> Result<Array<'_>, String> {
         ));
     };
     let header = std::str::from_utf8(header).map_err(|_| "the .npy header is not text".to_string())?;
-    let h = Header::parse(header).map_err(|e| format!("unreadable .npy header ({e}): {}", header.trim()))?;
+    let h = Header::parse(header)
+        .map_err(|e| format!("unreadable .npy header ({e}): {}", crate::files::clip(header.trim())))?;
     if h.fortran_order {
         return Err(format!(
             "{} is stored in Fortran (column-major) order; only C order is read \
