@@ -10,34 +10,11 @@ use mpc_runtime::data::npy;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A small model with a token input, an f32 input and a label: quick to train.
-const TINY: &str = "model Tiny {
-  dims { B = 4, T = 3 }
-  input tokens: i32[B, T] vocab 1000
-  input x: f32[B, 2]
-  label y: i32[B] classes 3
-  let z = mean(embed(tokens, 4), axis: 1)
-  loss cross_entropy(linear(concat(z, x), 3), y)
-}
-train { optimizer adam(lr: 1e-2) epochs 2 seed 5 }
-";
+const ROWS: usize = common::TINY_ROWS;
 
-const ROWS: usize = 8;
-
-/// `dir/model.mp` (TINY) and a valid data set: tokens.npy, x.npy, y.npy.
+/// `dir/model.mp` (the tiny model, 2 epochs) and a valid data set in `dir/data`.
 fn tiny(name: &str) -> (PathBuf, PathBuf) {
-    let dir = scratch("data_errors", name);
-    let model = dir.join("model.mp");
-    std::fs::write(&model, TINY).unwrap();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let tokens: Vec<i32> = (0..ROWS * 3).map(|i| (i * 37 % 1000) as i32).collect();
-    let x: Vec<f32> = (0..ROWS * 2).map(|i| i as f32 / 10.0).collect();
-    let y: Vec<i32> = (0..ROWS).map(|i| (i % 3) as i32).collect();
-    write(&data.join("tokens.npy"), &npy::encode_i32(&[ROWS, 3], &tokens));
-    write(&data.join("x.npy"), &npy::encode_f32(&[ROWS, 2], &x));
-    write(&data.join("y.npy"), &npy::encode_i32(&[ROWS], &y));
-    (model, data)
+    common::tiny_model("data_errors", name, 2)
 }
 
 fn write(path: &Path, bytes: &[u8]) {
@@ -332,7 +309,7 @@ fn ambiguous_files_and_holdout_with_test_dir() {
 
 // ---- checkpoints ----
 
-/// Trains TINY for one epoch and saves `dir/w.safetensors`.
+/// Trains the tiny model for one epoch and saves `dir/w.safetensors`.
 fn tiny_checkpoint(name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let (model, data) = tiny(name);
     let ckpt = model.parent().unwrap().join("w.safetensors");
@@ -392,7 +369,11 @@ fn checkpoint_of_another_model() {
     let dir = ckpt.parent().unwrap();
     // A wider embedding: same names, other shapes.
     let wide = dir.join("wide.mp");
-    std::fs::write(&wide, TINY.replace("embed(tokens, 4)", "embed(tokens, 8)")).unwrap();
+    std::fs::write(
+        &wide,
+        common::tiny_source(2).replace("embed(tokens, 4)", "embed(tokens, 8)"),
+    )
+    .unwrap();
     run_fails_with(
         &wide,
         &data,
@@ -403,7 +384,7 @@ fn checkpoint_of_another_model() {
     let deeper = dir.join("deeper.mp");
     std::fs::write(
         &deeper,
-        TINY.replace(
+        common::tiny_source(2).replace(
             "mean(embed(tokens, 4), axis: 1)",
             "linear(mean(embed(tokens, 4), axis: 1), 4)",
         ),

@@ -7,39 +7,16 @@
 mod common;
 
 use common::{mpc, s, scratch, stderr};
-use mpc_runtime::data::npy;
 use mpc_runtime::files::{DATA_LIMIT, SOURCE_LIMIT};
 use std::os::unix::fs::{symlink, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const TINY: &str = "model Tiny {
-  dims { B = 4, T = 3 }
-  input tokens: i32[B, T] vocab 1000
-  input x: f32[B, 2]
-  label y: i32[B] classes 3
-  let z = mean(embed(tokens, 4), axis: 1)
-  loss cross_entropy(linear(concat(z, x), 3), y)
-}
-train { optimizer adam(lr: 1e-2) epochs 1 seed 5 }
-";
+const ROWS: usize = common::TINY_ROWS;
 
-const ROWS: usize = 8;
-
-/// `dir/model.mp` (TINY) and a valid data set in `dir/data`.
+/// `dir/model.mp` (the tiny model, 1 epoch) and a valid data set in `dir/data`.
 fn tiny(name: &str) -> (PathBuf, PathBuf) {
-    let dir = scratch("files", name);
-    let model = dir.join("model.mp");
-    std::fs::write(&model, TINY).unwrap();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let tokens: Vec<i32> = (0..ROWS * 3).map(|i| (i * 37 % 1000) as i32).collect();
-    let x: Vec<f32> = (0..ROWS * 2).map(|i| i as f32 / 10.0).collect();
-    let y: Vec<i32> = (0..ROWS).map(|i| (i % 3) as i32).collect();
-    std::fs::write(data.join("tokens.npy"), npy::encode_i32(&[ROWS, 3], &tokens)).unwrap();
-    std::fs::write(data.join("x.npy"), npy::encode_f32(&[ROWS, 2], &x)).unwrap();
-    std::fs::write(data.join("y.npy"), npy::encode_i32(&[ROWS], &y)).unwrap();
-    (model, data)
+    common::tiny_model("files", name, 1)
 }
 
 fn mkfifo(path: &Path) {
@@ -127,7 +104,7 @@ fn files_over_the_size_limit_are_refused() {
 fn a_byte_order_mark_is_skipped() {
     let (model, data) = tiny("bom");
     let mut source = "\u{feff}".to_string();
-    source += TINY;
+    source += &common::tiny_source(1);
     std::fs::write(&model, source).unwrap();
     // A numeric first line behind a BOM is data, not a header: 8 labels for 8 rows.
     std::fs::remove_file(data.join("y.npy")).unwrap();

@@ -86,3 +86,42 @@ pub fn examples() -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Rows of the data set [`tiny_model`] writes.
+pub const TINY_ROWS: usize = 8;
+
+/// A small model with a token input, an f32 input and a label, quick to train, whose
+/// train block runs `epochs` epochs.
+pub fn tiny_source(epochs: usize) -> String {
+    format!(
+        "model Tiny {{
+  dims {{ B = 4, T = 3 }}
+  input tokens: i32[B, T] vocab 1000
+  input x: f32[B, 2]
+  label y: i32[B] classes 3
+  let z = mean(embed(tokens, 4), axis: 1)
+  loss cross_entropy(linear(concat(z, x), 3), y)
+}}
+train {{ optimizer adam(lr: 1e-2) epochs {epochs} seed 5 }}
+"
+    )
+}
+
+/// A scratch dir of `test` with `model.mp` ([`tiny_source`]) and a valid data set in
+/// `data/` (`tokens.npy`, `x.npy`, `y.npy`, [`TINY_ROWS`] rows); returns both paths.
+pub fn tiny_model(test: &str, name: &str, epochs: usize) -> (PathBuf, PathBuf) {
+    use mpc_runtime::data::npy;
+    let dir = scratch(test, name);
+    let model = dir.join("model.mp");
+    std::fs::write(&model, tiny_source(epochs)).unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let rows = TINY_ROWS;
+    let tokens: Vec<i32> = (0..rows * 3).map(|i| (i * 37 % 1000) as i32).collect();
+    let x: Vec<f32> = (0..rows * 2).map(|i| i as f32 / 10.0).collect();
+    let y: Vec<i32> = (0..rows).map(|i| (i % 3) as i32).collect();
+    std::fs::write(data.join("tokens.npy"), npy::encode_i32(&[rows, 3], &tokens)).unwrap();
+    std::fs::write(data.join("x.npy"), npy::encode_f32(&[rows, 2], &x)).unwrap();
+    std::fs::write(data.join("y.npy"), npy::encode_i32(&[rows], &y)).unwrap();
+    (model, data)
+}
