@@ -138,6 +138,7 @@ pub fn default_dataset_named(
         let Some(vocab) = text.vocab else {
             return Err(unsupported(model));
         };
+        synthetic_classes(model, classes, vocab)?;
         let task = FusionTask {
             rows,
             seq_len: text.row_shape[0],
@@ -153,6 +154,7 @@ pub fn default_dataset_named(
     }
     if let (1, Some(tokens), Some(vocab)) = (features.len(), row_input(DType::I32, 1), features[0].vocab) {
         if classes > 0 && label.row_shape.is_empty() {
+            synthetic_classes(model, classes, vocab)?;
             let keywords = (vocab / (classes * 4)).clamp(1, 20);
             let task = TokenTask {
                 rows,
@@ -168,6 +170,26 @@ pub fn default_dataset_named(
         }
     }
     Err(unsupported(model))
+}
+
+/// The most classes the synthetic tasks generate (each class gets its own keywords and
+/// prototypes, so the task's size grows with the class count).
+const MAX_SYNTHETIC_CLASSES: usize = 1000;
+
+/// The synthetic token tasks give each class at least one keyword of its own: they need
+/// `classes <= vocab`, and a class count they can hold in memory.
+fn synthetic_classes(model: &CheckedModel, classes: usize, vocab: usize) -> Result<(), String> {
+    let why = if classes > MAX_SYNTHETIC_CLASSES {
+        format!("{classes} classes are more than its {MAX_SYNTHETIC_CLASSES}")
+    } else if classes > vocab {
+        format!("its {classes} classes need at least {classes} token ids, and the vocabulary has {vocab}")
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "model '{}': the synthetic default data cannot be made: {why}",
+        model.name
+    ))
 }
 
 fn unsupported(model: &CheckedModel) -> String {
