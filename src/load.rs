@@ -5,6 +5,7 @@
 use crate::ModelArgs;
 use mpc_compiler::diag::{line_col, render};
 use mpc_compiler::ir::ArgKind;
+use mpc_compiler::memory::show_bytes;
 use mpc_compiler::pipeline::{self, Compiled, Options};
 use mpc_compiler::specialize;
 use mpc_compiler::CheckedModel;
@@ -109,12 +110,13 @@ impl Loaded {
         // u128: the compiler bounds each tensor, not their sum.
         let values: u128 = c.forward.args(ArgKind::Param).map(|(_, _, t)| t.numel() as u128).sum();
         format!(
-            "ok: model {}: {} inputs, {} parameters ({} values), training step of {} IR nodes",
+            "ok: model {}: {} inputs, {} parameters ({} values), training step of {} IR nodes, {} of memory to train",
             c.model.name,
             c.model.inputs.len(),
             c.model.params.len(),
             thousands(values),
-            c.train_step.nodes.len()
+            c.train_step.nodes.len(),
+            show_bytes(pipeline::memory(c).total())
         )
     }
 

@@ -4,6 +4,7 @@
 //! stderr; exit 0 on success, 1 when the model (or file) has errors or the arguments are
 //! wrong (one `error:` line either way, as the README promises).
 
+mod budget;
 mod data;
 mod load;
 mod run;
@@ -134,6 +135,9 @@ fn one_line(text: &str) -> String {
             if tip.contains("similar") {
                 tips.push(tip.to_string());
             }
+        } else if t.starts_with("[possible values:") {
+            // `--emit bogus`: the values to choose from belong on the line.
+            line = format!("{line} {t}");
         } else if !t.is_empty() && l.starts_with(' ') && line.ends_with(':') {
             items.push(t.to_string());
         }
@@ -152,6 +156,7 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
         Command::Check(args) => {
             let loaded = Loaded::compile(&args)?;
             println!("{}", loaded.summary());
+            budget::warn_if_over_machine(&loaded.compiled);
         }
         Command::Compile {
             model,
@@ -170,6 +175,7 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
         Command::Inspect(args) => {
             let loaded = Loaded::compile(&args)?;
             print!("{}", loaded.parameter_table().map_err(|e| fail(&args.file, &e))?);
+            print!("{}", budget::table(&loaded.compiled));
         }
         Command::Train { model, opts } => train::train(&model, &opts)?,
         Command::Run { model, opts } => run::run(&model, &opts)?,

@@ -6,12 +6,14 @@
 //! Without `--data` the rows are the default data's held-out part, so `mpc run` on a
 //! checkpoint of `mpc train` prints the final held-out loss that training printed.
 
+use crate::budget;
 use crate::data::Source;
 use crate::load::{error, fail, Loaded};
 use crate::ModelArgs;
 use clap::ValueEnum;
 use mpc_compiler::specialize;
 use mpc_runtime::backend::{cuda, default_threads, Backend};
+use mpc_runtime::budget::Budget;
 use mpc_runtime::checkpoint;
 use mpc_runtime::data::npy;
 use mpc_runtime::data::Dataset;
@@ -80,6 +82,9 @@ pub struct RunOpts {
     /// One JSON object instead of text
     #[arg(long)]
     pub json: bool,
+    /// Refuse to start a run that needs more memory than SIZE (8G, 512MiB, bytes); default: what the machine has available
+    #[arg(long, value_name = "SIZE", value_parser = mpc_runtime::budget::parse_size, allow_hyphen_values = true)]
+    pub max_memory: Option<u128>,
 }
 
 pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
@@ -93,6 +98,17 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
     let meta = checkpoint::read_meta(&opts.weights).map_err(|e| error(&e))?;
     // The checkpoint's dims (those the model declares), then --dim on top.
     let loaded = Loaded::compile_with(model_args, None, |m| {
+        // A checkpoint that names its model (mpc writes the name) must name this one,
+        // before its dims are used; files from other tools name none.
+        if !meta.model.is_empty() && meta.model != m.name {
+            return Err(format!(
+                "{}: a checkpoint of model '{}', not of '{}' ({})",
+                opts.weights.display(),
+                mpc_runtime::files::clip(&meta.model),
+                m.name,
+                file.display()
+            ));
+        }
         Ok(meta
             .dims
             .iter()
@@ -101,9 +117,17 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
             .map(|(k, v)| (k.clone(), *v))
             .collect())
     })?;
+    // Sizes first: the checkpoint's dims may ask for more than the machine has.
+    let budget = Budget::new(opts.max_memory);
+    if source.dir.is_none() {
+        budget::check(file, "evaluation", &loaded.compiled, None, &budget)?;
+    }
     let shapes = specialize::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
     let (params, meta) = checkpoint::load(&opts.weights, &shapes).map_err(|e| error(&e))?;
     let rows = source.eval_rows(file, &loaded.compiled.model, &loaded.compiled.dims, meta.seed)?;
+    if source.dir.is_some() {
+        budget::check(file, "evaluation", &loaded.compiled, Some(&[&rows]), &budget)?;
+    }
     let mut session = Session::with_backend(loaded.compiled, meta.seed, backend).map_err(|e| fail(file, &e))?;
     session.set_params(params).map_err(|e| fail(file, &e))?;
     session.step = meta.step;

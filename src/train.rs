@@ -10,6 +10,7 @@
 //! The step runs on the Cranelift JIT (`--threads`, default every core), after e-graph
 //! optimization; `Session` hides the backend.
 
+use crate::budget;
 use crate::data::{batch_override, parse_fraction, parse_lr, parse_positive, Source};
 use crate::load::{error, fail, Loaded};
 use crate::ModelArgs;
@@ -17,9 +18,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mpc_compiler::seeded::SplitMix64;
 use mpc_compiler::specialize;
 use mpc_runtime::backend::Backend;
+use mpc_runtime::budget::Budget;
 use mpc_runtime::checkpoint::{self, Meta};
 use mpc_runtime::data::{Dataset, Tensor};
-use mpc_runtime::session::{Metrics, Session};
+use mpc_runtime::session::{mean, Metrics, Session};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -32,22 +34,22 @@ pub struct TrainOpts {
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Hold out this fraction of the rows of --data (its last rows) for evaluation, when DIR has no test/
-    #[arg(long, value_name = "FRACTION", requires = "data", value_parser = parse_fraction)]
+    #[arg(long, value_name = "FRACTION", requires = "data", value_parser = parse_fraction, allow_hyphen_values = true)]
     pub holdout: Option<f64>,
     /// Epochs (default: the model's `train` block, else 10)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub epochs: Option<usize>,
     /// Rows per batch: sets the model's batch dim (default: the `train` block's `batch`, else the dim's value)
-    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    #[arg(long, value_name = "N", value_parser = parse_positive, allow_hyphen_values = true)]
     pub batch: Option<usize>,
     /// Learning rate, replacing the optimizer's
-    #[arg(long, value_name = "X", value_parser = parse_lr)]
+    #[arg(long, value_name = "X", value_parser = parse_lr, allow_hyphen_values = true)]
     pub lr: Option<f64>,
     /// Seed for initialization, data and dropout (default: the model's, else 0)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub seed: Option<u64>,
     /// Threads of the compiled (JIT) step (default: every core); results do not depend on it
-    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    #[arg(long, value_name = "N", value_parser = parse_positive, allow_hyphen_values = true)]
     pub threads: Option<usize>,
     /// Where to train: cpu (the Cranelift JIT) or cuda (PTX kernels on an NVIDIA GPU)
     #[arg(long, value_enum, default_value_t = crate::run::Device::Cpu)]
@@ -58,23 +60,15 @@ pub struct TrainOpts {
     /// One JSON object per epoch and a final one, instead of text
     #[arg(long)]
     pub json: bool,
+    /// Refuse to start a run that needs more memory than SIZE (8G, 512MiB, bytes); default: what the machine has available
+    #[arg(long, value_name = "SIZE", value_parser = mpc_runtime::budget::parse_size, allow_hyphen_values = true)]
+    pub max_memory: Option<u128>,
 }
 
 fn show(m: &Metrics) -> String {
     match m.accuracy {
         Some(a) => format!("loss {:.4}  accuracy {:.3}", m.loss, a),
         None => format!("loss {:.4}", m.loss),
-    }
-}
-
-/// Row-weighted mean of batch metrics.
-fn mean(ms: &[Metrics]) -> Metrics {
-    let rows: usize = ms.iter().map(|m| m.rows).sum();
-    let w = |m: &Metrics| m.rows as f64 / rows.max(1) as f64;
-    Metrics {
-        loss: ms.iter().map(|m| m.loss * w(m)).sum(),
-        accuracy: ms.iter().map(|m| m.accuracy.map(|a| a * w(m))).sum::<Option<f64>>(),
-        rows,
     }
 }
 
@@ -103,7 +97,16 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     let config = loaded.compiled.model.train.clone();
     let seed = opts.seed.unwrap_or(config.seed);
     let epochs = opts.epochs.unwrap_or(config.epochs);
+    // Sizes first: nothing big is allocated before the run is known to fit.
+    let budget = Budget::new(opts.max_memory);
+    if source.dir.is_none() {
+        budget::check(file, "training", &loaded.compiled, None, &budget)?;
+    }
     let (train, held_out) = source.train_split(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
+    if source.dir.is_some() {
+        let sets: Vec<&Dataset> = std::iter::once(&train).chain(held_out.as_ref()).collect();
+        budget::check(file, "training", &loaded.compiled, Some(&sets), &budget)?;
+    }
     let shapes = specialize::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
     let dims = loaded.compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
     let backend = crate::run::backend(opts.device, opts.threads)?;
@@ -121,6 +124,13 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
         Some(Tensor::Int(y)) => y.iter().filter(|&&l| l != -1).count(),
         _ => d.rows,
     };
+    if labeled(&train) == 0 && label.is_some() {
+        eprintln!(
+            "warning: {}: every training label is -1 (unlabeled), so there is nothing to learn: the loss and its \
+             gradients are 0",
+            source.name()
+        );
+    }
     if !opts.json {
         let held = match &held_out {
             Some(h) if h.full_batch => format!("{} held out", labeled(h)),

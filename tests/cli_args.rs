@@ -22,9 +22,22 @@ fn one_error_line(args: &[&str]) -> String {
 
 #[test]
 fn every_argument_error_is_one_line_and_exit_1() {
-    let cases: [(&[&str], &str); 15] = [
+    let cases: [(&[&str], &str); 18] = [
         (&["train", EXAMPLE, "--batch", "0"], "--batch"),
-        (&["train", EXAMPLE, "--lr", "-1"], "-1"),
+        // A value that starts with '-' is the flag's value, so the message names the flag.
+        (&["train", EXAMPLE, "--lr", "-1"], "invalid value '-1' for '--lr <X>'"),
+        (
+            &["train", EXAMPLE, "--batch", "-3"],
+            "invalid value '-3' for '--batch <N>'",
+        ),
+        (
+            &["train", EXAMPLE, "--epochs", "-1"],
+            "invalid value '-1' for '--epochs",
+        ),
+        (
+            &["train", EXAMPLE, "--max-memory", "-1G"],
+            "invalid value '-1G' for '--max-memory <SIZE>'",
+        ),
         (&["train", EXAMPLE, "--lr", "nan"], "--lr"),
         (&["train", EXAMPLE, "--threads", "0"], "--threads"),
         (&["train", EXAMPLE, "--epochs", "abc"], "--epochs"),
@@ -33,7 +46,10 @@ fn every_argument_error_is_one_line_and_exit_1() {
         (&["check"], "<FILE>"),
         (&["train"], "<FILE>"),
         (&["frobnicate", EXAMPLE], "frobnicate"),
-        (&["compile", EXAMPLE, "--emit", "bogus"], "bogus"),
+        (
+            &["compile", EXAMPLE, "--emit", "bogus"],
+            "[possible values: ast, ir, grad, opt, kernels, clif, ptx]",
+        ),
         (&["compile", EXAMPLE, "--dim", "B=0"], "--dim"),
         (&["compile", EXAMPLE, "--dim", "B"], "--dim"),
         (&["run", EXAMPLE], "--weights"),

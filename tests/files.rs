@@ -209,3 +209,18 @@ fn a_save_removes_temporary_files_of_dead_saves() {
     assert!(!stale.exists(), "stale temporary file left");
     assert!(live.exists(), "a live process's temporary file removed");
 }
+
+#[test]
+fn a_dangling_symbolic_link_says_where_it_points() {
+    let dir = scratch("files", "dangling");
+    let link = dir.join("model.mp");
+    symlink(dir.join("gone.mp"), &link).unwrap();
+    fails_with(
+        &mpc(&["check", s(&link)]),
+        &link,
+        &format!(
+            "cannot read the file: it is a symbolic link to '{}', which does not exist",
+            dir.join("gone.mp").display()
+        ),
+    );
+}

@@ -8,7 +8,8 @@
 //! settings, which data loaders validate against), [`specialize`] (dim values and
 //! parameter shapes), [`ir`] (step graphs), [`signature`] (what a step's arguments and
 //! outputs are), [`tensor`] (host tensors), [`schedule`] (the kernel programs engines
-//! run), [`diag`] (diagnostics and their rendering), [`interp`] (the reference
+//! run), [`diag`] (diagnostics and their rendering), [`memory`] (what a
+//! run needs in bytes, before it allocates), [`interp`] (the reference
 //! interpreter, the oracle) and [`seeded`] (the host RNG).
 //!
 //! # Internals
@@ -21,6 +22,7 @@
 pub mod diag;
 pub mod interp;
 pub mod ir;
+pub mod memory;
 pub mod pipeline;
 pub mod schedule;
 pub mod seeded;

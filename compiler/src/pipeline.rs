@@ -10,6 +10,7 @@
 //! autodiff      forward Step + optimizer -> training Step             grad
 //! optimize      a Step's graph -> cheaper equivalent graph (egg)      opt
 //! schedule      graph -> kernel Program (fused loops, GEMMs)          kernels
+//! memory        steps scheduled -> bytes a run needs (Footprint)      (mpc inspect)
 //! codegen_cpu   Program -> native functions (Cranelift JIT)           clif
 //! codegen_ptx   Program -> PTX text and launch shapes                 ptx
 //! ```
@@ -27,6 +28,7 @@ use crate::codegen::{cranelift, ptx};
 use crate::diag::Diagnostic;
 use crate::ir::{printer::print_graph, Graph};
 use crate::lower::{self, Mode};
+use crate::memory::Footprint;
 use crate::opt::{self, Limits};
 use crate::schedule::{self, Program};
 use crate::signature::Step;
@@ -163,6 +165,12 @@ pub fn codegen_cpu(program: &Program) -> Result<JitProgram, String> {
 /// codegen for NVIDIA GPUs: PTX text, one entry per kernel.
 pub fn codegen_ptx(program: &Program) -> Result<PtxProgram, String> {
     ptx::emit(program)
+}
+
+/// schedule the training and evaluation steps (as autodiff made them) to size what a
+/// run of `compiled` holds: variables, a batch, each step's buffers (see [`Footprint`]).
+pub fn memory(compiled: &Compiled) -> Footprint {
+    Footprint::new(compiled, &schedule(&compiled.train_step), &schedule(&compiled.eval))
 }
 
 /// optimize, schedule, codegen_cpu: what the JIT engine runs for a step graph.

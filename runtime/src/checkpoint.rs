@@ -17,7 +17,9 @@
 //!
 //! Reading lets the crate validate the container (header length, JSON, offsets that
 //! tile the data exactly), words its errors as one line (`truncated: ...`, `not a
-//! safetensors file (...)`), and then checks names, dtypes and shapes against the model.
+//! safetensors file (...)`), and then checks names, dtypes and shapes against the model,
+//! that every weight is finite, and that the mpc metadata present is well-formed (an
+//! invalid `seed`, `step` or `dims` entry is an error, not a silent default).
 
 use mpc_compiler::specialize::ConcreteParam;
 use safetensors::tensor::{Dtype, SafeTensorError, TensorInfo, View};
@@ -48,24 +50,59 @@ impl Meta {
         ])
     }
 
-    /// Reads what is there; missing or malformed entries get defaults (a checkpoint
-    /// written by another tool has no mpc metadata).
-    fn from_strings<'a>(mut get: impl FnMut(&str) -> Option<&'a String>) -> Meta {
-        let dims = get("dims")
-            .map(|d| {
-                d.split(',')
-                    .filter_map(|kv| kv.split_once('='))
-                    .filter_map(|(k, v)| Some((k.trim().to_string(), v.trim().parse().ok()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Meta {
-            model: get("model").cloned().unwrap_or_default(),
-            step: get("step").and_then(|s| s.parse().ok()).unwrap_or(0),
-            seed: get("seed").and_then(|s| s.parse().ok()).unwrap_or(0),
-            dims,
+    /// Reads what is there: a missing entry gets its default (a checkpoint written by
+    /// another tool has no mpc metadata: model unknown, step 0, seed 0, no dims); an
+    /// entry that is there but malformed is an error, never silently a default.
+    fn from_strings<'a>(mut get: impl FnMut(&str) -> Option<&'a String>) -> Result<Meta, String> {
+        let invalid = |key: &str, value: &str, expected: &str| {
+            format!(
+                "invalid metadata: {key} '{}' is not {expected}",
+                crate::files::clip(value)
+            )
+        };
+        let mut dims = BTreeMap::new();
+        if let Some(d) = get("dims").filter(|d| !d.trim().is_empty()) {
+            for kv in d.split(',') {
+                let entry = kv
+                    .split_once('=')
+                    .and_then(|(k, v)| Some((k.trim(), v.trim().parse::<usize>().ok().filter(|&v| v > 0)?)))
+                    .filter(|(k, _)| is_dim_name(k));
+                let (k, v) = entry.ok_or_else(|| invalid("dims entry", kv, "NAME=SIZE with a positive size"))?;
+                if dims.insert(k.to_string(), v).is_some() {
+                    return Err(invalid("dims", d, "a list of distinct dims"));
+                }
+            }
         }
+        let step = match get("step") {
+            Some(s) => s
+                .trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|&s| s >= 0)
+                .ok_or_else(|| invalid("step", s, "a step count"))?,
+            None => 0,
+        };
+        let seed = match get("seed") {
+            Some(s) => s
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| invalid("seed", s, "an unsigned 64-bit seed"))?,
+            None => 0,
+        };
+        Ok(Meta {
+            model: get("model").cloned().unwrap_or_default(),
+            step,
+            seed,
+            dims,
+        })
     }
+}
+
+/// `B`, `seq_len`: what the language accepts as a dim name.
+fn is_dim_name(k: &str) -> bool {
+    let mut chars = k.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A parameter as the crate writes it: little-endian F32 with the model's shape.
@@ -242,7 +279,7 @@ fn read<'a>(path: &Path, bytes: &'a [u8]) -> Result<(SafeTensors<'a>, Meta), Str
     // crate's `SafeTensors` keeps the metadata to itself.
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(at)?;
     let strings = header.metadata().clone().unwrap_or_default();
-    let meta = Meta::from_strings(|key| strings.get(key));
+    let meta = Meta::from_strings(|key| strings.get(key)).map_err(|e| format!("{}: {e}", path.display()))?;
     let file = SafeTensors::deserialize(bytes).map_err(at)?;
     Ok((file, meta))
 }
@@ -282,11 +319,20 @@ pub fn load(path: &Path, expected: &[ConcreteParam]) -> Result<(BTreeMap<String,
             )));
         }
         // The crate checked that the data holds exactly the shape's bytes.
-        let values = t
+        let values: Vec<f32> = t
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect();
+        // A NaN or infinite weight poisons every loss and prediction it touches.
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(at(format!(
+                "parameter '{}' holds {} at element {i} of {}: not a usable weight",
+                p.name,
+                values[i],
+                values.len()
+            )));
+        }
         params.insert(p.name.clone(), values);
     }
     let mut names = file.names();

@@ -88,6 +88,13 @@ fn not_regular(what: &str) -> String {
 /// Why `path` cannot be opened, from the error of `fs::metadata` (which follows links).
 fn open_error(path: &Path, e: std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::NotFound {
+        // A link whose target is gone is there; say where it points.
+        if let Ok(target) = fs::read_link(path) {
+            return format!(
+                "cannot read the file: it is a symbolic link to '{}', which does not exist",
+                clip(&target.display().to_string())
+            );
+        }
         // The message callers have always printed (`No such file or directory`).
         return format!("cannot read the file: {e}");
     }

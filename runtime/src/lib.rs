@@ -7,6 +7,7 @@
 //! tensors (`mpc_compiler::tensor`), so the session has no per-backend code.
 
 pub mod backend;
+pub mod budget;
 pub mod checkpoint;
 pub mod data;
 pub mod files;

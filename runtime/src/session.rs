@@ -220,7 +220,7 @@ impl Session {
 
     fn metrics(&self, loss: f64, predictions: Option<&[f32]>, batch: &[(String, Tensor)], rows: usize) -> Metrics {
         Metrics {
-            loss,
+            loss: loss + 0.0, // -0 (no labeled rows) prints as 0
             accuracy: predictions
                 .and_then(|p| self.correct(p, batch))
                 .filter(|&(_, labeled)| labeled > 0)
@@ -274,7 +274,7 @@ impl Session {
 }
 
 /// The compiled batch size: the label's first axis.
-fn batch_rows(c: &Compiled) -> usize {
+pub fn batch_rows(c: &Compiled) -> usize {
     let label = c.model.inputs.iter().find(|i| i.is_label);
     label
         .and_then(|l| c.eval.arg(ArgKind::Input, &l.name))
@@ -292,10 +292,12 @@ fn argmax(row: &[f32]) -> usize {
     best
 }
 
-fn mean(ms: &[Metrics]) -> Metrics {
+/// Row-weighted mean of batch metrics. A loss of no labeled rows is 0, never -0 (the
+/// float sum of nothing), which would print as `-0.0000`.
+pub fn mean(ms: &[Metrics]) -> Metrics {
     let rows: usize = ms.iter().map(|m| m.rows).sum();
     let w = |m: &Metrics| m.rows as f64 / rows.max(1) as f64;
-    let loss = ms.iter().map(|m| m.loss * w(m)).sum();
+    let loss = ms.iter().map(|m| m.loss * w(m)).sum::<f64>() + 0.0;
     let accuracy = ms.iter().map(|m| m.accuracy.map(|a| a * w(m))).sum::<Option<f64>>();
     Metrics { loss, accuracy, rows }
 }
