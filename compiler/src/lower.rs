@@ -119,7 +119,7 @@ impl Lowering<'_> {
             }
             TKind::Linear { x, weight, bias } => {
                 let x = self.value(x)?;
-                let (w, bias) = (self.args[weight], self.args[bias]);
+                let (w, bias) = (self.args[weight], bias.as_ref().map(|b| self.args[b]));
                 self.linear(x, w, bias)
             }
             TKind::Activation(act, x) => {
@@ -227,15 +227,20 @@ impl Lowering<'_> {
     }
 
     /// `x W + b` over the last axis: leading axes are flattened into the matmul's rows.
-    fn linear(&mut self, x: ValueId, w: ValueId, bias: ValueId) -> ValueId {
+    fn linear(&mut self, x: ValueId, w: ValueId, bias: Option<ValueId>) -> ValueId {
         let shape = self.b.shape(x);
         let (fan_in, out) = (shape[shape.len() - 1], self.b.shape(w)[1]);
         let rows = shape[..shape.len() - 1].iter().product::<usize>();
         let b = &mut self.b;
         let flat = b.reshape(x, &[rows, fan_in]);
         let product = b.matmul(flat, w);
-        let bias_b = b.broadcast(bias, &[rows, out], &[1]);
-        let sum = b.add(product, bias_b);
+        let sum = match bias {
+            Some(bias) => {
+                let bias_b = b.broadcast(bias, &[rows, out], &[1]);
+                b.add(product, bias_b)
+            }
+            None => product,
+        };
         let mut out_shape = shape;
         *out_shape.last_mut().expect("linear input has an axis") = out;
         b.reshape(sum, &out_shape)

@@ -49,6 +49,11 @@ fn base_compiles() {
 }
 
 #[test]
+fn linear_bias_takes_true_or_false() {
+    insta::assert_snapshot!(errors(&base_with("linear(h, 2)", "linear(h, 2, bias: maybe)")));
+}
+
+#[test]
 fn syntax_error_missing_paren() {
     insta::assert_snapshot!(errors(&base_with("linear(h, 2)", "linear(h, 2")));
 }

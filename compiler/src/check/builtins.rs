@@ -75,8 +75,13 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "linear",
-        params: &[req("x", Tensor), req("out", Size), opt("name", Name)],
-        summary: "x W + b over the last axis: [.., in] -> [.., out]",
+        params: &[
+            req("x", Tensor),
+            req("out", Size),
+            opt("name", Name),
+            opt("bias", Choice),
+        ],
+        summary: "x W + b over the last axis: [.., in] -> [.., out] (bias: false drops b)",
     },
     Builtin {
         name: "relu",

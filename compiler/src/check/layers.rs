@@ -96,6 +96,7 @@ impl<'p> Checker<'p> {
             ));
             return None;
         };
+        let has_bias = self.flag(bound.slots[3], "bias")?;
         let base = self.param_base("linear", bound.slots[2], span)?;
         // PyTorch's nn.Linear default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
         let init = Init::UniformFanIn { fan_in: fan_in.clone() };
@@ -105,7 +106,10 @@ impl<'p> Checker<'p> {
             init.clone(),
             func.span,
         )?;
-        let bias = self.param(&format!("{base}.bias"), vec![out.clone()], init, func.span)?;
+        let bias = match has_bias {
+            true => Some(self.param(&format!("{base}.bias"), vec![out.clone()], init, func.span)?),
+            false => None,
+        };
         let mut shape = x.ty.shape.clone();
         *shape.last_mut().expect("checked non-empty") = out;
         Some(TExpr {
@@ -119,6 +123,23 @@ impl<'p> Checker<'p> {
                 shape,
             },
         })
+    }
+
+    /// A `true`/`false` argument such as `bias: false`; absent means true.
+    pub(super) fn flag(&mut self, arg: Option<&Expr>, name: &str) -> Option<bool> {
+        match arg.map(|e| &e.kind) {
+            None => Some(true),
+            Some(ExprKind::Name(n)) if n == "true" => Some(true),
+            Some(ExprKind::Name(n)) if n == "false" => Some(false),
+            Some(_) => {
+                let e = arg?;
+                self.error(
+                    Diagnostic::new(format!("{name} takes true or false"), e.span, "not true or false")
+                        .with_help(format!("write `{name}: false` to leave it out")),
+                );
+                None
+            }
+        }
     }
 
     /// `attention(t, v, a)`: node vectors of one type `[B, D]`, fused with a learned query.

@@ -104,7 +104,8 @@ pub enum TKind {
     Linear {
         x: Box<TExpr>,
         weight: String,
-        bias: String,
+        /// `None` for `linear(x, n, bias: false)`.
+        bias: Option<String>,
     },
     Activation(Activation, Box<TExpr>),
     /// In training, zero each element with probability `p` (scale the rest by
