@@ -8,7 +8,7 @@
 //! sum, cross-entropy is log-softmax picked by a one-hot, linear is a matmul over the
 //! flattened leading axes plus a broadcast bias.
 
-use crate::check::{Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, Reduction, TExpr, TKind};
+use crate::check::{Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, Reduction, TExpr, TKind, LAYER_NORM_EPS};
 use crate::ir::{ArgKind, Builder, Graph, Type, ValueId};
 use crate::signature::{Role, Signature, Step, SEED, STEP};
 use crate::specialize::{concrete, params, DimValues};
@@ -121,6 +121,11 @@ impl Lowering<'_> {
                 let x = self.value(x)?;
                 let (w, bias) = (self.args[weight], bias.as_ref().map(|b| self.args[b]));
                 self.linear(x, w, bias)
+            }
+            TKind::LayerNorm { x, weight, bias } => {
+                let x = self.value(x)?;
+                let (w, bias) = (self.args[weight], self.args[bias]);
+                self.layer_norm(x, w, bias)
             }
             TKind::Activation(act, x) => {
                 let x = self.value(x)?;
@@ -244,6 +249,31 @@ impl Lowering<'_> {
         let mut out_shape = shape;
         *out_shape.last_mut().expect("linear input has an axis") = out;
         b.reshape(sum, &out_shape)
+    }
+
+    /// `(x - mean) / sqrt(var + eps) * w + b` over the last axis, with the biased
+    /// variance, as `nn.LayerNorm` computes it; autodiff differentiates the primitives.
+    fn layer_norm(&mut self, x: ValueId, w: ValueId, bias: ValueId) -> ValueId {
+        let shape = self.b.shape(x);
+        let last = shape.len() - 1;
+        let inv_d = 1.0 / shape[last] as f64;
+        let b = &mut self.b;
+        let sum = b.reduce_sum(x, &[last]);
+        let mean = b.scale(sum, inv_d);
+        let mean = b.broadcast_reduced(mean, &shape, &[last]);
+        let centered = b.sub(x, mean);
+        let squares = b.mul(centered, centered);
+        let sum_sq = b.reduce_sum(squares, &[last]);
+        let var = b.scale(sum_sq, inv_d);
+        let eps = b.constant(LAYER_NORM_EPS, &shape[..last]);
+        let std = b.add(var, eps);
+        let std = b.sqrt(std);
+        let std = b.broadcast_reduced(std, &shape, &[last]);
+        let normalized = b.div(centered, std);
+        let w = b.broadcast(w, &shape, &[last]);
+        let scaled = b.mul(normalized, w);
+        let bias = b.broadcast(bias, &shape, &[last]);
+        b.add(scaled, bias)
     }
 
     fn activation(&mut self, act: Activation, x: ValueId) -> ValueId {

@@ -94,6 +94,7 @@ pub struct ConcreteParam {
 pub enum ConcreteInit {
     Normal { std: f64 },
     Uniform { bound: f64 },
+    Constant { value: f64 },
 }
 
 pub fn params(model: &CheckedModel, dims: &DimValues) -> Result<Vec<ConcreteParam>, String> {
@@ -104,6 +105,7 @@ pub fn params(model: &CheckedModel, dims: &DimValues) -> Result<Vec<ConcretePara
             let shape = concrete(&p.shape, dims)?;
             let init = match &p.init {
                 Init::Normal { std } => ConcreteInit::Normal { std: *std },
+                Init::Constant { value } => ConcreteInit::Constant { value: *value },
                 Init::UniformFanIn { fan_in } => {
                     let n = concrete(std::slice::from_ref(fan_in), dims)?[0].max(1);
                     ConcreteInit::Uniform {
@@ -151,7 +153,8 @@ pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String>
             | TKind::Dropout { x, .. }
             | TKind::Reduce { x, .. }
             | TKind::Softmax { x, .. }
-            | TKind::Linear { x, .. } => walk(x, dims),
+            | TKind::Linear { x, .. }
+            | TKind::LayerNorm { x, .. } => walk(x, dims),
             TKind::Embed { tokens, .. } => walk(tokens, dims),
             TKind::Concat { xs, .. } => xs.iter().try_for_each(|x| walk(x, dims)),
             TKind::CrossEntropy { logits: a, labels: b } | TKind::Mse { pred: a, target: b } => {

@@ -295,6 +295,7 @@ fn every_example_gradients_match_finite_differences() {
             let n: usize = p.shape.iter().product();
             let values = match p.init {
                 mpc_compiler::specialize::ConcreteInit::Normal { std } => (0..n).map(|_| rng.normal() * std).collect(),
+                mpc_compiler::specialize::ConcreteInit::Constant { value } => vec![value; n],
                 mpc_compiler::specialize::ConcreteInit::Uniform { bound } => {
                     (0..n).map(|_| rng.range(-bound, bound)).collect()
                 }
@@ -314,4 +315,51 @@ fn every_example_gradients_match_finite_differences() {
             );
         }
     }
+}
+
+#[test]
+fn layer_norm_is_torchs_and_differentiates() {
+    // With weight 1 and bias 0, mse(layer_norm(x), 0) is the mean over rows of
+    // var / (var + eps): PyTorch's biased variance and eps inside the square root.
+    let src = "
+        model LayerNorm {
+          dims { B = 3 }
+          input x: f32[B, 6]
+          input t: f32[B, 6]
+          loss mse(layer_norm(x), t)
+        }";
+    let c = compile(src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let names: Vec<&str> = c.model.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["loss.layer_norm.weight", "loss.layer_norm.bias"]);
+    let mut args = random_args(&c.forward, |_| 2, 3);
+    let x: Vec<f64> = (0..18).map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.003).collect();
+    args.insert("x".into(), Value::Float(x.clone()));
+    args.insert("t".into(), Value::Float(vec![0.0; 18]));
+    args.insert("loss.layer_norm.weight".into(), Value::Float(vec![1.0; 6]));
+    args.insert("loss.layer_norm.bias".into(), Value::Float(vec![0.0; 6]));
+    let outputs = mpc_compiler::interp::run(&c.forward, &args).unwrap();
+    let loss = outputs.iter().find(|(n, _)| n == "loss").unwrap().1.floats()[0];
+    let expected: f64 = x
+        .chunks(6)
+        .map(|row| {
+            let mean = row.iter().sum::<f64>() / 6.0;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 6.0;
+            var / (var + 1e-5)
+        })
+        .sum::<f64>()
+        / 3.0;
+    assert!((loss - expected).abs() < 1e-12, "{loss} vs {expected}");
+    // Small inputs (variance near eps) are where a wrong eps or variance would show.
+    assert!(expected < 0.95, "{expected}");
+
+    let deep = "
+        model Norms {
+          dims { B = 3, T = 4 }
+          input x: f32[B, T, 6]
+          label y: i32[B] classes 3
+          let h = layer_norm(relu(linear(x, 5)) + linear(x, 5, bias: false))
+          loss cross_entropy(linear(mean(layer_norm(h), axis: 1), 3), y)
+        }";
+    // h.linear (2), h.linear_1 (weight), h.layer_norm (2), loss.layer_norm (2), loss.linear (2)
+    check_model(deep, |_| 3, 9);
 }

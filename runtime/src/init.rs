@@ -26,6 +26,7 @@ pub fn initialize(params: &[ConcreteParam], seed: u64) -> BTreeMap<String, Vec<f
             let values = match p.init {
                 ConcreteInit::Normal { std } => (0..n).map(|_| (rng.normal() * std) as f32).collect(),
                 ConcreteInit::Uniform { bound } => (0..n).map(|_| rng.range(-bound, bound) as f32).collect(),
+                ConcreteInit::Constant { value } => vec![value as f32; n],
             };
             (p.name.clone(), values)
         })

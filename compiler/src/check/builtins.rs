@@ -84,6 +84,11 @@ pub const BUILTINS: &[Builtin] = &[
         summary: "x W + b over the last axis: [.., in] -> [.., out] (bias: false drops b)",
     },
     Builtin {
+        name: "layer_norm",
+        params: &[req("x", Tensor), opt("name", Name)],
+        summary: "normalize the last axis to mean 0, variance 1 (eps 1e-5), then scale and shift: nn.LayerNorm(D)",
+    },
+    Builtin {
         name: "relu",
         params: &[req("x", Tensor)],
         summary: "max(x, 0)",

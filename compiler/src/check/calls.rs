@@ -20,6 +20,7 @@ impl<'p> Checker<'p> {
         match name {
             "embed" => self.embed(bound, func, span),
             "linear" => self.linear(bound, func, span),
+            "layer_norm" => self.layer_norm(bound, func, span),
             "relu" | "tanh" | "sigmoid" | "gelu" => {
                 let x = self.float_tensor_arg(bound, 0, name)?;
                 let act = match name {

@@ -125,6 +125,42 @@ impl<'p> Checker<'p> {
         })
     }
 
+    /// `layer_norm(x)`: `nn.LayerNorm(D)` over the last axis `D`, with `weight` (ones)
+    /// and `bias` (zeros) of shape `[D]`, PyTorch's names and initial values.
+    pub(super) fn layer_norm(&mut self, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
+        let x = self.float_tensor_arg(bound, 0, "layer_norm")?;
+        let Some(d) = x.ty.shape.last().cloned() else {
+            self.error(Diagnostic::new(
+                "layer_norm needs at least one axis",
+                bound.slots[0]?.span,
+                "this is a scalar",
+            ));
+            return None;
+        };
+        let base = self.param_base("layer_norm", bound.slots[1], span)?;
+        let weight = self.param(
+            &format!("{base}.weight"),
+            vec![d.clone()],
+            Init::Constant { value: 1.0 },
+            func.span,
+        )?;
+        let bias = self.param(
+            &format!("{base}.bias"),
+            vec![d],
+            Init::Constant { value: 0.0 },
+            func.span,
+        )?;
+        let ty = x.ty.clone();
+        Some(TExpr {
+            kind: TKind::LayerNorm {
+                x: boxed(x),
+                weight,
+                bias,
+            },
+            ty,
+        })
+    }
+
     /// A `true`/`false` argument such as `bias: false`; absent means true.
     pub(super) fn flag(&mut self, arg: Option<&Expr>, name: &str) -> Option<bool> {
         match arg.map(|e| &e.kind) {

@@ -35,6 +35,9 @@ pub struct InputInfo {
     pub span: Span,
 }
 
+/// `layer_norm`'s epsilon, PyTorch's default.
+pub const LAYER_NORM_EPS: f64 = 1e-5;
+
 /// How a parameter's initial values are drawn (PyTorch's defaults, documented in the
 /// language reference).
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +46,8 @@ pub enum Init {
     Normal { std: f64 },
     /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)): linear weights and biases.
     UniformFanIn { fan_in: Dim },
+    /// Every element `value`: layer norm's weight (1) and bias (0).
+    Constant { value: f64 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -106,6 +111,13 @@ pub enum TKind {
         weight: String,
         /// `None` for `linear(x, n, bias: false)`.
         bias: Option<String>,
+    },
+    /// `layer_norm(x)`: the last axis normalized (eps [`LAYER_NORM_EPS`]), scaled by
+    /// `weight` and shifted by `bias` (both `[D]`).
+    LayerNorm {
+        x: Box<TExpr>,
+        weight: String,
+        bias: String,
     },
     Activation(Activation, Box<TExpr>),
     /// In training, zero each element with probability `p` (scale the rest by
