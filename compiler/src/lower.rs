@@ -122,6 +122,25 @@ impl Lowering<'_> {
                 let (w, bias) = (self.args[weight], bias.as_ref().map(|b| self.args[b]));
                 self.linear(x, w, bias)
             }
+            TKind::PositionEmbed { table: name, .. } => {
+                let shape = self.shape(t)?;
+                let table = self.args[name];
+                let rows = self.b.shape(table)[0];
+                if rows < shape[1] {
+                    return Err(format!(
+                        "positional embedding '{name}' has {rows} rows, fewer than the {} positions of a sequence \
+                         (vocab: must be at least T)",
+                        shape[1]
+                    ));
+                }
+                let b = &mut self.b;
+                let used = if rows == shape[1] {
+                    table
+                } else {
+                    b.slice(table, 0, 0, shape[1])
+                };
+                b.broadcast(used, &shape, &[1, 2])
+            }
             TKind::LayerNorm { x, weight, bias } => {
                 let x = self.value(x)?;
                 let (w, bias) = (self.args[weight], self.args[bias]);

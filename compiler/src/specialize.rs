@@ -154,7 +154,8 @@ pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String>
             | TKind::Reduce { x, .. }
             | TKind::Softmax { x, .. }
             | TKind::Linear { x, .. }
-            | TKind::LayerNorm { x, .. } => walk(x, dims),
+            | TKind::LayerNorm { x, .. }
+            | TKind::PositionEmbed { x, .. } => walk(x, dims),
             TKind::Embed { tokens, .. } => walk(tokens, dims),
             TKind::Concat { xs, .. } => xs.iter().try_for_each(|x| walk(x, dims)),
             TKind::CrossEntropy { logits: a, labels: b } | TKind::Mse { pred: a, target: b } => {

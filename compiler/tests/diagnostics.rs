@@ -54,6 +54,14 @@ fn linear_bias_takes_true_or_false() {
 }
 
 #[test]
+fn positions_outside_embed() {
+    insta::assert_snapshot!(errors(&base_with(
+        "mean(z, axis: 1)",
+        "mean(z, axis: 1) + positions(tokens)"
+    )));
+}
+
+#[test]
 fn syntax_error_missing_paren() {
     insta::assert_snapshot!(errors(&base_with("linear(h, 2)", "linear(h, 2")));
 }

@@ -363,3 +363,53 @@ fn layer_norm_is_torchs_and_differentiates() {
     // h.linear (2), h.linear_1 (weight), h.layer_norm (2), loss.layer_norm (2), loss.linear (2)
     check_model(deep, |_| 3, 9);
 }
+
+#[test]
+fn positional_embeddings_add_row_t_at_position_t() {
+    let src = "
+        model Positions {
+          dims { B = 2, T = 3 }
+          input tokens: i32[B, T] vocab 7
+          input t: f32[B, T, 4]
+          loss mse(embed(positions(tokens), 4), t)
+        }";
+    let c = compile(src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let p = &c.model.params[0];
+    assert_eq!(p.name, "loss.embed.weight");
+    assert_eq!(
+        mpc_compiler::specialize::concrete(&p.shape, &c.dims).unwrap(),
+        [3, 4],
+        "a row per position"
+    );
+    // mse against 0 is the mean square of the rows used: every row once per sequence.
+    let mut args = random_args(&c.forward, |_| 7, 1);
+    let table: Vec<f64> = (0..12).map(|i| i as f64).collect();
+    args.insert("loss.embed.weight".into(), Value::Float(table.clone()));
+    args.insert("t".into(), Value::Float(vec![0.0; 24]));
+    let outputs = mpc_compiler::interp::run(&c.forward, &args).unwrap();
+    let loss = outputs.iter().find(|(n, _)| n == "loss").unwrap().1.floats()[0];
+    let expected = table.iter().map(|v| v * v).sum::<f64>() / 12.0;
+    assert_eq!(loss, expected);
+
+    // A longer table (vocab: N >= T) uses its first T rows; a shorter one is an error.
+    let longer = src.replace("embed(positions(tokens), 4)", "embed(positions(tokens), 4, vocab: 16)");
+    check_model(&longer, |_| 7, 1);
+    let shorter = src.replace("embed(positions(tokens), 4)", "embed(positions(tokens), 4, vocab: 2)");
+    let e = compile(&shorter, &[]).err().expect("a table shorter than T");
+    assert!(
+        e[0].message.contains("has 2 rows, fewer than the 3 positions"),
+        "{}",
+        e[0].message
+    );
+
+    let model = "
+        model Tokens {
+          dims { B = 3, T = 5 }
+          input tokens: i32[B, T] vocab 11
+          label y: i32[B] classes 2
+          let h = layer_norm(embed(tokens, 6) + embed(positions(tokens), 6))
+          loss cross_entropy(linear(mean(h, axis: 1), 2), y)
+        }";
+    // h.embed, h.embed_1 (positions), h.layer_norm (2), loss.linear (2)
+    check_model(model, |n| if n == "tokens" { 11 } else { 2 }, 6);
+}

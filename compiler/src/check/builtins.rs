@@ -84,6 +84,11 @@ pub const BUILTINS: &[Builtin] = &[
         summary: "x W + b over the last axis: [.., in] -> [.., out] (bias: false drops b)",
     },
     Builtin {
+        name: "positions",
+        params: &[req("x", Tensor)],
+        summary: "the positions 0..T-1 along axis 1 of x: [B, T, ..], only as embed's argument (learned positional embeddings)",
+    },
+    Builtin {
         name: "layer_norm",
         params: &[req("x", Tensor), opt("name", Name)],
         summary: "normalize the last axis to mean 0, variance 1 (eps 1e-5), then scale and shift: nn.LayerNorm(D)",

@@ -21,6 +21,17 @@ impl<'p> Checker<'p> {
             "embed" => self.embed(bound, func, span),
             "linear" => self.linear(bound, func, span),
             "layer_norm" => self.layer_norm(bound, func, span),
+            "positions" => {
+                self.error(
+                    Diagnostic::new(
+                        "positions(x) is only an argument of embed",
+                        span,
+                        "used here on its own",
+                    )
+                    .with_help("learned positional embeddings: `embed(positions(tokens), D)`"),
+                );
+                None
+            }
             "relu" | "tanh" | "sigmoid" | "gelu" => {
                 let x = self.float_tensor_arg(bound, 0, name)?;
                 let act = match name {

@@ -19,6 +19,9 @@ use crate::syntax::ast::{Expr, ExprKind, Ident, Span};
 
 impl<'p> Checker<'p> {
     pub(super) fn embed(&mut self, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
+        if let Some(x) = positions_of(bound.slots[0]?) {
+            return self.position_embed(x, bound, func, span);
+        }
         let tokens = self.tensor_arg(bound, 0);
         let dim = self.size(bound.slots[1]?);
         let vocab_arg = match bound.slots[2] {
@@ -121,6 +124,44 @@ impl<'p> Checker<'p> {
             ty: SymType {
                 dtype: DType::F32,
                 shape,
+            },
+        })
+    }
+
+    /// `embed(positions(x), D)`: a table `[T, D]` (`[vocab, D]` with `vocab: N >= T`) whose
+    /// row `t` is added at position `t` of every sequence: `nn.Embedding(T, D)` applied to
+    /// `arange(T)`, as BERT and GPT-2 learn positions.
+    fn position_embed(&mut self, x: &Expr, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
+        let xt = self.expr(x);
+        let dim = self.size(bound.slots[1]?);
+        let vocab = match bound.slots[2] {
+            Some(e) => Some(self.size(e)?),
+            None => None,
+        };
+        let (xt, dim) = (xt?, dim?);
+        let (Some(b), Some(t)) = (xt.ty.shape.first().cloned(), xt.ty.shape.get(1).cloned()) else {
+            self.error(
+                Diagnostic::new(
+                    format!("positions needs a sequence [B, T, ..], found {}", show_type(&xt.ty)),
+                    x.span,
+                    "fewer than two axes",
+                )
+                .with_help("positions count along axis 1, e.g. of `tokens: i32[B, T]`"),
+            );
+            return None;
+        };
+        let base = self.param_base("embed", bound.slots[3], span)?;
+        let table = self.param(
+            &format!("{base}.weight"),
+            vec![vocab.unwrap_or_else(|| t.clone()), dim.clone()],
+            Init::Normal { std: 1.0 },
+            func.span,
+        )?;
+        Some(TExpr {
+            kind: TKind::PositionEmbed { x: boxed(xt), table },
+            ty: SymType {
+                dtype: DType::F32,
+                shape: vec![b, t, dim],
             },
         })
     }
@@ -290,5 +331,15 @@ impl<'p> Checker<'p> {
             span,
         });
         Some(name.to_string())
+    }
+}
+
+/// `x` of an argument written `positions(x)`.
+fn positions_of(arg: &Expr) -> Option<&Expr> {
+    match &arg.kind {
+        ExprKind::Call { func, args } if func.name == "positions" && args.len() == 1 && args[0].name.is_none() => {
+            Some(&args[0].value)
+        }
+        _ => None,
     }
 }

@@ -106,6 +106,12 @@ pub enum TKind {
         tokens: Box<TExpr>,
         table: String,
     },
+    /// `embed(positions(x), D)`: row `t` of `table` at every `[b, t]` of `x`'s first two
+    /// axes (learned positional embeddings; no index tensor exists).
+    PositionEmbed {
+        x: Box<TExpr>,
+        table: String,
+    },
     Linear {
         x: Box<TExpr>,
         weight: String,
