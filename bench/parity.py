@@ -1,15 +1,18 @@
 """Makes the PyTorch parity fixtures of tests/parity.rs.
 
-In: an mpc binary and a model under tests/fixtures/parity/ (blocks.mp: embeddings with
-learned positions, layer_norm, linear with and without bias, gelu). Out, next to the
-model: data/ (seeded tokens and labels as .npy), and expected.json: PyTorch's logits for
-the data at mpc's initial parameters, and the loss of each of 20 full-batch Adam steps.
+In: an mpc binary and the models under tests/fixtures/parity/ (blocks.mp: embeddings
+with learned positions, layer_norm, linear with and without bias, gelu; encoder.mp: a
+post-norm encoder layer with nn.MultiheadAttention). Out, next to them: data/ (seeded
+tokens and labels as .npy), and <model>.json: PyTorch's logits for the data at mpc's
+initial parameters, and the loss of each of 20 full-batch Adam steps.
 
 How: `mpc train --epochs 0 --save` gives mpc's initial parameters (the train block's
 seed); the same layers in PyTorch (nn.Embedding, nn.LayerNorm, nn.Linear with
 bias=False, F.gelu(approximate="tanh"), torch.optim.Adam) load them (linear weights
 transposed: mpc stores [in, out]) and train on the same batch. The test trains with mpc
-from the same seed and compares at 1e-4 relative.
+from the same seed and compares at 1e-4 relative. mpc's gelu is the tanh approximation,
+so the PyTorch side says approximate="tanh" (nn.TransformerEncoderLayer's "gelu" is the
+exact one).
 
     bench/.venv/bin/python bench/parity.py --mpc target/debug/mpc
 """
@@ -39,17 +42,20 @@ def data(out: pathlib.Path):
     return torch.from_numpy(tokens).long(), torch.from_numpy(y).long()
 
 
+def p(w, name, transpose=False):
+    return torch.nn.Parameter(w[name].T.contiguous() if transpose else w[name].clone())
+
+
 class Blocks(torch.nn.Module):
     def __init__(self, w):
         super().__init__()
-        p = lambda name, transpose=False: torch.nn.Parameter(w[name].T.contiguous() if transpose else w[name].clone())
-        self.tok = p("h.embed.weight")
-        self.pos = p("h.embed_1.weight")
-        self.ln1_w, self.ln1_b = p("h.layer_norm.weight"), p("h.layer_norm.bias")
-        self.fc1_w, self.fc1_b = p("g.linear.weight", True), p("g.linear.bias")
-        self.fc2_w = p("g.linear_1.weight", True)
-        self.ln2_w, self.ln2_b = p("g.layer_norm.weight"), p("g.layer_norm.bias")
-        self.out_w, self.out_b = p("loss.linear.weight", True), p("loss.linear.bias")
+        self.tok = p(w, "h.embed.weight")
+        self.pos = p(w, "h.embed_1.weight")
+        self.ln1_w, self.ln1_b = p(w, "h.layer_norm.weight"), p(w, "h.layer_norm.bias")
+        self.fc1_w, self.fc1_b = p(w, "g.linear.weight", True), p(w, "g.linear.bias")
+        self.fc2_w = p(w, "g.linear_1.weight", True)
+        self.ln2_w, self.ln2_b = p(w, "g.layer_norm.weight"), p(w, "g.layer_norm.bias")
+        self.out_w, self.out_b = p(w, "loss.linear.weight", True), p(w, "loss.linear.bias")
 
     def forward(self, tokens):
         h = F.embedding(tokens, self.tok) + F.embedding(torch.arange(T), self.pos)
@@ -59,20 +65,42 @@ class Blocks(torch.nn.Module):
         return F.linear(g.mean(dim=1), self.out_w, self.out_b)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mpc", required=True)
-    args = ap.parse_args()
-    tokens, y = data(HERE / "data")
+class Encoder(torch.nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.tok = p(w, "x.embed.weight")
+        self.pos = p(w, "x.embed_1.weight")
+        self.attn = torch.nn.MultiheadAttention(D, 2, batch_first=True)
+        with torch.no_grad():
+            # mpc: [D, 3D] (q, k, v side by side), [in, out]; PyTorch: [3D, D], [out, in].
+            self.attn.in_proj_weight.copy_(w["h.self_attention.in_proj.weight"].T)
+            self.attn.in_proj_bias.copy_(w["h.self_attention.in_proj.bias"])
+            self.attn.out_proj.weight.copy_(w["h.self_attention.out_proj.weight"].T)
+            self.attn.out_proj.bias.copy_(w["h.self_attention.out_proj.bias"])
+        self.ln1_w, self.ln1_b = p(w, "h.layer_norm.weight"), p(w, "h.layer_norm.bias")
+        self.fc1_w, self.fc1_b = p(w, "g.linear.weight", True), p(w, "g.linear.bias")
+        self.fc2_w, self.fc2_b = p(w, "g.linear_1.weight", True), p(w, "g.linear_1.bias")
+        self.ln2_w, self.ln2_b = p(w, "g.layer_norm.weight"), p(w, "g.layer_norm.bias")
+        self.out_w, self.out_b = p(w, "loss.linear.weight", True), p(w, "loss.linear.bias")
+
+    def forward(self, tokens):
+        x = F.embedding(tokens, self.tok) + F.embedding(torch.arange(T), self.pos)
+        h = F.layer_norm(x + self.attn(x, x, x, need_weights=False)[0], (D,), self.ln1_w, self.ln1_b, eps=1e-5)
+        ff = F.linear(F.gelu(F.linear(h, self.fc1_w, self.fc1_b), approximate="tanh"), self.fc2_w, self.fc2_b)
+        g = F.layer_norm(h + ff, (D,), self.ln2_w, self.ln2_b, eps=1e-5)
+        return F.linear(g.mean(dim=1), self.out_w, self.out_b)
+
+
+def fixture(mpc, name, build, tokens, y):
     with tempfile.TemporaryDirectory() as tmp:
         init = pathlib.Path(tmp) / "init.safetensors"
         subprocess.run(
-            [args.mpc, "train", str(HERE / "blocks.mp"), "--data", str(HERE / "data"), "--epochs", "0",
+            [mpc, "train", str(HERE / f"{name}.mp"), "--data", str(HERE / "data"), "--epochs", "0",
              "--save", str(init)],
             check=True, capture_output=True)
         w = load_file(str(init))
     torch.manual_seed(0)
-    model = Blocks(w)
+    model = build(w)
     with torch.no_grad():
         logits = model(tokens)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
@@ -88,8 +116,17 @@ def main():
         "initial_logits": logits.flatten().tolist(),
         "losses": losses,
     }
-    (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
-    print("losses", losses[0], "->", losses[-1])
+    (HERE / f"{name}.json").write_text(json.dumps(expected, indent=1) + "\n")
+    print(name, "losses", losses[0], "->", losses[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mpc", required=True)
+    args = ap.parse_args()
+    tokens, y = data(HERE / "data")
+    fixture(args.mpc, "blocks", Blocks, tokens, y)
+    fixture(args.mpc, "encoder", Encoder, tokens, y)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 //! Parity with PyTorch: the transformer building blocks (`embed(positions(..))`,
 //! `layer_norm`, `linear(.., bias: false)`, `gelu`) in `tests/fixtures/parity/blocks.mp`
-//! against the same layers in PyTorch from mpc's initial parameters
-//! (`bench/parity.py` made `expected.json` and says how): the initial logits and the
-//! loss of 20 full-batch Adam steps agree to 1e-4 relative.
+//! and a post-norm encoder layer with `self_attention` (`encoder.mp`, against
+//! `nn.MultiheadAttention`), each against the same layers in PyTorch from mpc's initial
+//! parameters (`bench/parity.py` made `<model>.json` and says how): the initial logits
+//! and the loss of 20 full-batch Adam steps agree to 1e-4 relative.
 
 mod common;
 
@@ -11,8 +12,8 @@ use serde_json::Value;
 
 const DIR: &str = "tests/fixtures/parity";
 
-fn expected() -> Value {
-    let text = std::fs::read_to_string(format!("{}/{DIR}/expected.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+fn expected(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{}/{DIR}/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -30,13 +31,13 @@ fn close(what: &str, mpc: &[f64], torch: &[f64]) {
     }
 }
 
-#[test]
-fn transformer_blocks_match_pytorch() {
-    let model = format!("{DIR}/blocks.mp");
+/// `name`'s initial logits and 20-step loss curve against PyTorch's.
+fn matches_pytorch(name: &str) {
+    let model = format!("{DIR}/{name}.mp");
     let data = format!("{DIR}/data");
-    let expected = expected();
+    let expected = expected(name);
 
-    let dir = scratch("parity", "blocks");
+    let dir = scratch("parity", name);
     let init = dir.join("init.safetensors");
     let preds = dir.join("logits.npy");
     ok(&["train", &model, "--data", &data, "--epochs", "0", "--save", s(&init)]);
@@ -63,4 +64,14 @@ fn transformer_blocks_match_pytorch() {
         .map(|l| l["loss"].as_f64().unwrap())
         .collect();
     close("losses", &losses, &floats(&expected["losses"]));
+}
+
+#[test]
+fn transformer_blocks_match_pytorch() {
+    matches_pytorch("blocks");
+}
+
+#[test]
+fn an_encoder_layer_with_self_attention_matches_pytorch() {
+    matches_pytorch("encoder");
 }

@@ -106,6 +106,12 @@ pub fn params(model: &CheckedModel, dims: &DimValues) -> Result<Vec<ConcretePara
             let init = match &p.init {
                 Init::Normal { std } => ConcreteInit::Normal { std: *std },
                 Init::Constant { value } => ConcreteInit::Constant { value: *value },
+                Init::XavierUniform { fan_in, fan_out } => {
+                    let fans = concrete(&[fan_in.clone(), fan_out.clone()], dims)?;
+                    ConcreteInit::Uniform {
+                        bound: (6.0 / (fans[0] + fans[1]).max(1) as f64).sqrt(),
+                    }
+                }
                 Init::UniformFanIn { fan_in } => {
                     let n = concrete(std::slice::from_ref(fan_in), dims)?[0].max(1);
                     ConcreteInit::Uniform {
@@ -157,6 +163,24 @@ pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String>
             | TKind::LayerNorm { x, .. }
             | TKind::PositionEmbed { x, .. } => walk(x, dims),
             TKind::Embed { tokens, .. } => walk(tokens, dims),
+            // The scores of every pair of positions, [B, H, T, T], and their products
+            // with the values, B*T*T*D elements, exist while the step runs.
+            TKind::SelfAttention { x, .. } => {
+                let [b, t, d] = &x.ty.shape[..] else {
+                    return walk(x, dims);
+                };
+                walk(
+                    &TExpr {
+                        kind: TKind::Scalar(0.0),
+                        ty: crate::check::SymType {
+                            dtype: crate::ir::DType::F32,
+                            shape: vec![b.clone(), t.clone(), t.clone(), d.clone()],
+                        },
+                    },
+                    dims,
+                )?;
+                walk(x, dims)
+            }
             TKind::Concat { xs, .. } => xs.iter().try_for_each(|x| walk(x, dims)),
             TKind::CrossEntropy { logits: a, labels: b } | TKind::Mse { pred: a, target: b } => {
                 walk(a, dims).and_then(|_| walk(b, dims))

@@ -62,6 +62,22 @@ fn positions_outside_embed() {
 }
 
 #[test]
+fn self_attention_heads_must_divide_the_width() {
+    insta::assert_snapshot!(errors(&base_with(
+        "let z = embed(tokens, 64)",
+        "let z = self_attention(embed(tokens, 64), heads: 5)"
+    )));
+}
+
+#[test]
+fn self_attention_of_a_matrix() {
+    insta::assert_snapshot!(errors(&base_with(
+        "mean(z, axis: 1)",
+        "self_attention(mean(z, axis: 1), heads: 2)"
+    )));
+}
+
+#[test]
 fn syntax_error_missing_paren() {
     insta::assert_snapshot!(errors(&base_with("linear(h, 2)", "linear(h, 2")));
 }

@@ -413,3 +413,18 @@ fn positional_embeddings_add_row_t_at_position_t() {
     // h.embed, h.embed_1 (positions), h.layer_norm (2), loss.linear (2)
     check_model(model, |n| if n == "tokens" { 11 } else { 2 }, 6);
 }
+
+#[test]
+fn self_attention_differentiates() {
+    let src = "
+        model Attention {
+          dims { B = 2, T = 3 }
+          input tokens: i32[B, T] vocab 9
+          label y: i32[B] classes 2
+          let x = embed(tokens, 4)
+          let h = self_attention(x, heads: 2)
+          loss cross_entropy(linear(mean(h, axis: 1), 2), y)
+        }";
+    // x.embed, h.self_attention (in_proj weight and bias, out_proj weight and bias), loss.linear (2)
+    check_model(src, |n| if n == "tokens" { 9 } else { 2 }, 7);
+}

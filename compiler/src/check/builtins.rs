@@ -89,6 +89,11 @@ pub const BUILTINS: &[Builtin] = &[
         summary: "the positions 0..T-1 along axis 1 of x: [B, T, ..], only as embed's argument (learned positional embeddings)",
     },
     Builtin {
+        name: "self_attention",
+        params: &[req("x", Tensor), req("heads", Size), opt("name", Name)],
+        summary: "multi-head self-attention of a sequence f32[B, T, D] over its T positions: nn.MultiheadAttention(D, heads)",
+    },
+    Builtin {
         name: "layer_norm",
         params: &[req("x", Tensor), opt("name", Name)],
         summary: "normalize the last axis to mean 0, variance 1 (eps 1e-5), then scale and shift: nn.LayerNorm(D)",

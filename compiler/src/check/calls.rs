@@ -21,6 +21,7 @@ impl<'p> Checker<'p> {
             "embed" => self.embed(bound, func, span),
             "linear" => self.linear(bound, func, span),
             "layer_norm" => self.layer_norm(bound, func, span),
+            "self_attention" => self.self_attention(bound, func, span),
             "positions" => {
                 self.error(
                     Diagnostic::new(

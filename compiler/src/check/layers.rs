@@ -166,6 +166,84 @@ impl<'p> Checker<'p> {
         })
     }
 
+    /// `self_attention(x, heads: H)`: `nn.MultiheadAttention(D, H)` over the positions
+    /// of `x: f32[B, T, D]`; `D` must divide by `H`. PyTorch's initialization: Xavier
+    /// for the input projection, zero biases, U(+-1/sqrt(D)) for the output projection.
+    pub(super) fn self_attention(&mut self, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
+        let x = self.float_tensor_arg(bound, 0, "self_attention");
+        let heads = self.size(bound.slots[1]?);
+        let (x, heads) = (x?, heads?);
+        let [_, _, d] = &x.ty.shape[..] else {
+            self.error(
+                Diagnostic::new(
+                    format!(
+                        "self_attention needs a sequence f32[B, T, D], found {}",
+                        show_type(&x.ty)
+                    ),
+                    bound.slots[0]?.span,
+                    format!("{} axes", x.ty.shape.len()),
+                )
+                .with_help("embed tokens first: `self_attention(embed(tokens, 64), heads: 4)`"),
+            );
+            return None;
+        };
+        let d = d.clone();
+        if let (Some(dv), Some(h)) = (d.as_lit(), heads.as_lit()) {
+            if dv % h != 0 {
+                self.error(
+                    Diagnostic::new(
+                        format!("{h} heads do not divide the model width {dv}"),
+                        bound.slots[1]?.span,
+                        format!("{dv} is not a multiple of {h}"),
+                    )
+                    .with_help("each head attends over D / heads features: choose heads that divide D"),
+                );
+                return None;
+            }
+        }
+        let base = self.param_base("self_attention", bound.slots[2], span)?;
+        let three_d = d.mul(&Dim::lit(3));
+        let in_weight = self.param(
+            &format!("{base}.in_proj.weight"),
+            vec![d.clone(), three_d.clone()],
+            Init::XavierUniform {
+                fan_in: d.clone(),
+                fan_out: three_d.clone(),
+            },
+            func.span,
+        )?;
+        let in_bias = self.param(
+            &format!("{base}.in_proj.bias"),
+            vec![three_d],
+            Init::Constant { value: 0.0 },
+            func.span,
+        )?;
+        let out_weight = self.param(
+            &format!("{base}.out_proj.weight"),
+            vec![d.clone(), d.clone()],
+            Init::UniformFanIn { fan_in: d.clone() },
+            func.span,
+        )?;
+        let out_bias = self.param(
+            &format!("{base}.out_proj.bias"),
+            vec![d],
+            Init::Constant { value: 0.0 },
+            func.span,
+        )?;
+        let ty = x.ty.clone();
+        Some(TExpr {
+            kind: TKind::SelfAttention {
+                x: boxed(x),
+                heads,
+                in_weight,
+                in_bias,
+                out_weight,
+                out_bias,
+            },
+            ty,
+        })
+    }
+
     /// `layer_norm(x)`: `nn.LayerNorm(D)` over the last axis `D`, with `weight` (ones)
     /// and `bias` (zeros) of shape `[D]`, PyTorch's names and initial values.
     pub(super) fn layer_norm(&mut self, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {

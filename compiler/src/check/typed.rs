@@ -46,6 +46,9 @@ pub enum Init {
     Normal { std: f64 },
     /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)): linear weights and biases.
     UniformFanIn { fan_in: Dim },
+    /// U(-a, a), a = sqrt(6 / (fan_in + fan_out)): `nn.init.xavier_uniform_`, as
+    /// `nn.MultiheadAttention` initializes its input projection.
+    XavierUniform { fan_in: Dim, fan_out: Dim },
     /// Every element `value`: layer norm's weight (1) and bias (0).
     Constant { value: f64 },
 }
@@ -117,6 +120,17 @@ pub enum TKind {
         weight: String,
         /// `None` for `linear(x, n, bias: false)`.
         bias: Option<String>,
+    },
+    /// `self_attention(x, heads: H)` on `[B, T, D]`: `nn.MultiheadAttention(D, H,
+    /// batch_first=True)` with query = key = value = x. Weights `[D, 3D]` (q, k, v
+    /// projections side by side) and `[D, D]`, biases `[3D]` and `[D]`.
+    SelfAttention {
+        x: Box<TExpr>,
+        heads: Dim,
+        in_weight: String,
+        in_bias: String,
+        out_weight: String,
+        out_bias: String,
     },
     /// `layer_norm(x)`: the last axis normalized (eps [`LAYER_NORM_EPS`]), scaled by
     /// `weight` and shifted by `bias` (both `[D]`).
