@@ -2,7 +2,8 @@
 
 In: an mpc binary and the models under tests/fixtures/parity/ (blocks.mp: embeddings
 with learned positions, layer_norm, linear with and without bias, gelu; encoder.mp: a
-post-norm encoder layer with nn.MultiheadAttention). Out, next to them: data/ (seeded
+post-norm encoder layer with nn.MultiheadAttention; decoder.mp: the same with a causal
+mask). Out, next to them: data/ (seeded
 tokens and labels as .npy), and <model>.json: PyTorch's logits for the data at mpc's
 initial parameters, and the loss of each of 20 full-batch Adam steps.
 
@@ -66,8 +67,10 @@ class Blocks(torch.nn.Module):
 
 
 class Encoder(torch.nn.Module):
-    def __init__(self, w):
+    def __init__(self, w, causal=False):
         super().__init__()
+        # PyTorch's boolean attn_mask: True where a query may NOT attend (keys after it).
+        self.mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1) if causal else None
         self.tok = p(w, "x.embed.weight")
         self.pos = p(w, "x.embed_1.weight")
         self.attn = torch.nn.MultiheadAttention(D, 2, batch_first=True)
@@ -85,7 +88,7 @@ class Encoder(torch.nn.Module):
 
     def forward(self, tokens):
         x = F.embedding(tokens, self.tok) + F.embedding(torch.arange(T), self.pos)
-        h = F.layer_norm(x + self.attn(x, x, x, need_weights=False)[0], (D,), self.ln1_w, self.ln1_b, eps=1e-5)
+        h = F.layer_norm(x + self.attn(x, x, x, attn_mask=self.mask, need_weights=False)[0], (D,), self.ln1_w, self.ln1_b, eps=1e-5)
         ff = F.linear(F.gelu(F.linear(h, self.fc1_w, self.fc1_b), approximate="tanh"), self.fc2_w, self.fc2_b)
         g = F.layer_norm(h + ff, (D,), self.ln2_w, self.ln2_b, eps=1e-5)
         return F.linear(g.mean(dim=1), self.out_w, self.out_b)
@@ -127,6 +130,7 @@ def main():
     tokens, y = data(HERE / "data")
     fixture(args.mpc, "blocks", Blocks, tokens, y)
     fixture(args.mpc, "encoder", Encoder, tokens, y)
+    fixture(args.mpc, "decoder", lambda w: Encoder(w, causal=True), tokens, y)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 //! Parity with PyTorch: the transformer building blocks (`embed(positions(..))`,
 //! `layer_norm`, `linear(.., bias: false)`, `gelu`) in `tests/fixtures/parity/blocks.mp`
 //! and a post-norm encoder layer with `self_attention` (`encoder.mp`, against
-//! `nn.MultiheadAttention`), each against the same layers in PyTorch from mpc's initial
+//! `nn.MultiheadAttention`) and with a causal mask (`decoder.mp`), each against the same layers in PyTorch from mpc's initial
 //! parameters (`bench/parity.py` made `<model>.json` and says how): the initial logits
 //! and the loss of 20 full-batch Adam steps agree to 1e-4 relative.
 
@@ -74,4 +74,9 @@ fn transformer_blocks_match_pytorch() {
 #[test]
 fn an_encoder_layer_with_self_attention_matches_pytorch() {
     matches_pytorch("encoder");
+}
+
+#[test]
+fn a_causal_layer_matches_pytorch() {
+    matches_pytorch("decoder");
 }

@@ -14,6 +14,9 @@ use crate::signature::{Role, Signature, Step, SEED, STEP};
 use crate::specialize::{concrete, params, DimValues};
 use std::collections::HashMap;
 
+#[path = "lower/attention.rs"]
+mod attention;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Train,
@@ -144,6 +147,7 @@ impl Lowering<'_> {
             TKind::SelfAttention {
                 x,
                 heads,
+                causal,
                 in_weight,
                 in_bias,
                 out_weight,
@@ -152,7 +156,7 @@ impl Lowering<'_> {
                 let heads = concrete(std::slice::from_ref(heads), self.dims)?[0];
                 let x = self.value(x)?;
                 let w = [in_weight, in_bias, out_weight, out_bias].map(|p| self.args[p]);
-                self.self_attention(x, heads, w)?
+                self.self_attention(x, heads, *causal, w)?
             }
             TKind::LayerNorm { x, weight, bias } => {
                 let x = self.value(x)?;
@@ -281,52 +285,6 @@ impl Lowering<'_> {
         let mut out_shape = shape;
         *out_shape.last_mut().expect("linear input has an axis") = out;
         b.reshape(sum, &out_shape)
-    }
-
-    /// Multi-head self-attention of `x: [B, T, D]` as `nn.MultiheadAttention` computes
-    /// it: `q, k, v = x W_in + b_in` split in three and in `heads` heads of `D / heads`,
-    /// `softmax(q k^T / sqrt(D / heads)) v` per head, heads joined, then `W_out`, `b_out`.
-    /// The per-head products are broadcasts multiplied and summed over one axis, which
-    /// the scheduler fuses into loops (no `[B, H, T, T, D/H]` buffer).
-    fn self_attention(
-        &mut self,
-        x: ValueId,
-        heads: usize,
-        [w_in, b_in, w_out, b_out]: [ValueId; 4],
-    ) -> Result<ValueId, String> {
-        let shape = self.b.shape(x);
-        let (batch, t, d) = (shape[0], shape[1], shape[2]);
-        if heads == 0 || d % heads != 0 {
-            return Err(format!(
-                "self_attention: {heads} heads do not divide the model width {d}"
-            ));
-        }
-        let dh = d / heads;
-        let qkv = self.linear(x, w_in, Some(b_in)); // [B, T, 3D]
-        let b = &mut self.b;
-        let qkv = b.reshape(qkv, &[batch, t, 3, heads, dh]);
-        // q, k, v: [B, H, T, dh]
-        let mut part = |i: usize| {
-            let p = b.slice(qkv, 2, i, i + 1);
-            let p = b.reshape(p, &[batch, t, heads, dh]);
-            b.transpose(p, &[0, 2, 1, 3])
-        };
-        let (q, k, v) = (part(0), part(1), part(2));
-        let pairs = [batch, heads, t, t, dh];
-        let qb = b.broadcast(q, &pairs, &[0, 1, 2, 4]);
-        let kb = b.broadcast(k, &pairs, &[0, 1, 3, 4]);
-        let qk = b.mul(qb, kb);
-        let scores = b.reduce_sum(qk, &[4]);
-        let scores = b.scale(scores, 1.0 / (dh as f64).sqrt()); // [B, H, T(query), T(key)]
-        let weights = self.softmax(scores, 3, false);
-        let b = &mut self.b;
-        let wb = b.broadcast(weights, &pairs, &[0, 1, 2, 3]);
-        let vb = b.broadcast(v, &pairs, &[0, 1, 3, 4]);
-        let wv = b.mul(wb, vb);
-        let heads_out = b.reduce_sum(wv, &[3]); // [B, H, T, dh]
-        let joined = b.transpose(heads_out, &[0, 2, 1, 3]);
-        let joined = b.reshape(joined, &[batch, t, d]);
-        Ok(self.linear(joined, w_out, Some(b_out)))
     }
 
     /// `(x - mean) / sqrt(var + eps) * w + b` over the last axis, with the biased

@@ -13,6 +13,9 @@ use std::fmt;
 pub const STEP: &str = "@step";
 /// The run's seed, an i32 scalar input (dropout's key).
 pub const SEED: &str = "@seed";
+/// The positions `0..n-1`, an i32 `[n]` input (causal masks): the runtime fills it to
+/// the length the step declares.
+pub const POSITIONS: &str = "@positions";
 
 /// What a step output is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

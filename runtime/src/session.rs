@@ -19,7 +19,7 @@ use crate::init;
 use mpc_compiler::ir::ArgKind;
 use mpc_compiler::pipeline::{self, Compiled, Steps};
 use mpc_compiler::seeded::SplitMix64;
-use mpc_compiler::signature::{SEED, STEP};
+use mpc_compiler::signature::{POSITIONS, SEED, STEP};
 use mpc_compiler::specialize;
 use mpc_compiler::tensor::TensorRef;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,6 +38,8 @@ pub struct Session {
     other_rows: HashMap<usize, Steps>,
     /// The keys the engine has compiled.
     prepared: HashSet<StepKey>,
+    /// `0..n-1` for the steps' [`POSITIONS`] input, as long as the step declares it.
+    positions: Vec<i32>,
 }
 
 /// Loss and accuracy over some rows.
@@ -71,8 +73,15 @@ impl Session {
             engine: backend.engine()?,
             other_rows: HashMap::new(),
             prepared: HashSet::new(),
+            positions: Vec::new(),
             compiled,
         };
+        // Positions do not depend on the batch: a partial batch's step declares as many.
+        let declared = session.compiled.train_step.arg(ArgKind::Input, POSITIONS);
+        if let Some(p) = declared {
+            let n = session.compiled.train_step.ty(p).shape[0];
+            session.positions = (0..n as i32).collect();
+        }
         let rows = session.batch_size();
         session.prepare(StepKind::Train, rows)?;
         session.prepare(StepKind::Eval, rows)?;
@@ -175,6 +184,7 @@ impl Session {
         let mut inputs: Vec<(&str, TensorRef)> = batch.iter().map(|(n, c)| (n.as_str(), c.view())).collect();
         inputs.push((SEED, TensorRef::Int(&seed)));
         inputs.push((STEP, TensorRef::Int(&step)));
+        inputs.push((POSITIONS, TensorRef::Int(&self.positions)));
         let outputs = self.engine.run(key, &inputs, &mut self.vars)?;
         Ok((rows, outputs))
     }

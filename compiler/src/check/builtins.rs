@@ -90,8 +90,8 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "self_attention",
-        params: &[req("x", Tensor), req("heads", Size), opt("name", Name)],
-        summary: "multi-head self-attention of a sequence f32[B, T, D] over its T positions: nn.MultiheadAttention(D, heads)",
+        params: &[req("x", Tensor), req("heads", Size), opt("name", Name), opt("causal", Choice)],
+        summary: "multi-head self-attention of a sequence f32[B, T, D] over its T positions: nn.MultiheadAttention(D, heads); causal: true lets position t attend to 0..t only",
     },
     Builtin {
         name: "layer_norm",

@@ -99,7 +99,7 @@ impl<'p> Checker<'p> {
             ));
             return None;
         };
-        let has_bias = self.flag(bound.slots[3], "bias")?;
+        let has_bias = self.flag(bound.slots[3], "bias", true)?;
         let base = self.param_base("linear", bound.slots[2], span)?;
         // PyTorch's nn.Linear default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
         let init = Init::UniformFanIn { fan_in: fan_in.clone() };
@@ -172,7 +172,8 @@ impl<'p> Checker<'p> {
     pub(super) fn self_attention(&mut self, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
         let x = self.float_tensor_arg(bound, 0, "self_attention");
         let heads = self.size(bound.slots[1]?);
-        let (x, heads) = (x?, heads?);
+        let causal = self.flag(bound.slots[3], "causal", false);
+        let (x, heads, causal) = (x?, heads?, causal?);
         let [_, _, d] = &x.ty.shape[..] else {
             self.error(
                 Diagnostic::new(
@@ -235,6 +236,7 @@ impl<'p> Checker<'p> {
             kind: TKind::SelfAttention {
                 x: boxed(x),
                 heads,
+                causal,
                 in_weight,
                 in_bias,
                 out_weight,
@@ -280,17 +282,17 @@ impl<'p> Checker<'p> {
         })
     }
 
-    /// A `true`/`false` argument such as `bias: false`; absent means true.
-    pub(super) fn flag(&mut self, arg: Option<&Expr>, name: &str) -> Option<bool> {
+    /// A `true`/`false` argument such as `bias: false`; absent means `default`.
+    pub(super) fn flag(&mut self, arg: Option<&Expr>, name: &str, default: bool) -> Option<bool> {
         match arg.map(|e| &e.kind) {
-            None => Some(true),
+            None => Some(default),
             Some(ExprKind::Name(n)) if n == "true" => Some(true),
             Some(ExprKind::Name(n)) if n == "false" => Some(false),
             Some(_) => {
                 let e = arg?;
                 self.error(
                     Diagnostic::new(format!("{name} takes true or false"), e.span, "not true or false")
-                        .with_help(format!("write `{name}: false` to leave it out")),
+                        .with_help(format!("write `{name}: true` or `{name}: false`")),
                 );
                 None
             }

@@ -127,6 +127,8 @@ pub enum TKind {
     SelfAttention {
         x: Box<TExpr>,
         heads: Dim,
+        /// Position `t` attends to positions `0..=t` only (a decoder's mask).
+        causal: bool,
         in_weight: String,
         in_bias: String,
         out_weight: String,
