@@ -213,24 +213,14 @@ impl<'p> Checker<'p> {
             },
             func.span,
         )?;
-        let in_bias = self.param(
-            &format!("{base}.in_proj.bias"),
-            vec![three_d],
-            Init::Constant { value: 0.0 },
-            func.span,
-        )?;
+        let in_bias = self.zeros(&format!("{base}.in_proj.bias"), three_d, func.span)?;
         let out_weight = self.param(
             &format!("{base}.out_proj.weight"),
             vec![d.clone(), d.clone()],
             Init::UniformFanIn { fan_in: d.clone() },
             func.span,
         )?;
-        let out_bias = self.param(
-            &format!("{base}.out_proj.bias"),
-            vec![d],
-            Init::Constant { value: 0.0 },
-            func.span,
-        )?;
+        let out_bias = self.zeros(&format!("{base}.out_proj.bias"), d, func.span)?;
         let ty = x.ty.clone();
         Some(TExpr {
             kind: TKind::SelfAttention {
@@ -265,12 +255,7 @@ impl<'p> Checker<'p> {
             Init::Constant { value: 1.0 },
             func.span,
         )?;
-        let bias = self.param(
-            &format!("{base}.bias"),
-            vec![d],
-            Init::Constant { value: 0.0 },
-            func.span,
-        )?;
+        let bias = self.zeros(&format!("{base}.bias"), d, func.span)?;
         let ty = x.ty.clone();
         Some(TExpr {
             kind: TKind::LayerNorm {
@@ -280,6 +265,11 @@ impl<'p> Checker<'p> {
             },
             ty,
         })
+    }
+
+    /// A bias of `len` zeros (PyTorch's init of layer norm and attention biases).
+    fn zeros(&mut self, name: &str, len: Dim, span: Span) -> Option<String> {
+        self.param(name, vec![len], Init::Constant { value: 0.0 }, span)
     }
 
     /// A `true`/`false` argument such as `bias: false`; absent means `default`.
