@@ -3,7 +3,7 @@
 In: an mpc binary and the models under tests/fixtures/parity/ (blocks.mp: embeddings
 with learned positions, layer_norm, linear with and without bias, gelu; encoder.mp: a
 post-norm encoder layer with nn.MultiheadAttention; decoder.mp: the same with a causal
-mask). Out, next to them: data/ (seeded
+mask; padded.mp: a key padding mask and masked mean pooling, on data_padded/). Out, next to them: data/ (seeded
 tokens and labels as .npy), and <model>.json: PyTorch's logits for the data at mpc's
 initial parameters, and the loss of each of 20 full-batch Adam steps.
 
@@ -33,9 +33,14 @@ HERE = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "
 B, T, V, D, C, STEPS, LR = 8, 6, 20, 8, 3, 20, 1e-2
 
 
-def data(out: pathlib.Path):
+def data(out: pathlib.Path, padded=False):
     rng = np.random.default_rng(11)
     tokens = rng.integers(0, V, size=(B, T), dtype=np.int32)
+    if padded:
+        # Real tokens 1..V-1, then padding (0) after 2 + i % 5 of them.
+        tokens = rng.integers(1, V, size=(B, T), dtype=np.int32)
+        for i in range(B):
+            tokens[i, 2 + i % 5:] = 0
     y = ((tokens[:, 0] + tokens[:, 1]) % C).astype(np.int32)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "tokens.npy", tokens)
@@ -94,11 +99,35 @@ class Encoder(torch.nn.Module):
         return F.linear(g.mean(dim=1), self.out_w, self.out_b)
 
 
-def fixture(mpc, name, build, tokens, y):
+class Padded(torch.nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.tok = p(w, "x.embed.weight")
+        self.pos = p(w, "x.embed_1.weight")
+        self.attn = torch.nn.MultiheadAttention(D, 2, batch_first=True)
+        with torch.no_grad():
+            self.attn.in_proj_weight.copy_(w["h.self_attention.in_proj.weight"].T)
+            self.attn.in_proj_bias.copy_(w["h.self_attention.in_proj.bias"])
+            self.attn.out_proj.weight.copy_(w["h.self_attention.out_proj.weight"].T)
+            self.attn.out_proj.bias.copy_(w["h.self_attention.out_proj.bias"])
+        self.ln_w, self.ln_b = p(w, "h.layer_norm.weight"), p(w, "h.layer_norm.bias")
+        self.out_w, self.out_b = p(w, "loss.linear.weight", True), p(w, "loss.linear.bias")
+
+    def forward(self, tokens):
+        pad = tokens == 0
+        x = F.embedding(tokens, self.tok) + F.embedding(torch.arange(T), self.pos)
+        a = self.attn(x, x, x, key_padding_mask=pad, need_weights=False)[0]
+        h = F.layer_norm(x + a, (D,), self.ln_w, self.ln_b, eps=1e-5)
+        keep = (~pad).float().unsqueeze(-1)
+        pooled = (h * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+        return F.linear(pooled, self.out_w, self.out_b)
+
+
+def fixture(mpc, name, build, tokens, y, data_dir="data"):
     with tempfile.TemporaryDirectory() as tmp:
         init = pathlib.Path(tmp) / "init.safetensors"
         subprocess.run(
-            [mpc, "train", str(HERE / f"{name}.mp"), "--data", str(HERE / "data"), "--epochs", "0",
+            [mpc, "train", str(HERE / f"{name}.mp"), "--data", str(HERE / data_dir), "--epochs", "0",
              "--save", str(init)],
             check=True, capture_output=True)
         w = load_file(str(init))
@@ -131,6 +160,8 @@ def main():
     fixture(args.mpc, "blocks", Blocks, tokens, y)
     fixture(args.mpc, "encoder", Encoder, tokens, y)
     fixture(args.mpc, "decoder", lambda w: Encoder(w, causal=True), tokens, y)
+    tokens, y = data(HERE / "data_padded", padded=True)
+    fixture(args.mpc, "padded", Padded, tokens, y, "data_padded")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 //! Parity with PyTorch: the transformer building blocks (`embed(positions(..))`,
 //! `layer_norm`, `linear(.., bias: false)`, `gelu`) in `tests/fixtures/parity/blocks.mp`
 //! and a post-norm encoder layer with `self_attention` (`encoder.mp`, against
-//! `nn.MultiheadAttention`) and with a causal mask (`decoder.mp`), each against the same layers in PyTorch from mpc's initial
+//! `nn.MultiheadAttention`) with a causal mask (`decoder.mp`) and with padded sequences (`padded.mp`: a key padding
+//! mask and masked mean pooling), each against the same layers in PyTorch from mpc's initial
 //! parameters (`bench/parity.py` made `<model>.json` and says how): the initial logits
 //! and the loss of 20 full-batch Adam steps agree to 1e-4 relative.
 
@@ -31,10 +32,10 @@ fn close(what: &str, mpc: &[f64], torch: &[f64]) {
     }
 }
 
-/// `name`'s initial logits and 20-step loss curve against PyTorch's.
-fn matches_pytorch(name: &str) {
+/// `name`'s initial logits and 20-step loss curve on `data` against PyTorch's.
+fn matches_pytorch(name: &str, data: &str) {
     let model = format!("{DIR}/{name}.mp");
-    let data = format!("{DIR}/data");
+    let data = format!("{DIR}/{data}");
     let expected = expected(name);
 
     let dir = scratch("parity", name);
@@ -68,15 +69,20 @@ fn matches_pytorch(name: &str) {
 
 #[test]
 fn transformer_blocks_match_pytorch() {
-    matches_pytorch("blocks");
+    matches_pytorch("blocks", "data");
 }
 
 #[test]
 fn an_encoder_layer_with_self_attention_matches_pytorch() {
-    matches_pytorch("encoder");
+    matches_pytorch("encoder", "data");
 }
 
 #[test]
 fn a_causal_layer_matches_pytorch() {
-    matches_pytorch("decoder");
+    matches_pytorch("decoder", "data");
+}
+
+#[test]
+fn padding_masks_match_pytorch() {
+    matches_pytorch("padded", "data_padded");
 }

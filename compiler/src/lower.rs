@@ -8,7 +8,9 @@
 //! sum, cross-entropy is log-softmax picked by a one-hot, linear is a matmul over the
 //! flattened leading axes plus a broadcast bias.
 
-use crate::check::{Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, Reduction, TExpr, TKind, LAYER_NORM_EPS};
+use crate::check::{
+    Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, PadMask, Reduction, TExpr, TKind, LAYER_NORM_EPS,
+};
 use crate::ir::{ArgKind, Builder, Graph, Type, ValueId};
 use crate::signature::{Role, Signature, Step, SEED, STEP};
 use crate::specialize::{concrete, params, DimValues};
@@ -148,6 +150,7 @@ impl Lowering<'_> {
                 x,
                 heads,
                 causal,
+                mask,
                 in_weight,
                 in_bias,
                 out_weight,
@@ -156,7 +159,16 @@ impl Lowering<'_> {
                 let heads = concrete(std::slice::from_ref(heads), self.dims)?[0];
                 let x = self.value(x)?;
                 let w = [in_weight, in_bias, out_weight, out_bias].map(|p| self.args[p]);
-                self.self_attention(x, heads, *causal, w)?
+                let padding = match mask {
+                    Some(m) => Some(self.padding(m)?),
+                    None => None,
+                };
+                self.self_attention(x, heads, *causal, padding, w)?
+            }
+            TKind::MaskedMean { x, axis, mask } => {
+                let x = self.value(x)?;
+                let padding = self.padding(mask)?;
+                self.masked_mean(x, *axis, padding)
             }
             TKind::LayerNorm { x, weight, bias } => {
                 let x = self.value(x)?;
@@ -285,6 +297,40 @@ impl Lowering<'_> {
         let mut out_shape = shape;
         *out_shape.last_mut().expect("linear input has an axis") = out;
         b.reshape(sum, &out_shape)
+    }
+
+    /// 1.0 where a token is the pad id, else 0.0 (ids compared as floats: exact below 2^24,
+    /// and a vocabulary is smaller).
+    fn padding(&mut self, mask: &PadMask) -> Result<ValueId, String> {
+        let tokens = self.value(&mask.tokens)?;
+        let shape = self.b.shape(tokens);
+        let b = &mut self.b;
+        let ids = b.convert(tokens);
+        let pad = b.constant(mask.pad as f64, &shape);
+        let diff = b.sub(ids, pad);
+        let square = b.mul(diff, diff);
+        let half = b.constant(0.25, &shape);
+        Ok(b.greater(half, square))
+    }
+
+    /// The mean over `axis` of the positions that are not padding (`padding` has `x`'s
+    /// axes up to `axis`); 0 where all are.
+    fn masked_mean(&mut self, x: ValueId, axis: usize, padding: ValueId) -> ValueId {
+        let shape = self.b.shape(x);
+        let lead: Vec<usize> = (0..=axis).collect();
+        let b = &mut self.b;
+        let ones = b.constant(1.0, &shape[..=axis]);
+        let keep = b.sub(ones, padding);
+        let keep_b = b.broadcast(keep, &shape, &lead);
+        let kept = b.mul(x, keep_b);
+        let sum = b.reduce_sum(kept, &[axis]);
+        let count = b.reduce_sum(keep, &[axis]);
+        let one = b.constant(1.0, &shape[..axis]);
+        let count = b.max(count, one);
+        let mut out = shape.clone();
+        out.remove(axis);
+        let count = b.broadcast(count, &out, &(0..axis).collect::<Vec<_>>());
+        b.div(sum, count)
     }
 
     /// `(x - mean) / sqrt(var + eps) * w + b` over the last axis, with the biased

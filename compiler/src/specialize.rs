@@ -163,6 +163,7 @@ pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String>
             | TKind::LayerNorm { x, .. }
             | TKind::PositionEmbed { x, .. } => walk(x, dims),
             TKind::Embed { tokens, .. } => walk(tokens, dims),
+            TKind::MaskedMean { x, .. } => walk(x, dims),
             // The scores of every pair of positions, [B, H, T, T], and their products
             // with the values, B*T*T*D elements, exist while the step runs.
             TKind::SelfAttention { x, .. } => {

@@ -78,6 +78,24 @@ fn self_attention_of_a_matrix() {
 }
 
 #[test]
+fn pad_outside_the_vocabulary() {
+    insta::assert_snapshot!(errors(&base_with("vocab 10000", "vocab 10000 pad 10000")));
+}
+
+#[test]
+fn mask_without_a_pad_id() {
+    insta::assert_snapshot!(errors(&base_with("mean(z, axis: 1)", "mean(z, axis: 1, mask: tokens)")));
+}
+
+#[test]
+fn mask_of_the_wrong_shape() {
+    insta::assert_snapshot!(errors(&base_with(
+        "vocab 10000\n  label y: i32[B] classes 2\n\n  let z = embed(tokens, 64)\n  let h = dropout(relu(linear(mean(z, axis: 1), 128)), 0.5)",
+        "vocab 10000 pad 0\n  label y: i32[B] classes 2\n\n  let z = embed(tokens, 64)\n  let h = dropout(relu(linear(mean(z, axis: 2, mask: tokens), 128)), 0.5)"
+    )));
+}
+
+#[test]
 fn syntax_error_missing_paren() {
     insta::assert_snapshot!(errors(&base_with("linear(h, 2)", "linear(h, 2")));
 }

@@ -90,7 +90,13 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "self_attention",
-        params: &[req("x", Tensor), req("heads", Size), opt("name", Name), opt("causal", Choice)],
+        params: &[
+            req("x", Tensor),
+            req("heads", Size),
+            opt("name", Name),
+            opt("causal", Choice),
+            opt("mask", Tensor),
+        ],
         summary: "multi-head self-attention of a sequence f32[B, T, D] over its T positions: nn.MultiheadAttention(D, heads); causal: true lets position t attend to 0..t only",
     },
     Builtin {
@@ -130,8 +136,8 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "mean",
-        params: &[req("x", Tensor), req("axis", Int)],
-        summary: "mean over an axis",
+        params: &[req("x", Tensor), req("axis", Int), opt("mask", Tensor)],
+        summary: "mean over an axis (mask: tokens, a token input with a pad id: over the positions that are not padding)",
     },
     Builtin {
         name: "max",

@@ -70,6 +70,22 @@ impl<'p> Checker<'p> {
             "sum" | "mean" | "max" => {
                 let x = self.float_tensor_arg(bound, 0, name)?;
                 let axis = self.axis(bound.slots[1], &x.ty, Some(0))?;
+                if let Some(m) = bound.slots.get(2).copied().flatten() {
+                    let mask = self.pad_mask(m, &x.ty.shape[..=axis])?;
+                    let mut shape = x.ty.shape.clone();
+                    shape.remove(axis);
+                    return Some(TExpr {
+                        kind: TKind::MaskedMean {
+                            x: boxed(x),
+                            axis,
+                            mask,
+                        },
+                        ty: SymType {
+                            dtype: DType::F32,
+                            shape,
+                        },
+                    });
+                }
                 let op = match name {
                     "sum" => Reduction::Sum,
                     "mean" => Reduction::Mean,

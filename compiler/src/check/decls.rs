@@ -88,13 +88,27 @@ impl<'p> Checker<'p> {
         let ty = self.tensor_type(&decl.ty);
         let mut vocab = None;
         let mut classes = None;
+        let mut pad = None;
         for a in &decl.annotations {
             let slot = match a.key.name.as_str() {
                 "vocab" => &mut vocab,
                 "classes" => &mut classes,
+                // Any token id, 0 included: checked against the vocabulary below.
+                "pad" => {
+                    match usize::try_from(a.value.value) {
+                        Ok(p) => pad = Some((p, a.value.span)),
+                        Err(_) => self.error(Diagnostic::new(
+                            "'pad' must be a token id (0 or more)",
+                            a.value.span,
+                            format!("{} is negative", a.value.value),
+                        )),
+                    }
+                    continue;
+                }
                 other => {
-                    let hint = suggest::did_you_mean(other, ["vocab", "classes"])
-                        .unwrap_or_else(|| "inputs take `vocab N` (token ids) and labels `classes N`".into());
+                    let hint = suggest::did_you_mean(other, ["vocab", "classes", "pad"]).unwrap_or_else(|| {
+                        "inputs take `vocab N` and `pad P` (token ids) and labels `classes N`".into()
+                    });
                     self.error(
                         Diagnostic::new(format!("unknown annotation '{other}'"), a.key.span, "not an annotation")
                             .with_help(hint),
@@ -124,6 +138,30 @@ impl<'p> Checker<'p> {
                 );
             }
         }
+        let pad = match (pad, vocab) {
+            (Some((p, _)), Some(v)) if p < v && !is_label => Some(p),
+            (Some((p, span)), _) => {
+                let (message, help) = if is_label {
+                    (
+                        "a label has no pad id".to_string(),
+                        "label positions to ignore hold -1".to_string(),
+                    )
+                } else if let Some(v) = vocab {
+                    (
+                        format!("pad id {p} is not a token id of vocab {v}"),
+                        format!("the pad id must lie in [0, {v})"),
+                    )
+                } else {
+                    (
+                        "`pad` needs a `vocab`".to_string(),
+                        "declare both: `vocab 5000 pad 0`".to_string(),
+                    )
+                };
+                self.error(Diagnostic::new(message, span, "this pad id").with_help(help));
+                None
+            }
+            (None, _) => None,
+        };
         let Some(ty) = ty else {
             self.define(&decl.name, Entry::Poisoned);
             return;
@@ -135,6 +173,7 @@ impl<'p> Checker<'p> {
                 ty,
                 vocab,
                 classes,
+                pad,
                 is_label,
                 span: decl.name.span,
             });
@@ -199,6 +238,7 @@ impl<'p> Checker<'p> {
                 ty,
                 vocab: None,
                 classes: None,
+                pad: None,
                 is_label: false,
                 span: g.name.span,
             });

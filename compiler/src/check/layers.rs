@@ -174,6 +174,10 @@ impl<'p> Checker<'p> {
         let heads = self.size(bound.slots[1]?);
         let causal = self.flag(bound.slots[3], "causal", false);
         let (x, heads, causal) = (x?, heads?, causal?);
+        let mask = match bound.slots[4] {
+            Some(m) => Some(self.pad_mask(m, &x.ty.shape[..x.ty.shape.len().min(2)])?),
+            None => None,
+        };
         let [_, _, d] = &x.ty.shape[..] else {
             self.error(
                 Diagnostic::new(
@@ -227,6 +231,7 @@ impl<'p> Checker<'p> {
                 x: boxed(x),
                 heads,
                 causal,
+                mask,
                 in_weight,
                 in_bias,
                 out_weight,
@@ -264,6 +269,42 @@ impl<'p> Checker<'p> {
                 bias,
             },
             ty,
+        })
+    }
+
+    /// `mask: tokens`: a token input declared with `pad P`, shaped like `leading` (the
+    /// axes of the masked value up to the one masked).
+    pub(super) fn pad_mask(&mut self, e: &Expr, leading: &[Dim]) -> Option<PadMask> {
+        let tokens = self.expr(e)?;
+        let declared = match &tokens.kind {
+            TKind::Input(name) => self.inputs.iter().find(|i| &i.name == name),
+            _ => None,
+        };
+        let Some(pad) = declared.and_then(|i| i.pad) else {
+            self.error(
+                Diagnostic::new("a mask is a token input with a pad id", e.span, "no pad id declared for this")
+                    .with_help("declare the pad id on the input, `input tokens: i32[B, T] vocab 5000 pad 0`, and pass it: `mask: tokens`"),
+            );
+            return None;
+        };
+        if tokens.ty.shape != leading {
+            self.error(
+                Diagnostic::new(
+                    format!(
+                        "the mask is {}, the masked positions are {}",
+                        show_type(&tokens.ty),
+                        dim::show_shape(leading)
+                    ),
+                    e.span,
+                    "shape does not match",
+                )
+                .with_help("a mask has one token per masked position, e.g. tokens [B, T] for h [B, T, D] over axis 1"),
+            );
+            return None;
+        }
+        Some(PadMask {
+            tokens: boxed(tokens),
+            pad,
         })
     }
 

@@ -31,8 +31,17 @@ pub struct InputInfo {
     pub vocab: Option<usize>,
     /// `classes N`: labels must lie in `[0, N)`.
     pub classes: Option<usize>,
+    /// `pad P`: token id `P` marks padding, which `mask: tokens` leaves out.
+    pub pad: Option<usize>,
     pub is_label: bool,
     pub span: Span,
+}
+
+/// Token ids (an input declared with `pad P`) whose pad positions an operation leaves out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PadMask {
+    pub tokens: Box<TExpr>,
+    pub pad: usize,
 }
 
 /// `layer_norm`'s epsilon, PyTorch's default.
@@ -129,6 +138,8 @@ pub enum TKind {
         heads: Dim,
         /// Position `t` attends to positions `0..=t` only (a decoder's mask).
         causal: bool,
+        /// `mask: tokens`: keys whose token is the pad id get no attention.
+        mask: Option<PadMask>,
         in_weight: String,
         in_bias: String,
         out_weight: String,
@@ -153,6 +164,13 @@ pub enum TKind {
         op: Reduction,
         x: Box<TExpr>,
         axis: usize,
+    },
+    /// `mean(x, axis: k, mask: tokens)`: the mean over the positions of axis `k` whose
+    /// token is not the pad id (0 where every position is padding).
+    MaskedMean {
+        x: Box<TExpr>,
+        axis: usize,
+        mask: PadMask,
     },
     Concat {
         xs: Vec<TExpr>,

@@ -20,12 +20,15 @@ impl Lowering<'_> {
     /// `softmax(q k^T / sqrt(D / heads)) v` per head, heads joined, then `W_out`, `b_out`.
     /// The per-head products are broadcasts multiplied and summed over one axis, which
     /// the scheduler fuses into loops (no `[B, H, T, T, D/H]` buffer). `causal`: the
-    /// scores of keys after the query are pushed to -1e30 before the softmax.
+    /// scores of keys after the query are pushed to -1e30 before the softmax; so are
+    /// those of padded keys (`padding`, `[B, T]`, 1.0 at a pad). A query whose keys are
+    /// all masked weighs them equally (PyTorch gives NaN there).
     pub(super) fn self_attention(
         &mut self,
         x: ValueId,
         heads: usize,
         causal: bool,
+        padding: Option<ValueId>,
         [w_in, b_in, w_out, b_out]: [ValueId; 4],
     ) -> Result<ValueId, String> {
         let shape = self.b.shape(x);
@@ -57,6 +60,13 @@ impl Lowering<'_> {
             let b = &mut self.b;
             let penalty = b.scale(future, -MASKED);
             let penalty = b.broadcast(penalty, &[batch, heads, t, t], &[2, 3]);
+            scores = b.add(scores, penalty);
+        }
+        if let Some(padding) = padding {
+            // [B, T] over the keys: a padded key gets no weight from any query.
+            let b = &mut self.b;
+            let penalty = b.scale(padding, -MASKED);
+            let penalty = b.broadcast(penalty, &[batch, heads, t, t], &[0, 3]);
             scores = b.add(scores, penalty);
         }
         let weights = self.softmax(scores, 3, false);
