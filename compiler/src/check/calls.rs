@@ -372,7 +372,9 @@ mod tests {
 
     /// The errors of `src` as one string; panics if it checks.
     fn errors(src: &str) -> String {
-        let diags = check(src).err().expect("errors");
+        let Err(diags) = check(src) else {
+            panic!("this checked:\n{src}")
+        };
         diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("\n")
     }
 

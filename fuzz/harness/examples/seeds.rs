@@ -17,7 +17,11 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 /// A version 2 or 3 `.npy` file (u32 header length), header padded to 64 bytes.
 fn npy_v(major: u8, descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     while (12 + header.len() + 1) % 64 != 0 {
         header.push(' ');
@@ -38,7 +42,13 @@ fn main() {
         let mut shape = if spec.whole { vec![] } else { vec![rows] };
         shape.extend(&spec.row_shape);
         let n: usize = shape.iter().product();
-        let bound = spec.graph.as_ref().map(|g| g.nodes).or(spec.vocab).or(spec.classes).unwrap_or(2);
+        let bound = spec
+            .graph
+            .as_ref()
+            .map(|g| g.nodes)
+            .or(spec.vocab)
+            .or(spec.classes)
+            .unwrap_or(2);
         let ints: Vec<i32> = (0..n).map(|i| (i % bound) as i32).collect();
         let floats: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 1.0).collect();
         // npy: the native dtype, converted dtypes, versions 2 and 3.
@@ -46,20 +56,40 @@ fn main() {
             DType::I32 => {
                 write("npy", &format!("{name}.npy"), &npy::encode_i32(&shape, &ints));
                 let i8s: Vec<u8> = ints.iter().flat_map(|&v| i64::from(v).to_le_bytes()).collect();
-                write("npy", &format!("{name}-i8.npy"), &npy::encode_raw("<i8", false, &shape, &i8s));
+                write(
+                    "npy",
+                    &format!("{name}-i8.npy"),
+                    &npy::encode_raw("<i8", false, &shape, &i8s),
+                );
                 let u1: Vec<u8> = ints.iter().map(|&v| v as u8).collect();
-                write("npy", &format!("{name}-u1.npy"), &npy::encode_raw("|u1", false, &shape, &u1));
+                write(
+                    "npy",
+                    &format!("{name}-u1.npy"),
+                    &npy::encode_raw("|u1", false, &shape, &u1),
+                );
                 let i4: Vec<u8> = ints.iter().flat_map(|v| v.to_le_bytes()).collect();
                 write("npy", &format!("{name}-v2.npy"), &npy_v(2, "<i4", &shape, &i4));
                 write("npy", &format!("{name}-v3.npy"), &npy_v(3, "<i4", &shape, &i4));
-                write("npy", &format!("{name}-fortran.npy"), &npy::encode_raw("<i4", true, &shape, &i4));
+                write(
+                    "npy",
+                    &format!("{name}-fortran.npy"),
+                    &npy::encode_raw("<i4", true, &shape, &i4),
+                );
                 let be: Vec<u8> = ints.iter().flat_map(|v| v.to_be_bytes()).collect();
-                write("npy", &format!("{name}-be.npy"), &npy::encode_raw(">i4", false, &shape, &be));
+                write(
+                    "npy",
+                    &format!("{name}-be.npy"),
+                    &npy::encode_raw(">i4", false, &shape, &be),
+                );
             }
             DType::F32 => {
                 write("npy", &format!("{name}.npy"), &npy::encode_f32(&shape, &floats));
                 let f8: Vec<u8> = floats.iter().flat_map(|&v| f64::from(v).to_le_bytes()).collect();
-                write("npy", &format!("{name}-f8.npy"), &npy::encode_raw("<f8", false, &shape, &f8));
+                write(
+                    "npy",
+                    &format!("{name}-f8.npy"),
+                    &npy::encode_raw("<f8", false, &shape, &f8),
+                );
                 let f4: Vec<u8> = floats.iter().flat_map(|v| v.to_le_bytes()).collect();
                 write("npy", &format!("{name}-v2.npy"), &npy_v(2, "<f4", &shape, &f4));
             }
@@ -90,9 +120,18 @@ fn main() {
         if spec.dtype == DType::I32 {
             let savetxt: Vec<String> = lines
                 .iter()
-                .map(|l| l.split(',').map(|v| format!("{:.18e}", v.parse::<f64>().unwrap())).collect::<Vec<_>>().join(","))
+                .map(|l| {
+                    l.split(',')
+                        .map(|v| format!("{:.18e}", v.parse::<f64>().unwrap()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .collect();
-            write("csv", &format!("{name}-savetxt.csv"), (savetxt.join("\n") + "\n").as_bytes());
+            write(
+                "csv",
+                &format!("{name}-savetxt.csv"),
+                (savetxt.join("\n") + "\n").as_bytes(),
+            );
         }
         if spec.is_label && spec.classes.is_some() {
             write("csv", &format!("{name}-unlabeled.csv"), b"-1\n-1\n-1\n");

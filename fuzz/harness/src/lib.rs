@@ -172,7 +172,10 @@ const DATA_MODELS: &[(&str, &[(&str, usize)])] = &[
 }",
         &[],
     ),
-    (include_str!("../../../examples/graph.mp"), &[("N", 5), ("E", 6), ("F", 2)]),
+    (
+        include_str!("../../../examples/graph.mp"),
+        &[("N", 5), ("E", 6), ("F", 2)],
+    ),
 ];
 
 /// The specs of every input and label of [`DATA_MODELS`]: what [`npy`] and [`csv`]
@@ -315,8 +318,11 @@ impl Drop for TempFile {
     }
 }
 
+/// A harness function: bytes in, `Ok` or a clean error out, never a panic.
+pub type Target = fn(&[u8]) -> Result<(), String>;
+
 /// The four targets by corpus directory name.
-pub const TARGETS: &[(&str, fn(&[u8]) -> Result<(), String>)] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("model_source", model_source),
     ("npy", npy),
     ("csv", csv),

@@ -84,11 +84,18 @@ fn safetensors_corpus() {
     replay("safetensors");
 }
 
-/// The generated seeds are accepted (so the corpus starts from valid files).
+/// The valid inputs are accepted all the way (so the corpus starts from them): every
+/// example model through the interpreter step, the seed checkpoint.
 #[test]
-fn seeds_are_valid() {
+fn valid_inputs_are_accepted() {
     mpc_fuzz_harness::safetensors(&mpc_fuzz_harness::checkpoint_seed()).unwrap();
-    for src in [mpc_fuzz_harness::CHECKPOINT_MODEL] {
-        mpc_fuzz_harness::model_source(src.as_bytes()).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "mp") {
+            let src = std::fs::read(&path).unwrap();
+            mpc_fuzz_harness::model_source(&src).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
     }
+    mpc_fuzz_harness::model_source(mpc_fuzz_harness::CHECKPOINT_MODEL.as_bytes()).unwrap();
 }
