@@ -123,8 +123,10 @@ def main():
                 if kind != "hang":
                     stats[case.cls]["slow"] += 1
                     slow_cases.append((case, kind, code, dt))
-                    keep(case, kind, code, dt, so, se, d, findings)
-                    d = findings / f"{case.cls}-{case.n}"
+                    if kind in ("ok", "clean"):
+                        # Kept here; a non-clean end is kept below like any other.
+                        keep(case, kind, code, dt, so, se, d, findings)
+                        d = findings / f"{case.cls}-{case.n}"
             if args.verbose:
                 last = next((line for line in reversed(se.splitlines()) if line.strip()), "")
                 print(f"{case.cls}-{case.n} {kind} exit={code} {dt:.1f}s [{case.desc[:80]}] {last[:150]}",
