@@ -231,6 +231,15 @@ impl<'p> Checker<'p> {
         let xs: Vec<Option<TExpr>> = bound.rest.iter().map(|e| self.expr(e)).collect();
         let xs: Vec<TExpr> = xs.into_iter().collect::<Option<_>>()?;
         let first = &xs[0];
+        if first.ty.shape.is_empty() {
+            // Without an axis, `axis` picks the last one and a scalar has none: say so
+            // here (it would return None without a diagnostic).
+            self.error(
+                Diagnostic::new("cannot concat a scalar", bound.rest[0].span, "scalar")
+                    .with_help("concat joins tensors along an axis; e.g. `reshape` a scalar to [1] first"),
+            );
+            return None;
+        }
         let axis = self.axis(bound.slots[1], &first.ty, None)?;
         let mut shape = first.ty.shape.clone();
         shape[axis] = Dim::lit(0);
@@ -383,5 +392,32 @@ impl<'p> Checker<'p> {
                 shape,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::check;
+
+    /// The errors of `src` as one string; panics if it checks.
+    fn errors(src: &str) -> String {
+        let Err(diags) = check(src) else {
+            panic!("this checked:\n{src}")
+        };
+        diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Found by the fuzzer (`fuzz/corpus/model_source/found-concat-scalar.mp`): a scalar
+    /// first argument of `concat` without `axis:` gave no diagnostic, and `check`
+    /// panicked on the missing loss.
+    #[test]
+    fn concat_of_a_scalar_is_an_error() {
+        let model = |call: &str| {
+            format!("model R {{ dims {{ B = 2 }} input x: f32[B, 3] label y: f32[B, 6] loss mse({call}, y) }}")
+        };
+        assert_eq!(errors(&model("concat(8, x)")), "cannot concat a scalar");
+        assert_eq!(errors(&model("concat(8 * 1, 2)")), "cannot concat a scalar");
+        assert!(errors(&model("concat(8, 8, axis: 0)")).contains("cannot concat a scalar"));
+        assert!(errors(&model("concat(x, 8)")).contains("cannot concat f32[B, 3] and f32[]"));
     }
 }
