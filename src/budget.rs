@@ -90,7 +90,7 @@ pub fn warn_if_over_machine(compiled: &Compiled) {
     let footprint = pipeline::memory(compiled);
     let data = default_data(&footprint, batch_rows(compiled), !compiled.model.graphs.is_empty());
     if let Err(e) = Budget::new(None).check("training", &needs(&footprint, data)) {
-        eprintln!("warning: {e}");
+        errln!("warning: {e}");
     }
 }
 

@@ -20,14 +20,14 @@ pub struct Loaded {
 
 /// Prints `error: <file>: <message>` and returns the failure exit code.
 pub fn fail(file: &Path, message: &str) -> ExitCode {
-    eprintln!("error: {}: {message}", file.display());
+    errln!("error: {}: {message}", file.display());
     ExitCode::from(1)
 }
 
 /// Prints `error: <message>` (a message that names its own file) and returns the
 /// failure exit code.
 pub fn error(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
+    errln!("error: {message}");
     ExitCode::from(1)
 }
 
@@ -82,7 +82,7 @@ impl Loaded {
         // A model with errors skips `extra`: `compile` reports its diagnostics below.
         if let Ok((_, model)) = pipeline::check(&source) {
             let more = extra(&model).map_err(|e| {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 ExitCode::from(1)
             })?;
             dims.retain(|(name, _)| !more.iter().any(|(n, _)| n == name));
@@ -93,9 +93,9 @@ impl Loaded {
             Err(diags) => {
                 let origin = args.file.display().to_string();
                 let color = std::io::stderr().is_terminal();
-                eprintln!("{}", render(&diags, &origin, &source, color));
+                errln!("{}", render(&diags, &origin, &source, color));
                 let n = diags.len();
-                eprintln!(
+                errln!(
                     "error: could not compile '{origin}' ({n} error{})",
                     if n == 1 { "" } else { "s" }
                 );

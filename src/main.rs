@@ -4,6 +4,8 @@
 //! stderr; exit 0 on success, 1 when the model (or file) has errors or the arguments are
 //! wrong (one `error:` line either way, as the README promises).
 
+#[macro_use]
+mod output;
 mod budget;
 mod data;
 mod load;
@@ -82,10 +84,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    match run(cli) {
+    let code = match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(code) => code,
-    }
+    };
+    output::finish(code)
 }
 
 /// `--help` and `--version` print as clap prints them (stdout, exit 0); every other
@@ -93,9 +96,11 @@ fn main() -> ExitCode {
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        // Printing to a closed stdout is no reason to panic; the exit code says enough.
-        let _ = e.print();
-        return ExitCode::SUCCESS;
+        // Printing to a closed or full stdout is no reason to panic; the exit code says it.
+        return match e.print() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
     }
     if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         // Bare `mpc`: clap would print the whole help to stderr; name the commands instead.
@@ -105,12 +110,12 @@ fn usage_error(e: clap::Error) -> ExitCode {
             .map(|c| c.get_name())
             .filter(|n| *n != "help")
             .collect();
-        eprintln!(
+        errln!(
             "error: no command given: expected one of {} (mpc --help)",
             names.join(", ")
         );
     } else {
-        eprintln!("error: {}", one_line(&e.render().to_string()));
+        errln!("error: {}", one_line(&e.render().to_string()));
     }
     ExitCode::FAILURE
 }
@@ -155,7 +160,7 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
     match cli.command {
         Command::Check(args) => {
             let loaded = Loaded::compile(&args)?;
-            println!("{}", loaded.summary());
+            outln!("{}", loaded.summary());
             budget::warn_if_over_machine(&loaded.compiled);
         }
         Command::Compile {
@@ -168,14 +173,14 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             let (text, opt_stats) =
                 pipeline::emit(&loaded.compiled, &loaded.source, emit, eval).map_err(|e| fail(&model.file, &e))?;
             if let (true, Some(s)) = (stats, opt_stats) {
-                eprint!("{}", format_stats(&s, true));
+                err!("{}", format_stats(&s, true));
             }
-            print!("{text}");
+            out!("{text}");
         }
         Command::Inspect(args) => {
             let loaded = Loaded::compile(&args)?;
-            print!("{}", loaded.parameter_table().map_err(|e| fail(&args.file, &e))?);
-            print!("{}", budget::table(&loaded.compiled));
+            out!("{}", loaded.parameter_table().map_err(|e| fail(&args.file, &e))?);
+            out!("{}", budget::table(&loaded.compiled));
         }
         Command::Train { model, opts } => train::train(&model, &opts)?,
         Command::Run { model, opts } => run::run(&model, &opts)?,

@@ -54,7 +54,7 @@ fn cap_threads(requested: Option<usize>) -> usize {
     match requested {
         Some(n) if n > cores => {
             let s = if cores == 1 { "" } else { "s" };
-            eprintln!("warning: --threads {n}: this machine has {cores} core{s}; using {cores}");
+            errln!("warning: --threads {n}: this machine has {cores} core{s}; using {cores}");
             cores
         }
         Some(n) => n,
@@ -147,7 +147,7 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
             "seconds": seconds,
             "predictions": opts.out.as_ref().map(|p| p.display().to_string()),
         });
-        println!("{line}");
+        outln!("{line}");
     } else {
         let acc = m.accuracy.map(|a| format!("  accuracy {a:.4}")).unwrap_or_default();
         let what = if rows.full_batch {
@@ -161,12 +161,14 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
         } else {
             format!("{} {}", m.rows, source.describe(true))
         };
-        println!(
+        outln!(
             "{} (step {}) on {what}: loss {:.6}{acc}",
-            session.compiled.model.name, session.step, m.loss
+            session.compiled.model.name,
+            session.step,
+            m.loss
         );
         if let Some(out) = &opts.out {
-            println!("wrote predictions for {} rows to {}", rows.rows, out.display());
+            outln!("wrote predictions for {} rows to {}", rows.rows, out.display());
         }
     }
     Ok(())

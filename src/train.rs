@@ -125,7 +125,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
         _ => d.rows,
     };
     if labeled(&train) == 0 && label.is_some() {
-        eprintln!(
+        errln!(
             "warning: {}: every training label is -1 (unlabeled), so there is nothing to learn: the loss and its \
              gradients are 0",
             source.name()
@@ -162,7 +162,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
         } else {
             format!(" ({held})")
         };
-        println!(
+        outln!(
             "training {} on {rows}{held}, {batch}, {epochs} epoch{}, lr {}, seed {seed}, {}",
             session.compiled.model.name,
             if epochs == 1 { "" } else { "s" },
@@ -205,10 +205,10 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
                 "seconds": seconds,
                 "steps": steps.len(),
             });
-            println!("{line}");
+            outln!("{line}");
         } else {
             let held = h.map(|h| format!("  held-out {}", show(&h))).unwrap_or_default();
-            println!("epoch {epoch}/{epochs}  train {}{held}  {seconds:.2} s", show(&m));
+            outln!("epoch {epoch}/{epochs}  train {}{held}  {seconds:.2} s", show(&m));
         }
         (last, last_eval) = (Some(m), h);
     }
@@ -245,7 +245,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             },
             "checkpoint": opts.save.as_ref().map(|p| p.display().to_string()),
         });
-        println!("{line}");
+        outln!("{line}");
     } else {
         let mut summary = format!("done: {} steps in {seconds:.2} s", session.step);
         if let Some(h) = last_eval {
@@ -258,9 +258,9 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
                 _ => summary += &format!(" ({} rows)", h.rows),
             }
         }
-        println!("{summary}");
+        outln!("{summary}");
         if let Some(path) = &opts.save {
-            println!("saved {}", path.display());
+            outln!("saved {}", path.display());
         }
     }
     Ok(())

@@ -224,3 +224,49 @@ fn a_dangling_symbolic_link_says_where_it_points() {
         ),
     );
 }
+
+/// `mpc args` with stdout and stderr as given; (exit code, stderr if readable).
+fn with_streams(args: &[&str], stdout: std::process::Stdio, stderr: std::process::Stdio) -> Option<i32> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mpc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("run mpc");
+    // A closed pipe: the read end goes away before mpc writes.
+    drop(child.stdout.take());
+    child.wait().expect("wait for mpc").code()
+}
+
+#[test]
+fn output_to_a_full_device_or_a_closed_pipe_is_no_panic() {
+    use std::process::Stdio;
+    let full = || Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+    let (model, data) = tiny("streams");
+    let train = ["train", s(&model), "--data", s(&data)];
+    // stdout full: one error line, exit 1, and the run still completes.
+    let o = Command::new(env!("CARGO_BIN_EXE_mpc"))
+        .args(train)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(full())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "error: cannot write the output to stdout: No space left on device (os error 28)"
+    );
+    // A reader that stopped reading is not an error; a save still happens.
+    let w = model.with_file_name("w.safetensors");
+    let save = ["train", s(&model), "--data", s(&data), "--save", s(&w)];
+    assert_eq!(with_streams(&save, Stdio::piped(), Stdio::inherit()), Some(0));
+    assert!(w.exists(), "the checkpoint was saved");
+    // Errors to a full stderr: the exit code still says so, and nothing panics (101).
+    assert_eq!(
+        with_streams(&["check", "/nonexistent.mp"], Stdio::null(), full()),
+        Some(1)
+    );
+    assert_eq!(with_streams(&["check", s(&model)], full(), full()), Some(1));
+    assert_eq!(with_streams(&["inspect", s(&model)], Stdio::piped(), full()), Some(0));
+}

@@ -58,10 +58,30 @@ impl Diagnostic {
 /// shown after `-->`; `color` selects ANSI styling (for a terminal) or plain text.
 /// Spans are clamped to the source and to char boundaries first, because
 /// annotate-snippets may panic on a range that is not inside the source.
+/// `src` with every whitespace or control character other than space, tab and line
+/// breaks replaced by as many spaces as its UTF-8 bytes: the spans (byte offsets) stay
+/// valid, and annotate-snippets, which measures some of those characters as whitespace
+/// and others as text, lays the lines out consistently (a vertical tab at the start of a
+/// long line made it subtract past zero).
+fn printable(src: &str) -> String {
+    src.chars()
+        .flat_map(|c| {
+            let odd = (c.is_whitespace() || c.is_control()) && !matches!(c, ' ' | '\t' | '\n' | '\r');
+            let n = if odd { c.len_utf8() } else { 0 };
+            (0..n).map(|_| ' ').chain((!odd).then_some(c))
+        })
+        .collect()
+}
+
 pub fn render(diags: &[Diagnostic], origin: &str, src: &str, color: bool) -> String {
     use annotate_snippets::{Level, Renderer, Snippet};
 
-    let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+    // No width to fit: annotate-snippets 0.11's trimming of long lines subtracts past
+    // zero when the label sits in a line's leading whitespace (found by the fuzzer).
+    // Model lines are short; a long one is shown whole.
+    let renderer = if color { Renderer::styled() } else { Renderer::plain() }.term_width(usize::MAX / 4);
+    let shown = printable(src);
+    let src = shown.as_str();
     let mut out = Vec::with_capacity(diags.len());
     for d in diags {
         let source = || Snippet::source(src).origin(origin).line_start(1).fold(true);
