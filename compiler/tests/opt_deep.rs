@@ -1,14 +1,16 @@
 //! The optimizer on deep models (issue 10): a graph above `REGION_NODES` nodes is
 //! saturated region by region, so each e-graph stays small however deep the model, the
 //! result is never costlier than the input, rewrites inside regions still happen, and
-//! the stitched graph computes the same numbers. Structure only, never time.
+//! the stitched graph computes the same numbers; scheduling keeps every fused loop
+//! kernel bounded. Structure only, never time.
 
 use mpc_compiler::internals::opt::cost::graph_cost;
 use mpc_compiler::internals::opt::regions::REGION_NODES;
 use mpc_compiler::internals::opt::{optimize, Limits};
 use mpc_compiler::interp::{run, Args, Value};
 use mpc_compiler::ir::{ArgKind, DType, Graph, Op};
-use mpc_compiler::pipeline::compile;
+use mpc_compiler::pipeline::{compile, schedule};
+use mpc_compiler::schedule::KernelBody;
 use mpc_compiler::seeded::SplitMix64;
 
 /// A chain of `layers` layers `relu(linear(z, 4))`, each followed by `tail`.
@@ -83,4 +85,26 @@ fn regions_still_rewrite_and_the_stitched_graph_computes_the_same_numbers() {
             assert!((p - q).abs() <= 1e-9 * p.abs().max(1.0), "output {name}: {p} vs {q}");
         }
     }
+}
+
+#[test]
+fn a_deep_chain_schedules_into_bounded_loop_kernels() {
+    let c = compile(&chain(400, ""), &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let p = schedule(&c.train_step.graph);
+    let sizes: Vec<usize> = p
+        .kernels
+        .iter()
+        .filter_map(|k| match &k.body {
+            KernelBody::Loop(l) => Some(l.exprs.len()),
+            _ => None,
+        })
+        .collect();
+    // 800 Adam updates of ~25 expressions each used to be one kernel; they still fuse,
+    // into kernels of at most 512 expressions (a bounded Cranelift function each).
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    assert!(largest <= 512, "largest loop kernel: {largest} expressions");
+    assert!(largest > 256, "updates should still fuse: largest {largest}");
+    // About five kernels per layer (forward: a matmul and a loop; backward: two matmuls
+    // and a loop), not one per node.
+    assert!(p.kernels.len() < 8 * 400, "{} kernels", p.kernels.len());
 }

@@ -11,7 +11,8 @@
 //! - a value whose access pattern cannot be expressed affinely (a transpose under a
 //!   reshape, a non-contiguous matmul operand...) is materialized and scheduling restarts;
 //! - a new loop joins the earliest kernel of the same domain after everything it reads
-//!   is written; inside that kernel it reads values the kernel computes at the same
+//!   is written, unless that kernel would exceed `MAX_LOOP_EXPRS` expressions (so one
+//!   kernel, one Cranelift function, stays small on deep models); inside that kernel it reads values the kernel computes at the same
 //!   element directly from registers (so Adam's m, v and p updates share one loop);
 //!   except a scalar loop that reads only arguments, which gets its own first kernel;
 //! - `a * b + c` becomes one `fma` when the product has no other use.

@@ -17,6 +17,10 @@
 //! how threads split the blocks. Segment kernels (scatter-max and its argmax) call
 //! [`segment`]'s library code.
 //!
+//! Kernels are built one by one and compiled by several threads in batches, then defined
+//! in kernel order, so the machine code does not depend on the thread count (deep models
+//! have thousands of kernels, and compiling them is most of their compile time).
+//!
 //! Files: [`loops`] the loop structure and stores, [`exprs`] each expression (scalar
 //! and f32x4, inline Philox with `ir::philox`'s constants), [`ops`] the elementwise op
 //! table (one row per op of `ir::ops`).
