@@ -8,10 +8,10 @@
 //! subexpressions once. The result is never costlier than the input: if extraction does
 //! not improve on it, the input is returned unchanged.
 //!
-//! A graph of more than [`regions::REGION_NODES`] nodes is saturated one region (a
-//! contiguous run of nodes) at a time ([`regions`]), each region with the same limits,
-//! so time and memory grow linearly with the model; the stitched graph passes the same
-//! final check against the input's cost.
+//! A graph of more than [`regions::REGION_NODES`] nodes (arguments not counted) is
+//! saturated one region (a contiguous run of nodes) at a time ([`regions`]), each
+//! region with the same limits, so time and memory grow linearly with the model; the
+//! stitched graph passes the same final check against the input's cost.
 
 pub mod analysis;
 pub mod convert;
@@ -25,7 +25,7 @@ use cost::{graph_cost, matmul_flops, Cost};
 use egg::{BackoffScheduler, Runner, StopReason};
 use std::time::{Duration, Instant};
 
-use crate::ir::{dce::eliminate_dead_code, Graph};
+use crate::ir::{dce::eliminate_dead_code, Graph, Op};
 
 /// Bounds on saturation, for the whole graph or, for a big graph, for each region. egg
 /// checks the node limit between rules, so the e-graph can overshoot it by what one
@@ -74,7 +74,7 @@ pub struct Stats {
     pub seconds: f64,
     /// False when extraction found nothing cheaper and the input was kept.
     pub improved: bool,
-    /// Regions saturated one after the other (1: the whole graph at once). With several,
+    /// Regions the graph was saturated in (1: the whole graph at once). With several,
     /// `egraph_nodes`, `egraph_classes` and `iterations` are the largest region's.
     pub regions: usize,
 }
@@ -85,7 +85,8 @@ pub fn optimize(graph: &Graph, limits: &Limits) -> Result<(Graph, Stats), String
     graph
         .validate()
         .map_err(|e| format!("optimizer input is not a valid graph: {e}"))?;
-    if graph.nodes.len() <= regions::REGION_NODES {
+    let body = graph.nodes.iter().filter(|n| !matches!(n.op, Op::Arg { .. })).count();
+    if body <= regions::REGION_NODES {
         return optimize_whole(graph, limits, start);
     }
     // Regions are independent until stitched: a few at a time on their own threads.
