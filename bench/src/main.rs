@@ -7,6 +7,7 @@
 //! cargo run --release -p mpc-bench -- step [--threads N] [--out DIR] [--profile]
 //! cargo run --release -p mpc-bench -- models --model fusion|graph [--params] [--profile]
 //! cargo run --release -p mpc-bench -- opt
+//! cargo run --release -p mpc-bench -- chain --layers N [--threads T] [--session]
 //! ```
 //!
 //! - `step`: the text classifier (`examples/text_classifier.mp`, B=64, T=32, vocab 10000,
@@ -21,7 +22,10 @@
 //!   names and sizes and exits; `--profile` times every kernel of the training step on
 //!   its own instead (`profile.rs`), `--kernels FILE` also writes their listing.
 //! - `opt`: e-graph optimization time of every example's training step.
+//! - `chain`: compile time and peak RSS of an N-layer chain model, stage by stage
+//!   (`chain.rs`); `--session` also times the JIT session's creation on T threads.
 
+mod chain;
 mod opt_time;
 mod profile;
 mod schedule;
@@ -68,6 +72,18 @@ enum Command {
         /// The folder of .mp files
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))]
         examples: PathBuf,
+    },
+    /// Compile time and peak memory of an N-layer chain model, stage by stage
+    Chain {
+        /// Hidden layers of the chain
+        #[arg(long)]
+        layers: usize,
+        /// JIT threads (with --session)
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Also time the JIT session's creation (what `mpc train` does before step 1)
+        #[arg(long)]
+        session: bool,
     },
 }
 
@@ -174,6 +190,11 @@ fn main() {
         Command::Step(opts) => bench(Workload::Text, &opts),
         Command::Models { model, opts } => bench(model, &opts),
         Command::Opt { reps, examples } => opt_time::run(&examples, reps),
+        Command::Chain {
+            layers,
+            threads,
+            session,
+        } => chain::run(layers, threads, session),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

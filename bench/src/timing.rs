@@ -31,6 +31,19 @@ pub fn p10(mut v: Vec<f64>) -> f64 {
     v[v.len() / 10]
 }
 
+/// CPU time (user + system, every thread) this process has used so far, in ms, if the
+/// kernel reports it: unlike the wall clock, it does not grow when other processes
+/// share the cores. `/proc/self/stat` counts in ticks of 10 ms.
+pub fn cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; fields after it are plain numbers.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10.0)
+}
+
 /// Peak resident set size in MB (`VmHWM`), if the kernel reports it.
 pub fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -48,6 +61,12 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn cpu_time_is_read() {
+        let t = cpu_ms().expect("/proc/self/stat");
+        assert!(t >= 0.0);
     }
 
     #[test]

@@ -16,7 +16,38 @@ use super::lang::TensorLang;
 use crate::ir::Type;
 use egg::Id;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
+
+/// Hashes an e-class id with one multiplication (Fx-style). The sets of needed classes
+/// are most of extraction's work; std's SipHash (keyed per process) cost a third of it,
+/// and a fixed hash also makes the sets' iteration order, hence the float sums of their
+/// costs, the same in every run.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// A map keyed by e-class ids.
+pub type IdMap<V> = HashMap<Id, V, BuildHasherDefault<IdHasher>>;
 
 /// The cost of one e-node on its own (its children's costs not included).
 pub fn node_cost(eg: &TensorGraph, node: &TensorLang, class: Id) -> Option<Cost> {
@@ -49,7 +80,7 @@ pub fn node_cost(eg: &TensorGraph, node: &TensorLang, class: Id) -> Option<Cost>
 }
 
 /// The classes a choice needs, each with its node's scalar cost.
-type CostSet = Rc<HashMap<Id, f64>>;
+type CostSet = Rc<IdMap<f64>>;
 
 struct Best {
     node: TensorLang,
@@ -60,7 +91,7 @@ struct Best {
 /// Chooses an e-node for every e-class reachable from `roots`.
 pub fn extract(eg: &TensorGraph, roots: &[Id]) -> HashMap<Id, TensorLang> {
     // Parents of each class, to know whom to revisit.
-    let mut parents: HashMap<Id, Vec<Id>> = HashMap::new();
+    let mut parents: IdMap<Vec<Id>> = IdMap::default();
     for class in eg.classes() {
         for node in &class.nodes {
             for &c in node.tensor_children() {
@@ -68,7 +99,7 @@ pub fn extract(eg: &TensorGraph, roots: &[Id]) -> HashMap<Id, TensorLang> {
             }
         }
     }
-    let mut best: HashMap<Id, Best> = HashMap::new();
+    let mut best: IdMap<Best> = IdMap::default();
     let mut queue: VecDeque<Id> = eg
         .classes()
         .filter(|c| c.data.ty.is_some() && c.nodes.iter().any(|n| n.tensor_children().is_empty()))
@@ -88,7 +119,7 @@ pub fn extract(eg: &TensorGraph, roots: &[Id]) -> HashMap<Id, TensorLang> {
             }
             // Union of the children's sets, starting from the largest (cheapest copy).
             let largest = children.iter().max_by_key(|c| best[c].set.len()).copied();
-            let mut set: HashMap<Id, f64> = largest.map(|c| (*best[&c].set).clone()).unwrap_or_default();
+            let mut set: IdMap<f64> = largest.map(|c| (*best[&c].set).clone()).unwrap_or_default();
             for c in &children {
                 if Some(*c) != largest {
                     for (k, v) in best[c].set.iter() {

@@ -7,23 +7,30 @@
 //! [`extract`] picks the cheapest DAG under the cost model of [`cost`], counting shared
 //! subexpressions once. The result is never costlier than the input: if extraction does
 //! not improve on it, the input is returned unchanged.
+//!
+//! A graph of more than [`regions::REGION_NODES`] nodes (arguments not counted) is
+//! saturated one region (a contiguous run of nodes) at a time ([`regions`]), each
+//! region with the same limits, so time and memory grow linearly with the model; the
+//! stitched graph passes the same final check against the input's cost.
 
 pub mod analysis;
 pub mod convert;
 pub mod cost;
 pub mod extract;
 pub mod lang;
+pub mod regions;
 pub mod rules;
 
 use cost::{graph_cost, matmul_flops, Cost};
 use egg::{BackoffScheduler, Runner, StopReason};
 use std::time::{Duration, Instant};
 
-use crate::ir::{dce::eliminate_dead_code, Graph};
+use crate::ir::{dce::eliminate_dead_code, Graph, Op};
 
-/// Bounds on saturation. The node limit is checked between iterations, so the e-graph
-/// can overshoot it within one iteration. Tests use node and iteration limits only, so
-/// their results do not depend on the machine's speed.
+/// Bounds on saturation, for the whole graph or, for a big graph, for each region. egg
+/// checks the node limit between rules, so the e-graph can overshoot it by what one
+/// rule adds. Tests use node and iteration limits only, so their results do not depend
+/// on the machine's speed.
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub nodes: usize,
@@ -67,6 +74,9 @@ pub struct Stats {
     pub seconds: f64,
     /// False when extraction found nothing cheaper and the input was kept.
     pub improved: bool,
+    /// Regions the graph was saturated in (1: the whole graph at once). With several,
+    /// `egraph_nodes`, `egraph_classes` and `iterations` are the largest region's.
+    pub regions: usize,
 }
 
 /// Optimizes `graph`; an invalid input graph is a compiler bug reported as an error.
@@ -75,6 +85,63 @@ pub fn optimize(graph: &Graph, limits: &Limits) -> Result<(Graph, Stats), String
     graph
         .validate()
         .map_err(|e| format!("optimizer input is not a valid graph: {e}"))?;
+    let body = graph.nodes.iter().filter(|n| !matches!(n.op, Op::Arg { .. })).count();
+    if body <= regions::REGION_NODES {
+        return optimize_whole(graph, limits, start);
+    }
+    // Regions are independent until stitched: a few at a time on their own threads.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let (stitched, parts) = regions::optimize_by_regions(graph, regions::REGION_NODES, limits, threads, |g, l| {
+        optimize_whole(g, l, Instant::now())
+    })?;
+    let stitched = eliminate_dead_code(&stitched);
+    let before = graph_cost(graph);
+    let (result, improved) = if graph_cost(&stitched).scalar() < before.scalar() {
+        (stitched, true)
+    } else {
+        (graph.clone(), false)
+    };
+    result
+        .validate()
+        .map_err(|e| format!("optimizer produced an invalid graph: {e}"))?;
+    let mut fires: Vec<(&'static str, usize)> = rules::table().iter().map(|r| (r.name, 0)).collect();
+    let mut stops: Vec<(String, usize)> = Vec::new();
+    for s in &parts {
+        for (f, (_, n)) in fires.iter_mut().zip(&s.rule_fires) {
+            f.1 += n;
+        }
+        // "node limit (20016)" counts as "node limit".
+        let kind = s.stop_reason.split(" (").next().unwrap_or_default().to_string();
+        match stops.iter_mut().find(|(k, _)| *k == kind) {
+            Some(k) => k.1 += 1,
+            None => stops.push((kind, 1)),
+        }
+    }
+    let largest = |f: fn(&Stats) -> usize| parts.iter().map(f).max().unwrap_or(0);
+    let stop_reason = stops
+        .iter()
+        .map(|(k, n)| format!("{k} in {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let stats = Stats {
+        egraph_nodes: largest(|s| s.egraph_nodes),
+        egraph_classes: largest(|s| s.egraph_classes),
+        iterations: largest(|s| s.iterations),
+        stop_reason: format!("{} regions: {stop_reason}", parts.len()),
+        rule_fires: fires,
+        before,
+        after: graph_cost(&result),
+        matmul_flops_before: matmul_flops(graph),
+        matmul_flops_after: matmul_flops(&result),
+        seconds: start.elapsed().as_secs_f64(),
+        improved,
+        regions: parts.len(),
+    };
+    Ok((result, stats))
+}
+
+/// Saturates and extracts `graph` (valid) as one e-graph.
+fn optimize_whole(graph: &Graph, limits: &Limits, start: Instant) -> Result<(Graph, Stats), String> {
     let (egraph, ids) = convert::to_egraph(graph);
     let roots: Vec<egg::Id> = graph.outputs.iter().map(|(_, v)| ids[v.index()]).collect();
     let runner = Runner::default()
@@ -126,6 +193,7 @@ pub fn optimize(graph: &Graph, limits: &Limits) -> Result<(Graph, Stats), String
         matmul_flops_after: matmul_flops(&result),
         seconds: start.elapsed().as_secs_f64(),
         improved,
+        regions: 1,
     };
     Ok((result, stats))
 }
@@ -133,7 +201,14 @@ pub fn optimize(graph: &Graph, limits: &Limits) -> Result<(Graph, Stats), String
 /// `--stats` text; `timing: false` leaves the time out (for snapshots).
 pub fn format_stats(s: &Stats, timing: bool) -> String {
     let mut out = String::new();
-    out += &format!("e-graph: {} e-nodes, {} e-classes\n", s.egraph_nodes, s.egraph_classes);
+    if s.regions > 1 {
+        out += &format!(
+            "e-graph: {} regions, the largest {} e-nodes, {} e-classes\n",
+            s.regions, s.egraph_nodes, s.egraph_classes
+        );
+    } else {
+        out += &format!("e-graph: {} e-nodes, {} e-classes\n", s.egraph_nodes, s.egraph_classes);
+    }
     out += &format!("iterations: {} (stopped: {})\n", s.iterations, s.stop_reason);
     let pct = |a: f64, b: f64| if b == 0.0 { 0.0 } else { 100.0 * (a - b) / b };
     out += &format!(

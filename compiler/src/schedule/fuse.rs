@@ -11,7 +11,8 @@
 //! - a value whose access pattern cannot be expressed affinely (a transpose under a
 //!   reshape, a non-contiguous matmul operand...) is materialized and scheduling restarts;
 //! - a new loop joins the earliest kernel of the same domain after everything it reads
-//!   is written; inside that kernel it reads values the kernel computes at the same
+//!   is written, unless that kernel would exceed `MAX_LOOP_EXPRS` expressions (so one
+//!   kernel, one Cranelift function, stays small on deep models); inside that kernel it reads values the kernel computes at the same
 //!   element directly from registers (so Adam's m, v and p updates share one loop);
 //!   except a scalar loop that reads only arguments, which gets its own first kernel;
 //! - `a * b + c` becomes one `fma` when the product has no other use.
@@ -61,11 +62,16 @@ fn initial_materialized(g: &Graph) -> HashSet<usize> {
     for (i, n) in g.nodes.iter().enumerate() {
         match &n.op {
             Op::Arg { .. } | Op::Const { .. } => {}
-            Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul | Op::ScatterAdd { .. } | Op::Concat { .. } => {
+            Op::MatMul => {
+                m.insert(i);
+                m.extend(unviewable_operands(g, n));
+            }
+            Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ScatterAdd { .. } | Op::Concat { .. } => {
                 m.insert(i);
             }
             Op::ScatterMax { .. } | Op::ScatterArgmax { .. } | Op::ArgmaxScatter { .. } => {
                 m.insert(i);
+                m.extend(unviewable_operands(g, n));
             }
             op if is_view(op) => {
                 if let Op::Broadcast { .. } = op {
@@ -89,6 +95,17 @@ fn initial_materialized(g: &Graph) -> HashSet<usize> {
         }
     }
     m
+}
+
+/// The operands of a library kernel (matmul, segment op) that it can only read from a
+/// buffer of their own: computed values that are not views. Scheduling would discover
+/// each of them by failing and restarting from scratch (`access::view`), which made
+/// deep models quadratic (one restart per layer); they are materialized up front.
+fn unviewable_operands<'a>(g: &'a Graph, n: &'a crate::ir::Node) -> impl Iterator<Item = usize> + 'a {
+    n.operands
+        .iter()
+        .map(|o| o.index())
+        .filter(|&o| !matches!(g.nodes[o].op, Op::Arg { .. }) && !is_view(&g.nodes[o].op))
 }
 
 /// How a consumer reads a value: at coordinates, or at a row-major linear index.
@@ -120,6 +137,13 @@ struct Scheduler<'g> {
     kernels: Vec<Building>,
     /// Kernel ids in execution order.
     order: Vec<usize>,
+    /// The index in `order` of each kernel id, kept up to date on every insertion, so
+    /// that a kernel's position is an O(1) look-up on models with thousands of kernels.
+    position: Vec<usize>,
+    /// Loop kernels that later loops may join (no scatter rows), by domain, in
+    /// execution order: where `place_loop` looks for a kernel to join, instead of
+    /// scanning every kernel (quadratic on deep models).
+    by_domain: HashMap<Vec<usize>, Vec<usize>>,
     writers: HashMap<BufId, Vec<usize>>,
     checks: Vec<Check>,
     /// The loop being built.
@@ -128,6 +152,10 @@ struct Scheduler<'g> {
 }
 
 type Res<T> = Result<T, usize>;
+
+/// The most expressions a loop kernel gets by fusion: far above any example model's
+/// kernels (69), small enough that Cranelift compiles each kernel in bounded time.
+const MAX_LOOP_EXPRS: usize = 512;
 
 impl<'g> Scheduler<'g> {
     fn new(g: &'g Graph, mat: &'g HashSet<usize>) -> Self {
@@ -138,6 +166,8 @@ impl<'g> Scheduler<'g> {
             buf_of: HashMap::new(),
             kernels: Vec::new(),
             order: Vec::new(),
+            position: Vec::new(),
+            by_domain: HashMap::new(),
             writers: HashMap::new(),
             checks: Vec::new(),
             cur: LoopKernel {
@@ -241,7 +271,16 @@ impl<'g> Scheduler<'g> {
     }
 
     fn pos(&self, kernel: usize) -> usize {
-        self.order.iter().position(|&k| k == kernel).expect("placed kernel")
+        self.position[kernel]
+    }
+
+    /// Puts kernel `id` (the newest) at index `pos` of the execution order.
+    fn insert_kernel(&mut self, pos: usize, id: usize) {
+        self.order.insert(pos, id);
+        self.position.resize(self.kernels.len(), 0);
+        for (q, &k) in self.order.iter().enumerate().skip(pos) {
+            self.position[k] = q;
+        }
     }
 
     /// Places a library kernel (matmul, segment) right after the writers of what it reads.
@@ -257,7 +296,7 @@ impl<'g> Scheduler<'g> {
             body,
             memo: HashMap::new(),
         });
-        self.order.insert(pos, id);
+        self.insert_kernel(pos, id);
         self.writers.entry(out).or_default().push(id);
     }
 
@@ -288,13 +327,20 @@ impl<'g> Scheduler<'g> {
         let from_args_only = reads.iter().all(|(b, _)| writers_of(*b).is_empty());
         if lk.scatter_rows.is_none() && !(lk.domain.is_empty() && from_args_only) {
             // Earliest same-domain kernel where every read is either written before it
-            // or written by it at the same element.
-            'cand: for p in 0..self.order.len() {
-                let k = self.order[p];
+            // or written by it at the same element. No kernel before the last writer of
+            // a read qualifies (that writer would come at or after it without being
+            // it), so the search starts there; and a kernel that is already
+            // MAX_LOOP_EXPRS long takes nothing more, which bounds the size of one
+            // function for codegen (deep models would fuse every parameter update into
+            // one kernel of tens of thousands of expressions).
+            let candidates = self.by_domain.get(&lk.domain).map(Vec::as_slice).unwrap_or(&[]);
+            let first = candidates.partition_point(|&k| self.pos(k) < min_pos.saturating_sub(1));
+            'cand: for &k in &candidates[first..] {
+                let p = self.pos(k);
                 let KernelBody::Loop(kl) = &self.kernels[k].body else {
-                    continue;
+                    unreachable!("by_domain holds loop kernels")
                 };
-                if kl.domain != lk.domain || kl.scatter_rows.is_some() {
+                if kl.exprs.len() + lk.exprs.len() > MAX_LOOP_EXPRS {
                     continue;
                 }
                 for (b, at) in &reads {
@@ -346,11 +392,17 @@ impl<'g> Scheduler<'g> {
             }
             None => {
                 let id = self.kernels.len();
+                let joinable = lk.scatter_rows.is_none().then(|| lk.domain.clone());
                 self.kernels.push(Building {
                     body: KernelBody::Loop(lk),
                     memo: std::mem::take(&mut self.cur_memo),
                 });
-                self.order.insert(min_pos, id);
+                self.insert_kernel(min_pos, id);
+                if let Some(domain) = joinable {
+                    let list = self.by_domain.entry(domain).or_default();
+                    let at = list.partition_point(|&k| self.position[k] < min_pos);
+                    list.insert(at, id);
+                }
                 id
             }
         };

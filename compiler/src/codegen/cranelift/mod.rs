@@ -17,6 +17,10 @@
 //! how threads split the blocks. Segment kernels (scatter-max and its argmax) call
 //! [`segment`]'s library code.
 //!
+//! Kernels are built one by one and compiled by several threads in batches, then defined
+//! in kernel order, so the machine code does not depend on the thread count (deep models
+//! have thousands of kernels, and compiling them is most of their compile time).
+//!
 //! Files: [`loops`] the loop structure and stores, [`exprs`] each expression (scalar
 //! and f32x4, inline Philox with `ir::philox`'s constants), [`ops`] the elementwise op
 //! table (one row per op of `ir::ops`).
@@ -27,12 +31,14 @@ mod ops;
 mod segment;
 
 use crate::schedule::{KernelBody, Program, MATMUL_BLOCK};
+use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{types, AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Signature, UserFuncName};
-use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module, ModuleReloc};
 use segment::{mpc_segment, op_code};
 use std::fmt::Write;
 
@@ -129,10 +135,91 @@ unsafe extern "C" fn mpc_sgemm(
     }
 }
 
+/// Kernels compiled together: built one after the other (cheap), compiled by up to
+/// [`MAX_THREADS`] threads at once, defined in order. A batch bounds the memory that
+/// built but not yet compiled functions hold.
+const BATCH: usize = 64;
+const MAX_THREADS: usize = 8;
+
+/// Compiles the functions of `batch` (on `threads` threads, each a contiguous part) and
+/// defines them in `module` in order, so the code does not depend on the thread count.
+/// Deep models have thousands of kernels: compiling them is most of their compile time.
+fn define_batch(
+    module: &mut JITModule,
+    batch: &mut Vec<(FuncId, Function, usize)>,
+    threads: usize,
+) -> Result<(), String> {
+    let isa = module.isa();
+    let part = batch.len().div_ceil(threads.max(1)).max(1);
+    let compiled: Vec<Result<Compiled, String>> = if threads <= 1 || batch.len() <= 1 {
+        batch
+            .iter_mut()
+            .map(|(id, f, i)| compile_one(isa, *id, f, *i))
+            .collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .chunks_mut(part)
+                .map(|fs| {
+                    scope.spawn(move || {
+                        fs.iter_mut()
+                            .map(|(id, f, i)| compile_one(isa, *id, f, *i))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a Cranelift thread panicked"))
+                .collect()
+        })
+    };
+    for ((id, _, _), c) in batch.drain(..).zip(compiled) {
+        let c = c?;
+        module
+            .define_function_bytes(id, c.alignment, &c.bytes, &c.relocs)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// One function's machine code, ready for the module.
+struct Compiled {
+    alignment: u64,
+    bytes: Vec<u8>,
+    relocs: Vec<ModuleReloc>,
+}
+
+/// What `JITModule::define_function` does before it touches the module, so that it can
+/// run on another thread.
+fn compile_one(isa: &dyn TargetIsa, id: FuncId, func: &mut Function, kernel: usize) -> Result<Compiled, String> {
+    let mut ctx = Context::for_function(std::mem::replace(func, Function::new()));
+    let alignment = ctx
+        .compile(isa, &mut ControlPlane::default())
+        .map_err(|e| format!("Cranelift rejected kernel k{kernel}: {:?}", e.inner))?
+        .buffer
+        .alignment as u64;
+    let code = ctx.compiled_code().expect("just compiled");
+    Ok(Compiled {
+        alignment,
+        bytes: code.code_buffer().to_vec(),
+        relocs: code
+            .buffer
+            .relocs()
+            .iter()
+            .map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, id))
+            .collect(),
+    })
+}
+
 fn host_isa() -> Result<OwnedTargetIsa, String> {
     let mut flags = settings::builder();
     flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
     flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+    // The verifier re-checks every function Cranelift is given (a tenth of the time on
+    // deep models): debug builds, which every test runs, keep it.
+    let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+    flags.set("enable_verifier", verify).map_err(|e| e.to_string())?;
     let isa = cranelift_native::builder().map_err(|e| format!("Cranelift does not support this host: {e}"))?;
     isa.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
 }
@@ -217,24 +304,27 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
         sgemm: import("mpc_sgemm", &gemm_sig)?,
         segment: import("mpc_segment", &segment_sig)?,
     };
-    let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
     let mut func_ids = Vec::new();
+    let mut batch: Vec<(FuncId, Function, usize)> = Vec::new();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS);
     let fma = host_has_fma();
     for (i, kernel) in p.kernels.iter().enumerate() {
         let mut s = module.make_signature();
         s.params.extend((0..4).map(|_| AbiParam::new(i64t)));
-        ctx.func = Function::with_name_signature(UserFuncName::user(0, i as u32), s.clone());
+        let mut func = Function::with_name_signature(UserFuncName::user(0, i as u32), s.clone());
         let imports = Imports {
-            exp: module.declare_func_in_func(ids.exp, &mut ctx.func),
-            log: module.declare_func_in_func(ids.log, &mut ctx.func),
-            tanh: module.declare_func_in_func(ids.tanh, &mut ctx.func),
-            fill: module.declare_func_in_func(ids.fill, &mut ctx.func),
-            sgemm: module.declare_func_in_func(ids.sgemm, &mut ctx.func),
-            segment: module.declare_func_in_func(ids.segment, &mut ctx.func),
+            exp: module.declare_func_in_func(ids.exp, &mut func),
+            log: module.declare_func_in_func(ids.log, &mut func),
+            tanh: module.declare_func_in_func(ids.tanh, &mut func),
+            fill: module.declare_func_in_func(ids.fill, &mut func),
+            sgemm: module.declare_func_in_func(ids.sgemm, &mut func),
+            segment: module.declare_func_in_func(ids.segment, &mut func),
         };
         {
-            let mut fb = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let mut fb = FunctionBuilder::new(&mut func, &mut fctx);
             match &kernel.body {
                 KernelBody::Loop(lk) => loops::emit(&mut fb, p, lk, &imports, fma)?,
                 KernelBody::MatMul(mm) => {
@@ -306,17 +396,18 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
             fb.finalize(frontend);
         }
         if let Some(t) = text.as_deref_mut() {
-            let _ = writeln!(t, "; kernel k{i}\n{}", ctx.func.display());
+            let _ = writeln!(t, "; kernel k{i}\n{}", func.display());
         }
         let id = module
             .declare_function(&format!("k{i}"), Linkage::Local, &s)
             .map_err(|e| e.to_string())?;
-        module
-            .define_function(id, &mut ctx)
-            .map_err(|e| format!("Cranelift rejected kernel k{i}: {e:?}"))?;
-        module.clear_context(&mut ctx);
         func_ids.push(id);
+        batch.push((id, func, i));
+        if batch.len() == BATCH {
+            define_batch(&mut module, &mut batch, threads)?;
+        }
     }
+    define_batch(&mut module, &mut batch, threads)?;
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let fns = func_ids
         .iter()

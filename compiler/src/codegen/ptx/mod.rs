@@ -170,13 +170,16 @@ pub fn emit(p: &Program) -> Result<PtxProgram, String> {
     let _ = writeln!(text, ".target {TARGET}");
     let _ = writeln!(text, ".address_size 64");
     let mut launches = Vec::new();
+    // Each kernel's register holding each buffer's global pointer (empty for buffers it
+    // does not take). One table for all kernels, reset after each: a fresh one per kernel
+    // made emission quadratic on deep models (thousands of kernels and buffers).
+    let mut base = vec![String::new(); p.buffers.len()];
     for (k, kernel) in p.kernels.iter().enumerate() {
         let name = format!("k{k}");
         let params = kernel_buffers(&kernel.body);
         let mut b = Body::new();
         let mut shared = Vec::new();
         // Parameters -> global pointers.
-        let mut base = vec![String::new(); p.buffers.len()];
         for &buf in &params {
             let r = b.rd();
             b.op(format!("ld.param.u64 {r}, [b{buf}];"));
@@ -247,6 +250,9 @@ pub fn emit(p: &Program) -> Result<PtxProgram, String> {
             let _ = writeln!(text, "{line}");
         }
         let _ = writeln!(text, "}}");
+        for &buf in &params {
+            base[buf].clear();
+        }
         launches.push(Launch {
             name,
             grid,
