@@ -266,3 +266,26 @@ fn training_on_rows_that_are_all_unlabeled_warns() {
     let out = common::stdout(&o);
     assert!(out.contains("train loss 0.0000") && !out.contains("-0.0000"), "{out}");
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn ulimit_v_is_part_of_what_the_machine_has() {
+    // 3 GB of address space: the 14.9 GB run is refused by the budget before it
+    // allocates, not aborted by the allocator.
+    let command = format!(
+        "ulimit -v 3000000 && exec {} train examples/text_classifier.mp --dim B=4000000 --epochs 1",
+        env!("CARGO_BIN_EXE_mpc")
+    );
+    let o = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    one_error(
+        &o,
+        &[
+            "training needs 14.9 GB of memory, more than the",
+            "this machine has available",
+        ],
+    );
+}

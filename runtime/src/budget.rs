@@ -3,7 +3,8 @@
 //!
 //! In: `--max-memory` (`8G`, `512MiB`, `1.5GB`, a plain byte count) or nothing, in which
 //! case the budget is what the machine has: `MemAvailable` of `/proc/meminfo`, lowered to
-//! the cgroup's limit (`memory.max` minus `memory.current`) inside a container. Out: a
+//! the cgroup's limit (`memory.max` minus `memory.current`) inside a container and to
+//! what `ulimit -v` leaves the process. Out: a
 //! [`Budget`], and from [`Budget::check`] either `Ok` or one line that says what is
 //! needed, what the budget is and where it comes from, and which part and which tensor
 //! (named with the model's dims) is the largest.
@@ -107,10 +108,23 @@ pub fn parse_size(s: &str) -> Result<u128, String> {
 fn machine_available() -> Option<u128> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let available = meminfo_kib(&meminfo, "MemAvailable:").or_else(|| meminfo_kib(&meminfo, "MemFree:"))? * 1024;
-    Some(match cgroup_room() {
-        Some(room) => available.min(room),
-        None => available,
-    })
+    let limits = [cgroup_room(), address_space_room()];
+    Some(limits.into_iter().flatten().fold(available, u128::min))
+}
+
+/// What `ulimit -v` (RLIMIT_AS) leaves this process: the soft limit minus the address
+/// space it maps already; `None` when unlimited.
+fn address_space_room() -> Option<u128> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max address space"))?;
+    let soft: u128 = line["Max address space".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let mapped = meminfo_kib(&status, "VmSize:").unwrap_or(0) * 1024;
+    Some(soft.saturating_sub(mapped))
 }
 
 fn meminfo_kib(meminfo: &str, key: &str) -> Option<u128> {
