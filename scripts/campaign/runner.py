@@ -64,17 +64,19 @@ def execute(case, mpc, work, timeout, memory_gb):
     dt = time.monotonic() - t
     out = (out or b"").decode("utf-8", "replace")
     err = (err or b"").decode("utf-8", "replace")
-    return classify(code, err), code, dt, out, err, d
+    return classify(code, err, stderr_readable=case.stderr is None), code, dt, out, err, d
 
 
-def classify(code, err):
+def classify(code, err, stderr_readable=True):
+    """A clean failure is exit 1 with an `error:` line, or exit 1 alone when the case
+    made stderr unwritable (/dev/full, a closed pipe): the line had nowhere to go."""
     if code is None:
         return "hang"
     if code == 101 or "panicked at" in err:
         return "panic"
     if code == 0:
         return "ok"
-    if code == 1 and any(line.startswith("error:") for line in err.splitlines()):
+    if code == 1 and (not stderr_readable or any(line.startswith("error:") for line in err.splitlines())):
         return "clean"
     return "abort"
 
