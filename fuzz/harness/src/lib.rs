@@ -195,31 +195,22 @@ pub fn data_specs() -> &'static [InputSpec] {
 
 /// The bytes of a `.npy` file read as each of [`data_specs`]; `Ok` if some spec took it.
 pub fn npy(bytes: &[u8]) -> Result<(), String> {
-    let mut last = String::new();
-    let mut any = false;
-    for spec in data_specs() {
-        match column_from_npy(bytes, spec) {
-            Ok((rows, column)) => {
-                check_column(spec, rows, &column);
-                any = true;
-            }
-            Err(e) => last = e,
-        }
-    }
-    if any {
-        Ok(())
-    } else {
-        Err(last)
-    }
+    read_as_any_spec(|spec| column_from_npy(bytes, spec))
 }
 
 /// The bytes of a CSV file read as each of [`data_specs`]; `Ok` if some spec took it.
 pub fn csv(bytes: &[u8]) -> Result<(), String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    read_as_any_spec(|spec| column_from_csv(text, spec))
+}
+
+/// `read` with every spec: each accepted column must keep the reader's promises; `Ok`
+/// if some spec took it, else the last error.
+fn read_as_any_spec(read: impl Fn(&InputSpec) -> Result<(usize, Tensor), String>) -> Result<(), String> {
     let mut last = String::new();
     let mut any = false;
     for spec in data_specs() {
-        match column_from_csv(text, spec) {
+        match read(spec) {
             Ok((rows, column)) => {
                 check_column(spec, rows, &column);
                 any = true;
