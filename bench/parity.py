@@ -52,6 +52,18 @@ def p(w, name, transpose=False):
     return torch.nn.Parameter(w[name].T.contiguous() if transpose else w[name].clone())
 
 
+def attention(w, name, heads=2):
+    """nn.MultiheadAttention holding mpc's `name.*` weights."""
+    attn = torch.nn.MultiheadAttention(D, heads, batch_first=True)
+    with torch.no_grad():
+        # mpc: [D, 3D] (q, k, v side by side), [in, out]; PyTorch: [3D, D], [out, in].
+        attn.in_proj_weight.copy_(w[f"{name}.in_proj.weight"].T)
+        attn.in_proj_bias.copy_(w[f"{name}.in_proj.bias"])
+        attn.out_proj.weight.copy_(w[f"{name}.out_proj.weight"].T)
+        attn.out_proj.bias.copy_(w[f"{name}.out_proj.bias"])
+    return attn
+
+
 class Blocks(torch.nn.Module):
     def __init__(self, w):
         super().__init__()
@@ -78,13 +90,7 @@ class Encoder(torch.nn.Module):
         self.mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1) if causal else None
         self.tok = p(w, "x.embed.weight")
         self.pos = p(w, "x.embed_1.weight")
-        self.attn = torch.nn.MultiheadAttention(D, 2, batch_first=True)
-        with torch.no_grad():
-            # mpc: [D, 3D] (q, k, v side by side), [in, out]; PyTorch: [3D, D], [out, in].
-            self.attn.in_proj_weight.copy_(w["h.self_attention.in_proj.weight"].T)
-            self.attn.in_proj_bias.copy_(w["h.self_attention.in_proj.bias"])
-            self.attn.out_proj.weight.copy_(w["h.self_attention.out_proj.weight"].T)
-            self.attn.out_proj.bias.copy_(w["h.self_attention.out_proj.bias"])
+        self.attn = attention(w, "h.self_attention")
         self.ln1_w, self.ln1_b = p(w, "h.layer_norm.weight"), p(w, "h.layer_norm.bias")
         self.fc1_w, self.fc1_b = p(w, "g.linear.weight", True), p(w, "g.linear.bias")
         self.fc2_w, self.fc2_b = p(w, "g.linear_1.weight", True), p(w, "g.linear_1.bias")
@@ -104,12 +110,7 @@ class Padded(torch.nn.Module):
         super().__init__()
         self.tok = p(w, "x.embed.weight")
         self.pos = p(w, "x.embed_1.weight")
-        self.attn = torch.nn.MultiheadAttention(D, 2, batch_first=True)
-        with torch.no_grad():
-            self.attn.in_proj_weight.copy_(w["h.self_attention.in_proj.weight"].T)
-            self.attn.in_proj_bias.copy_(w["h.self_attention.in_proj.bias"])
-            self.attn.out_proj.weight.copy_(w["h.self_attention.out_proj.weight"].T)
-            self.attn.out_proj.bias.copy_(w["h.self_attention.out_proj.bias"])
+        self.attn = attention(w, "h.self_attention")
         self.ln_w, self.ln_b = p(w, "h.layer_norm.weight"), p(w, "h.layer_norm.bias")
         self.out_w, self.out_b = p(w, "loss.linear.weight", True), p(w, "loss.linear.bias")
 

@@ -67,6 +67,11 @@ pub fn loaded_data(sets: &[&Dataset]) -> Need {
     }
 }
 
+/// The default data of `compiled`, estimated from its footprint.
+fn default_data_of(compiled: &Compiled, footprint: &Footprint) -> Need {
+    default_data(footprint, batch_rows(compiled), !compiled.model.graphs.is_empty())
+}
+
 /// `error: <file>: training needs 96.0 GB of memory, more than ...` when `compiled`
 /// with `data` (the default data's estimate when `None`) is over the budget.
 pub fn check(
@@ -79,17 +84,16 @@ pub fn check(
     let footprint = pipeline::memory(compiled);
     let data = match data {
         Some(sets) => loaded_data(sets),
-        None => default_data(&footprint, batch_rows(compiled), !compiled.model.graphs.is_empty()),
+        None => default_data_of(compiled, &footprint),
     };
     budget.check(what, &needs(&footprint, data)).map_err(|e| fail(file, &e))
 }
 
 /// `mpc check`'s warning for a model that this machine could not train: the budget
 /// error `mpc train` would give, as a warning (checking needs no memory).
-pub fn warn_if_over_machine(compiled: &Compiled) {
-    let footprint = pipeline::memory(compiled);
-    let data = default_data(&footprint, batch_rows(compiled), !compiled.model.graphs.is_empty());
-    if let Err(e) = Budget::new(None).check("training", &needs(&footprint, data)) {
+pub fn warn_if_over_machine(compiled: &Compiled, footprint: &Footprint) {
+    let data = default_data_of(compiled, footprint);
+    if let Err(e) = Budget::new(None).check("training", &needs(footprint, data)) {
         errln!("warning: {e}");
     }
 }
@@ -98,7 +102,7 @@ pub fn warn_if_over_machine(compiled: &Compiled) {
 /// training run holds, their total, and the default data besides.
 pub fn table(compiled: &Compiled) -> String {
     let footprint = pipeline::memory(compiled);
-    let data = default_data(&footprint, batch_rows(compiled), !compiled.model.graphs.is_empty());
+    let data = default_data_of(compiled, &footprint);
     let parts = footprint.parts();
     let width = parts
         .iter()

@@ -5,7 +5,7 @@
 use crate::ModelArgs;
 use mpc_compiler::diag::{line_col, render};
 use mpc_compiler::ir::ArgKind;
-use mpc_compiler::memory::show_bytes;
+use mpc_compiler::memory::{show_bytes, Footprint};
 use mpc_compiler::pipeline::{self, Compiled, Options};
 use mpc_compiler::specialize;
 use mpc_compiler::CheckedModel;
@@ -105,7 +105,7 @@ impl Loaded {
     }
 
     /// `ok: TextClassifier: 2 inputs, 5 parameters (646,530 values), training step of 120 IR nodes`
-    pub fn summary(&self) -> String {
+    pub fn summary(&self, footprint: &Footprint) -> String {
         let c = &self.compiled;
         // u128: the compiler bounds each tensor, not their sum.
         let values: u128 = c.forward.args(ArgKind::Param).map(|(_, _, t)| t.numel() as u128).sum();
@@ -116,7 +116,7 @@ impl Loaded {
             c.model.params.len(),
             thousands(values),
             c.train_step.nodes.len(),
-            show_bytes(pipeline::memory(c).total())
+            show_bytes(footprint.total())
         )
     }
 

@@ -160,8 +160,9 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
     match cli.command {
         Command::Check(args) => {
             let loaded = Loaded::compile(&args)?;
-            outln!("{}", loaded.summary());
-            budget::warn_if_over_machine(&loaded.compiled);
+            let footprint = pipeline::memory(&loaded.compiled);
+            outln!("{}", loaded.summary(&footprint));
+            budget::warn_if_over_machine(&loaded.compiled, &footprint);
         }
         Command::Compile {
             model,
