@@ -12,12 +12,14 @@ use crate::check::{
     Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, PadMask, Reduction, TExpr, TKind, LAYER_NORM_EPS,
 };
 use crate::ir::{ArgKind, Builder, Graph, Type, ValueId};
-use crate::signature::{Role, Signature, Step, SEED, STEP};
+use crate::signature::{Role, Signature, Step, POSITIONS, SEED, STEP};
 use crate::specialize::{concrete, params, DimValues};
 use std::collections::HashMap;
 
 #[path = "lower/attention.rs"]
 mod attention;
+#[path = "lower/graph.rs"]
+mod graph;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -226,13 +228,34 @@ impl Lowering<'_> {
             }
             TKind::EdgeGather { x, graph, end } => {
                 let x = self.value(x)?;
-                let (src, dst) = self.edge_ends(*graph);
+                let (src, dst) = self.edge_ends(*graph)?;
                 let at = if *end == EdgeEnd::Source { src } else { dst };
                 self.b.gather(x, at)
             }
             TKind::Aggregate { graph, messages, op } => {
                 let m = self.value(messages)?;
                 self.aggregate(*graph, m, *op)?
+            }
+            TKind::SoftmaxAggregate {
+                graph,
+                messages,
+                scores,
+            } => {
+                let (m, s) = (self.value(messages)?, self.value(scores)?);
+                self.softmax_aggregate(*graph, m, s)?
+            }
+            TKind::Param(name) => self.args[name],
+            TKind::LeakyRelu { x, slope } => {
+                // relu(x) - slope relu(-x): x above 0, slope * x below, for any slope.
+                let x = self.value(x)?;
+                let shape = self.b.shape(x);
+                let b = &mut self.b;
+                let zero = b.constant(0.0, &shape);
+                let pos = b.max(x, zero);
+                let minus = b.neg(x);
+                let neg = b.max(minus, zero);
+                let neg = b.scale(neg, *slope);
+                b.sub(pos, neg)
             }
             TKind::Attention { xs, query } => {
                 let vs: Vec<ValueId> = xs.iter().map(|x| self.value(x)).collect::<Result<_, _>>()?;
@@ -367,6 +390,18 @@ impl Lowering<'_> {
                 b.max(x, zero)
             }
             Activation::Tanh => b.tanh(x),
+            // elu(x) = relu(x) + exp(-relu(-x)) - 1: exp never sees a positive argument.
+            Activation::Elu => {
+                let zero = b.constant(0.0, &shape);
+                let pos = b.max(x, zero);
+                let minus = b.neg(x);
+                let neg = b.max(minus, zero);
+                let neg = b.neg(neg);
+                let e = b.exp(neg);
+                let one = b.constant(1.0, &shape);
+                let em1 = b.sub(e, one);
+                b.add(pos, em1)
+            }
             // sigmoid(x) = (1 + tanh(x/2)) / 2: no overflow for large |x|.
             Activation::Sigmoid => {
                 let half = b.scale(x, 0.5);
@@ -434,45 +469,25 @@ impl Lowering<'_> {
         b.div(nll, denom)
     }
 
-    /// Row 0 (sources) and row 1 (destinations) of graph `g`'s edge list, as `i32[E]`.
-    fn edge_ends(&mut self, g: usize) -> (ValueId, ValueId) {
-        let edges = self.args[&self.graphs[g].edges_input];
-        let e = self.b.shape(edges)[1];
+    /// `0..len` as `i32[len]`: the step input [`POSITIONS`], which the runtime fills with
+    /// `0..n`; the first use declares `n = len`, so a later use may not need more.
+    fn positions(&mut self, len: usize, what: &str) -> Result<ValueId, String> {
         let b = &mut self.b;
-        let src = b.slice(edges, 0, 0, 1);
-        let dst = b.slice(edges, 0, 1, 2);
-        (b.reshape(src, &[e]), b.reshape(dst, &[e]))
-    }
-
-    /// Messages `[E, D]` aggregated at their destinations: `[N, D]`, 0 where no edge arrives.
-    fn aggregate(&mut self, g: usize, messages: ValueId, op: Reduction) -> Result<ValueId, String> {
-        let n = concrete(std::slice::from_ref(&self.graphs[g].nodes), self.dims)?[0];
-        let (_, dst) = self.edge_ends(g);
-        let [e, d] = self.b.shape(messages)[..] else {
-            return Err("messages must be [E, D]".into());
+        let positions = match b.graph.arg(ArgKind::Input, POSITIONS) {
+            Some(p) => p,
+            None => b.arg(ArgKind::Input, POSITIONS, Type::i32([len])),
         };
-        let b = &mut self.b;
-        let ones = b.constant(1.0, &[e]);
-        let in_degree = b.scatter_add(ones, dst, n);
-        Ok(match op {
-            Reduction::Sum => b.scatter_add(messages, dst, n),
-            Reduction::Mean => {
-                let sum = b.scatter_add(messages, dst, n);
-                let one = b.constant(1.0, &[n]);
-                let count = b.max(in_degree, one);
-                let count = b.broadcast(count, &[n, d], &[0]);
-                b.div(sum, count)
-            }
-            // Empty rows are -inf in scatter_max: floor them to a finite number, then zero them.
-            Reduction::Max => {
-                let max = b.scatter_max(messages, dst, n);
-                let floor = b.constant(-3.0e38, &[n, d]);
-                let finite = b.max(max, floor);
-                let zero = b.constant(0.0, &[n]);
-                let has_edges = b.greater(in_degree, zero);
-                let has_edges = b.broadcast(has_edges, &[n, d], &[0]);
-                b.mul(finite, has_edges)
-            }
+        let n = b.shape(positions)[0];
+        if n < len {
+            return Err(format!(
+                "{what} needs the positions 0..{len}, but the model already counts 0..{n} for another use: \
+                 one model counts one range (a causal sequence of T, or a graph's N self-loops)"
+            ));
+        }
+        Ok(if n == len {
+            positions
+        } else {
+            b.slice(positions, 0, 0, len)
         })
     }
 

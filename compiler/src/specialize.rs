@@ -151,10 +151,11 @@ pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String>
             ));
         }
         match &t.kind {
-            TKind::Input(_) | TKind::Binding(_) | TKind::Scalar(_) => Ok(()),
+            TKind::Input(_) | TKind::Binding(_) | TKind::Scalar(_) | TKind::Param(_) => Ok(()),
             TKind::Arith(_, a, b) => walk(a, dims).and_then(|_| walk(b, dims)),
             TKind::Neg(x)
             | TKind::Activation(_, x)
+            | TKind::LeakyRelu { x, .. }
             | TKind::Reshape(x)
             | TKind::Dropout { x, .. }
             | TKind::Reduce { x, .. }
@@ -189,6 +190,7 @@ pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String>
             TKind::EdgeGather { x, .. } | TKind::Aggregate { messages: x, .. } | TKind::Patches { x, .. } => {
                 walk(x, dims)
             }
+            TKind::SoftmaxAggregate { messages, scores, .. } => walk(messages, dims).and_then(|_| walk(scores, dims)),
             TKind::Attention { xs, .. } => xs.iter().try_for_each(|x| walk(x, dims)),
         }
     }

@@ -21,6 +21,7 @@ fn random_args(g: &Graph, int_bound: impl Fn(&str) -> u64, seed: u64) -> Args<f6
         };
         let n = ty.numel();
         let v = match (kind, ty.dtype) {
+            (_, DType::I32) if name == "@positions" => Value::Int((0..n as i32).collect()),
             (_, DType::I32) if name.starts_with('@') => Value::Int(vec![3]),
             (_, DType::I32) => Value::Int((0..n).map(|_| rng.below(int_bound(name)) as i32).collect()),
             (ArgKind::Param, _) => Value::Float((0..n).map(|_| 0.5 * rng.normal()).collect()),
@@ -166,6 +167,48 @@ fn graph_propagation_with_every_aggregation_differentiates() {
     args.insert("y".into(), Value::Int(vec![0, 2, -1, 1, 1, 0, 2]));
     let report = gradcheck::check(&c.forward, &args, 30, 5);
     assert_eq!(report.len(), c.model.params.len());
+    for m in &report {
+        assert!(
+            m.error < 1e-5,
+            "{}[{}]: autodiff {} vs numeric {}",
+            m.param,
+            m.index,
+            m.autodiff,
+            m.numeric
+        );
+    }
+}
+
+/// Graph attention: the softmax aggregation with two heads, on a graph with and one
+/// without self-loops (random edges: some nodes get none, some several), with the
+/// builtins a GAT layer is written with (`parameter`, `leaky_relu`, `elu`, `reshape`
+/// with -1).
+#[test]
+fn graph_attention_differentiates() {
+    let src = "
+        model Gat {
+          dims { N = 7, E = 12, F = 3 }
+          graph g { nodes N, edges i32[2, E], self_loops }
+          graph k { nodes N, edges i32[2, E] }
+          input x: f32[N, F]
+          label y: i32[N] classes 3
+          message source(src) = src
+          message score(src, dst) = leaky_relu(
+              sum(reshape(src, [-1, 2, 3]) * parameter([2, 3], name: a_src), axis: -1)
+            + sum(reshape(dst, [-1, 2, 3]) * parameter([2, 3], name: a_dst), axis: -1), 0.2)
+          message plain(src, dst) = leaky_relu(linear(concat(src, dst), 2))
+          let z = linear(x, 6, bias: false)
+          let h = elu(propagate(g, z, source, aggregate: softmax, score: score)
+                      + parameter([6], init: normal, name: bias))
+          let k1 = propagate(k, h, source, aggregate: softmax, score: plain)
+          loss cross_entropy(linear(h + k1, 3), y)
+        }";
+    let c = compile(src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut args = random_args(&c.forward, |name| if name.ends_with(".edges") { 7 } else { 3 }, 23);
+    args.insert("y".into(), Value::Int(vec![0, 2, -1, 1, 1, 0, 2]));
+    let report = gradcheck::check(&c.forward, &args, 30, 5);
+    // z.linear, a_src, a_dst, bias, plain.linear (2), loss.linear (2)
+    assert_eq!(report.len(), 8, "{report:?}");
     for m in &report {
         assert!(
             m.error < 1e-5,

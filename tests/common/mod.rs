@@ -11,6 +11,7 @@
 /// The runtime's JIT-vs-interpreter helpers, one copy for both crates.
 #[path = "../../runtime/tests/common/jit.rs"]
 pub mod jit;
+pub mod parity;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -125,6 +125,21 @@ pub const BUILTINS: &[Builtin] = &[
         summary: "GELU (tanh approximation)",
     },
     Builtin {
+        name: "leaky_relu",
+        params: &[req("x", Tensor), opt("slope", Number)],
+        summary: "x where x > 0, slope * x elsewhere (default slope 0.01)",
+    },
+    Builtin {
+        name: "elu",
+        params: &[req("x", Tensor)],
+        summary: "x where x > 0, exp(x) - 1 elsewhere",
+    },
+    Builtin {
+        name: "parameter",
+        params: &[req("shape", Shape), opt("init", Choice), opt("name", Name)],
+        summary: "a learned tensor of the given shape (init: xavier, the default for 2+ axes, zeros, ones or normal)",
+    },
+    Builtin {
         name: "dropout",
         params: &[req("x", Tensor), req("p", Number)],
         summary: "zero elements with probability p while training",
@@ -186,8 +201,9 @@ pub const BUILTINS: &[Builtin] = &[
             req("x", Tensor),
             req("message", Message),
             opt("aggregate", Choice),
+            opt("score", Message),
         ],
-        summary: "message passing along a graph's edges: x [N, D] -> [N, D'] (aggregate: sum | mean | max)",
+        summary: "message passing along a graph's edges: x [N, D] -> [N, D'] (aggregate: sum | mean | max, or softmax with score: a message giving [E, heads])",
     },
     Builtin {
         name: "attention",

@@ -13,7 +13,7 @@ use super::typed::*;
 use super::{show_type, Checker};
 use crate::diag::Diagnostic;
 use crate::ir::DType;
-use crate::syntax::ast::{ExprKind, Ident, Span};
+use crate::syntax::ast::{Expr, ExprKind, Ident, Span};
 
 impl<'p> Checker<'p> {
     pub(super) fn builtin(&mut self, name: &'static str, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
@@ -33,12 +33,13 @@ impl<'p> Checker<'p> {
                 );
                 None
             }
-            "relu" | "tanh" | "sigmoid" | "gelu" => {
+            "relu" | "tanh" | "sigmoid" | "gelu" | "elu" => {
                 let x = self.float_tensor_arg(bound, 0, name)?;
                 let act = match name {
                     "relu" => Activation::Relu,
                     "tanh" => Activation::Tanh,
                     "sigmoid" => Activation::Sigmoid,
+                    "elu" => Activation::Elu,
                     _ => Activation::Gelu,
                 };
                 let ty = x.ty.clone();
@@ -47,6 +48,20 @@ impl<'p> Checker<'p> {
                     ty,
                 })
             }
+            "leaky_relu" => {
+                let x = self.float_tensor_arg(bound, 0, name);
+                let slope = match bound.slots[1] {
+                    Some(e) => self.number(e)?,
+                    None => 0.01,
+                };
+                let x = x?;
+                let ty = x.ty.clone();
+                Some(TExpr {
+                    kind: TKind::LeakyRelu { x: boxed(x), slope },
+                    ty,
+                })
+            }
+            "parameter" => self.parameter(bound, func, span),
             "dropout" => {
                 let x = self.float_tensor_arg(bound, 0, name);
                 let p_expr = bound.slots[1]?;
@@ -132,13 +147,47 @@ impl<'p> Checker<'p> {
                     );
                     return None;
                 };
+                // One entry may be -1: the size that keeps the element count.
+                let inferred: Vec<usize> = (0..items.len()).filter(|&k| is_minus_one(&items[k])).collect();
+                if let [_, second, ..] = inferred[..] {
+                    self.error(
+                        Diagnostic::new("reshape can infer one size only", items[second].span, "a second -1")
+                            .with_help("give every other size, e.g. `reshape(x, [-1, 8, 8])`"),
+                    );
+                    return None;
+                }
                 let dims: Option<Vec<Dim>> = items
                     .iter()
-                    .map(|i| self.size(i))
+                    .map(|i| {
+                        if is_minus_one(i) {
+                            Some(Dim::lit(1))
+                        } else {
+                            self.size(i)
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .into_iter()
                     .collect();
-                let (x, dims) = (x?, dims?);
+                let (x, mut dims) = (x?, dims?);
+                if let Some(&k) = inferred.first() {
+                    let known = dim::product(&dims);
+                    let Some(size) = dim::product(&x.ty.shape).div_exact(&known) else {
+                        self.error(
+                            Diagnostic::new(
+                                format!(
+                                    "cannot reshape {} to {}",
+                                    dim::show_shape(&x.ty.shape),
+                                    show_items(items)
+                                ),
+                                shape_expr.span,
+                                format!("{} elements do not divide into {known}", dim::product(&x.ty.shape)),
+                            )
+                            .with_help("the other sizes must divide the element count"),
+                        );
+                        return None;
+                    };
+                    dims[k] = size;
+                }
                 if dim::product(&dims) != dim::product(&x.ty.shape) {
                     self.error(
                         Diagnostic::new(
@@ -393,6 +442,25 @@ impl<'p> Checker<'p> {
             },
         })
     }
+}
+
+/// `-1` in a reshape's shape list.
+fn is_minus_one(e: &Expr) -> bool {
+    matches!(&e.kind, ExprKind::Neg(x) if matches!(x.kind, ExprKind::Int(1)))
+}
+
+/// A shape list as written, `[-1, 8, 8]`.
+fn show_items(items: &[Expr]) -> String {
+    let parts: Vec<String> = items
+        .iter()
+        .map(|i| match &i.kind {
+            ExprKind::Int(v) => v.to_string(),
+            ExprKind::Name(n) => n.clone(),
+            _ if is_minus_one(i) => "-1".to_string(),
+            _ => "?".to_string(),
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
 }
 
 #[cfg(test)]

@@ -226,6 +226,17 @@ impl<'p> Checker<'p> {
                 ));
             }
         }
+        if let (Some(loops), Some(f)) = (g.self_loops, &g.features) {
+            self.error(
+                Diagnostic::new(
+                    format!("graph '{}' has edge features and self_loops", g.name.name),
+                    loops,
+                    "a self-loop has no features",
+                )
+                .with_secondary(f.span, "features of the listed edges only")
+                .with_help("drop `self_loops` and list each node's loop as an edge in the data, with its features"),
+            );
+        }
         let edges_input = format!("{}.edges", g.name.name);
         let features_input = features.as_ref().map(|_| format!("{}.features", g.name.name));
         let mut whole = vec![(edges_input.clone(), edges)];
@@ -249,6 +260,7 @@ impl<'p> Checker<'p> {
             edges: num_edges,
             edges_input,
             features_input,
+            self_loops: g.self_loops.is_some(),
         });
         self.define(&g.name, Entry::Graph(self.graphs.len() - 1));
     }

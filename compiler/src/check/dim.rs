@@ -64,6 +64,27 @@ impl Dim {
         Dim { terms }
     }
 
+    /// `self / divisor` when the divisor is one term (`8`, `H*4`) that divides every term
+    /// of `self` exactly (`(E + N)*64 / 8*8 = E + N`); `None` otherwise.
+    pub fn div_exact(&self, divisor: &Dim) -> Option<Dim> {
+        let [(names, coef)] = divisor.terms.iter().collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        let mut terms = BTreeMap::new();
+        for (k, v) in &self.terms {
+            let mut rest = k.clone();
+            for n in names {
+                let at = rest.iter().position(|r| r == n)?;
+                rest.remove(at);
+            }
+            if v % coef != 0 {
+                return None;
+            }
+            terms.insert(rest, v / coef);
+        }
+        Some(Dim { terms })
+    }
+
     /// The size for concrete dim values; `None` if a name has no value or it overflows.
     pub fn eval(&self, values: &HashMap<String, usize>) -> Option<usize> {
         let mut total: i64 = 0;
@@ -127,5 +148,18 @@ mod tests {
         let values = HashMap::from([("B".to_string(), 4), ("T".to_string(), 3)]);
         assert_eq!(product(&[b, t, Dim::lit(2)]).eval(&values), Some(24));
         assert_eq!(Dim::named("X").eval(&values), None);
+    }
+
+    #[test]
+    fn exact_division_by_one_term() {
+        let (e, n) = (Dim::named("E"), Dim::named("N"));
+        let rows = e.add(&n);
+        let total = product(&[rows.clone(), Dim::lit(8), Dim::lit(4)]);
+        assert_eq!(total.div_exact(&Dim::lit(32)), Some(rows.clone()));
+        assert_eq!(total.div_exact(&product(&[Dim::lit(2), e.clone()])), None);
+        assert_eq!(Dim::lit(30).div_exact(&Dim::lit(4)), None);
+        let h = Dim::named("H");
+        assert_eq!(product(&[h.clone(), e.clone()]).div_exact(&h), Some(e));
+        assert_eq!(rows.div_exact(&rows), None, "only a one-term divisor");
     }
 }

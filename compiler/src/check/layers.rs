@@ -1,4 +1,5 @@
-//! Checking the builtins that create parameters (`embed`, `linear`, `attention`), and
+//! Checking the builtins that create parameters (`embed`, `linear`, `attention`,
+//! `parameter`, ...), and
 //! the registry of parameters.
 //!
 //! In: the call's bound arguments. Out: the typed call, with its parameters registered
@@ -362,6 +363,70 @@ impl<'p> Checker<'p> {
         Some(TExpr {
             kind: TKind::Attention { xs, query },
             ty: first,
+        })
+    }
+
+    /// `parameter([H, C], init: xavier)`: a learned tensor. Xavier-uniform over the last
+    /// two axes (PyG's `glorot`, as GATConv initializes its attention vectors) is the
+    /// default for two or more axes; a vector has no fan, so it names its init.
+    pub(super) fn parameter(&mut self, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
+        let shape_expr = bound.slots[0]?;
+        let ExprKind::List(items) = &shape_expr.kind else {
+            self.error(
+                Diagnostic::new("parameter needs a shape list", shape_expr.span, "not a list")
+                    .with_help("e.g. `parameter([8, 16])`"),
+            );
+            return None;
+        };
+        let shape: Vec<Dim> = items
+            .iter()
+            .map(|i| self.size(i))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect::<Option<_>>()?;
+        let word = bound.slots[1].map(|e| match &e.kind {
+            ExprKind::Name(n) => n.as_str(),
+            _ => "",
+        });
+        let init = match (word, &shape[..]) {
+            (Some("zeros"), _) => Init::Constant { value: 0.0 },
+            (Some("ones"), _) => Init::Constant { value: 1.0 },
+            (Some("normal"), _) => Init::Normal { std: 1.0 },
+            (None | Some("xavier"), [.., fan_in, fan_out]) => Init::XavierUniform {
+                fan_in: fan_in.clone(),
+                fan_out: fan_out.clone(),
+            },
+            (None | Some("xavier"), _) => {
+                let message = match word {
+                    None => "a parameter with one axis needs an init",
+                    _ => "xavier init needs two axes (a fan in and a fan out)",
+                };
+                self.error(
+                    Diagnostic::new(message, span, "a parameter with one axis")
+                        .with_help("write `init: zeros`, `init: ones` or `init: normal`"),
+                );
+                return None;
+            }
+            (Some(_), _) => {
+                self.error(
+                    Diagnostic::new(
+                        "unknown init",
+                        bound.slots[1]?.span,
+                        "not xavier, zeros, ones or normal",
+                    )
+                    .with_help("xavier (two or more axes, the default), zeros, ones or normal (N(0, 1))"),
+                );
+                return None;
+            }
+        };
+        let name = self.param_base("parameter", bound.slots[2], span)?;
+        let name = self.param(&name, shape.clone(), init, func.span)?;
+        Some(TExpr {
+            kind: TKind::Param(name),
+            ty: SymType {
+                dtype: DType::F32,
+                shape,
+            },
         })
     }
 

@@ -4,8 +4,9 @@
 //! Out: the message's body checked with its parameters bound to the argument values
 //! (inlined: the typed body, not a call), or for `propagate` an aggregation over the
 //! graph's edges of the body checked with gathered source/destination rows (and edge
-//! features). The parameters a message creates are named after it and shared by every
-//! call.
+//! features), or with `aggregate: softmax, score: s` a softmax-weighted sum whose
+//! weights come from the score message. The parameters a message creates are named
+//! after it and shared by every call.
 
 use super::builtins::Bound;
 use super::dim;
@@ -13,7 +14,7 @@ use super::typed::*;
 use super::{show_type, Checker, Entry};
 use crate::diag::Diagnostic;
 use crate::ir::DType;
-use crate::syntax::ast::{Arg, ExprKind, Ident, Span};
+use crate::syntax::ast::{Arg, Expr, ExprKind, Ident, Span};
 
 impl<'p> Checker<'p> {
     /// `f(a, b)` for a message `f(x, y) = body`: the body checked with `x = a, y = b`;
@@ -87,24 +88,20 @@ impl<'p> Checker<'p> {
             _ => None,
         };
         let x = self.float_tensor_arg(bound, 1, "propagate");
-        let message = match &m_expr.kind {
-            ExprKind::Name(n) => match self.scope.get(n).map(|d| d.entry.clone()) {
-                Some(Entry::Message(m)) => Some(m),
-                Some(Entry::Poisoned) => return None,
-                _ => None,
-            },
-            _ => None,
-        };
+        let message = self.message_named(m_expr)?;
+        // `None` is the softmax aggregation, which weighs the messages by their scores.
         let op = match bound.slots[3].map(|e| &e.kind) {
-            None => Some(Reduction::Sum),
-            Some(ExprKind::Name(n)) if n == "sum" => Some(Reduction::Sum),
-            Some(ExprKind::Name(n)) if n == "mean" => Some(Reduction::Mean),
-            Some(ExprKind::Name(n)) if n == "max" => Some(Reduction::Max),
+            None => Some(Some(Reduction::Sum)),
+            Some(ExprKind::Name(n)) if n == "sum" => Some(Some(Reduction::Sum)),
+            Some(ExprKind::Name(n)) if n == "mean" => Some(Some(Reduction::Mean)),
+            Some(ExprKind::Name(n)) if n == "max" => Some(Some(Reduction::Max)),
+            Some(ExprKind::Name(n)) if n == "softmax" => Some(None),
             Some(_) => {
                 let e = bound.slots[3]?;
                 self.error(
-                    Diagnostic::new("unknown aggregation", e.span, "not sum, mean or max")
-                        .with_help("write `aggregate: sum`, `aggregate: mean` or `aggregate: max`"),
+                    Diagnostic::new("unknown aggregation", e.span, "not sum, mean, max or softmax").with_help(
+                        "write `aggregate: sum`, `aggregate: mean`, `aggregate: max` or `aggregate: softmax, score: s`",
+                    ),
                 );
                 None
             }
@@ -124,6 +121,38 @@ impl<'p> Checker<'p> {
             return None;
         };
         let (x, op) = (x?, op?);
+        let score = match (op, bound.slots[4]) {
+            (None, Some(s_expr)) => match self.message_named(s_expr)? {
+                Some(s) => Some((s, s_expr)),
+                None => {
+                    self.error(
+                        Diagnostic::new("a score is a message", s_expr.span, "not a message")
+                            .with_help("define one giving a row of scores per edge, e.g. `message s(src, dst) = linear(concat(src, dst), 1)`"),
+                    );
+                    return None;
+                }
+            },
+            (None, None) => {
+                self.error(
+                    Diagnostic::new("aggregate: softmax needs a score", span, "no `score:` given").with_help(
+                        "pass a message giving each edge's scores [E, heads]: `aggregate: softmax, score: s`",
+                    ),
+                );
+                return None;
+            }
+            (Some(_), Some(s_expr)) => {
+                self.error(
+                    Diagnostic::new(
+                        "a score weighs messages only with aggregate: softmax",
+                        s_expr.span,
+                        "score given here",
+                    )
+                    .with_help("write `aggregate: softmax, score: s`, or drop the score"),
+                );
+                return None;
+            }
+            (Some(_), None) => None,
+        };
         let info = self.graphs[graph].clone();
         let x_span = bound.slots[1]?.span;
         if x.ty.shape.len() != 2 || x.ty.shape[0] != info.nodes {
@@ -142,6 +171,71 @@ impl<'p> Checker<'p> {
             );
             return None;
         }
+        let messages = self.edge_message(message, m_expr, &info, graph, &x, span)?;
+        let width = messages.ty.shape[1].clone();
+        let ty = SymType {
+            dtype: DType::F32,
+            shape: vec![info.nodes.clone(), width.clone()],
+        };
+        let Some(op) = op else {
+            let (score, s_expr) = score?;
+            let scores = self.edge_message(score, s_expr, &info, graph, &x, span)?;
+            let heads = scores.ty.shape[1].clone();
+            if width.div_exact(&heads).is_none() {
+                self.error(
+                    Diagnostic::new(
+                        format!("{heads} heads of scores cannot weigh messages of width {width}"),
+                        s_expr.span,
+                        format!("gives {} per edge", dim::show_shape(&scores.ty.shape[1..])),
+                    )
+                    .with_help("head h weighs its share of the message's columns, so the width must divide by the number of heads"),
+                );
+                return None;
+            }
+            return Some(TExpr {
+                kind: TKind::SoftmaxAggregate {
+                    graph,
+                    messages: Box::new(messages),
+                    scores: Box::new(scores),
+                },
+                ty,
+            });
+        };
+        Some(TExpr {
+            kind: TKind::Aggregate {
+                graph,
+                messages: Box::new(messages),
+                op,
+            },
+            ty,
+        })
+    }
+
+    /// The message named by `e`: `Some(None)` when `e` names something else,
+    /// `None` when its definition failed to check.
+    fn message_named(&mut self, e: &Expr) -> Option<Option<usize>> {
+        Some(match &e.kind {
+            ExprKind::Name(n) => match self.scope.get(n).map(|d| d.entry.clone()) {
+                Some(Entry::Message(m)) => Some(m),
+                Some(Entry::Poisoned) => return None,
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+
+    /// Message `message` evaluated on every edge of graph `info` (self-loops included):
+    /// its parameters bound to the source rows of `x`, the destination rows and the edge
+    /// features, as many as it takes. The result must be one f32 row per edge.
+    fn edge_message(
+        &mut self,
+        message: usize,
+        m_expr: &Expr,
+        info: &GraphInfo,
+        graph: usize,
+        x: &TExpr,
+        span: Span,
+    ) -> Option<TExpr> {
         let def = self.messages[message];
         let arity = def.params.len();
         if !(1..=3).contains(&arity) || (arity == 3 && info.features_input.is_none()) {
@@ -172,7 +266,7 @@ impl<'p> Checker<'p> {
             },
             ty: SymType {
                 dtype: DType::F32,
-                shape: vec![info.edges.clone(), x.ty.shape[1].clone()],
+                shape: vec![info.message_rows(), x.ty.shape[1].clone()],
             },
         };
         let mut values = vec![gathered(EdgeEnd::Source), gathered(EdgeEnd::Destination)];
@@ -185,13 +279,14 @@ impl<'p> Checker<'p> {
         }
         values.truncate(arity);
         let messages = self.inline_message(message, values, span, &def.name.name)?;
-        if messages.ty.dtype != DType::F32 || messages.ty.shape.len() != 2 || messages.ty.shape[0] != info.edges {
+        let rows = info.message_rows();
+        if messages.ty.dtype != DType::F32 || messages.ty.shape.len() != 2 || messages.ty.shape[0] != rows {
             self.error(
                 Diagnostic::new(
                     format!(
                         "message '{}' must give one f32 row per edge, [{}, D], found {}",
                         def.name.name,
-                        info.edges,
+                        rows,
                         show_type(&messages.ty)
                     ),
                     def.body.span,
@@ -201,17 +296,6 @@ impl<'p> Checker<'p> {
             );
             return None;
         }
-        let ty = SymType {
-            dtype: DType::F32,
-            shape: vec![info.nodes.clone(), messages.ty.shape[1].clone()],
-        };
-        Some(TExpr {
-            kind: TKind::Aggregate {
-                graph,
-                messages: Box::new(messages),
-                op,
-            },
-            ty,
-        })
+        Some(messages)
     }
 }

@@ -78,6 +78,8 @@ pub enum Activation {
     Tanh,
     Sigmoid,
     Gelu,
+    /// `x` for `x > 0`, `exp(x) - 1` elsewhere (`nn.ELU()`, alpha 1).
+    Elu,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +155,13 @@ pub enum TKind {
         bias: String,
     },
     Activation(Activation, Box<TExpr>),
+    /// `x` where `x > 0`, `slope * x` elsewhere (`nn.LeakyReLU(slope)`).
+    LeakyRelu {
+        x: Box<TExpr>,
+        slope: f64,
+    },
+    /// `parameter([..])`: a learned tensor, the parameter of that name.
+    Param(String),
     /// In training, zero each element with probability `p` (scale the rest by
     /// `1/(1-p)`); `stream` numbers the dropouts of a model for the RNG.
     Dropout {
@@ -206,6 +215,15 @@ pub enum TKind {
         messages: Box<TExpr>,
         op: Reduction,
     },
+    /// `propagate(.., aggregate: softmax, score: s)`: messages `[E, D]` weighted by a
+    /// softmax of their scores `[E, H]` over each destination's incoming edges (head `h`
+    /// weighs columns `h*D/H..(h+1)*D/H`), summed at the destination: `[N, D]`; a node
+    /// without incoming edges gets 0.
+    SoftmaxAggregate {
+        graph: usize,
+        messages: Box<TExpr>,
+        scores: Box<TExpr>,
+    },
     /// Softmax-weighted sum of node vectors `[B, D]` each, weights from a learned query:
     /// `w = softmax_k(<x_k, q> / sqrt(D))`, result `sum_k w_k x_k`.
     Attention {
@@ -237,6 +255,20 @@ pub struct GraphInfo {
     pub edges: Dim,
     pub edges_input: String,
     pub features_input: Option<String>,
+    /// `self_loops`: a loop on every node follows the listed edges, so messages are
+    /// computed for `edges + nodes` rows (edge `E + i` goes from node `i` to itself).
+    pub self_loops: bool,
+}
+
+impl GraphInfo {
+    /// How many messages `propagate` computes: one per edge, self-loops included.
+    pub fn message_rows(&self) -> Dim {
+        if self.self_loops {
+            self.edges.add(&self.nodes)
+        } else {
+            self.edges.clone()
+        }
+    }
 }
 
 /// Settings of the `train { ... }` block, with defaults filled in.

@@ -3,12 +3,11 @@
 //! query = key = value = x (and with a causal mask, PyTorch's `is_causal`).
 //!
 //! In: `x: [B, T, D]` and the four parameters. Out: `[B, T, D]`. A causal mask needs
-//! the positions `0..T-1`: they come from the step input [`POSITIONS`] that the runtime
+//! the positions `0..T-1`: they come from the step input `@positions` that the runtime
 //! fills (the IR has no index-generating op), compared as `key > query`.
 
 use super::Lowering;
-use crate::ir::{ArgKind, Type, ValueId};
-use crate::signature::POSITIONS;
+use crate::ir::ValueId;
 
 /// Added (negated) to the scores of masked keys: exp underflows to exactly 0, like
 /// PyTorch's -inf, without an infinity whose gradient would be NaN.
@@ -82,18 +81,8 @@ impl Lowering<'_> {
 
     /// `[T, T]`: 1.0 where the key (axis 1) comes after the query (axis 0), else 0.0.
     fn future_keys(&mut self, t: usize) -> Result<ValueId, String> {
+        let positions = self.positions(t, "a causal self_attention")?;
         let b = &mut self.b;
-        let positions = match b.graph.arg(ArgKind::Input, POSITIONS) {
-            Some(p) => p,
-            None => b.arg(ArgKind::Input, POSITIONS, Type::i32([t])),
-        };
-        let n = b.shape(positions)[0];
-        if n < t {
-            return Err(format!(
-                "causal self_attention over sequences of {t} and of {n} positions: one model has one sequence length"
-            ));
-        }
-        let positions = if n == t { positions } else { b.slice(positions, 0, 0, t) };
         let positions = b.convert(positions);
         let query = b.broadcast(positions, &[t, t], &[0]);
         let key = b.broadcast(positions, &[t, t], &[1]);

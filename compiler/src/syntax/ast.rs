@@ -129,6 +129,8 @@ pub struct GraphDecl {
     pub edges: Option<TensorTypeExpr>,
     /// `features f32[E, F]` (optional edge features)
     pub features: Option<TensorTypeExpr>,
+    /// `self_loops`: one more edge per node, from it to itself (PyG's `add_self_loops`).
+    pub self_loops: Option<Span>,
     pub span: Span,
 }
 

@@ -279,6 +279,7 @@ fn build_graph<'a>(span: Span, mut it: impl Iterator<Item = Pair<'a, Rule>>) -> 
         nodes: None,
         edges: None,
         features: None,
+        self_loops: None,
         span,
     };
     // Each entry may appear once; a repeat is an error that points at both.
@@ -297,6 +298,10 @@ fn build_graph<'a>(span: Span, mut it: impl Iterator<Item = Pair<'a, Rule>>) -> 
             .with_secondary(*first, "first given here"));
         }
         seen.push((rule, espan));
+        if rule == Rule::graph_self_loops {
+            g.self_loops = Some(espan);
+            continue;
+        }
         let mut parts_it = parts(e);
         let value = next(&mut parts_it, espan)?;
         match rule {

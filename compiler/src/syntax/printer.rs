@@ -82,6 +82,9 @@ impl Printer<'_> {
                 if let Some(t) = &g.features {
                     self.line(2, &format!("features {}", ty(t)));
                 }
+                if g.self_loops.is_some() {
+                    self.line(2, "self_loops");
+                }
             }
             Item::Let(b) => self.binding("let", b),
             Item::Node(b) => self.binding("node", b),
