@@ -71,6 +71,7 @@ fn regions_still_rewrite_and_the_stitched_graph_computes_the_same_numbers() {
         let Op::Arg { kind, name, ty } = &node.op else { continue };
         let low = if *kind == ArgKind::State { 0.0 } else { -1.0 };
         let v = match ty.dtype {
+            DType::I32 if name == "@positions" => Value::Int((0..ty.numel() as i32).collect()),
             DType::I32 if name.starts_with('@') => Value::Int(vec![2]),
             DType::I32 => Value::Int((0..ty.numel()).map(|_| rng.below(4) as i32).collect()),
             DType::F32 => Value::Float((0..ty.numel()).map(|_| rng.range(low, 1.0)).collect()),

@@ -51,6 +51,7 @@ fn random_args(g: &Graph, seed: u64) -> Args<f64> {
         // Optimizer state is non-negative (Adam's second moment is under a square root).
         let low = if *kind == ArgKind::State { 0.0 } else { -1.0 };
         let v = match ty.dtype {
+            DType::I32 if name == "@positions" => Value::Int((0..ty.numel() as i32).collect()),
             DType::I32 if name.starts_with('@') => Value::Int(vec![2]),
             DType::I32 => Value::Int((0..ty.numel()).map(|_| rng.below(bound(i)) as i32).collect()),
             DType::F32 => Value::Float((0..ty.numel()).map(|_| rng.range(low, 1.0)).collect()),
