@@ -32,6 +32,20 @@ fn random_args(g: &Graph, int_bound: impl Fn(&str) -> u64, seed: u64) -> Args<f6
     args
 }
 
+/// Every parameter's autodiff gradient within 1e-5 relative of finite differences.
+fn assert_gradients_match(report: &[gradcheck::Mismatch]) {
+    for m in report {
+        assert!(
+            m.error < 1e-5,
+            "{}[{}]: autodiff {} vs numeric {}",
+            m.param,
+            m.index,
+            m.autodiff,
+            m.numeric
+        );
+    }
+}
+
 #[test]
 fn text_classifier_gradients_match_finite_differences() {
     let src = include_str!("../../examples/text_classifier.mp");
@@ -55,15 +69,8 @@ fn text_classifier_gradients_match_finite_differences() {
             "{:24} worst relative error {:.2e} (at {}: {} vs {})",
             m.param, m.error, m.index, m.autodiff, m.numeric
         );
-        assert!(
-            m.error < 1e-5,
-            "{}[{}]: autodiff {} vs numeric {}",
-            m.param,
-            m.index,
-            m.autodiff,
-            m.numeric
-        );
     }
+    assert_gradients_match(&report);
 }
 
 fn check_model(src: &str, int_bound: impl Fn(&str) -> u64, expected_params: usize) {
@@ -71,16 +78,7 @@ fn check_model(src: &str, int_bound: impl Fn(&str) -> u64, expected_params: usiz
     let args = random_args(&c.forward, int_bound, 17);
     let report = gradcheck::check(&c.forward, &args, 30, 3);
     assert_eq!(report.len(), expected_params, "{report:?}");
-    for m in &report {
-        assert!(
-            m.error < 1e-5,
-            "{}[{}]: autodiff {} vs numeric {}",
-            m.param,
-            m.index,
-            m.autodiff,
-            m.numeric
-        );
-    }
+    assert_gradients_match(&report);
 }
 
 #[test]
@@ -167,16 +165,7 @@ fn graph_propagation_with_every_aggregation_differentiates() {
     args.insert("y".into(), Value::Int(vec![0, 2, -1, 1, 1, 0, 2]));
     let report = gradcheck::check(&c.forward, &args, 30, 5);
     assert_eq!(report.len(), c.model.params.len());
-    for m in &report {
-        assert!(
-            m.error < 1e-5,
-            "{}[{}]: autodiff {} vs numeric {}",
-            m.param,
-            m.index,
-            m.autodiff,
-            m.numeric
-        );
-    }
+    assert_gradients_match(&report);
 }
 
 /// Graph attention: the softmax aggregation with two heads, on a graph with and one
@@ -209,16 +198,7 @@ fn graph_attention_differentiates() {
     let report = gradcheck::check(&c.forward, &args, 30, 5);
     // z.linear, a_src, a_dst, bias, plain.linear (2), loss.linear (2)
     assert_eq!(report.len(), 8, "{report:?}");
-    for m in &report {
-        assert!(
-            m.error < 1e-5,
-            "{}[{}]: autodiff {} vs numeric {}",
-            m.param,
-            m.index,
-            m.autodiff,
-            m.numeric
-        );
-    }
+    assert_gradients_match(&report);
 }
 
 #[test]
@@ -241,16 +221,7 @@ fn attention_fusion_and_patches_differentiate() {
         report.iter().any(|m| m.param.ends_with(".query")),
         "the attention query is a parameter"
     );
-    for m in &report {
-        assert!(
-            m.error < 1e-5,
-            "{}[{}]: autodiff {} vs numeric {}",
-            m.param,
-            m.index,
-            m.autodiff,
-            m.numeric
-        );
-    }
+    assert_gradients_match(&report);
 }
 
 #[test]
