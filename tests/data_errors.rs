@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{mpc, s, scratch, stderr};
+use common::{mpc, ok, s, scratch, stderr};
 use mpc_runtime::data::npy;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -105,13 +105,23 @@ fn wrong_dtype() {
             data.join("y.npy").display()
         ),
     );
-    // Integers where floats are declared.
+    // Integers where floats are declared read exactly; one f32 cannot hold is located.
     let (model, data) = tiny("dtype_f32");
-    write(&data.join("x.npy"), &npy::encode_i32(&[ROWS, 2], &[0; ROWS * 2]));
+    let mut ints = [0; ROWS * 2];
+    ints[7] = (1 << 24) + 1;
+    write(&data.join("x.npy"), &npy::encode_i32(&[ROWS, 2], &ints));
     let o = mpc(&["train", s(&model), "--data", s(&data), "--epochs", "1"]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err.contains("x.npy: expected f32 [rows, 2], found <i4 [8, 2]"), "{err}");
+    assert!(
+        err.contains(
+            "x.npy: row 3, column 1: integer 16777217 is not exact as f32 (magnitude above 2^24); save floats"
+        ),
+        "{err}"
+    );
+    ints[7] = 1 << 24;
+    write(&data.join("x.npy"), &npy::encode_i32(&[ROWS, 2], &ints));
+    ok(&["train", s(&model), "--data", s(&data), "--epochs", "1"]);
 }
 
 #[test]

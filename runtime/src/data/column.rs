@@ -111,13 +111,18 @@ fn check_edges(spec: &InputSpec, edges: &[i64], place: &dyn Fn(usize, usize) -> 
     Ok(edges.iter().map(|&v| v as i32).collect())
 }
 
+/// The largest integer magnitude below which every integer is an f32.
+const EXACT_IN_F32: u64 = 1 << 24;
+
 /// One column from the bytes of a `.npy` file: (rows, values); a whole input counts one
-/// row. Errors without the path.
+/// row. An f32 input also reads integer files (each value exact in f32). Errors without
+/// the path.
 pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Tensor), String> {
     let a = npy::parse(bytes)?;
     let dtype_ok = match spec.dtype {
         DType::I32 => matches!(a.kind, npy::Kind::Int | npy::Kind::Uint),
-        DType::F32 => a.kind == npy::Kind::Float,
+        // Integer files (features that are small integers, stored narrow) read exactly.
+        DType::F32 => true,
     };
     let shape_ok = if spec.whole {
         a.shape == spec.row_shape
@@ -129,7 +134,6 @@ pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Tensor)
             spec.graph.is_some() && a.shape.len() == 2 && a.shape[0] == spec.edge_count() && a.shape[1] == 2;
         let hint = match (dtype_ok, spec.dtype) {
             (false, DType::I32) => "; save integers, e.g. a.astype(np.int32)",
-            (false, DType::F32) => "; save floats, e.g. a.astype(np.float32)",
             _ if transposed => "; save one edge per column, row 0 sources and row 1 destinations, e.g. a.T",
             _ => "",
         };
@@ -164,9 +168,21 @@ pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Tensor)
                 })
                 .collect::<Result<_, _>>()?,
         ),
-        DType::F32 => Tensor::Float(
+        DType::F32 if a.kind == npy::Kind::Float => Tensor::Float(
             (0..a.len())
                 .map(|i| check_float(a.float(i).unwrap_or(f64::NAN), &place(i)))
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::F32 => Tensor::Float(
+            (0..a.len())
+                .map(|i| match a.int(i) {
+                    Some(v) if v.unsigned_abs() <= EXACT_IN_F32 => Ok(v as f32),
+                    _ => Err(format!(
+                        "{}: integer {} is not exact as f32 (magnitude above 2^24); save floats",
+                        place(i)(),
+                        a.int(i).map_or("above i64::MAX".to_string(), |v| v.to_string())
+                    )),
+                })
                 .collect::<Result<_, _>>()?,
         ),
     };
@@ -315,6 +331,18 @@ mod tests {
         assert_eq!(e, "row 1: value 1e300 is outside the range of f32");
         let e = column_from_npy(&npy::encode_f32(&[2], &[0.5, f32::NAN]), &s).unwrap_err();
         assert_eq!(e, "row 1: NaN (f32 data must be finite)");
+        // Integer files for f32 inputs: exact values, and a located error past 2^24.
+        let bytes = npy::encode_raw("|i1", false, &[3], &[0xff, 0, 7]);
+        assert_eq!(
+            column_from_npy(&bytes, &s).unwrap(),
+            (3, Tensor::Float(vec![-1.0, 0.0, 7.0]))
+        );
+        let data: Vec<u8> = [3i32, 16_777_217].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let e = column_from_npy(&npy::encode_raw("<i4", false, &[2], &data), &s).unwrap_err();
+        assert_eq!(
+            e,
+            "row 1: integer 16777217 is not exact as f32 (magnitude above 2^24); save floats"
+        );
     }
 
     #[test]
