@@ -10,6 +10,7 @@ mod budget;
 mod data;
 mod load;
 mod run;
+mod sample;
 mod train;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
