@@ -65,7 +65,7 @@ enum Command {
         #[command(flatten)]
         opts: train::TrainOpts,
     },
-    /// Evaluate a checkpoint: loss and accuracy on data, predictions on request
+    /// Evaluate a checkpoint: loss and accuracy on data, predictions on request; or draw samples from it (--sample N)
     Run {
         #[command(flatten)]
         model: ModelArgs,
