@@ -22,11 +22,11 @@ use mpc_runtime::session::Session;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
 
 /// Parameters by name, as checkpoints hold them.
 type Params = BTreeMap<String, Vec<f32>>;
-use std::process::ExitCode;
-use std::time::Instant;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Device {
@@ -94,8 +94,8 @@ pub struct RunOpts {
     pub sampling: crate::sample::SampleOpts,
 }
 
-/// The model compiled with the checkpoint's dims (those the model
-/// declares; `--dim` on top), after checking that the checkpoint is of this model.
+/// The model compiled with the checkpoint's dims (those the model declares; `--dim` on
+/// top), after checking that the checkpoint is of this model.
 pub fn compile_for_checkpoint(model_args: &ModelArgs, weights: &Path) -> Result<Loaded, ExitCode> {
     let meta = checkpoint::read_meta(weights).map_err(|e| error(&e))?;
     Loaded::compile_with(model_args, None, |m| {

@@ -36,7 +36,8 @@ pub struct SampleOpts {
     /// With --sample: take the most likely token every time
     #[arg(long, requires = "sample")]
     pub greedy: bool,
-    /// With --sample: the seed of the draws (default 0); the same seed gives the same samples
+    /// With --sample: the seed of the draws (default 0); the same seed gives the same samples, and fewer
+    /// samples are the first ones
     #[arg(long, value_name = "S", requires = "sample")]
     pub seed: Option<u64>,
     /// With --sample: token names, one per line (line k names id k); default: the vocab.txt of the

@@ -79,6 +79,9 @@ fn samples_decode_through_the_vocab_or_print_ids_and_repeat_for_a_seed() {
     );
     let again = sample(&model, &ckpt, &["--sample", "9", "--vocab", s(&vocab), "--seed", "4"]);
     assert_eq!(words, again, "the same seed gave other samples");
+    // Each sample depends on the seed and its number only: fewer samples are the first ones.
+    let fewer = sample(&model, &ckpt, &["--sample", "3", "--vocab", s(&vocab), "--seed", "4"]);
+    assert_eq!(fewer, words[..3]);
     let tempered = ["--sample", "9", "--vocab", s(&vocab), "--temperature", "3", "--seed"];
     let other = |seed: &str| sample(&model, &ckpt, &[&tempered[..], &[seed]].concat());
     assert_ne!(other("4"), other("5"), "seeds 4 and 5 drew the same samples");

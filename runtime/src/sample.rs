@@ -9,8 +9,10 @@
 //! Each sequence starts with the boundary token. The evaluation step runs on the tokens
 //! so far (the positions after them hold padding, which a causal model never reads), and
 //! the logits at the last position give the next token: the highest-scoring one, or one
-//! drawn from `softmax(logits / temperature)` by a [`SplitMix64`] seeded with the seed,
-//! so the same seed always gives the same sequences. A sequence ends when the boundary
+//! drawn from `softmax(logits / temperature)`. Sequence k draws from its own
+//! [`SplitMix64`], seeded with the k-th number of a generator seeded with the seed, so a
+//! sequence depends only on the seed and its number: the same seed gives the same
+//! sequences, and asking for fewer gives the first ones. A sequence ends when the boundary
 //! token is drawn or when the logits of the last position `T - 1` have been used. The
 //! input's pad id is never drawn: padding is not a token.
 //!
@@ -142,26 +144,24 @@ pub fn sample(
     seed: u64,
 ) -> Result<Vec<Vec<usize>>, String> {
     model.check_boundary(boundary)?;
-    let mut rng = SplitMix64::new(seed);
+    let mut seeds = SplitMix64::new(seed);
+    let mut rngs: Vec<SplitMix64> = (0..count).map(|_| SplitMix64::new(seeds.next_u64())).collect();
     let mut out = Vec::with_capacity(count);
-    let mut left = count;
-    while left > 0 {
-        let rows = left.min(model.batch);
-        out.extend(sample_batch(session, model, boundary, rows, pick, &mut rng)?);
-        left -= rows;
+    for group in rngs.chunks_mut(model.batch) {
+        out.extend(sample_batch(session, model, boundary, pick, group)?);
     }
     Ok(out)
 }
 
-/// `rows` (at most `B`) sequences sampled side by side in one batch.
+/// One sequence per generator in `rngs` (at most `B`), sampled side by side in one batch.
 fn sample_batch(
     session: &mut Session,
     model: &TokenModel,
     boundary: usize,
-    rows: usize,
     pick: Pick,
-    rng: &mut SplitMix64,
+    rngs: &mut [SplitMix64],
 ) -> Result<Vec<Vec<usize>>, String> {
+    let rows = rngs.len();
     let (b, t_len, v) = (model.batch, model.len, model.vocab);
     // Later positions hold padding (or, without a pad id, the boundary): a causal model
     // never reads them when it scores the positions before.
@@ -189,7 +189,7 @@ fn sample_batch(
                 continue;
             }
             let at = &logits[(r * t_len + t) * v..][..v];
-            let next = choose(at, model.pad, pick, rng)
+            let next = choose(at, model.pad, pick, &mut rngs[r])
                 .ok_or_else(|| format!("the logits at position {t} of sample {} are not finite", r + 1))?;
             if next == boundary || t + 1 == t_len {
                 done[r] = true;
