@@ -139,6 +139,7 @@ fn bad_sampling_flags_files_and_models_are_one_error_line() {
         "cannot be used with",
     );
     fails(&run(&["--sample", "2", "--out", "p.npy"]), "cannot be used with");
+    fails(&["run", s(&model), "--sample", "2"], "--weights <PATH>");
     let missing = dir.join("missing.safetensors");
     let no_ckpt = [
         "run",
