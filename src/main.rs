@@ -10,6 +10,7 @@ mod budget;
 mod data;
 mod load;
 mod run;
+mod sample;
 mod train;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
@@ -64,7 +65,7 @@ enum Command {
         #[command(flatten)]
         opts: train::TrainOpts,
     },
-    /// Evaluate a checkpoint: loss and accuracy on data, predictions on request
+    /// Evaluate a checkpoint: loss and accuracy on data, predictions on request; or draw samples from it (--sample N)
     Run {
         #[command(flatten)]
         model: ModelArgs,

@@ -1,5 +1,6 @@
 //! `mpc run`: evaluate a trained checkpoint: loss and accuracy on data, in evaluation
-//! mode (no dropout), and the predictions on request (`--out preds.npy`).
+//! mode (no dropout), and the predictions on request (`--out preds.npy`); or, with
+//! `--sample N`, draw N sequences from it (`sample.rs`).
 //!
 //! The checkpoint's metadata supplies the dims and seed it was trained with (so the
 //! default data and batch are the same as in `mpc train`); `--dim` overrides them.
@@ -14,14 +15,18 @@ use clap::ValueEnum;
 use mpc_compiler::specialize;
 use mpc_runtime::backend::{cuda, default_threads, Backend};
 use mpc_runtime::budget::Budget;
-use mpc_runtime::checkpoint;
+use mpc_runtime::checkpoint::{self, Meta};
 use mpc_runtime::data::npy;
 use mpc_runtime::data::Dataset;
 use mpc_runtime::session::Session;
 use serde_json::json;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
+
+/// Parameters by name, as checkpoints hold them.
+type Params = BTreeMap<String, Vec<f32>>;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Device {
@@ -85,6 +90,55 @@ pub struct RunOpts {
     /// Refuse to start a run that needs more memory than SIZE (8G, 512MiB, bytes); default: what the machine has available
     #[arg(long, value_name = "SIZE", value_parser = mpc_runtime::budget::parse_size, allow_hyphen_values = true)]
     pub max_memory: Option<u128>,
+    #[command(flatten)]
+    pub sampling: crate::sample::SampleOpts,
+}
+
+/// The model compiled with the checkpoint's dims (those the model declares; `--dim` on
+/// top), after checking that the checkpoint is of this model.
+pub fn compile_for_checkpoint(model_args: &ModelArgs, weights: &Path) -> Result<Loaded, ExitCode> {
+    let meta = checkpoint::read_meta(weights).map_err(|e| error(&e))?;
+    Loaded::compile_with(model_args, None, |m| {
+        // A checkpoint that names its model (mpc writes the name) must name this one,
+        // before its dims are used; files from other tools name none.
+        if !meta.model.is_empty() && meta.model != m.name {
+            return Err(format!(
+                "{}: a checkpoint of model '{}', not of '{}' ({})",
+                weights.display(),
+                mpc_runtime::files::clip(&meta.model),
+                m.name,
+                model_args.file.display()
+            ));
+        }
+        Ok(meta
+            .dims
+            .iter()
+            .filter(|(k, _)| m.dims.iter().any(|d| &d.name == *k))
+            .filter(|(k, _)| !model_args.dims.iter().any(|(d, _)| d == *k))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect())
+    })
+}
+
+/// The checkpoint's parameters, checked against the model's names and shapes, and its
+/// metadata.
+pub fn checkpoint_params(file: &Path, weights: &Path, loaded: &Loaded) -> Result<(Params, Meta), ExitCode> {
+    let shapes = specialize::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
+    checkpoint::load(weights, &shapes).map_err(|e| error(&e))
+}
+
+/// A session on `backend` holding a checkpoint's parameters and step count (after the
+/// memory check: it allocates).
+pub fn checkpoint_session(
+    file: &Path,
+    loaded: Loaded,
+    (params, meta): (Params, Meta),
+    backend: Backend,
+) -> Result<Session, ExitCode> {
+    let mut session = Session::with_backend(loaded.compiled, meta.seed, backend).map_err(|e| fail(file, &e))?;
+    session.set_params(params).map_err(|e| fail(file, &e))?;
+    session.step = meta.step;
+    Ok(session)
 }
 
 pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
@@ -95,42 +149,22 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
         mpc_runtime::files::check_writable(out).map_err(|e| fail(out, &e))?;
     }
     let source = Source::new(opts.data.as_deref(), opts.holdout)?;
-    let meta = checkpoint::read_meta(&opts.weights).map_err(|e| error(&e))?;
-    // The checkpoint's dims (those the model declares), then --dim on top.
-    let loaded = Loaded::compile_with(model_args, None, |m| {
-        // A checkpoint that names its model (mpc writes the name) must name this one,
-        // before its dims are used; files from other tools name none.
-        if !meta.model.is_empty() && meta.model != m.name {
-            return Err(format!(
-                "{}: a checkpoint of model '{}', not of '{}' ({})",
-                opts.weights.display(),
-                mpc_runtime::files::clip(&meta.model),
-                m.name,
-                file.display()
-            ));
-        }
-        Ok(meta
-            .dims
-            .iter()
-            .filter(|(k, _)| m.dims.iter().any(|d| &d.name == *k))
-            .filter(|(k, _)| !model_args.dims.iter().any(|(d, _)| d == *k))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect())
-    })?;
-    // Sizes first: the checkpoint's dims may ask for more than the machine has.
+    let loaded = compile_for_checkpoint(model_args, &opts.weights)?;
     let budget = Budget::new(opts.max_memory);
+    if let Some(count) = opts.sampling.sample {
+        return crate::sample::sample(file, &opts.weights, loaded, backend, &budget, count, &opts.sampling);
+    }
+    // Sizes first: the checkpoint's dims may ask for more than the machine has.
     if source.dir.is_none() {
         budget::check(file, "evaluation", &loaded.compiled, None, &budget)?;
     }
-    let shapes = specialize::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
-    let (params, meta) = checkpoint::load(&opts.weights, &shapes).map_err(|e| error(&e))?;
-    let rows = source.eval_rows(file, &loaded.compiled.model, &loaded.compiled.dims, meta.seed)?;
+    let checkpoint = checkpoint_params(file, &opts.weights, &loaded)?;
+    let seed = checkpoint.1.seed;
+    let rows = source.eval_rows(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
     if source.dir.is_some() {
         budget::check(file, "evaluation", &loaded.compiled, Some(&[&rows]), &budget)?;
     }
-    let mut session = Session::with_backend(loaded.compiled, meta.seed, backend).map_err(|e| fail(file, &e))?;
-    session.set_params(params).map_err(|e| fail(file, &e))?;
-    session.step = meta.step;
+    let mut session = checkpoint_session(file, loaded, checkpoint, backend)?;
     let start = Instant::now();
     let m = session.evaluate(&rows).map_err(|e| fail(file, &e))?;
     if let Some(out) = &opts.out {

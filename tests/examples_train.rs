@@ -3,11 +3,13 @@
 //! synthetic benchmark graph), gat.mp (graph attention on the karate club),
 //! language_id.mp (real words). Also: fusion fed one
 //! modality stays near chance, graph training is bit-identical on 1 and 2 threads, and
-//! bad graph data is one line naming the file, the edge and the value.
+//! bad graph data is one line naming the file, the edge and the value. char_lm.mp (the
+//! same words as next characters) beats the unigram baseline, and `mpc run --sample` draws
+//! words of its alphabet from the trained checkpoint.
 
 mod common;
 
-use common::{json_lines, mpc, ok, scratch};
+use common::{json_lines, mpc, ok, s, scratch};
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
 use mpc_runtime::data::defaults::default_dataset;
@@ -24,6 +26,16 @@ const BENCHMARK_GRAPH_ACCURACY: f64 = 0.9; // 30 epochs, N=2000, E=10000
 const LANGUAGE_ID_ACCURACY: f64 = 0.85; // 10 epochs (the train block's)
 /// The README's promise for transformer.mp: above language_id.mp's measured 0.872.
 const TRANSFORMER_ACCURACY: f64 = 0.875; // 12 epochs (the train block's); measured 0.884
+
+/// char_lm.mp: held-out cross-entropy per character (nats, every character and the end
+/// of the word) of the unigram model of the training characters with add-one smoothing,
+/// as make_char_lm.py prints it, and the README's promise, clearly below it.
+const CHAR_LM_UNIGRAM_CE: f64 = 2.9896;
+const CHAR_LM_CE: f64 = 2.30; // 3 epochs (the train block's); measured 2.246
+const _: () = assert!(
+    CHAR_LM_CE <= CHAR_LM_UNIGRAM_CE - 0.3,
+    "the promise must be clearly below the baseline"
+);
 
 /// The JSON lines of a successful `mpc train ... --json`.
 fn train_json(args: &[&str]) -> Vec<Value> {
@@ -110,6 +122,45 @@ fn the_transformer_beats_the_bag_of_bigrams_on_language_id() {
         "transformer: held-out accuracy {acc} < {TRANSFORMER_ACCURACY}"
     );
     assert_eq!(lines.last().unwrap()["eval_rows"], 5000);
+}
+
+#[test]
+fn char_lm_beats_the_unigram_baseline_and_samples_words_of_its_alphabet() {
+    let ckpt = scratch("examples_train", "char_lm").join("lm.safetensors");
+    let lines = train_json(&["examples/char_lm.mp", "--save", s(&ckpt)]);
+    let last = lines.last().expect("a final line");
+    let ce = last["eval_loss"].as_f64().expect("a held-out loss");
+    assert!(
+        ce <= CHAR_LM_CE,
+        "char_lm: held-out cross-entropy {ce} > {CHAR_LM_CE} nats per character"
+    );
+    // Every held-out word: its characters and the end of the word.
+    assert_eq!(last["eval_rows"], 5000);
+
+    let vocab =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/char_lm/vocab.txt")).unwrap();
+    let letters: String = vocab.lines().filter(|l| l.chars().count() == 1).collect();
+    assert_eq!(letters.chars().count(), 49, "a-z and 23 accented letters");
+    let sample = |extra: &[&str]| {
+        let mut args = vec!["run", "examples/char_lm.mp", "--weights", s(&ckpt), "--sample", "12"];
+        args.extend_from_slice(extra);
+        ok(&args).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let words = sample(&["--seed", "7", "--temperature", "0.8"]);
+    assert_eq!(words.len(), 12, "{words:?}");
+    for w in &words {
+        let n = w.chars().count();
+        assert!(
+            (1..=17).contains(&n) && w.chars().all(|c| letters.contains(c)),
+            "{words:?}"
+        );
+    }
+    // Words, not noise: most are between 3 and 14 letters, as the training words are.
+    let wordlike = words.iter().filter(|w| (3..=14).contains(&w.chars().count())).count();
+    assert!(wordlike >= 9, "{words:?}");
+    assert_eq!(sample(&["--seed", "7", "--temperature", "0.8"]), words);
+    assert_ne!(sample(&["--seed", "8", "--temperature", "0.8"]), words);
+    eprintln!("char_lm samples: {}", words.join(" "));
 }
 
 #[test]

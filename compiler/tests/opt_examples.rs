@@ -15,6 +15,7 @@ use mpc_compiler::interp::{run, Args, Value};
 use mpc_compiler::ir::{ArgKind, DType, Graph, Op};
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
+use mpc_compiler::signature::POSITIONS;
 
 /// Every example, with dims small enough for the f64 interpreter.
 fn examples() -> Vec<(String, Graph, Graph)> {
@@ -51,7 +52,8 @@ fn random_args(g: &Graph, seed: u64) -> Args<f64> {
         // Optimizer state is non-negative (Adam's second moment is under a square root).
         let low = if *kind == ArgKind::State { 0.0 } else { -1.0 };
         let v = match ty.dtype {
-            DType::I32 if name == "@positions" => Value::Int((0..ty.numel() as i32).collect()),
+            // Positions (a causal mask's, a graph's self-loops) are 0..n-1, as the runtime fills them.
+            DType::I32 if name == POSITIONS => Value::Int((0..ty.numel() as i32).collect()),
             DType::I32 if name.starts_with('@') => Value::Int(vec![2]),
             DType::I32 => Value::Int((0..ty.numel()).map(|_| rng.below(bound(i)) as i32).collect()),
             DType::F32 => Value::Float((0..ty.numel()).map(|_| rng.range(low, 1.0)).collect()),

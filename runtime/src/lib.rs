@@ -12,4 +12,5 @@ pub mod checkpoint;
 pub mod data;
 pub mod files;
 pub mod init;
+pub mod sample;
 pub mod session;

@@ -11,15 +11,18 @@
 //! 2. **Language id** (shipped, `examples/data/language_id/`): inputs named `chars`
 //!    and/or `bigrams`, `i32[B, 16]`, and a label of 5 classes. Real words of 5 languages
 //!    (15000 training, 5000 held out).
-//! 3. **Graph** ([`synthetic::GraphTask`]): any other graph model with one node input
+//! 3. **Character LM** (shipped, `examples/data/char_lm/`): one token input named
+//!    `tokens`, `i32[B, 17] vocab 52`, and a label `i32[B, 17] classes 52` (any name):
+//!    the language-id words as next-character targets (15000 training, 5000 held out).
+//! 4. **Graph** ([`synthetic::GraphTask`]): any other graph model with one node input
 //!    `f32[N, F]` and a label of C classes: a stochastic block model with the model's N,
 //!    E, F and C (`--dim N=2000 --dim E=10000` gives the benchmark's size). A seeded half
 //!    of the nodes are labeled for training; the other half is held out (-1 in the
 //!    training labels, labeled in the held-out ones, and the reverse).
-//! 4. **Fusion** ([`synthetic::FusionTask`]): one token input `i32[B, T]`, one image
+//! 5. **Fusion** ([`synthetic::FusionTask`]): one token input `i32[B, T]`, one image
 //!    `f32[B, C, H, W]`, one sequence `f32[B, T', F]` and a label: 4096 training rows,
 //!    1024 held out.
-//! 5. **Keywords** ([`synthetic::TokenTask`]): one token input (`i32[B, T] vocab V`) and
+//! 6. **Keywords** ([`synthetic::TokenTask`]): one token input (`i32[B, T] vocab V`) and
 //!    one label (`i32[B] classes C`): 4096 training rows, 1024 held out.
 //!
 //! [`synthetic::GraphTask`]: super::synthetic::GraphTask
@@ -39,7 +42,7 @@ pub const TRAIN_ROWS: usize = 4096;
 pub const HELD_OUT_ROWS: usize = 1024;
 
 /// A shipped file: its path under `examples/data/` and its bytes.
-type Shipped = (&'static str, &'static [u8]);
+pub type Shipped = (&'static str, &'static [u8]);
 
 macro_rules! shipped {
     ($path:literal) => {
@@ -84,6 +87,50 @@ pub mod language_id {
     pub const TEST_Y: Shipped = shipped!("language_id/test/y.npy");
 }
 
+/// The language-id words as a causal language model's data (see `examples/data/README.md`
+/// and `examples/data/make_char_lm.py`): `<w>` then the characters in, the characters
+/// then `<w>` as labels, -1 after the end.
+pub mod char_lm {
+    use super::Shipped;
+    /// Positions (the boundary and up to 16 characters), and token ids (`vocab.txt`).
+    pub const LEN: usize = 17;
+    pub const VOCAB: usize = 52;
+    /// The input's name (the label's is the model's own).
+    pub const INPUT: &str = "tokens";
+    pub const TOKENS: Shipped = shipped!("char_lm/tokens.npy");
+    pub const TEST_TOKENS: Shipped = shipped!("char_lm/test/tokens.npy");
+    pub const NEXT: Shipped = shipped!("char_lm/next.npy");
+    pub const TEST_NEXT: Shipped = shipped!("char_lm/test/next.npy");
+    /// One token per line, line k = id k (`<pad>`, `<unk>`, the letters, `<w>`).
+    pub const VOCAB_FILE: Shipped = shipped!("char_lm/vocab.txt");
+}
+
+/// The names of the token ids of the model's default data, when it has them (one per
+/// line, line k = id k): the character LM's `vocab.txt`.
+pub fn default_vocab(model: &CheckedModel, dims: &DimValues) -> Option<Shipped> {
+    let specs = input_specs(model, dims).ok()?;
+    char_lm_fit(&specs).map(|_| char_lm::VOCAB_FILE)
+}
+
+/// (token input, label) when the model fits the character LM's data (rule 3).
+fn char_lm_fit(specs: &[InputSpec]) -> Option<(&InputSpec, &InputSpec)> {
+    let fits = |s: &InputSpec| s.dtype == DType::I32 && !s.whole && s.row_shape == [char_lm::LEN];
+    match specs {
+        [a, b] => {
+            let (tokens, label) = if a.is_label { (b, a) } else { (a, b) };
+            let ok = !tokens.is_label
+                && label.is_label
+                && tokens.name == char_lm::INPUT
+                && fits(tokens)
+                && fits(label)
+                && tokens.vocab == Some(char_lm::VOCAB)
+                && label.classes == Some(char_lm::VOCAB);
+            ok.then_some((tokens, label))
+        }
+        _ => None,
+    }
+}
+
 /// (training set, held-out set)
 pub fn default_dataset(model: &CheckedModel, dims: &DimValues, seed: u64) -> Result<(Dataset, Dataset), String> {
     default_dataset_named(model, dims, seed).map(|(train, held, _)| (train, held))
@@ -116,6 +163,10 @@ pub fn default_dataset_named(
     {
         let (train, held) = shipped_language_id(&specs)?;
         return Ok((train, held, "language-id"));
+    }
+    if let Some((tokens, label)) = char_lm_fit(&specs) {
+        let (train, held) = shipped_char_lm(tokens, label)?;
+        return Ok((train, held, "char-lm"));
     }
     let row_input = |dtype: DType, rank: usize| {
         let found: Vec<&&InputSpec> = features
@@ -197,7 +248,7 @@ fn unsupported(model: &CheckedModel) -> String {
         "model '{}' has no default dataset: default data fits a graph model (edges i32[2, E], one node input \
          f32[N, F], a label i32[N] classes C), a token input with an image and a sequence \
          (i32[B, T], f32[B, C, H, W], f32[B, T, F]), inputs 'chars' and/or 'bigrams' i32[B, 16] with 5 classes, \
-         or one token input (i32[B, T] vocab V), each with one label (i32[B] classes C)",
+         an input 'tokens' i32[B, 17] vocab 52 with a label i32[B, 17] classes 52 (next characters), or one token input (i32[B, T] vocab V), each with one label (i32[B] classes C)",
         model.name
     )
 }
@@ -224,6 +275,22 @@ fn shipped_language_id(specs: &[InputSpec]) -> Result<(Dataset, Dataset), String
         for (data, file) in [(&mut train, train_file), (&mut test, test_file)] {
             let column = decode(file, spec)?;
             data.rows = column.len() / spec.row_shape.iter().product::<usize>().max(1);
+            data.columns.push((spec.name.clone(), spec.row_shape.clone(), column));
+        }
+    }
+    Ok((train, test))
+}
+
+fn shipped_char_lm(tokens: &InputSpec, label: &InputSpec) -> Result<(Dataset, Dataset), String> {
+    let (mut train, mut test) = (Dataset::default(), Dataset::default());
+    let files = [
+        (tokens, char_lm::TOKENS, char_lm::TEST_TOKENS),
+        (label, char_lm::NEXT, char_lm::TEST_NEXT),
+    ];
+    for (spec, train_file, test_file) in files {
+        for (data, file) in [(&mut train, train_file), (&mut test, test_file)] {
+            let column = decode(file, spec)?;
+            data.rows = column.len() / char_lm::LEN;
             data.columns.push((spec.name.clone(), spec.row_shape.clone(), column));
         }
     }
