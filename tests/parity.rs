@@ -1,8 +1,9 @@
 //! Parity with PyTorch: the transformer building blocks (`embed(positions(..))`,
-//! `layer_norm`, `linear(.., bias: false)`, `gelu`) in `tests/fixtures/parity/blocks.mp`
-//! and a post-norm encoder layer with `self_attention` (`encoder.mp`, against
-//! `nn.MultiheadAttention`) with a causal mask (`decoder.mp`) and with padded sequences (`padded.mp`: a key padding
-//! mask and masked mean pooling), each against the same layers in PyTorch from mpc's initial
+//! `layer_norm`, `linear(.., bias: false)`, `gelu(.., approximate: tanh)`) in
+//! `tests/fixtures/parity/blocks.mp` and a post-norm encoder layer (`encoder.mp`, against
+//! `nn.TransformerEncoderLayer`, exact gelu), one with a causal mask
+//! (`decoder.mp`) and padded sequences (`padded.mp`: a key padding mask and masked mean
+//! pooling), each against the same layers in PyTorch from mpc's initial
 //! parameters (`bench/parity.py` made `<model>.json` and says how): the initial logits
 //! and the loss of 20 full-batch Adam steps agree to 1e-4 relative.
 
@@ -32,8 +33,9 @@ fn close(what: &str, mpc: &[f64], torch: &[f64]) {
     }
 }
 
-/// `name`'s initial logits and 20-step loss curve on `data` against PyTorch's.
-fn matches_pytorch(name: &str, data: &str) {
+/// `name`'s initial logits and 20-step loss curve on `data` against PyTorch's; returns
+/// mpc's losses.
+fn matches_pytorch(name: &str, data: &str) -> Vec<f64> {
     let model = format!("{DIR}/{name}.mp");
     let data = format!("{DIR}/{data}");
     let expected = expected(name);
@@ -65,6 +67,7 @@ fn matches_pytorch(name: &str, data: &str) {
         .map(|l| l["loss"].as_f64().unwrap())
         .collect();
     close("losses", &losses, &floats(&expected["losses"]));
+    losses
 }
 
 #[test]

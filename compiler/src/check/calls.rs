@@ -13,7 +13,7 @@ use super::typed::*;
 use super::{show_type, Checker};
 use crate::diag::Diagnostic;
 use crate::ir::DType;
-use crate::syntax::ast::{ExprKind, Ident, Span};
+use crate::syntax::ast::{Expr, ExprKind, Ident, Span};
 
 impl<'p> Checker<'p> {
     pub(super) fn builtin(&mut self, name: &'static str, bound: &Bound, func: &Ident, span: Span) -> Option<TExpr> {
@@ -34,13 +34,14 @@ impl<'p> Checker<'p> {
                 None
             }
             "relu" | "tanh" | "sigmoid" | "gelu" => {
-                let x = self.float_tensor_arg(bound, 0, name)?;
+                let x = self.float_tensor_arg(bound, 0, name);
                 let act = match name {
-                    "relu" => Activation::Relu,
-                    "tanh" => Activation::Tanh,
-                    "sigmoid" => Activation::Sigmoid,
-                    _ => Activation::Gelu,
+                    "relu" => Some(Activation::Relu),
+                    "tanh" => Some(Activation::Tanh),
+                    "sigmoid" => Some(Activation::Sigmoid),
+                    _ => self.gelu_form(bound.slots[1]),
                 };
+                let (x, act) = (x?, act?);
                 let ty = x.ty.clone();
                 Some(TExpr {
                     kind: TKind::Activation(act, boxed(x)),
@@ -392,6 +393,26 @@ impl<'p> Checker<'p> {
                 shape,
             },
         })
+    }
+}
+
+impl Checker<'_> {
+    /// `gelu(x)` is PyTorch's default exact form (`approximate="none"`, written here by
+    /// leaving the argument out); `approximate: tanh` its tanh form.
+    fn gelu_form(&mut self, approximate: Option<&Expr>) -> Option<Activation> {
+        match approximate.map(|e| &e.kind) {
+            None => Some(Activation::Gelu),
+            Some(ExprKind::Name(n)) if n == "tanh" => Some(Activation::GeluTanh),
+            Some(_) => {
+                let e = approximate?;
+                self.error(
+                    Diagnostic::new("gelu's approximation can only be tanh", e.span, "not `tanh`").with_help(
+                        "write `gelu(x)` for the exact form (erf, PyTorch's default) or `gelu(x, approximate: tanh)`",
+                    ),
+                );
+                None
+            }
+        }
     }
 }
 

@@ -77,7 +77,10 @@ pub enum Activation {
     Relu,
     Tanh,
     Sigmoid,
+    /// Exact: `0.5 x (1 + erf(x / sqrt 2))`, PyTorch's default.
     Gelu,
+    /// `approximate: tanh`.
+    GeluTanh,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
