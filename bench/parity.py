@@ -2,7 +2,8 @@
 
 In: an mpc binary and the models under tests/fixtures/parity/ (blocks.mp: embeddings
 with learned positions, layer_norm, linear with and without bias, tanh gelu; encoder.mp:
-nn.TransformerEncoderLayer (post-norm, exact gelu); decoder.mp: the same with a causal
+nn.TransformerEncoderLayer (post-norm, exact gelu); encoder2.mp: two such layers from
+`layers 2 { ... }`, as nn.TransformerEncoder(num_layers=2); decoder.mp: the same with a causal
 mask; padded.mp: a key padding mask and masked mean pooling, on data_padded/). Out, next to them: data/ (seeded
 tokens and labels as .npy), and <model>.json: PyTorch's logits for the data at mpc's
 initial parameters, and the loss of each of 20 full-batch Adam steps.
@@ -115,6 +116,30 @@ class Encoder(torch.nn.Module):
         return F.linear(g.mean(dim=1), self.out_w, self.out_b)
 
 
+class Stack(torch.nn.Module):
+    """nn.TransformerEncoder(num_layers=2) for encoder2.mp's `layers 2 { ... }`: mpc's
+    `h.layers.<i>.*` are the encoder's `layers.<i>.*` (self_attention -> self_attn,
+    layer_norm -> norm1, linear -> linear1, linear_1 -> linear2, layer_norm_1 -> norm2)."""
+
+    def __init__(self, w, num_layers=2):
+        super().__init__()
+        self.tok = p(w, "h.embed.weight")
+        self.pos = p(w, "h.embed_1.weight")
+
+        def layer(i):
+            s = f"h.layers.{i}"
+            return encoder_layer(w, f"{s}.self_attention", f"{s}.layer_norm", f"{s}.linear", f"{s}.linear_1",
+                                 f"{s}.layer_norm_1")
+
+        self.encoder = torch.nn.TransformerEncoder(layer(0), num_layers, enable_nested_tensor=False)
+        self.encoder.layers = torch.nn.ModuleList([layer(i) for i in range(num_layers)])
+        self.out_w, self.out_b = p(w, "loss.linear.weight", True), p(w, "loss.linear.bias")
+
+    def forward(self, tokens):
+        x = F.embedding(tokens, self.tok) + F.embedding(torch.arange(T), self.pos)
+        return F.linear(self.encoder(x).mean(dim=1), self.out_w, self.out_b)
+
+
 class Padded(torch.nn.Module):
     def __init__(self, w):
         super().__init__()
@@ -171,6 +196,7 @@ def main():
     fixture(args.mpc, "blocks", Blocks, tokens, y)
     fixture(args.mpc, "encoder", Encoder, tokens, y)
     fixture(args.mpc, "decoder", lambda w: Encoder(w, causal=True), tokens, y)
+    fixture(args.mpc, "encoder2", Stack, tokens, y)
     tokens, y = data(HERE / "data_padded", padded=True)
     fixture(args.mpc, "padded", Padded, tokens, y, "data_padded")
 
