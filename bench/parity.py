@@ -1,19 +1,20 @@
 """Makes the PyTorch parity fixtures of tests/parity.rs.
 
 In: an mpc binary and the models under tests/fixtures/parity/ (blocks.mp: embeddings
-with learned positions, layer_norm, linear with and without bias, gelu; encoder.mp: a
-post-norm encoder layer with nn.MultiheadAttention; decoder.mp: the same with a causal
+with learned positions, layer_norm, linear with and without bias, tanh gelu; encoder.mp:
+nn.TransformerEncoderLayer (post-norm, exact gelu); encoder2.mp: two such layers from
+`layers 2 { ... }`, as nn.TransformerEncoder(num_layers=2); decoder.mp: the same with a causal
 mask; padded.mp: a key padding mask and masked mean pooling, on data_padded/). Out, next to them: data/ (seeded
 tokens and labels as .npy), and <model>.json: PyTorch's logits for the data at mpc's
 initial parameters, and the loss of each of 20 full-batch Adam steps.
 
 How: `mpc train --epochs 0 --save` gives mpc's initial parameters (the train block's
 seed); the same layers in PyTorch (nn.Embedding, nn.LayerNorm, nn.Linear with
-bias=False, F.gelu(approximate="tanh"), torch.optim.Adam) load them (linear weights
-transposed: mpc stores [in, out]) and train on the same batch. The test trains with mpc
-from the same seed and compares at 1e-4 relative. mpc's gelu is the tanh approximation,
-so the PyTorch side says approximate="tanh" (nn.TransformerEncoderLayer's "gelu" is the
-exact one).
+bias=False, F.gelu(approximate="tanh") for blocks.mp's `gelu(.., approximate: tanh)`,
+nn.TransformerEncoderLayer(activation="gelu", the exact erf form, as mpc's plain
+`gelu`), torch.optim.Adam) load them (linear weights transposed: mpc stores [in, out])
+and train on the same batch. The test trains with mpc from the same seed and compares
+at 1e-4 relative.
 
     bench/.venv/bin/python bench/parity.py --mpc target/debug/mpc
 """
@@ -83,6 +84,22 @@ class Blocks(torch.nn.Module):
         return F.linear(g.mean(dim=1), self.out_w, self.out_b)
 
 
+def encoder_layer(w, attn, norm1, linear1, linear2, norm2, heads=2, ff=16):
+    """nn.TransformerEncoderLayer(D, heads, ff, dropout=0, activation="gelu",
+    batch_first=True) holding mpc's weights: `attn` the self_attention scope, `norm1`
+    and `norm2` layer_norm scopes, `linear1` and `linear2` the MLP's linear scopes."""
+    layer = torch.nn.TransformerEncoderLayer(D, heads, ff, dropout=0.0, activation="gelu", batch_first=True)
+    layer.self_attn = attention(w, attn, heads)
+    with torch.no_grad():
+        for mod, name in [(layer.norm1, norm1), (layer.norm2, norm2)]:
+            mod.weight.copy_(w[f"{name}.weight"])
+            mod.bias.copy_(w[f"{name}.bias"])
+        for mod, name in [(layer.linear1, linear1), (layer.linear2, linear2)]:
+            mod.weight.copy_(w[f"{name}.weight"].T)
+            mod.bias.copy_(w[f"{name}.bias"])
+    return layer
+
+
 class Encoder(torch.nn.Module):
     def __init__(self, w, causal=False):
         super().__init__()
@@ -90,19 +107,37 @@ class Encoder(torch.nn.Module):
         self.mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1) if causal else None
         self.tok = p(w, "x.embed.weight")
         self.pos = p(w, "x.embed_1.weight")
-        self.attn = attention(w, "h.self_attention")
-        self.ln1_w, self.ln1_b = p(w, "h.layer_norm.weight"), p(w, "h.layer_norm.bias")
-        self.fc1_w, self.fc1_b = p(w, "g.linear.weight", True), p(w, "g.linear.bias")
-        self.fc2_w, self.fc2_b = p(w, "g.linear_1.weight", True), p(w, "g.linear_1.bias")
-        self.ln2_w, self.ln2_b = p(w, "g.layer_norm.weight"), p(w, "g.layer_norm.bias")
+        self.layer = encoder_layer(w, "h.self_attention", "h.layer_norm", "g.linear", "g.linear_1", "g.layer_norm")
         self.out_w, self.out_b = p(w, "loss.linear.weight", True), p(w, "loss.linear.bias")
 
     def forward(self, tokens):
         x = F.embedding(tokens, self.tok) + F.embedding(torch.arange(T), self.pos)
-        h = F.layer_norm(x + self.attn(x, x, x, attn_mask=self.mask, need_weights=False)[0], (D,), self.ln1_w, self.ln1_b, eps=1e-5)
-        ff = F.linear(F.gelu(F.linear(h, self.fc1_w, self.fc1_b), approximate="tanh"), self.fc2_w, self.fc2_b)
-        g = F.layer_norm(h + ff, (D,), self.ln2_w, self.ln2_b, eps=1e-5)
+        g = self.layer(x, src_mask=self.mask)
         return F.linear(g.mean(dim=1), self.out_w, self.out_b)
+
+
+class Stack(torch.nn.Module):
+    """nn.TransformerEncoder(num_layers=2) for encoder2.mp's `layers 2 { ... }`: mpc's
+    `h.layers.<i>.*` are the encoder's `layers.<i>.*` (self_attention -> self_attn,
+    layer_norm -> norm1, linear -> linear1, linear_1 -> linear2, layer_norm_1 -> norm2)."""
+
+    def __init__(self, w, num_layers=2):
+        super().__init__()
+        self.tok = p(w, "h.embed.weight")
+        self.pos = p(w, "h.embed_1.weight")
+
+        def layer(i):
+            s = f"h.layers.{i}"
+            return encoder_layer(w, f"{s}.self_attention", f"{s}.layer_norm", f"{s}.linear", f"{s}.linear_1",
+                                 f"{s}.layer_norm_1")
+
+        self.encoder = torch.nn.TransformerEncoder(layer(0), num_layers, enable_nested_tensor=False)
+        self.encoder.layers = torch.nn.ModuleList([layer(i) for i in range(num_layers)])
+        self.out_w, self.out_b = p(w, "loss.linear.weight", True), p(w, "loss.linear.bias")
+
+    def forward(self, tokens):
+        x = F.embedding(tokens, self.tok) + F.embedding(torch.arange(T), self.pos)
+        return F.linear(self.encoder(x).mean(dim=1), self.out_w, self.out_b)
 
 
 class Padded(torch.nn.Module):
@@ -161,6 +196,7 @@ def main():
     fixture(args.mpc, "blocks", Blocks, tokens, y)
     fixture(args.mpc, "encoder", Encoder, tokens, y)
     fixture(args.mpc, "decoder", lambda w: Encoder(w, causal=True), tokens, y)
+    fixture(args.mpc, "encoder2", Stack, tokens, y)
     tokens, y = data(HERE / "data_padded", padded=True)
     fixture(args.mpc, "padded", Padded, tokens, y, "data_padded")
 

@@ -410,9 +410,18 @@ impl Lowering<'_> {
                 let s = b.add(t, one);
                 b.scale(s, 0.5)
             }
+            // gelu(x) = x/2 (1 + erf(x / sqrt 2)), PyTorch's default `nn.GELU()`.
+            Activation::Gelu => {
+                let scaled = b.scale(x, std::f64::consts::FRAC_1_SQRT_2);
+                let e = b.erf(scaled);
+                let one = b.constant(1.0, &shape);
+                let s = b.add(e, one);
+                let xs = b.mul(x, s);
+                b.scale(xs, 0.5)
+            }
             // gelu(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's
             // `gelu(approximate="tanh")`.
-            Activation::Gelu => {
+            Activation::GeluTanh => {
                 let x2 = b.mul(x, x);
                 let x3 = b.mul(x2, x);
                 let cubic = b.scale(x3, 0.044715);

@@ -372,3 +372,11 @@ fn rounds_update_shape_mismatch() {
         "    t += mean(embed(text, 32), axis: 1)"
     )));
 }
+
+#[test]
+fn gelu_approximation_other_than_tanh() {
+    insta::assert_snapshot!(errors(&base_with(
+        "relu(linear(mean(z, axis: 1), 128))",
+        "gelu(linear(mean(z, axis: 1), 128), approximate: sigmoid)"
+    )));
+}

@@ -91,7 +91,7 @@ fn every_builtin_composes_with_correct_gradients() {
           label y: i32[B] classes 3
           let z = embed(tokens, 6)
           let a = gelu(linear(concat(z, x), 8))
-          let s = softmax(a, axis: 1) * sigmoid(a) - tanh(a) / 2
+          let s = softmax(a, axis: 1) * sigmoid(a) - tanh(a) / 2 + gelu(a, approximate: tanh)
           let m = max(s, axis: 1) + sum(s, axis: 1) + mean(relu(s), axis: 1)
           let f = flatten(reshape(a, [B, T, 2, 4]))
           let logits = linear(f, 3) + log_softmax(linear(m, 3), axis: -1)

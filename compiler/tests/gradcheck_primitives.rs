@@ -87,6 +87,7 @@ fn elementwise_unary() {
     unary("exp", -2.0, 2.0, |b, x| b.exp(x));
     unary("log", 0.5, 3.0, |b, x| b.log(x));
     unary("tanh", -2.0, 2.0, |b, x| b.tanh(x));
+    unary("erf", -2.5, 2.5, |b, x| b.erf(x));
     unary("sqrt", 0.5, 3.0, |b, x| b.sqrt(x));
 }
 

@@ -1,7 +1,7 @@
 //! Every kernel kind on the JIT against the interpreter, on small random graphs:
 //! fused elementwise chains (broadcasts, constants, converts, comparisons, every unary
-//! op), reductions over inner, outer and all axes, transposes, slices, reshapes and
-//! concats, matmuls with folded transposes, gathers, scatter-adds, one-hot and Philox.
+//! op, erf on both sides of its branch point), reductions over inner, outer and all
+//! axes, transposes, slices, reshapes and concats, matmuls with folded transposes, gathers, scatter-adds, one-hot and Philox.
 
 mod common;
 
@@ -69,6 +69,18 @@ fn long_rows_use_the_vector_loop_and_its_tail() {
         b.output("m", m);
         check(b.finish(), 1, &format!("rows of {n}"));
     }
+}
+
+#[test]
+fn erf_agrees_on_both_branches_in_vector_lanes_and_the_tail() {
+    // Inputs in [-3, 3]: the Taylor branch (|x| < 0.5), Abramowitz–Stegun above, and
+    // both in one f32x4 vector; 67 columns leave a scalar tail.
+    let mut b = Builder::new("erf");
+    let x = f(&mut b, "x", &[3, 67]);
+    let wide = b.scale(x, 3.0);
+    let e = b.erf(wide);
+    b.output("erf", e);
+    check(b.finish(), 1, "erf");
 }
 
 #[test]

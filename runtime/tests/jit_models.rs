@@ -16,10 +16,11 @@ fn text_classifier_train_and_eval_steps_match_interpreter() {
     assert_matches_interp(&c.eval, &args, 1e-5, "eval step");
 }
 
-fn check_source(src: &str, bound: impl Fn(&str) -> u64, what: &str) {
+/// The train step at `train_rtol` relative, the eval step at 1e-5.
+fn check_source(src: &str, bound: impl Fn(&str) -> u64, what: &str, train_rtol: f32) {
     let c = compile(src, &[]).unwrap_or_else(|e| panic!("{what}: {e:?}"));
     let args = random_args(&c.train_step, bound, 5);
-    assert_matches_interp(&c.train_step, &args, 1e-5, &format!("{what} train step"));
+    assert_matches_interp(&c.train_step, &args, train_rtol, &format!("{what} train step"));
     assert_matches_interp(&c.eval, &args, 1e-5, &format!("{what} eval"));
 }
 
@@ -40,7 +41,11 @@ fn every_builtin_model_matches_interpreter() {
           loss cross_entropy(dropout(logits, 0.2), y) + 0.1 * mse(-linear(m, 3, name: head), logits)
         }
         train { optimizer sgd(lr: 0.1, momentum: 0.9) }";
-    check_source(src, |n| if n == "tokens" { 50 } else { 3 }, "AllBuiltins");
+    // Exact gelu's derivative (0.5 (1 + erf) + x exp(-x^2/2) / sqrt(2 pi)) feeds sums
+    // in a.linear's weight gradient that cancel to ~2e-4, where the JIT's fma
+    // contractions move them by ~3e-8, a few ulps of the summed terms: 1e-4 relative
+    // there, as for the examples below (the kernel tests, erf included, hold 1e-5).
+    check_source(src, |n| if n == "tokens" { 50 } else { 3 }, "AllBuiltins", 1e-4);
 }
 
 #[test]
@@ -60,7 +65,7 @@ fn messages_and_rounds_model_matches_interpreter() {
           }
           loss cross_entropy(linear(concat(t, v), 2), y)
         }";
-    check_source(src, |_| 2, "Messages");
+    check_source(src, |_| 2, "Messages", 1e-5);
 }
 
 #[test]

@@ -24,8 +24,8 @@ fn close(what: &str, who: &str, mpc: &[f64], reference: &[f64]) {
 
 /// `<DIR>/<name>.mp` on `<DIR>/<data>`: its initial logits (`mpc run` on the parameters
 /// `mpc train --epochs 0` saves) and the losses of the train block's epochs, each one
-/// full-batch step, agree with `<name>.json` made by `who`.
-pub fn matches_reference(name: &str, data: &str, who: &str) {
+/// full-batch step, agree with `<name>.json` made by `who`. Returns mpc's losses.
+pub fn matches_reference(name: &str, data: &str, who: &str) -> Vec<f64> {
     let model = format!("{DIR}/{name}.mp");
     let data = format!("{DIR}/{data}");
     let text = std::fs::read_to_string(format!("{}/{DIR}/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
@@ -57,4 +57,5 @@ pub fn matches_reference(name: &str, data: &str, who: &str) {
         .map(|l| l["loss"].as_f64().unwrap())
         .collect();
     close("losses", who, &losses, &floats(&expected["losses"]));
+    losses
 }

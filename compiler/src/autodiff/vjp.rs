@@ -125,6 +125,14 @@ fn unary(b: &mut Builder, op: Unary, x: ValueId, y: ValueId, g: ValueId) -> Opti
             let d = b.sub(one, y2);
             b.mul(g, d)
         }
+        // d(erf x) = g * 2/sqrt(pi) * exp(-x^2)
+        Unary::Erf => {
+            let x2 = b.mul(x, x);
+            let minus_x2 = b.neg(x2);
+            let e = b.exp(minus_x2);
+            let d = b.scale(e, std::f64::consts::FRAC_2_SQRT_PI);
+            b.mul(g, d)
+        }
         // d(sqrt x) = g / (2 y)
         Unary::Sqrt => {
             let two_y = b.scale(y, 2.0);

@@ -121,8 +121,8 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "gelu",
-        params: &[req("x", Tensor)],
-        summary: "GELU (tanh approximation)",
+        params: &[req("x", Tensor), opt("approximate", Choice)],
+        summary: "GELU, exact: 0.5 x (1 + erf(x / sqrt 2)) (nn.GELU()); approximate: tanh for the tanh form",
     },
     Builtin {
         name: "leaky_relu",

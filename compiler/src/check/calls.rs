@@ -34,14 +34,15 @@ impl<'p> Checker<'p> {
                 None
             }
             "relu" | "tanh" | "sigmoid" | "gelu" | "elu" => {
-                let x = self.float_tensor_arg(bound, 0, name)?;
+                let x = self.float_tensor_arg(bound, 0, name);
                 let act = match name {
-                    "relu" => Activation::Relu,
-                    "tanh" => Activation::Tanh,
-                    "sigmoid" => Activation::Sigmoid,
-                    "elu" => Activation::Elu,
-                    _ => Activation::Gelu,
+                    "relu" => Some(Activation::Relu),
+                    "tanh" => Some(Activation::Tanh),
+                    "sigmoid" => Some(Activation::Sigmoid),
+                    "elu" => Some(Activation::Elu),
+                    _ => self.gelu_form(bound.slots[1]),
                 };
+                let (x, act) = (x?, act?);
                 let ty = x.ty.clone();
                 Some(TExpr {
                     kind: TKind::Activation(act, boxed(x)),
@@ -461,6 +462,26 @@ fn show_items(items: &[Expr]) -> String {
         })
         .collect();
     format!("[{}]", parts.join(", "))
+}
+
+impl Checker<'_> {
+    /// `gelu(x)` is PyTorch's default exact form (`approximate="none"`, written here by
+    /// leaving the argument out); `approximate: tanh` its tanh form.
+    fn gelu_form(&mut self, approximate: Option<&Expr>) -> Option<Activation> {
+        match approximate.map(|e| &e.kind) {
+            None => Some(Activation::Gelu),
+            Some(ExprKind::Name(n)) if n == "tanh" => Some(Activation::GeluTanh),
+            Some(_) => {
+                let e = approximate?;
+                self.error(
+                    Diagnostic::new("gelu's approximation can only be tanh", e.span, "not `tanh`").with_help(
+                        "write `gelu(x)` for the exact form (erf, PyTorch's default) or `gelu(x, approximate: tanh)`",
+                    ),
+                );
+                None
+            }
+        }
+    }
 }
 
 #[cfg(test)]

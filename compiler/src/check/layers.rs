@@ -434,7 +434,11 @@ impl<'p> Checker<'p> {
     pub(super) fn param_base(&mut self, builtin: &'static str, explicit: Option<&Expr>, span: Span) -> Option<String> {
         if let Some(e) = explicit {
             return match &e.kind {
-                ExprKind::Name(n) => Some(n.clone()),
+                // In a `layers` block (outside a message's shared body) each layer has its own.
+                ExprKind::Name(n) => Some(match &self.layer_scope {
+                    Some(layer) if self.call_sites.is_empty() => format!("{layer}.{n}"),
+                    _ => n.clone(),
+                }),
                 _ => {
                     self.error(
                         Diagnostic::new("a parameter name must be an identifier", e.span, "not a name")

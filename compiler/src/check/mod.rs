@@ -7,8 +7,8 @@
 //! reads the `train` block. This module holds the checker's state, the scope, the
 //! bindings, messages and rounds; declarations are checked in `decls.rs`, expressions in
 //! `expr.rs` (builtin calls in `calls.rs`, layers and their parameters in `layers.rs`,
-//! message calls and `propagate` in `messages.rs`, literal arguments in `args.rs`), the
-//! train block in `train.rs`.
+//! message calls and `propagate` in `messages.rs`, literal arguments in `args.rs`),
+//! `layers N { .. }` blocks in `repeat.rs`, the train block in `train.rs`.
 
 mod args;
 pub mod builtins;
@@ -18,6 +18,7 @@ pub mod dim;
 mod expr;
 mod layers;
 mod messages;
+mod repeat;
 pub mod suggest;
 mod train;
 pub mod typed;
@@ -78,6 +79,10 @@ pub(crate) struct Checker<'p> {
     /// its definition" from "unknown".
     all_names: HashMap<String, Span>,
     dropouts: u32,
+    /// Layers of `layers` blocks so far, per target: the next block's first layer number.
+    layer_counts: HashMap<String, usize>,
+    /// The layer being checked (`h.layers.0`), which prefixes a `name:` given there.
+    layer_scope: Option<String>,
 }
 
 mod dim_info {
@@ -108,6 +113,8 @@ pub fn check(program: &Program) -> Result<CheckedModel, Vec<Diagnostic>> {
         param_sites: HashMap::new(),
         all_names: HashMap::new(),
         dropouts: 0,
+        layer_counts: HashMap::new(),
+        layer_scope: None,
     };
     let model = &program.model;
     for item in &model.items {
@@ -117,7 +124,7 @@ pub fn check(program: &Program) -> Result<CheckedModel, Vec<Diagnostic>> {
             Item::Graph(g) => vec![&g.name],
             Item::Let(b) | Item::Node(b) => vec![&b.name],
             Item::Message(m) => vec![&m.name],
-            Item::Rounds(_) | Item::Loss(_) => vec![],
+            Item::Rounds(_) | Item::Layers(_) | Item::Loss(_) => vec![],
         };
         for n in names {
             c.all_names.entry(n.name.clone()).or_insert(n.span);
@@ -135,6 +142,7 @@ pub fn check(program: &Program) -> Result<CheckedModel, Vec<Diagnostic>> {
             Item::Node(b) => c.binding(b, true),
             Item::Message(m) => c.message(m),
             Item::Rounds(r) => c.rounds(r),
+            Item::Layers(l) => c.layers(l),
             Item::Loss(l) => {
                 // The statement's span runs on over the whitespace after it: end it at
                 // its expression.

@@ -77,9 +77,12 @@ pub enum Activation {
     Relu,
     Tanh,
     Sigmoid,
+    /// Exact: `0.5 x (1 + erf(x / sqrt 2))`, PyTorch's default.
     Gelu,
     /// `x` for `x > 0`, `exp(x) - 1` elsewhere (`nn.ELU()`, alpha 1).
     Elu,
+    /// `approximate: tanh`.
+    GeluTanh,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

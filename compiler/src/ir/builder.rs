@@ -124,6 +124,9 @@ impl Builder {
     pub fn tanh(&mut self, x: ValueId) -> ValueId {
         self.unary(Unary::Tanh, x)
     }
+    pub fn erf(&mut self, x: ValueId) -> ValueId {
+        self.unary(Unary::Erf, x)
+    }
     pub fn sqrt(&mut self, x: ValueId) -> ValueId {
         self.unary(Unary::Sqrt, x)
     }

@@ -13,6 +13,7 @@
 
 pub mod builder;
 pub mod dce;
+pub mod erf;
 pub mod infer;
 pub mod ops;
 pub mod philox;

@@ -85,6 +85,8 @@ elementwise_ops! {
         Log     = "log",     F32,    10.0,  |x| x.ln();
         Tanh    = "tanh",    F32,    10.0,  |x| x.tanh();
         Sqrt    = "sqrt",    F32,    10.0,  |x| x.sqrt();
+        /// The error function (exact GELU's); backends run `ir::erf`'s formula.
+        Erf     = "erf",     F32,    20.0,  |x| T::from_f64(super::erf::reference(x.to_f64()));
         /// i32 -> f32.
         Convert = "convert", I32,    1.0,   |x| x;
     }
@@ -161,5 +163,7 @@ mod tests {
         assert_eq!(Binary::Greater.eval(2.0f64, 1.0), 1.0);
         assert_eq!(Binary::Greater.eval(1.0f64, 1.0), 0.0);
         assert_eq!(Unary::Exp.eval(0.0f32), 1.0);
+        assert_eq!(Unary::Erf.eval(0.0f64), 0.0);
+        assert_eq!(Unary::Erf.eval(-0.5f32), -0.520_499_877_813_046_5f64 as f32);
     }
 }

@@ -64,6 +64,8 @@ pub enum Item {
     Message(MessageDef),
     /// `rounds 2 { t += expr ... }`
     Rounds(Rounds),
+    /// `layers 2 { h = expr ... }`
+    Layers(Layers),
     /// `loss expr`
     Loss(LossDecl),
 }
@@ -159,6 +161,15 @@ pub struct Rounds {
     pub span: Span,
 }
 
+/// `layers N { h = layer_norm(h + ...) ... }`: the updates run in order, N times over,
+/// each time with parameters of their own (an `nn.TransformerEncoder`'s layers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layers {
+    pub count: IntLit,
+    pub updates: Vec<Update>,
+    pub span: Span,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpdateOp {
     /// `t = expr`
@@ -167,7 +178,7 @@ pub enum UpdateOp {
     AddAssign,
 }
 
-/// One line of a `rounds` block.
+/// One line of a `rounds` or `layers` block.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Update {
     pub target: Ident,

@@ -109,6 +109,7 @@ fn parts(p: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
                 | Rule::kw_node
                 | Rule::kw_message
                 | Rule::kw_rounds
+                | Rule::kw_layers
                 | Rule::kw_loss
                 | Rule::kw_train
                 | Rule::kw_nodes
@@ -224,6 +225,11 @@ fn build_item(p: Pair<Rule>) -> PResult<Item> {
             let updates = it.map(build_update).collect::<PResult<_>>()?;
             Item::Rounds(Rounds { count, updates, span })
         }
+        Rule::layers => {
+            let count = int_lit(next(&mut it, span)?)?;
+            let updates = it.map(build_layer_update).collect::<PResult<_>>()?;
+            Item::Layers(Layers { count, updates, span })
+        }
         Rule::loss => Item::Loss(LossDecl {
             value: build_expr(next(&mut it, span)?)?,
             span,
@@ -311,6 +317,21 @@ fn build_graph<'a>(span: Span, mut it: impl Iterator<Item = Pair<'a, Rule>>) -> 
         }
     }
     Ok(g)
+}
+
+/// An update of a `layers` block; a block inside it is an error here, where its span is
+/// known (the grammar parses one level of nesting for this).
+fn build_layer_update(p: Pair<Rule>) -> PResult<Update> {
+    if p.as_rule() != Rule::nested_layers {
+        return build_update(p);
+    }
+    let span = span_of(&p);
+    let head = Span::new(span.start, span.start + "layers".len());
+    Err(
+        Diagnostic::new("`layers` blocks do not nest", head, "a block inside a `layers` block").with_help(
+            "write the inner updates out in the outer block, or use two `layers` blocks one after the other",
+        ),
+    )
 }
 
 fn build_update(p: Pair<Rule>) -> PResult<Update> {

@@ -96,20 +96,29 @@ impl Printer<'_> {
             }
             Item::Rounds(r) => {
                 self.line(1, &format!("rounds {} {}", r.count.value, self.at(r.span)));
-                for u in &r.updates {
-                    let op = match u.op {
-                        UpdateOp::Assign => "=",
-                        UpdateOp::AddAssign => "+=",
-                    };
-                    let head = format!("{} {op} {}", u.target.name, self.at(u.span));
-                    self.line(2, &head);
-                    self.expr(3, "", &u.value);
-                }
+                self.updates(&r.updates);
+            }
+            Item::Layers(l) => {
+                self.line(1, &format!("layers {} {}", l.count.value, self.at(l.span)));
+                self.updates(&l.updates);
             }
             Item::Loss(l) => {
                 self.line(1, &format!("loss {}", self.at(l.span)));
                 self.expr(2, "", &l.value);
             }
+        }
+    }
+
+    /// The updates of a `rounds` or `layers` block.
+    fn updates(&mut self, updates: &[Update]) {
+        for u in updates {
+            let op = match u.op {
+                UpdateOp::Assign => "=",
+                UpdateOp::AddAssign => "+=",
+            };
+            let head = format!("{} {op} {}", u.target.name, self.at(u.span));
+            self.line(2, &head);
+            self.expr(3, "", &u.value);
         }
     }
 

@@ -149,7 +149,7 @@ pub(super) fn rule_words(r: Rule) -> &'static str {
     match r {
         Rule::EOI => "end of file",
         Rule::program | Rule::model | Rule::kw_model => "`model`",
-        Rule::item => "an item (dims, input, label, graph, let, node, message, rounds or loss)",
+        Rule::item => "an item (dims, input, label, graph, let, node, message, rounds, layers or loss)",
         Rule::dims | Rule::kw_dims => "`dims`",
         Rule::dim_decl => "a dim such as `B = 64`",
         Rule::input | Rule::kw_input => "`input`",
@@ -168,6 +168,7 @@ pub(super) fn rule_words(r: Rule) -> &'static str {
         Rule::node_item | Rule::kw_node => "`node`",
         Rule::message | Rule::kw_message => "`message`",
         Rule::rounds | Rule::kw_rounds => "`rounds`",
+        Rule::layers | Rule::nested_layers | Rule::kw_layers => "`layers`",
         Rule::update => "an update such as `t += expr`",
         Rule::update_op => "'=' or '+='",
         Rule::loss | Rule::kw_loss => "`loss`",

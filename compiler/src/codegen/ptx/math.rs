@@ -1,4 +1,4 @@
-//! `exp`, `log` and `tanh` in PTX, as straight-line code (no branches, no `.approx`).
+//! `exp`, `log`, `tanh` and `erf` in PTX, as straight-line code (no branches, no `.approx`).
 //!
 //! `ex2.approx` / `lg2.approx` are fast but their error grows with the argument (for
 //! `exp(x) = ex2(x·log2 e)` the rounding of the product alone costs `|x|·2^-24`), so each
@@ -14,6 +14,9 @@
 //!   `e·ln2_hi - ((hfsq - (s·(hfsq+R) + e·ln2_lo)) - f)`.
 //! - `tanh`: for `|x| < 0.4` the odd Taylor series to `x^15` (truncation < 3e-10 relative);
 //!   otherwise `sign(x)·(1 - 2/(e^{2|x|} + 1))` with the `exp` above.
+//! - `erf`: `ir::erf`'s formula (a Taylor series below 0.5, Abramowitz–Stegun 7.1.26
+//!   above, both computed, then a select) with the `exp` above; the CPU runs the same
+//!   formula, so the backends differ only by their `exp`.
 //!
 //! Every function here has a Rust model ([`exp_model`], [`log_model`], [`tanh_model`])
 //! performing the same `f32` operations in the same order; the tests check the models
@@ -21,6 +24,7 @@
 //! 1e-6 relative, so the PTX text and the CPU agree within the 1e-5 the backends promise.
 
 use super::Body;
+use crate::ir::erf as erf_formula;
 
 const LOG2E: u32 = 0x3FB8_AA3B; // 1.442695
 const LN2_HI: f32 = f32::from_bits(0x3F31_7200); // 0.69314575: exact times any |n| <= 2^15
@@ -256,6 +260,43 @@ pub(super) fn tanh(b: &mut Body, x: &str) -> String {
     y
 }
 
+/// `y = erf(x)`: [`erf_formula::model`] with this file's `exp`.
+pub(super) fn erf(b: &mut Body, x: &str) -> String {
+    let (a, s, p, small) = (b.f(), b.f(), b.f(), b.f());
+    b.op(format!("abs.f32 {a}, {x};"));
+    b.op(format!("mul.rn.f32 {s}, {x}, {x};"));
+    b.op(format!("mov.f32 {p}, {};", fconst(erf_formula::TAYLOR[0])));
+    for &c in &erf_formula::TAYLOR[1..] {
+        b.op(format!("fma.rn.f32 {p}, {p}, {s}, {};", fconst(c)));
+    }
+    b.op(format!("mul.rn.f32 {small}, {x}, {p};"));
+    let (t, q) = (b.f(), b.f());
+    b.op(format!(
+        "fma.rn.f32 {t}, {}, {a}, 0f3F800000;",
+        fconst(erf_formula::AS_P)
+    ));
+    b.op(format!("div.rn.f32 {t}, 0f3F800000, {t};"));
+    b.op(format!("mov.f32 {q}, {};", fconst(erf_formula::AS_A[0])));
+    for &c in &erf_formula::AS_A[1..] {
+        b.op(format!("fma.rn.f32 {q}, {q}, {t}, {};", fconst(c)));
+    }
+    b.op(format!("mul.rn.f32 {q}, {q}, {t};"));
+    let minus_s = b.f();
+    b.op(format!("neg.f32 {minus_s}, {s};"));
+    let e = exp(b, &minus_s);
+    let (big, minus_big) = (b.f(), b.f());
+    b.op(format!("mul.rn.f32 {big}, {q}, {e};"));
+    b.op(format!("sub.rn.f32 {big}, 0f3F800000, {big};"));
+    b.op(format!("neg.f32 {minus_big}, {big};"));
+    let (negative, is_small) = (b.p(), b.p());
+    b.op(format!("setp.lt.f32 {negative}, {x}, 0f00000000;"));
+    b.op(format!("selp.f32 {big}, {minus_big}, {big}, {negative};"));
+    b.op(format!("setp.lt.f32 {is_small}, {a}, {};", fconst(erf_formula::SMALL)));
+    let y = b.f();
+    b.op(format!("selp.f32 {y}, {small}, {big}, {is_small};"));
+    y
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,5 +397,26 @@ mod tests {
         assert_eq!(tanh_model(f32::NEG_INFINITY), -1.0);
         assert!(tanh_model(f32::NAN).is_nan());
         assert_eq!(tanh_model(-0.0).to_bits(), (-0.0f32).to_bits());
+    }
+
+    #[test]
+    fn erf_matches_f64_and_the_cpu() {
+        let mut worst = 0.0f64;
+        for x in sweep(-6.0, 6.0, 200_001) {
+            let y = erf_formula::model(x, exp_model);
+            let cpu = erf_formula::model(x, f32::exp);
+            let exact = erf_formula::reference(x as f64);
+            if x != 0.0 {
+                worst = worst.max(rel(y, exact));
+            }
+            assert!(
+                (y - cpu).abs() <= 1e-6 * cpu.abs().max(1e-30),
+                "erf({x}) = {y}, cpu {cpu}"
+            );
+        }
+        assert!(worst < 1e-6, "worst relative error {worst}");
+        assert_eq!(erf_formula::model(f32::INFINITY, exp_model), 1.0);
+        assert_eq!(erf_formula::model(-40.0, exp_model), -1.0);
+        assert!(erf_formula::model(f32::NAN, exp_model).is_nan());
     }
 }

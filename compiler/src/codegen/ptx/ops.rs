@@ -2,7 +2,7 @@
 //!
 //! In: an op of `ir::ops` and its operand registers (f32, or s32 for `convert`). Out: the
 //! f32 register holding the result. IEEE round-to-nearest everywhere (`.rn`, no `.ftz`,
-//! no `.approx`); `exp`, `log`, `tanh` come from [`super::math`]. Adding an elementwise op
+//! no `.approx`); `exp`, `log`, `tanh`, `erf` come from [`super::math`]. Adding an elementwise op
 //! means one row here (see ARCHITECTURE.md, "How to add an op").
 
 use super::{math, Body};
@@ -14,6 +14,7 @@ pub(super) fn unary(b: &mut Body, op: Unary, x: &str) -> String {
         Unary::Exp => math::exp(b, x),
         Unary::Log => math::log(b, x),
         Unary::Tanh => math::tanh(b, x),
+        Unary::Erf => math::erf(b, x),
         Unary::Sqrt => one_instruction(b, "sqrt.rn.f32", x),
         Unary::Convert => one_instruction(b, "cvt.rn.f32.s32", x),
     }
