@@ -35,6 +35,30 @@ fn contract_fma(lk: &mut LoopKernel) {
     }
 }
 
+/// Flops of one Philox4x32-10 draw (10 rounds of two 32x32 multiplies and the key
+/// schedule), on the op table's scale.
+const PHILOX_FLOPS: f64 = 60.0;
+
+/// A loop's work per element, in units of about 8 flops (at least 1), from the op
+/// table's costs: a kernel of a few adds counts its elements, one that draws random
+/// numbers or calls `exp` counts more, so that the executor splits it across threads
+/// at fewer elements (measured: the transformer's dropout masks, 65,536 Philox draws,
+/// ran on one thread).
+fn cost_per_element(lk: &LoopKernel) -> usize {
+    let flops: f64 = lk
+        .exprs
+        .iter()
+        .map(|e| match e {
+            Expr::Unary(op, _) => op.flops(),
+            Expr::Binary(op, _, _) => op.flops(),
+            Expr::Fma(..) => 2.0,
+            Expr::Philox { .. } => PHILOX_FLOPS,
+            _ => 0.0,
+        })
+        .sum();
+    ((flops / 8.0).ceil() as usize).max(1)
+}
+
 pub(super) fn finish(body: KernelBody) -> Kernel {
     match body {
         KernelBody::Loop(mut lk) => {
@@ -51,7 +75,7 @@ pub(super) fn finish(body: KernelBody) -> Kernel {
                         Store::Reduce { at, .. } => at.coef[0] != 0,
                         _ => true,
                     });
-                    (lk.domain[0], split_ok, numel)
+                    (lk.domain[0], split_ok, numel.saturating_mul(cost_per_element(&lk)))
                 }
             };
             Kernel {
