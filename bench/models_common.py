@@ -8,6 +8,11 @@ fusion: text.npy i32 [R, 16], image.npy f32 [R, 3, 32, 32], audio.npy f32 [R, 50
         y.npy i32 [R]; batch i is rows [32 i, 32 (i + 1)).
 graph:  g.edges.npy i32 [2, E] (row 0 sources, row 1 destinations), x.npy f32 [N, 32],
         y.npy i32 [N]; one full-graph batch.
+transformer: chars.npy, bigrams.npy i32 [R, 16] (0 = padding), y.npy i32 [R]; batch i is
+        rows [64 i, 64 (i + 1)) (examples/transformer.mp on the language-id words).
+gat, gat-karate: as graph (examples/gat.mp at N=2000, E=10000, F=32 on mpc's seeded
+        block model, or the karate club as shipped); y is -1 on unlabeled nodes, which the
+        loss ignores. The model adds a self-loop to every node (the data has none).
 """
 
 import os
@@ -37,11 +42,40 @@ PARAMS = {
         "m2_w": "m2.linear.weight", "m2_b": "m2.linear.bias",  # [64, 4] message of layer 2
         "s2_w": "logits.linear.weight", "s2_b": "logits.linear.bias",  # [64, 4] self term
     },
+    "transformer": {
+        "chars": "x.embed.weight", "bigrams": "x.embed_1.weight",  # [52, 64], [2704, 64]
+        "pos": "x.embed_2.weight",  # [16, 64]: embed(positions(chars), 64)
+        # self_attention(.., heads: 4): in_proj [64, 192] (q, k, v side by side), out_proj [64, 64]
+        "in_w": "h.self_attention.in_proj.weight", "in_b": "h.self_attention.in_proj.bias",
+        "o_w": "h.self_attention.out_proj.weight", "o_b": "h.self_attention.out_proj.bias",
+        "ln1_w": "h.layer_norm.weight", "ln1_b": "h.layer_norm.bias",  # [64]
+        "fc1_w": "f.linear.weight", "fc1_b": "f.linear.bias",  # [64, 128] (the inner linear)
+        "fc2_w": "f.linear_1.weight", "fc2_b": "f.linear_1.bias",  # [128, 64]
+        "ln2_w": "f.layer_norm.weight", "ln2_b": "f.layer_norm.bias",  # [64]
+        "out_w": "logits.linear.weight", "out_b": "logits.linear.bias",  # [64, 5]
+    },
+    "gat": {
+        "lin1": "lin1.weight", "att_src1": "att_src1", "att_dst1": "att_dst1",  # [F, 32], [4, 8], [4, 8]
+        "bias1": "bias1",  # [32]
+        "lin2": "lin2.weight", "att_src2": "att_src2", "att_dst2": "att_dst2",  # [32, 2], [1, 2], [1, 2]
+        "bias2": "bias2",  # [2]
+    },
 }
+PARAMS["gat-karate"] = PARAMS["gat"]
+# Full-graph models: one batch of every node; the rest are row batches.
+GRAPHS = {"graph", "gat", "gat-karate"}
+# (heads, channels per head) of the GAT's two GATConv layers (examples/gat.mp).
+GAT_LAYERS = [(4, 8), (1, 2)]
+# mpc's `gelu` (grammar/README.md, "gelu is the tanh approximation"): "tanh" or "none"
+# (exact erf), PyTorch's `approximate=` spelling. If mpc's default changes, change this;
+# the sanity column (initial evaluation loss) shows a mismatch at ~1e-3.
+GELU = "tanh"
+# Dropout rates of the models that have dropout besides the text classifier's.
+DROPOUT = {"transformer": 0.2, "gat": 0.5, "gat-karate": 0.5}
 # Per-row inputs of each model, in the order the model's forward takes them, then labels.
-COLUMNS = {"text": ["tokens"], "fusion": ["text", "image", "audio"]}
-LR = {"text": 1e-3, "fusion": 1e-3, "graph": 1e-2}
-BATCH = {"text": 64, "fusion": 32, "graph": 2000}
+COLUMNS = {"text": ["tokens"], "fusion": ["text", "image", "audio"], "transformer": ["chars", "bigrams"]}
+LR = {"text": 1e-3, "fusion": 1e-3, "graph": 1e-2, "transformer": 3e-3, "gat": 1e-2, "gat-karate": 1e-2}
+BATCH = {"text": 64, "fusion": 32, "graph": 2000, "transformer": 64, "gat": 2000, "gat-karate": 34}
 N_NODES = 2000
 
 
@@ -63,11 +97,11 @@ def load(run, model):
     names = PARAMS[model]
     assert set(names.values()) == set(w.keys()), (sorted(w.keys()), sorted(names.values()))
     weights = {k: w[v] for k, v in names.items()}
-    if model == "graph":
+    if model in GRAPHS:
         return [{n: np.load(os.path.join(run, f"{n}.npy")) for n in ["g.edges", "x", "y"]}], weights
     cols = {n: np.load(os.path.join(run, f"{n}.npy")) for n in COLUMNS[model] + ["y"]}
-    if model == "text":
-        assert cols["tokens"].dtype == np.int32 and cols["y"].dtype == np.int32, (cols["tokens"].dtype, cols["y"].dtype)
+    if model in ("text", "transformer"):
+        assert all(cols[k].dtype == np.int32 for k in COLUMNS[model] + ["y"]), {k: v.dtype for k, v in cols.items()}
     b = BATCH[model]
     n = cols["y"].shape[0] // b
     batches = [{k: np.ascontiguousarray(v[i * b:(i + 1) * b]) for k, v in cols.items()} for i in range(n)]

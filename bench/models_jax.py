@@ -5,13 +5,18 @@ donated (updated in place); inference is jitted too. compile_ms is the ahead-of-
 lower + compile of both, so first_step_ms is the first run alone (compile_ms +
 first_step_ms is what a plain first call of a jitted function costs). Graph aggregation:
 `jax.ops.segment_sum` of the gathered per-node products, divided by the in-degree. The
-text classifier's dropout draws a fresh key per step (`fold_in` of the step number).
+text classifier's, the transformer's and the GAT's dropout draw a fresh key per step
+(`fold_in` of the step number). The transformer's attention is written out (in_proj,
+per-head scaled dot products with the padded keys at -inf, softmax, out_proj, as
+nn.MultiheadAttention computes it); the GAT's edge softmax is `jax.ops.segment_max` (no
+gradient through the shift, as PyG) / `segment_sum` over each destination's incoming
+edges, self-loops appended.
 
 Threads: run under `taskset -c 0..N-1`; XLA's CPU thread pool is sized from the cores
 the process may use, and with N = 1 the Eigen multi-threading is switched off
 (XLA_FLAGS, set below unless the caller set it).
 
-  python bench/models_jax.py --run DIR --model text|fusion|graph --threads N
+  python bench/models_jax.py --run DIR --model text|fusion|graph|transformer|gat|gat-karate --threads N
 
 Prints one JSON line (see bench/common.py).
 """
@@ -24,6 +29,7 @@ import common as c
 import models_common as mc
 
 DROPOUT = 0.5
+DROPS = {"text", "transformer", "gat", "gat-karate"}  # the models with dropout
 
 
 def xla_flags(threads):
@@ -68,6 +74,67 @@ def main():
             for _ in range(2):
                 t, v, a = t + (f(t, v) + f(t, a)), v + (f(v, t) + f(v, a)), a + (f(a, t) + f(a, v))
             return jnp.concatenate([t, v, a], axis=1) @ p["out_w"] + p["out_b"]
+    elif args.model == "transformer":
+        inputs = [tuple(jax.device_put(b[k]) for k in mc.COLUMNS["transformer"]) for b in batches]
+        p_drop, heads = mc.DROPOUT["transformer"], 4
+
+        def drop(key, x):
+            if key is None:
+                return x
+            keep = jax.random.bernoulli(key, 1.0 - p_drop, x.shape)
+            return jnp.where(keep, x / (1.0 - p_drop), 0.0)
+
+        def layer_norm(x, w, b):
+            mu = x.mean(axis=-1, keepdims=True)
+            var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+            return (x - mu) / jnp.sqrt(var + 1e-5) * w + b
+
+        def logits_of(p, key, chars, bigrams):
+            keys = [None] * 3 if key is None else list(jax.random.split(key, 3))
+            pad = chars == 0
+            bsz, seq = chars.shape
+            x = p["chars"][chars] + p["bigrams"][bigrams] + p["pos"][:seq]
+            d = x.shape[-1]
+            dh = d // heads
+            qkv = drop(keys[0], x) @ p["in_w"] + p["in_b"]  # [B, L, 3D]: q, k, v side by side
+            q, k, v = (qkv[..., i * d:(i + 1) * d].reshape(bsz, seq, heads, dh) for i in range(3))
+            s = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(float(dh))
+            s = jnp.where(pad[:, None, None, :], -jnp.inf, s)  # key_padding_mask
+            a = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(s, axis=-1), v).reshape(bsz, seq, d)
+            h = layer_norm(x + drop(keys[1], a @ p["o_w"] + p["o_b"]), p["ln1_w"], p["ln1_b"])
+            g = jax.nn.gelu(h @ p["fc1_w"] + p["fc1_b"], approximate=mc.GELU == "tanh")
+            f = layer_norm(h + drop(keys[2], g @ p["fc2_w"] + p["fc2_b"]), p["ln2_w"], p["ln2_b"])
+            keep = (~pad).astype(jnp.float32)[..., None]
+            pooled = (f * keep).sum(axis=1) / jnp.maximum(keep.sum(axis=1), 1.0)
+            return pooled @ p["out_w"] + p["out_b"]
+    elif args.model in ("gat", "gat-karate"):
+        edges = batches[0]["g.edges"]
+        n = batches[0]["x"].shape[0]
+        assert not (edges[0] == edges[1]).any(), "the data has self-loops; the loops below would double them"
+        loops = jnp.arange(n, dtype=jnp.int32)  # mpc's `self_loops`: edge E + i is i -> i
+        src = jnp.concatenate([jnp.asarray(edges[0]), loops])
+        dst = jnp.concatenate([jnp.asarray(edges[1]), loops])
+        inputs = [(jax.device_put(batches[0]["x"]),)]
+        p_drop = mc.DROPOUT["gat"]
+
+        def gat_conv(x, p, k, heads, ch):
+            z = (x @ p[f"lin{k}"]).reshape(n, heads, ch)
+            a_src = (z * p[f"att_src{k}"]).sum(-1)  # [N, H]
+            a_dst = (z * p[f"att_dst{k}"]).sum(-1)
+            e = jax.nn.leaky_relu(a_src[src] + a_dst[dst], 0.2)  # [E + N, H]
+            shift = jax.lax.stop_gradient(jax.ops.segment_max(e, dst, num_segments=n))
+            ex = jnp.exp(e - shift[dst])
+            alpha = ex / jax.ops.segment_sum(ex, dst, num_segments=n)[dst]
+            out = jax.ops.segment_sum(z[src] * alpha[..., None], dst, num_segments=n)
+            return out.reshape(n, heads * ch) + p[f"bias{k}"]
+
+        def logits_of(p, key, x):
+            (h1, c1), (h2, c2) = mc.GAT_LAYERS
+            h = jax.nn.elu(gat_conv(x, p, 1, h1, c1))
+            if key is not None:
+                keep = jax.random.bernoulli(key, 1.0 - p_drop, h.shape)
+                h = jnp.where(keep, h / (1.0 - p_drop), 0.0)
+            return gat_conv(h, p, 2, h2, c2)
     else:
         edges = batches[0]["g.edges"]
         src, dst = jnp.asarray(edges[0]), jnp.asarray(edges[1])
@@ -87,7 +154,12 @@ def main():
 
     def xent(logits, y):
         logp = jax.nn.log_softmax(logits)
-        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+        if args.model not in ("gat", "gat-karate"):
+            return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+        # The GAT's unlabeled nodes (-1) do not count, as in mpc's cross_entropy.
+        labeled = y >= 0
+        picked = jnp.take_along_axis(logp, jnp.maximum(y, 0)[:, None], axis=1)[:, 0]
+        return -jnp.sum(jnp.where(labeled, picked, 0.0)) / jnp.maximum(labeled.sum(), 1)
 
     def loss_fn(p, xs, y, key):
         return xent(logits_of(p, key, *xs), y)
@@ -124,9 +196,9 @@ def main():
     def train(i):
         s = state
         s["n"] += 1
-        # Only the text classifier has dropout; the others get a constant key, so their
-        # timed step has no extra dispatch.
-        key = jax.random.fold_in(base_key, s["n"]) if args.model == "text" else base_key
+        # Only the models with dropout get a fresh key; the others a constant one, so
+        # their timed step has no extra dispatch.
+        key = jax.random.fold_in(base_key, s["n"]) if args.model in DROPS else base_key
         s["p"], s["m"], s["v"], s["t"], loss = train_c(s["p"], s["m"], s["v"], s["t"], inputs[i], ys[i], key)
         jax.block_until_ready(s["p"])
         return float(loss)

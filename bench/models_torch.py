@@ -2,7 +2,7 @@
 and weights `models_common.py`'s): same data, initial weights, batch order and schedule
 as the mpc side.
 
-  python bench/models_torch.py --run DIR --model text|fusion|graph --threads N [--fused]
+  python bench/models_torch.py --run DIR --model text|fusion|graph|transformer|gat|gat-karate --threads N [--fused]
 
 --fused uses Adam(fused=True); otherwise the default Adam (on CPU: the per-parameter
 for-loop implementation). Prints one JSON line (see bench/common.py).
@@ -27,7 +27,7 @@ def main():
     torch.manual_seed(0)
     batches, w = mc.load(args.run, args.model)
     # Token ids must be int64 in PyTorch; convert once, outside the timings.
-    if args.model == "graph":
+    if args.model in mc.GRAPHS:
         inputs = [(torch.from_numpy(batches[0]["x"]),)]
     else:
         inputs = [
@@ -41,6 +41,10 @@ def main():
         model = tm.TextClassifier(w)
     elif args.model == "fusion":
         model = tm.Fusion(w)
+    elif args.model == "transformer":
+        model = tm.CharTransformer(w)
+    elif args.model in ("gat", "gat-karate"):
+        model = tm.Gat(w, torch.from_numpy(batches[0]["g.edges"]))
     else:
         model = tm.GraphSage(w, torch.from_numpy(batches[0]["g.edges"]), mc.N_NODES)
     opt = torch.optim.Adam(
@@ -48,10 +52,12 @@ def main():
     )
     setup_ms = c.ms(t0)
 
+    # ignore_index=-1: the GAT's unlabeled nodes (mpc's cross_entropy skips label -1);
+    # the other models have no -1 labels.
     def train_step(i):
         model.train()
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(*inputs[i]), ys[i])
+        loss = F.cross_entropy(model(*inputs[i]), ys[i], ignore_index=-1)
         loss.backward()
         opt.step()
         return loss.item()
@@ -59,7 +65,7 @@ def main():
     def eval_step(i):
         model.eval()
         with torch.inference_mode():
-            return F.cross_entropy(model(*inputs[i]), ys[i]).item()
+            return F.cross_entropy(model(*inputs[i]), ys[i], ignore_index=-1).item()
 
     out = {
         "framework": "torch",

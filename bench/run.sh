@@ -2,11 +2,14 @@
 # mpc vs PyTorch eager (Adam, fused Adam) vs JAX jit: same model, data, initial weights,
 # batch order and threads on every side.
 #
-#   bench/run.sh [text|fusion|graph|all] [--threads N] [--reps R] [--steps S] [--warmup W]
+#   bench/run.sh [text|fusion|graph|transformer|gat|gat-karate|all] [--threads N] [--reps R] [--steps S] [--warmup W]
 #                [--out DIR] [--quiet PCT] [--patience S]
 #
 # text: the text classifier (B=64, T=32, vocab 10000, Adam); fusion: examples/fusion.mp;
-# graph: a 2-layer mean-aggregation GNN (N=2000, E=10000); all: the three, one table each.
+# graph: a 2-layer mean-aggregation GNN (N=2000, E=10000); transformer:
+# examples/transformer.mp on the language-id words; gat: examples/gat.mp at N=2000,
+# E=10000, F=32 (PyG GATConv on the PyTorch side); gat-karate: examples/gat.mp on the
+# karate club as shipped; all: every model, one table each.
 # Builds mpc-bench in release, writes each model's run directory (data + initial weights,
 # `mpc-bench models --model M --write-only`), then runs the sides ONE AFTER ANOTHER, R
 # rounds (sides interleaved, so a change in machine load hits all of them), each process
@@ -16,16 +19,16 @@
 # worse, so before each run the script waits (up to --patience seconds) until the CPUs are
 # less than --quiet percent busy (default 15) over one second, and records how busy they
 # were. Defaults: text 5 rounds of 300 timed steps after 50 warm-up steps, patience 600 s;
-# fusion and graph 3 rounds of 200 after 30, patience 30 s (flags override all models).
+# the others 3 rounds of 200 after 30, patience 30 s (flags override all models).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-usage="usage: bench/run.sh [text|fusion|graph|all] [--threads N] [--reps R] [--steps S] [--warmup W] [--out DIR] [--quiet PCT] [--patience S]"
+usage="usage: bench/run.sh [text|fusion|graph|transformer|gat|gat-karate|all] [--threads N] [--reps R] [--steps S] [--warmup W] [--out DIR] [--quiet PCT] [--patience S]"
 models="text" threads=2 reps="" steps="" warmup="" out="" quiet=15 patience=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    text|fusion|graph) models="$1"; shift ;;
-    all) models="text fusion graph"; shift ;;
+    text|fusion|graph|transformer|gat|gat-karate) models="$1"; shift ;;
+    all) models="text fusion graph transformer gat gat-karate"; shift ;;
     --threads) threads="$2"; shift 2 ;;
     --reps) reps="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
@@ -40,13 +43,15 @@ py="$root/bench/.venv/bin/python"
 [ -x "$py" ] || { echo "bench/.venv is missing: run bench/setup.sh first" >&2; exit 1; }
 ncpu="$(nproc)"
 if [ "$threads" -lt 1 ] || [ "$threads" -gt "$ncpu" ]; then echo "--threads must be 1..$ncpu" >&2; exit 2; fi
-base="${out:-$root/target/bench-run}"
+# The cargo target directory (CARGO_TARGET_DIR when set, as cargo itself does).
+target="${CARGO_TARGET_DIR:-$root/target}"
+base="${out:-$target/bench-run}"
 
 cargo build --release --quiet -p mpc-bench
 # What was built: the commit, and whether the sources differed from it.
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git diff --quiet HEAD -- compiler runtime/src src bench/src 2>/dev/null || rev="$rev (+ uncommitted changes)"
-mpc="$root/target/release/mpc-bench"
+mpc="$target/release/mpc-bench"
 
 # Percent of all CPU time spent busy over one second (this script sleeps meanwhile).
 busy() {

@@ -11,11 +11,20 @@ graph:  2-layer mean-aggregation GNN; messages linear(x)[src] (the linear map ap
   node, then gathered per edge: the same product mpc's optimizer makes of the per-edge
   `linear(src)`), summed at the destination with index_add_ and divided by the in-degree
   (nodes without in-edges get 0), plus linear(x) of the node itself.
+transformer: examples/transformer.mp: embed(chars) + embed(bigrams) + learned positions;
+  h = LayerNorm(x + drop(MHA(drop(x)))) with nn.MultiheadAttention(64, 4,
+  batch_first=True) and key_padding_mask = chars == 0; f = LayerNorm(h +
+  drop(fc2(gelu(fc1(h))))); masked mean over the real positions; linear 5. Dropout 0.2.
+gat, gat-karate: examples/gat.mp: PyG GATConv(F, 8, heads=4) -> ELU -> dropout 0.5 ->
+  GATConv(32, 2, heads=1), PyG's own self-loops (add_self_loops=True, the default; the
+  data has no loops, so this is exactly mpc's `self_loops`).
 """
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import models_common as mc
 
 DROPOUT = 0.5
 
@@ -86,3 +95,69 @@ class GraphSage(nn.Module):
     def forward(self, x):
         h = F.relu(self.propagate(self.m1, x) + self.s1(x))
         return self.propagate(self.m2, h) + self.s2(h)
+
+
+def param(a):
+    return nn.Parameter(torch.from_numpy(a).clone())
+
+
+class CharTransformer(nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        d = w["pos"].shape[1]
+        self.chars = nn.Embedding.from_pretrained(torch.from_numpy(w["chars"]).clone(), freeze=False)
+        self.bigrams = nn.Embedding.from_pretrained(torch.from_numpy(w["bigrams"]).clone(), freeze=False)
+        self.pos = param(w["pos"])  # [L, D]: row t is position t's embedding
+        self.attn = nn.MultiheadAttention(d, 4, batch_first=True)
+        with torch.no_grad():
+            # mpc: [D, 3D] (q, k, v side by side) and [D, D], [in, out]; PyTorch [out, in].
+            self.attn.in_proj_weight.copy_(torch.from_numpy(w["in_w"]).t())
+            self.attn.in_proj_bias.copy_(torch.from_numpy(w["in_b"]))
+            self.attn.out_proj.weight.copy_(torch.from_numpy(w["o_w"]).t())
+            self.attn.out_proj.bias.copy_(torch.from_numpy(w["o_b"]))
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        with torch.no_grad():
+            for ln, k in [(self.ln1, "ln1"), (self.ln2, "ln2")]:
+                ln.weight.copy_(torch.from_numpy(w[f"{k}_w"]))
+                ln.bias.copy_(torch.from_numpy(w[f"{k}_b"]))
+        self.fc1, self.fc2 = lin(w["fc1_w"], w["fc1_b"]), lin(w["fc2_w"], w["fc2_b"])
+        self.out = lin(w["out_w"], w["out_b"])
+        self.drop = nn.Dropout(mc.DROPOUT["transformer"])
+
+    def forward(self, chars, bigrams):
+        pad = chars == 0
+        x = self.chars(chars) + self.bigrams(bigrams) + self.pos[: chars.shape[1]]
+        xd = self.drop(x)  # mpc drops the attention's input too: self_attention(dropout(x, 0.2))
+        a = self.attn(xd, xd, xd, key_padding_mask=pad, need_weights=False)[0]
+        h = self.ln1(x + self.drop(a))
+        f = self.ln2(h + self.drop(self.fc2(F.gelu(self.fc1(h), approximate=mc.GELU))))
+        keep = (~pad).float().unsqueeze(-1)
+        return self.out((f * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0))
+
+
+def gat_conv(w, k, fan_in, heads, out):
+    """PyG GATConv holding mpc's layer-k weights (as bench/parity_gat.py loads them)."""
+    from torch_geometric.nn import GATConv  # imported here: only the GAT runs pay for it
+
+    conv = GATConv(fan_in, out, heads=heads, concat=True, negative_slope=0.2, add_self_loops=True)
+    with torch.no_grad():
+        conv.lin.weight.copy_(torch.from_numpy(w[f"lin{k}"]).t())  # [in, H*C] -> [H*C, in]
+        conv.att_src.copy_(torch.from_numpy(w[f"att_src{k}"]).reshape(1, heads, out))
+        conv.att_dst.copy_(torch.from_numpy(w[f"att_dst{k}"]).reshape(1, heads, out))
+        conv.bias.copy_(torch.from_numpy(w[f"bias{k}"]))
+    return conv
+
+
+class Gat(nn.Module):
+    def __init__(self, w, edges):
+        super().__init__()
+        assert not bool((edges[0] == edges[1]).any()), "GATConv would drop the data's self-loops; mpc keeps them"
+        (h1, c1), (h2, c2) = mc.GAT_LAYERS
+        self.conv1 = gat_conv(w, 1, w["lin1"].shape[0], h1, c1)
+        self.conv2 = gat_conv(w, 2, h1 * c1, h2, c2)
+        self.edge_index = edges.long()
+        self.p = mc.DROPOUT["gat"]
+
+    def forward(self, x):
+        h = F.dropout(F.elu(self.conv1(x, self.edge_index)), self.p, self.training)
+        return self.conv2(h, self.edge_index)

@@ -5,14 +5,14 @@
 //!
 //! ```sh
 //! cargo run --release -p mpc-bench -- step [--threads N] [--out DIR] [--profile]
-//! cargo run --release -p mpc-bench -- models --model fusion|graph [--params] [--profile]
+//! cargo run --release -p mpc-bench -- models --model fusion|graph|transformer|gat|gat-karate [--params] [--profile]
 //! cargo run --release -p mpc-bench -- opt
 //! cargo run --release -p mpc-bench -- chain --layers N [--threads T] [--session]
 //! ```
 //!
 //! - `step`: the text classifier (`examples/text_classifier.mp`, B=64, T=32, vocab 10000,
 //!   Adam) on the JIT backend; the same as `models --model text`.
-//! - `models --model fusion|graph|text`: see `workload.rs` for each model and its data.
+//! - `models --model fusion|graph|text|transformer|gat|gat-karate`: see `workload.rs` for each model and its data.
 //!   Both write the run directory the peers read (`--out`, default `target/bench-run`:
 //!   the data as `.npy` and `init.safetensors`, the session's initial parameters, linear
 //!   weights `[in, out]`), then time compilation (`pipeline::compile` and session creation:
@@ -57,7 +57,7 @@ struct Cli {
 enum Command {
     /// The text classifier's training step, inference and compile time (= models --model text)
     Step(RunOpts),
-    /// The fusion, graph or text model's training step, inference and compile time
+    /// A model's training step, inference and compile time (text, fusion, graph, transformer, gat, gat-karate)
     Models {
         #[arg(long, value_enum)]
         model: Workload,
@@ -94,7 +94,7 @@ struct RunOpts {
     out: PathBuf,
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Batches of data to generate (default: text 64, fusion 32; the graph is one batch)
+    /// Batches of data to generate (default: text and transformer 64, fusion 32; a graph is one batch)
     #[arg(long)]
     batches: Option<usize>,
     #[arg(long, default_value_t = 50)]
@@ -128,7 +128,7 @@ fn bench(w: Workload, o: &RunOpts) -> Result<(), String> {
     }
     // Compile first, before any data exists, so peak RSS and timings are the step's own.
     let t = Instant::now();
-    let compiled = compile(w.source(), &[]).map_err(|d| format!("{d:?}"))?;
+    let compiled = compile(w.source(), &w.dims()).map_err(|d| format!("{d:?}"))?;
     let frontend_ms = ms(t);
     let shapes = specialize::params(&compiled.model, &compiled.dims)?;
     let meta = Meta {
@@ -148,7 +148,8 @@ fn bench(w: Workload, o: &RunOpts) -> Result<(), String> {
     }
 
     let b = session.batch_size();
-    let data = w.data(b, o.batches.unwrap_or(w.default_batches()));
+    let (model, dims) = (&session.compiled.model, &session.compiled.dims);
+    let data = w.data(model, dims, b, o.batches.unwrap_or(w.default_batches()))?;
     std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
     workload::write_columns(&o.out, &data)?;
     checkpoint::save(&o.out.join("init.safetensors"), session.params()?, &shapes, &meta)?;
@@ -238,5 +239,14 @@ mod tests {
         let cli = Cli::try_parse_from(["mpc-bench", "step", "--out", "d", "--write-only"]).unwrap();
         assert!(matches!(cli.command, Command::Step(RunOpts { write_only: true, .. })));
         assert!(Cli::try_parse_from(["mpc-bench", "models", "--model", "nope"]).is_err());
+        for (name, w) in [
+            ("transformer", Workload::Transformer),
+            ("gat", Workload::Gat),
+            ("gat-karate", Workload::GatKarate),
+        ] {
+            let cli = Cli::try_parse_from(["mpc-bench", "models", "--model", name, "--profile"]).unwrap();
+            assert!(matches!(cli.command, Command::Models { model, opts } if model == w && opts.profile));
+            assert_eq!(w.name(), name);
+        }
     }
 }

@@ -10,7 +10,7 @@
 use crate::timing::median;
 use mpc_compiler::pipeline;
 use mpc_compiler::schedule::{self, BufKind, KernelBody};
-use mpc_compiler::signature::{SEED, STEP};
+use mpc_compiler::signature::{POSITIONS, SEED, STEP};
 use mpc_runtime::backend::jit::splits;
 use mpc_runtime::backend::pool::Pool;
 use mpc_runtime::data::Tensor;
@@ -48,6 +48,8 @@ pub fn profile(
             let src: Vec<u8> = match name.as_str() {
                 SEED => seed.iter().flat_map(|v| v.to_le_bytes()).collect(),
                 STEP => step.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                // 0..T, as the session fills it (`embed(positions(x), D)`, causal masks).
+                POSITIONS => (0..buf.len as i32).flat_map(|v| v.to_le_bytes()).collect(),
                 _ => match batch.iter().find(|(n, _)| n == name).map(|(_, c)| c) {
                     Some(Tensor::Int(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
                     Some(Tensor::Float(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),

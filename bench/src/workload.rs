@@ -14,8 +14,21 @@
 //!   classes, inlined below), full batch: seeded uniform random directed edges
 //!   (`g.edges.npy` i32 [2, E]: sources, destinations), x N(0,1) (`x.npy` f32 [N, 32]),
 //!   uniform labels (`y.npy` i32 [N]).
+//! - `transformer`: `examples/transformer.mp` as shipped (B=64, L=16, D=64, 4 heads, 5
+//!   classes) on its default data, the language-id words (the first `batches` x 64
+//!   training words: `chars.npy`, `bigrams.npy` i32 [R, 16], `y.npy` i32 [R]).
+//! - `gat`: `examples/gat.mp` at N=2000, E=10000, F=32 (the `--dim` override of the
+//!   example, the graph benchmark's size) on its default data there, mpc's seeded
+//!   stochastic block model: half the nodes labeled (-1 elsewhere), full batch
+//!   (`g.edges.npy`, `x.npy`, `y.npy`). The example's `self_loops` adds N loops: 12,000
+//!   edges per layer.
+//! - `gat-karate`: `examples/gat.mp` as shipped on the karate club (34 nodes, 156 edges +
+//!   34 loops, 8 labeled): microseconds of work, so mostly per-step overhead.
 
 use mpc_compiler::seeded::SplitMix64;
+use mpc_compiler::specialize::DimValues;
+use mpc_compiler::CheckedModel;
+use mpc_runtime::data::defaults::default_dataset;
 use mpc_runtime::data::synthetic::TokenTask;
 use mpc_runtime::data::{npy, Dataset, Tensor};
 use std::path::Path;
@@ -30,6 +43,11 @@ pub const MODEL_SEED: u64 = 42;
 const FUSION: &str = include_str!("../../examples/fusion.mp");
 
 const TEXT: &str = include_str!("../../examples/text_classifier.mp");
+
+/// The character Transformer and the two-layer GAT, compiled from the example files
+/// themselves (the GAT at other sizes through `--dim`-style overrides, `Workload::dims`).
+const TRANSFORMER: &str = include_str!("../../examples/transformer.mp");
+const GAT: &str = include_str!("../../examples/gat.mp");
 
 /// examples/graph.mp at N=2000, E=10000, F=32, 64 hidden units, 4 classes.
 const GRAPH: &str = "
@@ -53,6 +71,9 @@ pub enum Workload {
     Text,
     Fusion,
     Graph,
+    Transformer,
+    Gat,
+    GatKarate,
 }
 
 impl Workload {
@@ -61,6 +82,9 @@ impl Workload {
             Workload::Text => "text",
             Workload::Fusion => "fusion",
             Workload::Graph => "graph",
+            Workload::Transformer => "transformer",
+            Workload::Gat => "gat",
+            Workload::GatKarate => "gat-karate",
         }
     }
 
@@ -69,6 +93,19 @@ impl Workload {
             Workload::Text => TEXT,
             Workload::Fusion => FUSION,
             Workload::Graph => GRAPH,
+            Workload::Transformer => TRANSFORMER,
+            Workload::Gat | Workload::GatKarate => GAT,
+        }
+    }
+
+    /// Dim values other than the source's defaults (`mpc --dim NAME=SIZE`).
+    pub fn dims(self) -> Vec<(String, usize)> {
+        match self {
+            Workload::Gat => [("N", 2000), ("E", 10000), ("F", 32)]
+                .iter()
+                .map(|&(k, v)| (k.to_string(), v))
+                .collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -77,14 +114,17 @@ impl Workload {
         match self {
             Workload::Text => 64,
             Workload::Fusion => 32,
-            Workload::Graph => 1,
+            Workload::Graph | Workload::Gat | Workload::GatKarate => 1,
+            Workload::Transformer => 64,
         }
     }
 
-    /// `batches` batches of `b` rows (the graph: its nodes, one full batch).
-    pub fn data(self, b: usize, batches: usize) -> Dataset {
+    /// `batches` batches of `b` rows (a graph: its nodes, one full batch). The examples
+    /// (`transformer`, `gat`, `gat-karate`) get the default data `mpc train` would train
+    /// them on (their training part), for the model and dims compiled.
+    pub fn data(self, model: &CheckedModel, dims: &DimValues, b: usize, batches: usize) -> Result<Dataset, String> {
         let mut rng = SplitMix64::new(DATA_SEED);
-        match self {
+        Ok(match self {
             Workload::Text => TokenTask {
                 rows: b * batches,
                 seq_len: 32,
@@ -125,7 +165,13 @@ impl Workload {
                     full_batch: true,
                 }
             }
-        }
+            Workload::Transformer => {
+                let (train, _) = default_dataset(model, dims, DATA_SEED)?;
+                let keep = (b * batches).min(train.rows);
+                train.split_tail(train.rows - keep).0
+            }
+            Workload::Gat | Workload::GatKarate => default_dataset(model, dims, DATA_SEED)?.0,
+        })
     }
 }
 
