@@ -66,10 +66,10 @@ PARAMS["gat-karate"] = PARAMS["gat"]
 GRAPHS = {"graph", "gat", "gat-karate"}
 # (heads, channels per head) of the GAT's two GATConv layers (examples/gat.mp).
 GAT_LAYERS = [(4, 8), (1, 2)]
-# mpc's `gelu` (grammar/README.md, "gelu is the tanh approximation"): "tanh" or "none"
-# (exact erf), PyTorch's `approximate=` spelling. If mpc's default changes, change this;
-# the sanity column (initial evaluation loss) shows a mismatch at ~1e-3.
-GELU = "tanh"
+# mpc's plain `gelu` (grammar/README.md: the exact erf form, PyTorch's default): "none",
+# PyTorch's `approximate=` spelling ("tanh" for `gelu(x, approximate: tanh)`). The sanity
+# column (initial evaluation loss) shows a mismatch at ~1e-3 if they disagree.
+GELU = "none"
 # Dropout rates of the models that have dropout besides the text classifier's.
 DROPOUT = {"transformer": 0.2, "gat": 0.5, "gat-karate": 0.5}
 # Per-row inputs of each model, in the order the model's forward takes them, then labels.
