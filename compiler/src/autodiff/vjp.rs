@@ -138,8 +138,8 @@ fn unary(b: &mut Builder, op: Unary, x: ValueId, y: ValueId, g: ValueId) -> Opti
             let two_y = b.scale(y, 2.0);
             b.div(g, two_y)
         }
-        // An integer operand has no gradient.
-        Unary::Convert => return None,
+        // An integer operand has no gradient; a stopped one by definition.
+        Unary::Convert | Unary::StopGradient => return None,
     })
 }
 

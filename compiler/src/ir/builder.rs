@@ -127,6 +127,10 @@ impl Builder {
     pub fn erf(&mut self, x: ValueId) -> ValueId {
         self.unary(Unary::Erf, x)
     }
+    /// `x` without a gradient (see [`Unary::StopGradient`]).
+    pub fn stop_gradient(&mut self, x: ValueId) -> ValueId {
+        self.unary(Unary::StopGradient, x)
+    }
     pub fn sqrt(&mut self, x: ValueId) -> ValueId {
         self.unary(Unary::Sqrt, x)
     }

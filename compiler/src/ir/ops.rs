@@ -89,6 +89,9 @@ elementwise_ops! {
         Erf     = "erf",     F32,    20.0,  |x| T::from_f64(super::erf::reference(x.to_f64()));
         /// i32 -> f32.
         Convert = "convert", I32,    1.0,   |x| x;
+        /// `x`, with no gradient: a shift that cancels (a softmax's max), kept out of
+        /// the backward pass.
+        StopGradient = "stop_gradient", F32, 0.0, |x| x;
     }
     binary {
         // op     mnemonic   flops  reference

@@ -74,7 +74,7 @@ impl Lowering<'_> {
     /// incoming edges, `alpha = softmax` of the edges' scores over those edges, per head
     /// (scores `[E', H]`; head `h` weighs columns `h*D/H..(h+1)*D/H` of the messages
     /// `[E', D]`). The softmax is shifted by each destination's max score, so no exp
-    /// overflows; the shift cancels in the weights, and so does its gradient.
+    /// overflows; the shift cancels in the weights, so it is a constant to autodiff.
     pub(super) fn softmax_aggregate(
         &mut self,
         g: usize,
@@ -91,8 +91,10 @@ impl Lowering<'_> {
             return Err(format!("{heads} heads of scores cannot weigh messages of width {d}"));
         }
         let b = &mut self.b;
-        // A row no edge reaches stays -inf here, but no edge gathers it back.
+        // A row no edge reaches stays -inf here, but no edge gathers it back. The shift
+        // cancels in alpha, so it takes no gradient (as in PyG and JAX): no argmax.
         let max = b.scatter_max(scores, dst, n);
+        let max = b.stop_gradient(max);
         let shift = b.gather(max, dst);
         let shifted = b.sub(scores, shift);
         let weights = b.exp(shifted);

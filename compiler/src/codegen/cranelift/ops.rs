@@ -21,6 +21,7 @@ impl Gen<'_, '_, '_> {
             Unary::Sqrt => self.fb.ins().sqrt(x),
             Unary::Erf => self.erf(x),
             Unary::Convert => self.int_to_float(x),
+            Unary::StopGradient => x,
         }
     }
 

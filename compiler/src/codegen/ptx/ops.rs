@@ -17,6 +17,7 @@ pub(super) fn unary(b: &mut Body, op: Unary, x: &str) -> String {
         Unary::Erf => math::erf(b, x),
         Unary::Sqrt => one_instruction(b, "sqrt.rn.f32", x),
         Unary::Convert => one_instruction(b, "cvt.rn.f32.s32", x),
+        Unary::StopGradient => x.to_string(),
     }
 }
 
