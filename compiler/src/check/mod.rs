@@ -364,18 +364,8 @@ impl<'p> Checker<'p> {
                     continue;
                 };
                 let old_ty = self.bindings[index].1.ty.clone();
-                let value = match u.op {
-                    ast::UpdateOp::Assign => value,
-                    ast::UpdateOp::AddAssign => {
-                        let current = TExpr {
-                            kind: TKind::Binding(index),
-                            ty: old_ty.clone(),
-                        };
-                        match self.arith(Arith::Add, current, u.target.span, value, u.value.span) {
-                            Some(v) => v,
-                            None => continue,
-                        }
-                    }
+                let Some(value) = self.updated(u, index, value) else {
+                    continue;
                 };
                 if value.ty != old_ty {
                     self.error(Diagnostic::new(

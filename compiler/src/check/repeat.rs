@@ -77,6 +77,22 @@ impl Checker<'_> {
         }
     }
 
+    /// The new value of an update of binding `index`: `value` for `h = value`, the sum
+    /// for `h += value` (`None` when the sum does not check). Shared by `rounds` and
+    /// `layers`.
+    pub(super) fn updated(&mut self, u: &ast::Update, index: usize, value: TExpr) -> Option<TExpr> {
+        match u.op {
+            ast::UpdateOp::Assign => Some(value),
+            ast::UpdateOp::AddAssign => {
+                let current = TExpr {
+                    kind: TKind::Binding(index),
+                    ty: self.bindings[index].1.ty.clone(),
+                };
+                self.arith(Arith::Add, current, u.target.span, value, u.value.span)
+            }
+        }
+    }
+
     /// `h = value` (or `h += value`): a new binding `name` for `h`, which must keep its
     /// type.
     fn apply_layer_update(&mut self, u: &ast::Update, value: TExpr, name: String) {
@@ -84,18 +100,8 @@ impl Checker<'_> {
             return;
         };
         let old_ty = self.bindings[index].1.ty.clone();
-        let value = match u.op {
-            ast::UpdateOp::Assign => value,
-            ast::UpdateOp::AddAssign => {
-                let current = TExpr {
-                    kind: TKind::Binding(index),
-                    ty: old_ty.clone(),
-                };
-                match self.arith(Arith::Add, current, u.target.span, value, u.value.span) {
-                    Some(v) => v,
-                    None => return,
-                }
-            }
+        let Some(value) = self.updated(u, index, value) else {
+            return;
         };
         if value.ty != old_ty {
             self.error(
