@@ -159,7 +159,9 @@ class Padded(torch.nn.Module):
         return F.linear(pooled, self.out_w, self.out_b)
 
 
-def fixture(mpc, name, build, tokens, y, data_dir="data"):
+def fixture(mpc, name, build, inputs, y, data_dir="data", made_by="bench/parity.py"):
+    """Writes <name>.json: the logits of `build(mpc's initial weights)(*inputs)` and the
+    losses of 20 full-batch Adam steps (labels -1 ignored). bench/parity_gat.py uses it too."""
     with tempfile.TemporaryDirectory() as tmp:
         init = pathlib.Path(tmp) / "init.safetensors"
         subprocess.run(
@@ -170,17 +172,17 @@ def fixture(mpc, name, build, tokens, y, data_dir="data"):
     torch.manual_seed(0)
     model = build(w)
     with torch.no_grad():
-        logits = model(tokens)
+        logits = model(*inputs)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     losses = []
     for _ in range(STEPS):
         opt.zero_grad()
-        loss = F.cross_entropy(model(tokens), y)
+        loss = F.cross_entropy(model(*inputs), y, ignore_index=-1)
         loss.backward()
         opt.step()
         losses.append(loss.item())
     expected = {
-        "made_by": "bench/parity.py (torch %s)" % torch.__version__,
+        "made_by": "%s (torch %s)" % (made_by, torch.__version__),
         "initial_logits": logits.flatten().tolist(),
         "losses": losses,
     }
@@ -193,12 +195,12 @@ def main():
     ap.add_argument("--mpc", required=True)
     args = ap.parse_args()
     tokens, y = data(HERE / "data")
-    fixture(args.mpc, "blocks", Blocks, tokens, y)
-    fixture(args.mpc, "encoder", Encoder, tokens, y)
-    fixture(args.mpc, "decoder", lambda w: Encoder(w, causal=True), tokens, y)
-    fixture(args.mpc, "encoder2", Stack, tokens, y)
+    fixture(args.mpc, "blocks", Blocks, (tokens,), y)
+    fixture(args.mpc, "encoder", Encoder, (tokens,), y)
+    fixture(args.mpc, "decoder", lambda w: Encoder(w, causal=True), (tokens,), y)
+    fixture(args.mpc, "encoder2", Stack, (tokens,), y)
     tokens, y = data(HERE / "data_padded", padded=True)
-    fixture(args.mpc, "padded", Padded, tokens, y, "data_padded")
+    fixture(args.mpc, "padded", Padded, (tokens,), y, "data_padded")
 
 
 if __name__ == "__main__":

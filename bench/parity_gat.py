@@ -18,20 +18,17 @@ with mpc from the same seed and compares at 1e-4 relative.
 """
 
 import argparse
-import json
 import pathlib
-import subprocess
-import tempfile
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import torch_geometric
-from safetensors.torch import load_file
 from torch_geometric.nn import GATConv
 
-HERE = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "parity"
-N, E, FEATURES, CLASSES, STEPS, LR = 10, 24, 5, 3, 20, 1e-2
+from parity import HERE, fixture
+
+N, E, FEATURES, CLASSES = 10, 24, 5, 3
 
 
 def data(out: pathlib.Path):
@@ -87,41 +84,14 @@ class GatIsolated(torch.nn.Module):
         return self.out(F.elu(self.conv(x, edge_index)))
 
 
-def fixture(mpc, name, build, edge_index, x, y):
-    with tempfile.TemporaryDirectory() as tmp:
-        init = pathlib.Path(tmp) / "init.safetensors"
-        subprocess.run(
-            [mpc, "train", str(HERE / f"{name}.mp"), "--data", str(HERE / "data_graph"), "--epochs", "0",
-             "--save", str(init)],
-            check=True, capture_output=True)
-        w = load_file(str(init))
-    model = build(w)
-    with torch.no_grad():
-        logits = model(x, edge_index)
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    losses = []
-    for _ in range(STEPS):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x, edge_index), y, ignore_index=-1)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    expected = {
-        "made_by": "bench/parity_gat.py (torch %s, torch_geometric %s)" % (torch.__version__, torch_geometric.__version__),
-        "initial_logits": logits.flatten().tolist(),
-        "losses": losses,
-    }
-    (HERE / f"{name}.json").write_text(json.dumps(expected, indent=1) + "\n")
-    print(name, "losses", losses[0], "->", losses[-1])
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mpc", required=True)
     args = ap.parse_args()
     edge_index, x, y = data(HERE / "data_graph")
-    fixture(args.mpc, "gat", Gat, edge_index, x, y)
-    fixture(args.mpc, "gat_isolated", GatIsolated, edge_index, x, y)
+    made_by = "bench/parity_gat.py (torch_geometric %s)" % torch_geometric.__version__
+    fixture(args.mpc, "gat", Gat, (x, edge_index), y, "data_graph", made_by)
+    fixture(args.mpc, "gat_isolated", GatIsolated, (x, edge_index), y, "data_graph", made_by)
 
 
 if __name__ == "__main__":
