@@ -177,10 +177,10 @@ pub fn column_from_npy(bytes: &[u8], spec: &InputSpec) -> Result<(usize, Tensor)
             (0..a.len())
                 .map(|i| match a.int(i) {
                     Some(v) if v.unsigned_abs() <= EXACT_IN_F32 => Ok(v as f32),
-                    _ => Err(format!(
+                    big => Err(format!(
                         "{}: integer {} is not exact as f32 (magnitude above 2^24); save floats",
                         place(i)(),
-                        a.int(i).map_or("above i64::MAX".to_string(), |v| v.to_string())
+                        big.map_or("above i64::MAX".to_string(), |v| v.to_string())
                     )),
                 })
                 .collect::<Result<_, _>>()?,
