@@ -6,6 +6,7 @@ use crate::load::error;
 use mpc_compiler::specialize::{batch_dim_name, DimValues};
 use mpc_compiler::CheckedModel;
 use mpc_runtime::data::defaults::default_dataset_named;
+use mpc_runtime::data::graphs::Capacity;
 use mpc_runtime::data::load::{held_out_rule, input_specs, load_eval, load_split, HeldOut};
 use mpc_runtime::data::Dataset;
 use std::cell::Cell;
@@ -45,14 +46,14 @@ pub fn batch_override(
     dims: &[(String, usize)],
 ) -> Result<Vec<(String, usize)>, String> {
     let name = batch_dim_name(model);
-    if let (Some(n), Some(g)) = (batch, model.graphs.first()) {
+    if let (Some(n), Some(g)) = (batch, model.graphs.iter().find(|g| g.graphs.is_none())) {
         return Err(format!(
             "--batch {n}: model '{}' is a graph model: it trains on every node of graph '{}' at once (its batch \
              is the node count {}; --dim sets it)",
             model.name, g.name, g.nodes
         ));
     }
-    if !model.graphs.is_empty() {
+    if model.graphs.iter().any(|g| g.graphs.is_none()) {
         return Ok(Vec::new());
     }
     match (batch, name) {
@@ -167,4 +168,59 @@ fn default_data(
 ) -> Result<(Dataset, Dataset, &'static str), ExitCode> {
     default_dataset_named(model, dims, seed)
         .map_err(|e| error(&format!("{}: {e}; give it data with --data DIR", file.display())))
+}
+
+/// For a model with a batch of graphs (`graph g { .., graphs G }`): the capacity that
+/// holds every batch the run assembles (`batches`, per data set, rows of it), set on
+/// each data set so that every batch is padded to it, and the dims that compile the
+/// step at that capacity (the graph's node and edge dims). One compiled step then serves
+/// every batch. Empty for other models.
+pub fn fit_graph_capacity(
+    model: &CheckedModel,
+    dims: &DimValues,
+    sets: Vec<(&mut Dataset, Vec<Vec<usize>>)>,
+) -> Result<Vec<(String, usize)>, String> {
+    let Some(g) = model.graphs.iter().find(|g| g.graphs.is_some()) else {
+        return Ok(Vec::new());
+    };
+    let Some(graphs) = &g.graphs else {
+        return Ok(Vec::new());
+    };
+    let slots = mpc_compiler::specialize::concrete(std::slice::from_ref(graphs), dims)?[0];
+    let mut cap = Capacity {
+        graphs: slots,
+        nodes: 1,
+        edges: 1,
+    };
+    for (set, batches) in &sets {
+        if let Some(rows) = &set.graphs {
+            let c = rows.capacity_for(slots, batches.iter().map(|b| b.as_slice()));
+            cap.nodes = cap.nodes.max(c.nodes);
+            cap.edges = cap.edges.max(c.edges);
+        }
+    }
+    for (set, _) in sets {
+        if let Some(rows) = &mut set.graphs {
+            rows.capacity = Some(cap);
+        }
+    }
+    let mut out = Vec::new();
+    for (dim, value, what) in [(&g.nodes, cap.nodes, "nodes"), (&g.edges, cap.edges, "edges")] {
+        let name = dim.to_string();
+        if !model.dims.iter().any(|d| d.name == name) {
+            return Err(format!(
+                "graph '{}' is a batch of graphs, so its {what} must be a dim (declared in dims), which the data \
+                 sets; it is {name}",
+                g.name
+            ));
+        }
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// The batches `Session::evaluate` runs on `data`: rows in order, `batch` at a time.
+pub fn eval_batches(data: &Dataset, batch: usize) -> Vec<Vec<usize>> {
+    let order: Vec<usize> = (0..data.rows).collect();
+    order.chunks(batch.max(1)).map(|c| c.to_vec()).collect()
 }

@@ -11,7 +11,7 @@
 //! optimization; `Session` hides the backend.
 
 use crate::budget;
-use crate::data::{batch_override, parse_fraction, parse_lr, parse_positive, Source};
+use crate::data::{batch_override, eval_batches, fit_graph_capacity, parse_fraction, parse_lr, parse_positive, Source};
 use crate::load::{error, fail, Loaded};
 use crate::ModelArgs;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -66,9 +66,10 @@ pub struct TrainOpts {
 }
 
 fn show(m: &Metrics) -> String {
-    match m.accuracy {
-        Some(a) => format!("loss {:.4}  accuracy {:.3}", m.loss, a),
-        None => format!("loss {:.4}", m.loss),
+    match (m.accuracy, m.mae) {
+        (Some(a), _) => format!("loss {:.4}  accuracy {:.3}", m.loss, a),
+        (None, Some(e)) => format!("loss {:.4}  mae {:.3}", m.loss, e),
+        (None, None) => format!("loss {:.4}", m.loss),
     }
 }
 
@@ -102,7 +103,27 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     if source.dir.is_none() {
         budget::check(file, "training", &loaded.compiled, None, &budget)?;
     }
-    let (train, held_out) = source.train_split(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
+    let (mut train, mut held_out) = source.train_split(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
+    // A batch of graphs: one step compiled for the largest batch the run will assemble.
+    let loaded = if train.graphs.is_some() {
+        let batch = mpc_runtime::session::batch_rows(&loaded.compiled);
+        let mut rng = SplitMix64::new(seed);
+        let train_batches = (0..epochs).flat_map(|_| train.epoch_batches(batch, &mut rng)).collect();
+        let mut sets = vec![(&mut train, train_batches)];
+        if let Some(h) = held_out.as_mut() {
+            let chunks = eval_batches(h, batch);
+            sets.push((h, chunks));
+        }
+        let sizes =
+            fit_graph_capacity(&loaded.compiled.model, &loaded.compiled.dims, sets).map_err(|e| fail(file, &e))?;
+        Loaded::compile_with(model_args, opts.lr, |m| {
+            let mut dims = batch_override(m, opts.batch, &model_args.dims)?;
+            dims.extend(sizes);
+            Ok(dims)
+        })?
+    } else {
+        loaded
+    };
     if source.dir.is_some() {
         let sets: Vec<&Dataset> = std::iter::once(&train).chain(held_out.as_ref()).collect();
         budget::check(file, "training", &loaded.compiled, Some(&sets), &budget)?;
@@ -202,6 +223,8 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
                 "accuracy": m.accuracy,
                 "eval_loss": h.map(|h| h.loss),
                 "eval_accuracy": h.and_then(|h| h.accuracy),
+                "mae": m.mae,
+                "eval_mae": h.and_then(|h| h.mae),
                 "seconds": seconds,
                 "steps": steps.len(),
             });
@@ -239,11 +262,13 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             "accuracy": last.and_then(|m| m.accuracy),
             "eval_loss": last_eval.map(|h| h.loss),
             "eval_accuracy": last_eval.and_then(|h| h.accuracy),
+            "eval_mae": last_eval.and_then(|h| h.mae),
             "eval_rows": match &held_out {
                 Some(d) if d.full_batch => Some(labeled(d)),
                 _ => last_eval.map(|h| h.rows),
             },
             "checkpoint": opts.save.as_ref().map(|p| p.display().to_string()),
+            "compiles": {"train": session.compiles.0, "eval": session.compiles.1},
         });
         outln!("{line}");
     } else {
@@ -252,6 +277,9 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             summary += &format!("; held-out loss {:.6}", h.loss);
             if let Some(a) = h.accuracy {
                 summary += &format!("  accuracy {a:.4}");
+            }
+            if let Some(e) = h.mae {
+                summary += &format!("  mae {e:.4}");
             }
             match &held_out {
                 Some(d) if d.full_batch => summary += &format!(" ({} labeled nodes)", labeled(d)),

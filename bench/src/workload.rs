@@ -163,6 +163,7 @@ impl Workload {
                     columns: vec![("x".into(), vec![32], x), ("y".into(), vec![], y)],
                     whole: vec![("g.edges".into(), vec![2, e], edges)],
                     full_batch: true,
+                    graphs: None,
                 }
             }
             Workload::Transformer => {

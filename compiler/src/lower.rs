@@ -12,7 +12,7 @@ use crate::check::{
     Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, PadMask, Reduction, TExpr, TKind, LAYER_NORM_EPS,
 };
 use crate::ir::{ArgKind, Builder, Graph, Type, ValueId};
-use crate::signature::{Role, Signature, Step, POSITIONS, SEED, STEP};
+use crate::signature::{Role, Signature, Step, POSITIONS, ROW_MASK, SEED, STEP};
 use crate::specialize::{concrete, params, DimValues};
 use std::collections::HashMap;
 
@@ -267,14 +267,13 @@ impl Lowering<'_> {
                 self.patches(x, *size)
             }
             TKind::Mse { pred, target } => {
+                let per_graph = self.graphs.iter().any(|g| g.graphs.as_ref() == pred.ty.shape.first());
                 let (p, q) = (self.value(pred)?, self.value(target)?);
-                let b = &mut self.b;
-                let d = b.sub(p, q);
-                let d2 = b.mul(d, d);
-                let n = b.ty(d2).numel();
-                let all: Vec<usize> = (0..b.shape(d2).len()).collect();
-                let s = b.reduce_sum(d2, &all);
-                b.scale(s, 1.0 / n as f64)
+                self.mse(p, q, per_graph)
+            }
+            TKind::Readout { graph, x, op } => {
+                let x = self.value(x)?;
+                self.readout(*graph, x, *op)?
             }
         })
     }
@@ -453,6 +452,35 @@ impl Lowering<'_> {
             let z_b = b.broadcast_reduced(z, &shape, &[axis]);
             b.div(e, z_b)
         }
+    }
+
+    /// Mean of the squared differences. Per graph of a batch of graphs (`per_graph`), the
+    /// mean is over the graph slots that hold a graph ([`ROW_MASK`]), so that a partial
+    /// batch's empty slots count for nothing.
+    fn mse(&mut self, p: ValueId, q: ValueId, per_graph: bool) -> ValueId {
+        let b = &mut self.b;
+        let d = b.sub(p, q);
+        let mut d2 = b.mul(d, d);
+        let shape = b.shape(d2);
+        let n = b.ty(d2).numel();
+        let all: Vec<usize> = (0..shape.len()).collect();
+        if !per_graph {
+            let s = b.reduce_sum(d2, &all);
+            return b.scale(s, 1.0 / n as f64);
+        }
+        let rows = shape[0];
+        let mask = match b.graph.arg(ArgKind::Input, ROW_MASK) {
+            Some(m) => m,
+            None => b.arg(ArgKind::Input, ROW_MASK, Type::f32([rows])),
+        };
+        let wide = b.broadcast(mask, &shape, &[0]);
+        d2 = b.mul(d2, wide);
+        let s = b.reduce_sum(d2, &all);
+        let count = b.reduce_sum(mask, &[0]);
+        let count = b.scale(count, (n / rows.max(1)) as f64);
+        let one = b.scalar(1.0);
+        let denom = b.max(count, one);
+        b.div(s, denom)
     }
 
     /// Mean over all label positions of `-log_softmax(logits)[label]`.

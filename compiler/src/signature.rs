@@ -16,6 +16,14 @@ pub const SEED: &str = "@seed";
 /// The positions `0..n-1`, an i32 `[n]` input (causal masks): the runtime fills it to
 /// the length the step declares.
 pub const POSITIONS: &str = "@positions";
+/// For a batch of graphs, `f32[G]`: 1.0 for each graph slot that holds a graph, 0.0 for
+/// the empty slots of a partial batch (a regression loss averages over the real ones).
+pub const ROW_MASK: &str = "@row_mask";
+/// The input of a batch of graphs `g` that says which graph each node belongs to:
+/// `i32[N]`, `G` for the padding nodes after the last graph (`g.graph_of`).
+pub fn graph_of(graph: &str) -> String {
+    format!("{graph}.graph_of")
+}
 
 /// What a step output is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

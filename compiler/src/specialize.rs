@@ -187,9 +187,10 @@ pub fn check_sizes(model: &CheckedModel, dims: &DimValues) -> Result<(), String>
             TKind::CrossEntropy { logits: a, labels: b } | TKind::Mse { pred: a, target: b } => {
                 walk(a, dims).and_then(|_| walk(b, dims))
             }
-            TKind::EdgeGather { x, .. } | TKind::Aggregate { messages: x, .. } | TKind::Patches { x, .. } => {
-                walk(x, dims)
-            }
+            TKind::EdgeGather { x, .. }
+            | TKind::Aggregate { messages: x, .. }
+            | TKind::Readout { x, .. }
+            | TKind::Patches { x, .. } => walk(x, dims),
             TKind::SoftmaxAggregate { messages, scores, .. } => walk(messages, dims).and_then(|_| walk(scores, dims)),
             TKind::Attention { xs, .. } => xs.iter().try_for_each(|x| walk(x, dims)),
         }

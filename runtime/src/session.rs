@@ -19,7 +19,7 @@ use crate::init;
 use mpc_compiler::ir::ArgKind;
 use mpc_compiler::pipeline::{self, Compiled, Steps};
 use mpc_compiler::seeded::SplitMix64;
-use mpc_compiler::signature::{POSITIONS, SEED, STEP};
+use mpc_compiler::signature::{POSITIONS, ROW_MASK, SEED, STEP};
 use mpc_compiler::specialize;
 use mpc_compiler::tensor::TensorRef;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,6 +38,8 @@ pub struct Session {
     other_rows: HashMap<usize, Steps>,
     /// The keys the engine has compiled.
     prepared: HashSet<StepKey>,
+    /// Steps the engine compiled, training and evaluation (`--json` reports them).
+    pub compiles: (usize, usize),
     /// `0..n-1` for the steps' [`POSITIONS`] input, as long as the step declares it.
     positions: Vec<i32>,
 }
@@ -48,6 +50,8 @@ pub struct Metrics {
     pub loss: f64,
     /// Fraction of rows whose highest-scoring class is the label (classification only).
     pub accuracy: Option<f64>,
+    /// Mean absolute error of the predictions against a float label (regression only).
+    pub mae: Option<f64>,
     pub rows: usize,
 }
 
@@ -73,6 +77,7 @@ impl Session {
             engine: backend.engine()?,
             other_rows: HashMap::new(),
             prepared: HashSet::new(),
+            compiles: (0, 0),
             positions: Vec::new(),
             compiled,
         };
@@ -127,6 +132,13 @@ impl Session {
     /// Rows in `batch`, from the length of its label (else its first input) column.
     fn rows_in(&self, batch: &[(String, Tensor)]) -> Result<usize, String> {
         let b = self.batch_size();
+        // A padded batch of graphs says which graph slots are real.
+        if let Some((_, Tensor::Float(mask))) = batch.iter().find(|(n, _)| n == ROW_MASK) {
+            if mask.len() != b {
+                return Err(format!("the batch has {} graph slots, the step {b}", mask.len()));
+            }
+            return Ok(mask.iter().filter(|&&m| m > 0.0).count());
+        }
         let name = self
             .label_name()
             .or_else(|| self.compiled.model.inputs.first().map(|i| i.name.as_str()));
@@ -171,6 +183,10 @@ impl Session {
         };
         self.engine.prepare(key, step)?;
         self.prepared.insert(key);
+        match kind {
+            StepKind::Train => self.compiles.0 += 1,
+            StepKind::Eval => self.compiles.1 += 1,
+        }
         Ok(key)
     }
 
@@ -179,13 +195,19 @@ impl Session {
     fn run(&mut self, kind: StepKind, batch: &[(String, Tensor)], step: i32) -> Result<(usize, Outputs), String> {
         let rows = self.rows_in(batch)?;
         self.check_labels(batch)?;
-        let key = self.prepare(kind, rows)?;
+        let padded = batch.iter().any(|(n, _)| n == ROW_MASK);
+        let key = self.prepare(kind, if padded { self.batch_size() } else { rows })?;
         let (seed, step) = ([self.seed as i32], [step]);
         let mut inputs: Vec<(&str, TensorRef)> = batch.iter().map(|(n, c)| (n.as_str(), c.view())).collect();
         inputs.push((SEED, TensorRef::Int(&seed)));
         inputs.push((STEP, TensorRef::Int(&step)));
         inputs.push((POSITIONS, TensorRef::Int(&self.positions)));
-        let outputs = self.engine.run(key, &inputs, &mut self.vars)?;
+        let mut outputs = self.engine.run(key, &inputs, &mut self.vars)?;
+        if let (true, Some(p)) = (padded, outputs.predictions.as_mut()) {
+            // The empty graph slots' predictions are not the user's.
+            let width = p.len() / self.batch_size().max(1);
+            p.truncate(rows * width);
+        }
         Ok((rows, outputs))
     }
 
@@ -209,10 +231,15 @@ impl Session {
     }
 
     /// (rows whose prediction's arg-max is the label, labeled rows); label -1 is no label.
-    fn correct(&self, predictions: &[f32], batch: &[(String, Tensor)]) -> Option<(usize, usize)> {
+    fn correct(&self, predictions: &[f32], batch: &[(String, Tensor)], rows: usize) -> Option<(usize, usize)> {
         let label = self.label_name()?;
         let Some((_, Tensor::Int(labels))) = batch.iter().find(|(n, _)| n == label) else {
             return None;
+        };
+        // A padded batch's labels have more rows than its predictions.
+        let labels = match batch.iter().any(|(n, _)| n == ROW_MASK) {
+            true => &labels[..rows * (labels.len() / self.batch_size().max(1))],
+            false => &labels[..],
         };
         let classes = predictions.len() / labels.len().max(1);
         if classes < 2 {
@@ -232,11 +259,31 @@ impl Session {
         Metrics {
             loss: loss + 0.0, // -0 (no labeled rows) prints as 0
             accuracy: predictions
-                .and_then(|p| self.correct(p, batch))
+                .and_then(|p| self.correct(p, batch, rows))
                 .filter(|&(_, labeled)| labeled > 0)
                 .map(|(hits, labeled)| hits as f64 / labeled as f64),
+            mae: predictions.and_then(|p| self.absolute_error(p, batch)),
             rows,
         }
+    }
+
+    /// Mean of `|prediction - label|` over the rows, when the label is a float column
+    /// with one value per prediction (a padded batch's predictions are its real rows).
+    fn absolute_error(&self, predictions: &[f32], batch: &[(String, Tensor)]) -> Option<f64> {
+        let label = self.label_name()?;
+        let Some((_, Tensor::Float(target))) = batch.iter().find(|(n, _)| n == label) else {
+            return None;
+        };
+        let n = predictions.len();
+        if n == 0 || n > target.len() {
+            return None;
+        }
+        let sum: f64 = predictions
+            .iter()
+            .zip(target)
+            .map(|(p, t)| (*p as f64 - *t as f64).abs())
+            .sum();
+        Some(sum / n as f64)
     }
 
     /// One training step on one batch (full or partial): forward, backward, optimizer
@@ -309,5 +356,11 @@ pub fn mean(ms: &[Metrics]) -> Metrics {
     let w = |m: &Metrics| m.rows as f64 / rows.max(1) as f64;
     let loss = ms.iter().map(|m| m.loss * w(m)).sum::<f64>() + 0.0;
     let accuracy = ms.iter().map(|m| m.accuracy.map(|a| a * w(m))).sum::<Option<f64>>();
-    Metrics { loss, accuracy, rows }
+    let mae = ms.iter().map(|m| m.mae.map(|a| a * w(m))).sum::<Option<f64>>();
+    Metrics {
+        loss,
+        accuracy,
+        mae,
+        rows,
+    }
 }

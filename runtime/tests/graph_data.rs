@@ -26,6 +26,7 @@ fn spec(name: &str, dtype: DType, shape: &[usize]) -> InputSpec {
         is_label: false,
         whole: false,
         graph: None,
+        per_node: false,
     }
 }
 
@@ -38,6 +39,7 @@ fn specs() -> Vec<InputSpec> {
         name: "g".into(),
         nodes: N,
         nodes_dim: format!("N = {N}"),
+        batched: false,
     });
     let mut y = spec("y", DType::I32, &[]);
     y.is_label = true;

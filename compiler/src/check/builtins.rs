@@ -206,6 +206,11 @@ pub const BUILTINS: &[Builtin] = &[
         summary: "message passing along a graph's edges: x [N, D] -> [N, D'] (aggregate: sum | mean | max, or softmax with score: a message giving [E, heads])",
     },
     Builtin {
+        name: "readout",
+        params: &[req("graph", Graph), req("x", Tensor), req("op", Choice)],
+        summary: "pools the node vectors of each graph of a batch (graphs G): x [N, D] -> [G, D] (op: sum | mean | max)",
+    },
+    Builtin {
         name: "attention",
         params: &[req("xs", Tensors)],
         summary: "softmax-weighted sum of node vectors [B, D] with a learned query",

@@ -240,6 +240,7 @@ impl<'p> Checker<'p> {
             }
             "cross_entropy" => self.cross_entropy(bound),
             "propagate" => self.propagate(bound, span),
+            "readout" => self.readout(bound),
             "attention" => self.attention(bound, func, span),
             "patches" => self.patches(bound),
             "mse" => {

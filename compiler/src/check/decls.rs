@@ -184,6 +184,20 @@ impl<'p> Checker<'p> {
     /// (and edge features) as inputs `g.edges` (and `g.features`) without a batch axis.
     pub(super) fn graph(&mut self, g: &ast::GraphDecl) {
         let nodes = g.nodes.as_ref().and_then(|n| self.dim_ref(n));
+        let graphs = g.graphs.as_ref().and_then(|n| self.dim_ref(n));
+        if let (Some(r), Some(first)) = (&g.graphs, self.graphs.iter().find(|i| i.graphs.is_some())) {
+            self.error(
+                Diagnostic::new(
+                    format!("graph '{}' is a second batch of graphs", g.name.name),
+                    r.span(),
+                    "second `graphs`",
+                )
+                .with_help(format!(
+                    "a model reads one data set of graphs, batched in graph '{}'; drop `graphs` here",
+                    first.name
+                )),
+            );
+        }
         let mut edges = None;
         if let Some(e) = &g.edges {
             if let Some(t) = self.tensor_type(e) {
@@ -261,6 +275,7 @@ impl<'p> Checker<'p> {
             edges_input,
             features_input,
             self_loops: g.self_loops.is_some(),
+            graphs,
         });
         self.define(&g.name, Entry::Graph(self.graphs.len() - 1));
     }

@@ -79,14 +79,7 @@ impl<'p> Checker<'p> {
     /// of `g`, aggregated at the destination nodes.
     pub(super) fn propagate(&mut self, bound: &Bound, span: Span) -> Option<TExpr> {
         let (g_expr, m_expr) = (bound.slots[0]?, bound.slots[2]?);
-        let graph = match &g_expr.kind {
-            ExprKind::Name(n) => match self.scope.get(n).map(|d| d.entry.clone()) {
-                Some(Entry::Graph(g)) => Some(g),
-                Some(Entry::Poisoned) => return None,
-                _ => None,
-            },
-            _ => None,
-        };
+        let graph = self.graph_named(g_expr)?;
         let x = self.float_tensor_arg(bound, 1, "propagate");
         let message = self.message_named(m_expr)?;
         // `None` is the softmax aggregation, which weighs the messages by their scores.
@@ -205,6 +198,90 @@ impl<'p> Checker<'p> {
             kind: TKind::Aggregate {
                 graph,
                 messages: Box::new(messages),
+                op,
+            },
+            ty,
+        })
+    }
+
+    /// The graph named by `e`: `Some(None)` when `e` names something else, `None` when
+    /// its declaration failed to check.
+    fn graph_named(&self, e: &Expr) -> Option<Option<usize>> {
+        match &e.kind {
+            ExprKind::Name(n) => match self.scope.get(n).map(|d| d.entry.clone()) {
+                Some(Entry::Graph(g)) => Some(Some(g)),
+                Some(Entry::Poisoned) => None,
+                _ => Some(None),
+            },
+            _ => Some(None),
+        }
+    }
+
+    /// `readout(g, x, sum|mean|max)`: the node vectors `x: [N, D]` of a batch of graphs
+    /// (`graph g { .., graphs G }`) pooled per graph: `[G, D]`.
+    pub(super) fn readout(&mut self, bound: &Bound) -> Option<TExpr> {
+        let (g_expr, op_expr) = (bound.slots[0]?, bound.slots[2]?);
+        let graph = self.graph_named(g_expr)?;
+        let x = self.float_tensor_arg(bound, 1, "readout");
+        let op = match &op_expr.kind {
+            ExprKind::Name(n) if n == "sum" => Some(Reduction::Sum),
+            ExprKind::Name(n) if n == "mean" => Some(Reduction::Mean),
+            ExprKind::Name(n) if n == "max" => Some(Reduction::Max),
+            _ => {
+                self.error(
+                    Diagnostic::new("unknown readout", op_expr.span, "not sum, mean or max")
+                        .with_help("write `readout(g, h, sum)`, `readout(g, h, mean)` or `readout(g, h, max)`"),
+                );
+                None
+            }
+        };
+        let Some(graph) = graph else {
+            self.error(
+                Diagnostic::new("readout needs a graph", g_expr.span, "not a graph").with_help(
+                    "declare a batch of graphs with `graph g { nodes N, edges i32[2, E], graphs G }` and pass its name",
+                ),
+            );
+            return None;
+        };
+        let info = self.graphs[graph].clone();
+        let Some(graphs) = info.graphs.clone() else {
+            self.error(
+                Diagnostic::new(
+                    format!("readout needs a batch of graphs, and '{}' is one graph", info.name),
+                    g_expr.span,
+                    "one graph",
+                )
+                .with_help(format!(
+                    "declare `graphs G` in graph '{}' to train on a data set of many graphs, one target per graph",
+                    info.name
+                )),
+            );
+            return None;
+        };
+        let (x, op) = (x?, op?);
+        if x.ty.shape.len() != 2 || x.ty.shape[0] != info.nodes {
+            let shape = dim::show_shape(&x.ty.shape);
+            self.error(
+                Diagnostic::new(
+                    format!(
+                        "readout over '{}' needs node vectors [{}, D], found {shape}",
+                        info.name, info.nodes
+                    ),
+                    bound.slots[1]?.span,
+                    format!("this is {shape}"),
+                )
+                .with_help(format!("one row per node of the batch of graphs '{}'", info.name)),
+            );
+            return None;
+        }
+        let ty = SymType {
+            dtype: DType::F32,
+            shape: vec![graphs, x.ty.shape[1].clone()],
+        };
+        Some(TExpr {
+            kind: TKind::Readout {
+                graph,
+                x: Box::new(x),
                 op,
             },
             ty,

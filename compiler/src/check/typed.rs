@@ -227,6 +227,13 @@ pub enum TKind {
         messages: Box<TExpr>,
         scores: Box<TExpr>,
     },
+    /// `readout(g, x, op)`: node vectors `[N, D]` of a batch of graphs pooled per graph
+    /// (sum, mean or max over its nodes): `[G, D]`; a graph without nodes gets 0.
+    Readout {
+        graph: usize,
+        x: Box<TExpr>,
+        op: Reduction,
+    },
     /// Softmax-weighted sum of node vectors `[B, D]` each, weights from a learned query:
     /// `w = softmax_k(<x_k, q> / sqrt(D))`, result `sum_k w_k x_k`.
     Attention {
@@ -261,6 +268,9 @@ pub struct GraphInfo {
     /// `self_loops`: a loop on every node follows the listed edges, so messages are
     /// computed for `edges + nodes` rows (edge `E + i` goes from node `i` to itself).
     pub self_loops: bool,
+    /// `graphs G`: a mini-batch of `G` graphs, block-diagonal; `nodes` and `edges` are
+    /// then the batch's capacities, and node `i` belongs to graph `@graph_of[i]`.
+    pub graphs: Option<Dim>,
 }
 
 impl GraphInfo {

@@ -10,7 +10,8 @@
 
 use super::Lowering;
 use crate::check::Reduction;
-use crate::ir::ValueId;
+use crate::ir::{ArgKind, Type, ValueId};
+use crate::signature::graph_of;
 use crate::specialize::concrete;
 
 impl Lowering<'_> {
@@ -42,9 +43,43 @@ impl Lowering<'_> {
     pub(super) fn aggregate(&mut self, g: usize, messages: ValueId, op: Reduction) -> Result<ValueId, String> {
         let n = self.nodes(g)?;
         let (_, dst) = self.edge_ends(g)?;
-        let [e, d] = self.b.shape(messages)[..] else {
+        self.segment_reduce(messages, dst, n, op)
+    }
+
+    /// `readout(g, x, op)`: node vectors `[N, D]` of a batch of graphs pooled per graph,
+    /// `[G, D]`. Node `i` belongs to graph `g.graph_of[i]`, an input the runtime fills
+    /// with each batch; padding nodes belong to graph `G`, an extra row that is cut off.
+    pub(super) fn readout(&mut self, g: usize, x: ValueId, op: Reduction) -> Result<ValueId, String> {
+        let info = &self.graphs[g];
+        let Some(graphs) = &info.graphs else {
+            return Err(format!("readout: graph '{}' is not a batch of graphs", info.name));
+        };
+        let graphs = concrete(std::slice::from_ref(graphs), self.dims)?[0];
+        let name = graph_of(&info.name);
+        let n = self.nodes(g)?;
+        let b = &mut self.b;
+        let of = match b.graph.arg(ArgKind::Input, &name) {
+            Some(v) => v,
+            None => b.arg(ArgKind::Input, &name, Type::i32([n])),
+        };
+        let pooled = self.segment_reduce(x, of, graphs + 1, op)?;
+        Ok(self.b.slice(pooled, 0, 0, graphs))
+    }
+
+    /// Rows `values: [P, D]` reduced into `rows` rows by `index: i32[P]` (a scatter in
+    /// position order): `[rows, D]`, 0 in a row that no position reaches.
+    fn segment_reduce(
+        &mut self,
+        values: ValueId,
+        index: ValueId,
+        rows: usize,
+        op: Reduction,
+    ) -> Result<ValueId, String> {
+        let (n, dst) = (rows, index);
+        let [e, d] = self.b.shape(values)[..] else {
             return Err("messages must be [E, D]".into());
         };
+        let messages = values;
         let b = &mut self.b;
         let ones = b.constant(1.0, &[e]);
         let in_degree = b.scatter_add(ones, dst, n);

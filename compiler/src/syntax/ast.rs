@@ -105,6 +105,15 @@ pub enum DimRef {
     Lit(IntLit),
 }
 
+impl DimRef {
+    pub fn span(&self) -> Span {
+        match self {
+            DimRef::Named(i) => i.span,
+            DimRef::Lit(l) => l.span,
+        }
+    }
+}
+
 /// `input x: f32[B, 8] ...` or `label y: i32[B] classes 2`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputDecl {
@@ -133,6 +142,8 @@ pub struct GraphDecl {
     pub features: Option<TensorTypeExpr>,
     /// `self_loops`: one more edge per node, from it to itself (PyG's `add_self_loops`).
     pub self_loops: Option<Span>,
+    /// `graphs G`: the graph is a mini-batch of `G` graphs (block-diagonal).
+    pub graphs: Option<DimRef>,
     pub span: Span,
 }
 

@@ -115,6 +115,7 @@ fn parts(p: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
                 | Rule::kw_nodes
                 | Rule::kw_edges
                 | Rule::kw_features
+                | Rule::kw_graphs
         )
     })
 }
@@ -286,6 +287,7 @@ fn build_graph<'a>(span: Span, mut it: impl Iterator<Item = Pair<'a, Rule>>) -> 
         edges: None,
         features: None,
         self_loops: None,
+        graphs: None,
         span,
     };
     // Each entry may appear once; a repeat is an error that points at both.
@@ -313,6 +315,7 @@ fn build_graph<'a>(span: Span, mut it: impl Iterator<Item = Pair<'a, Rule>>) -> 
         match rule {
             Rule::graph_nodes => g.nodes = Some(build_dim_ref(value)?),
             Rule::graph_edges => g.edges = Some(build_type(value)?),
+            Rule::graph_graphs => g.graphs = Some(build_dim_ref(value)?),
             _ => g.features = Some(build_type(value)?),
         }
     }

@@ -85,6 +85,9 @@ impl Printer<'_> {
                 if g.self_loops.is_some() {
                     self.line(2, "self_loops");
                 }
+                if let Some(n) = &g.graphs {
+                    self.line(2, &format!("graphs {}", dim_ref(n)));
+                }
             }
             Item::Let(b) => self.binding("let", b),
             Item::Node(b) => self.binding("node", b),

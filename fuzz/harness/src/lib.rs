@@ -20,11 +20,12 @@ use mpc_compiler::diag::render;
 use mpc_compiler::ir::{DType, Graph};
 use mpc_compiler::pipeline::{self, Compiled, Steps};
 use mpc_compiler::seeded::SplitMix64;
+use mpc_compiler::signature::{graph_of, ROW_MASK};
 use mpc_compiler::specialize;
 use mpc_compiler::tensor::Tensor;
 use mpc_runtime::backend::Backend;
 use mpc_runtime::checkpoint;
-use mpc_runtime::data::load::{column_from_csv, column_from_npy, input_specs, InputSpec};
+use mpc_runtime::data::load::{batched_graph, column_from_csv, column_from_npy, input_specs, InputSpec};
 use mpc_runtime::session::Session;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,11 +113,19 @@ fn interpreter_steps(compiled: Compiled) -> Result<(), String> {
 /// Valid data for `specs`: `rows` rows (whole inputs at their declared shape), token
 /// ids, labels and edge ends in range, floats in [-1, 1).
 pub fn batch(specs: &[InputSpec], rows: usize, rng: &mut SplitMix64) -> Vec<(String, Tensor)> {
-    specs
+    // A batch of graphs: node inputs have a row per node, edge features one per edge.
+    let batched = batched_graph(specs);
+    let edges = specs.iter().find(|s| s.graph.is_some()).map_or(0, |s| s.row_shape[1]);
+    let mut columns: Vec<(String, Tensor)> = specs
         .iter()
         .map(|s| {
             let width: usize = s.row_shape.iter().product();
-            let n = if s.whole { width } else { rows * width };
+            let n = match (s.whole, s.per_node, batched) {
+                (true, _, _) => width,
+                (_, true, Some(g)) => g.nodes * width,
+                (_, _, Some(g)) if s.name == format!("{}.features", g.name) => edges * width,
+                _ => rows * width,
+            };
             let bound = s
                 .graph
                 .as_ref()
@@ -131,7 +140,13 @@ pub fn batch(specs: &[InputSpec], rows: usize, rng: &mut SplitMix64) -> Vec<(Str
             };
             (s.name.clone(), column)
         })
-        .collect()
+        .collect();
+    if let Some(g) = batched {
+        let owner = (0..g.nodes).map(|_| rng.below(rows as u64 + 1) as i32).collect();
+        columns.push((graph_of(&g.name), Tensor::Int(owner)));
+        columns.push((ROW_MASK.into(), Tensor::Float(vec![1.0; rows])));
+    }
+    columns
 }
 
 /// Elements in every value of `graph`, if that count fits in a usize.

@@ -299,6 +299,7 @@ mod tests {
             is_label: false,
             whole: false,
             graph: None,
+            per_node: false,
         }
     }
 

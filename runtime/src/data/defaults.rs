@@ -14,22 +14,24 @@
 //! 3. **Character LM** (shipped, `examples/data/char_lm/`): one token input named
 //!    `tokens`, `i32[B, 17] vocab 52`, and a label `i32[B, 17] classes 52` (any name):
 //!    the language-id words as next-character targets (15000 training, 5000 held out).
-//! 4. **Graph** ([`synthetic::GraphTask`]): any other graph model with one node input
+//! 4. **Molecules** (shipped, `examples/data/molecules/`): a model with a batch of
+//!    graphs (`graphs G`), one node input `f32[N, 18]` and a label `f32[G]`.
+//! 5. **Graph** ([`synthetic::GraphTask`]): any other graph model with one node input
 //!    `f32[N, F]` and a label of C classes: a stochastic block model with the model's N,
 //!    E, F and C (`--dim N=2000 --dim E=10000` gives the benchmark's size). A seeded half
 //!    of the nodes are labeled for training; the other half is held out (-1 in the
 //!    training labels, labeled in the held-out ones, and the reverse).
-//! 5. **Fusion** ([`synthetic::FusionTask`]): one token input `i32[B, T]`, one image
+//! 6. **Fusion** ([`synthetic::FusionTask`]): one token input `i32[B, T]`, one image
 //!    `f32[B, C, H, W]`, one sequence `f32[B, T', F]` and a label: 4096 training rows,
 //!    1024 held out.
-//! 6. **Keywords** ([`synthetic::TokenTask`]): one token input (`i32[B, T] vocab V`) and
+//! 7. **Keywords** ([`synthetic::TokenTask`]): one token input (`i32[B, T] vocab V`) and
 //!    one label (`i32[B] classes C`): 4096 training rows, 1024 held out.
 //!
 //! [`synthetic::GraphTask`]: super::synthetic::GraphTask
 //! [`synthetic::FusionTask`]: super::synthetic::FusionTask
 //! [`synthetic::TokenTask`]: super::synthetic::TokenTask
 
-use super::load::{column_from_npy, input_specs, is_graph, InputSpec};
+use super::load::{batched_graph, column_from_npy, input_specs, is_graph, InputSpec};
 use super::synthetic::{FusionTask, GraphTask, TokenTask};
 use super::{Dataset, Tensor};
 use mpc_compiler::ir::DType;
@@ -105,6 +107,51 @@ pub mod char_lm {
     pub const VOCAB_FILE: Shipped = shipped!("char_lm/vocab.txt");
 }
 
+/// The molecules (see `examples/data/README.md` and `examples/data/make_molecules.py`):
+/// a data set of graphs, for a model with a batch of graphs (`graphs G`).
+pub mod molecules {
+    use super::Shipped;
+    /// Node features per atom, bond features per edge.
+    pub const NODE_FEATURES: usize = 18;
+    pub const BOND_FEATURES: usize = 4;
+    pub const FILES: &[Shipped] = &[
+        shipped!("molecules/x.npy"),
+        shipped!("molecules/edges.npy"),
+        shipped!("molecules/edge_features.npy"),
+        shipped!("molecules/node_counts.npy"),
+        shipped!("molecules/edge_counts.npy"),
+        shipped!("molecules/y.npy"),
+        shipped!("molecules/test/x.npy"),
+        shipped!("molecules/test/edges.npy"),
+        shipped!("molecules/test/edge_features.npy"),
+        shipped!("molecules/test/node_counts.npy"),
+        shipped!("molecules/test/edge_counts.npy"),
+        shipped!("molecules/test/y.npy"),
+    ];
+}
+
+/// The shipped molecules as the data of a model with a batch of graphs: one node input
+/// `f32[N, 18]`, a label `f32[G]` (the TPSA), and edge features `f32[E, 4]` if declared.
+fn shipped_molecules(specs: &[InputSpec], graph: &str) -> Result<(Dataset, Dataset), String> {
+    use super::graphs::{load_graphs, Files};
+    let fits = |s: &InputSpec| match (s.per_node, s.is_label, s.graph.is_some()) {
+        (_, _, true) => true,
+        (true, false, _) => s.dtype == DType::F32 && s.row_shape == [molecules::NODE_FEATURES],
+        (false, true, _) => s.dtype == DType::F32 && s.row_shape.is_empty() && s.classes.is_none(),
+        _ if s.name == format!("{graph}.features") => s.row_shape == [molecules::BOND_FEATURES],
+        _ => false,
+    };
+    if !specs.iter().all(fits) || specs.iter().filter(|s| s.per_node).count() != 1 {
+        return Err(
+            "the default data of a batch of graphs is the shipped molecules (one node input f32[N, 18], a label              f32[G], edge features f32[E, 4] if any)"
+                .into(),
+        );
+    }
+    let train = load_graphs(Files::Shipped("molecules", molecules::FILES), specs, graph)?;
+    let held = load_graphs(Files::Shipped("molecules/test", molecules::FILES), specs, graph)?;
+    Ok((train, held))
+}
+
 /// The names of the token ids of the model's default data, when it has them (one per
 /// line, line k = id k): the character LM's `vocab.txt`.
 pub fn default_vocab(model: &CheckedModel, dims: &DimValues) -> Option<Shipped> {
@@ -151,6 +198,10 @@ pub fn default_dataset_named(
     let classes = label.classes.unwrap_or(0);
     if is_graph(&specs) {
         return graph(model, &specs, label, seed);
+    }
+    if let Some(g) = batched_graph(&specs) {
+        let (train, held) = shipped_molecules(&specs, &g.name)?;
+        return Ok((train, held, "molecules"));
     }
     if classes == language_id::CLASSES
         && !features.is_empty()
@@ -326,6 +377,7 @@ fn graph(
         ],
         whole: vec![(edges.name.clone(), edges.row_shape.clone(), edge_col)],
         full_batch: true,
+        graphs: None,
     };
     if (nodes, e_count, features, classes) == (karate::NODES, karate::EDGES, karate::NODES, karate::CLASSES) {
         let x_col = decode(karate::X, x)?;

@@ -15,9 +15,12 @@
 //! A graph model's rows are its nodes: there must be exactly `N` of them, the data
 //! trains full-batch, and its held-out part is `DIR/test/` with at least the label (the
 //! other inputs default to the training ones), never a `--holdout` tail.
+//!
+//! A model with a batch of graphs (`graphs G`) reads a data set of graphs instead: its
+//! rows are graphs, in the layout that `graphs.rs` reads.
 
 pub use super::column::{column_from_csv, column_from_npy, load_column};
-pub use super::spec::{input_specs, is_graph, GraphRef, InputSpec};
+pub use super::spec::{batched_graph, input_specs, is_graph, GraphRef, InputSpec};
 
 use super::Dataset;
 use std::path::{Path, PathBuf};
@@ -67,6 +70,9 @@ pub fn load_dir_with(dir: &Path, specs: &[InputSpec], fallback: Option<&Dataset>
             dir,
             format!("{why} (--data names a directory of .npy or .csv files)"),
         ));
+    }
+    if let Some(g) = batched_graph(specs) {
+        return super::graphs::load_graphs(super::graphs::Files::Dir(dir), specs, &g.name);
     }
     let mut data = Dataset {
         full_batch: is_graph(specs),

@@ -18,6 +18,7 @@
 mod column;
 pub mod csv;
 pub mod defaults;
+pub mod graphs;
 pub mod load;
 pub mod npy;
 mod spec;
@@ -47,6 +48,9 @@ pub struct Dataset {
     pub whole: Vec<(String, Vec<usize>, Tensor)>,
     /// The rows are a graph's nodes: an epoch is one batch of every row, in order.
     pub full_batch: bool,
+    /// The rows are graphs of a data set of graphs (a model with `graphs G`): batches
+    /// are block-diagonal graphs padded to a capacity (`graphs.rs`).
+    pub graphs: Option<graphs::GraphRows>,
 }
 
 impl Dataset {
@@ -59,14 +63,18 @@ impl Dataset {
         }
     }
 
-    /// Rows `order[..]` of every column, then every whole column.
+    /// Rows `order[..]` of every column, then every whole column. Rows of graphs come
+    /// with their nodes and edges as one padded block-diagonal graph.
     pub fn batch(&self, order: &[usize]) -> Vec<(String, Tensor)> {
         let rows = self.columns.iter().map(|(name, shape, col)| {
             let width: usize = shape.iter().product();
             (name.clone(), pick(col, width, order))
         });
         let whole = self.whole.iter().map(|(name, _, col)| (name.clone(), col.clone()));
-        rows.chain(whole).collect()
+        match &self.graphs {
+            Some(g) => g.batch(order, rows.collect()).into_iter().chain(whole).collect(),
+            None => rows.chain(whole).collect(),
+        }
     }
 
     /// The batches of one epoch, rows shuffled with `rng`; the last may be partial. A
@@ -99,6 +107,10 @@ impl Dataset {
                 .collect(),
             whole: self.whole.clone(),
             full_batch: false,
+            graphs: self.graphs.as_ref().map(|g| graphs::GraphRows {
+                ids: g.ids[range.clone()].to_vec(),
+                ..g.clone()
+            }),
         };
         (part(0..keep), part(keep..self.rows))
     }
@@ -135,6 +147,7 @@ mod tests {
             ],
             whole: vec![("g.edges".into(), vec![2, 3], Tensor::Int(vec![0, 1, 2, 1, 2, 3]))],
             full_batch,
+            graphs: None,
         }
     }
 

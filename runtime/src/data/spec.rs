@@ -28,6 +28,9 @@ pub struct InputSpec {
     pub whole: bool,
     /// The edge list `g.edges` of a graph: its values are node indices.
     pub graph: Option<GraphRef>,
+    /// One row per node of a batch of graphs (first axis the graph's `nodes`): read as
+    /// the rows of every graph of the data set, one after the other.
+    pub per_node: bool,
 }
 
 /// The graph whose edge list an input is.
@@ -39,6 +42,9 @@ pub struct GraphRef {
     pub nodes: usize,
     /// `N = 34`: the dim that sets it, for messages.
     pub nodes_dim: String,
+    /// A batch of graphs (`graphs G`): the data is a data set of graphs, and `nodes` a
+    /// capacity.
+    pub batched: bool,
 }
 
 impl InputSpec {
@@ -69,7 +75,12 @@ impl InputSpec {
 
 /// Whether `specs` are a graph model's: its rows are the nodes of a graph.
 pub fn is_graph(specs: &[InputSpec]) -> bool {
-    specs.iter().any(|s| s.graph.is_some())
+    specs.iter().any(|s| s.graph.as_ref().is_some_and(|g| !g.batched))
+}
+
+/// The batch of graphs whose data set `specs` read (`graph g { .., graphs G }`).
+pub fn batched_graph(specs: &[InputSpec]) -> Option<&GraphRef> {
+    specs.iter().find_map(|s| s.graph.as_ref().filter(|g| g.batched))
 }
 
 /// The specs of every input and label, in declaration order. Inputs whose first axis
@@ -86,7 +97,15 @@ pub fn input_specs(model: &CheckedModel, dims: &DimValues) -> Result<Vec<InputSp
         .map(|i| {
             let what = if i.is_label { "label" } else { "input" };
             let declared_ty = format!("{}{}", i.ty.dtype, show_shape(&i.ty.shape));
-            let rows = i.ty.shape.split_first().filter(|(f, _)| Some(*f) == batch.as_ref());
+            // A batch of graphs reads its node inputs (first axis the nodes) and edge
+            // features per node and per edge of each graph.
+            let batched = model.graphs.iter().find(|g| g.graphs.is_some());
+            let per_node = batched.is_some_and(|g| i.ty.shape.first() == Some(&g.nodes) && !i.is_label);
+            let per_edge = batched.is_some_and(|g| g.features_input.as_deref() == Some(i.name.as_str()));
+            let rows =
+                i.ty.shape
+                    .split_first()
+                    .filter(|(f, _)| Some(*f) == batch.as_ref() || per_node || per_edge);
             if rows.is_none() && i.is_label {
                 let b = batch.as_ref().map(|b| b.to_string()).unwrap_or_default();
                 return Err(format!(
@@ -113,6 +132,7 @@ pub fn input_specs(model: &CheckedModel, dims: &DimValues) -> Result<Vec<InputSp
                         } else {
                             format!("{n} = {nodes}")
                         },
+                        batched: g.graphs.is_some(),
                     })
                 }
                 None => None,
@@ -142,6 +162,7 @@ pub fn input_specs(model: &CheckedModel, dims: &DimValues) -> Result<Vec<InputSp
                 is_label: i.is_label,
                 whole,
                 graph,
+                per_node,
             })
         })
         .collect()

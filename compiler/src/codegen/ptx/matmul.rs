@@ -11,8 +11,9 @@ use crate::schedule::{BufId, MatMul, Program};
 
 pub const TILE: u32 = 16;
 
-/// Emits the body; declares its shared tiles in `shared`; returns the grid (x over n
-/// tiles, y over m tiles).
+/// Emits the body; declares its shared tiles in `shared`; returns the grid (x over m
+/// tiles, y over n tiles: rows are the axis that grows with the data, e.g. a graph's
+/// edges, and a grid's x may hold 2^31 - 1 blocks where y holds 65535).
 pub(super) fn emit(
     b: &mut Body,
     p: &Program,
@@ -21,9 +22,9 @@ pub(super) fn emit(
     shared: &mut Vec<String>,
 ) -> Result<(u32, u32), String> {
     let t = TILE as usize;
-    let gx = mm.n.div_ceil(t).max(1);
-    let gy = mm.m.div_ceil(t).max(1);
-    if gx > u32::MAX as usize || gy > 65535 {
+    let gx = mm.m.div_ceil(t).max(1);
+    let gy = mm.n.div_ceil(t).max(1);
+    if gx > i32::MAX as usize || gy > 65535 {
         return Err(format!("matmul [m={} n={}] is too large for one launch", mm.m, mm.n));
     }
     for buf in [mm.a.buf, mm.b.buf, mm.out] {
@@ -36,14 +37,14 @@ pub(super) fn emit(
     let base = |buf: BufId| base[buf].clone();
     let (tx, ty, row, col) = (b.r(), b.r(), b.r(), b.r());
     b.comment(&format!(
-        "row = ctaid.y*16 + tid.y < {}, col = ctaid.x*16 + tid.x < {}",
+        "row = ctaid.x*16 + tid.y < {}, col = ctaid.y*16 + tid.x < {}",
         mm.m, mm.n
     ));
     b.op(format!("mov.u32 {tx}, %tid.x;"));
     b.op(format!("mov.u32 {ty}, %tid.y;"));
-    b.op(format!("mov.u32 {row}, %ctaid.y;"));
+    b.op(format!("mov.u32 {row}, %ctaid.x;"));
     b.op(format!("mad.lo.u32 {row}, {row}, {TILE}, {ty};"));
-    b.op(format!("mov.u32 {col}, %ctaid.x;"));
+    b.op(format!("mov.u32 {col}, %ctaid.y;"));
     b.op(format!("mad.lo.u32 {col}, {col}, {TILE}, {tx};"));
     let (row64, col64) = (b.rd(), b.rd());
     b.op(format!("cvt.u64.u32 {row64}, {row};"));
