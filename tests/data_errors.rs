@@ -261,15 +261,11 @@ fn foreign_and_fortran_files() {
             data.join("x.npy").display()
         ),
     );
+    // A transposed array saved by numpy is in Fortran order: read, not refused.
     let raw: Vec<u8> = (0..ROWS * 2).flat_map(|_| 1.0f32.to_le_bytes()).collect();
     write(&data.join("x.npy"), &npy::encode_raw("<f4", true, &[ROWS, 2], &raw));
     let o = mpc(&["train", s(&model), "--data", s(&data), "--epochs", "1"]);
-    let err = stderr(&o);
-    assert_eq!((o.status.code(), err.lines().count()), (Some(1), 1), "{err}");
-    assert!(
-        err.contains("x.npy: <f4 [8, 2] is stored in Fortran (column-major) order"),
-        "{err}"
-    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! In: the bytes of a file. Out: its dtype, shape and a view of its data, or a one-line
 //! reason why it is not a readable array (not `.npy`, an unsupported dtype or byte order,
-//! Fortran order, a truncated body). Element access converts to `i64` or `f64`; the
+//! a truncated body); Fortran-order arrays are read in C order. Element access converts to `i64` or `f64`; the
 //! caller (`column.rs`) checks ranges against the model. Only little-endian (or
 //! single-byte) integers and floats are read: `<i1 <i2 <i4 <i8 |u1 <u2 <u4 <u8 <f4 <f8`.
 //!
@@ -16,6 +16,8 @@
 //! The format: the magic `\x93NUMPY`, a major and a minor version byte, the header length
 //! (`u16` in version 1, `u32` in 2 and 3), then the header, a Python dict literal such as
 //! `{'descr': '<f4', 'fortran_order': False, 'shape': (100, 32), }`, then the data.
+
+use std::borrow::Cow;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -36,7 +38,7 @@ pub struct Array<'a> {
     /// Bytes per element.
     pub size: usize,
     pub shape: Vec<usize>,
-    data: &'a [u8],
+    data: Cow<'a, [u8]>,
 }
 
 impl Array<'_> {
@@ -119,13 +121,6 @@ pub fn parse(bytes: &[u8]) -> Result<Array<'_>, String> {
     let header = std::str::from_utf8(header).map_err(|_| "the .npy header is not text".to_string())?;
     let h = Header::parse(header)
         .map_err(|e| format!("unreadable .npy header ({e}): {}", crate::files::clip(header.trim())))?;
-    if h.fortran_order {
-        return Err(format!(
-            "{} is stored in Fortran (column-major) order; only C order is read \
-             (save np.ascontiguousarray(a) instead)",
-            describe(&h.descr, &h.shape)
-        ));
-    }
     let (kind, size) = dtype(&h.descr)?;
     let numel = h
         .shape
@@ -144,6 +139,11 @@ pub fn parse(bytes: &[u8]) -> Result<Array<'_>, String> {
             data.len() - numel * size
         ));
     }
+    // numpy saves a transposed array (`edges.T`) in Fortran order: read it as C order.
+    let data = match h.fortran_order {
+        true => Cow::Owned(c_order(data, &h.shape, size)),
+        false => Cow::Borrowed(data),
+    };
     Ok(Array {
         descr: h.descr,
         kind,
@@ -151,6 +151,36 @@ pub fn parse(bytes: &[u8]) -> Result<Array<'_>, String> {
         shape: h.shape,
         data,
     })
+}
+
+/// The elements of a Fortran-order (column-major) array of `shape`, `size` bytes each,
+/// in C (row-major) order.
+fn c_order(data: &[u8], shape: &[usize], size: usize) -> Vec<u8> {
+    let numel: usize = shape.iter().product();
+    // Column-major strides: axis 0 varies fastest.
+    let strides: Vec<usize> = shape
+        .iter()
+        .scan(1, |stride, &d| {
+            let s = *stride;
+            *stride *= d;
+            Some(s)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(numel * size);
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..numel {
+        let at: usize = index.iter().zip(&strides).map(|(i, s)| i * s).sum();
+        out.extend_from_slice(&data[at * size..(at + 1) * size]);
+        // The next C-order index: the last axis varies fastest.
+        for axis in (0..shape.len()).rev() {
+            index[axis] += 1;
+            if index[axis] < shape[axis] {
+                break;
+            }
+            index[axis] = 0;
+        }
+    }
+    out
 }
 
 /// The supported dtypes: kind and element size.
@@ -419,10 +449,25 @@ mod tests {
     }
 
     #[test]
+    fn fortran_order_reads_as_c_order() {
+        // a = [[0, 1, 2], [3, 4, 5]] stored column by column: 0 3 1 4 2 5.
+        let raw: Vec<u8> = [0i32, 3, 1, 4, 2, 5].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = encode_raw("<i4", true, &[2, 3], &raw);
+        let a = parse(&bytes).unwrap();
+        assert_eq!(
+            (0..6).map(|i| a.int(i).unwrap()).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+        let raw: Vec<u8> = (0..24i32).flat_map(|v| v.to_le_bytes()).collect();
+        let a3 = parse(&encode_raw("<i4", true, &[2, 3, 4], &raw)).unwrap();
+        // C index (i, j, k) = 12 i + 4 j + k holds the Fortran element i + 2 j + 6 k.
+        assert_eq!(a3.int(12 + 4 * 2 + 3), Some(1 + 2 * 2 + 6 * 3));
+    }
+
+    #[test]
     fn errors() {
         let err = |b: &[u8]| parse(b).unwrap_err();
         assert!(err(b"hello").contains("not a .npy file"));
-        assert!(err(&encode_raw("<f4", true, &[2], &[0; 8])).contains("Fortran"));
         assert!(err(&encode_raw(">f4", false, &[2], &[0; 8])).contains("big-endian"));
         assert!(err(&encode_raw("<c8", false, &[2], &[0; 16])).contains("unsupported dtype '<c8'"));
         assert_eq!(
