@@ -459,7 +459,8 @@ mod tests {
             vec![0, 1, 2, 3, 4, 5]
         );
         let raw: Vec<u8> = (0..24i32).flat_map(|v| v.to_le_bytes()).collect();
-        let a3 = parse(&encode_raw("<i4", true, &[2, 3, 4], &raw)).unwrap();
+        let bytes = encode_raw("<i4", true, &[2, 3, 4], &raw);
+        let a3 = parse(&bytes).unwrap();
         // C index (i, j, k) = 12 i + 4 j + k holds the Fortran element i + 2 j + 6 k.
         assert_eq!(a3.int(12 + 4 * 2 + 3), Some(1 + 2 * 2 + 6 * 3));
     }
