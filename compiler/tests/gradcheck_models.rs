@@ -442,3 +442,35 @@ fn self_attention_differentiates() {
     // x.embed, h.self_attention (in_proj weight and bias, out_proj weight and bias), loss.linear (2)
     check_model(src, |n| if n == "tokens" { 9 } else { 2 }, 7);
 }
+
+/// A batch of graphs: readouts by sum, mean and max over each graph's nodes, messages
+/// along block-diagonal edges with features, padding nodes (graph `G`), an empty graph
+/// slot (weight 0 in `@row_mask`) under the per-graph `mse`, and a cross-entropy over
+/// graphs with one unlabeled (-1).
+#[test]
+fn readout_and_batches_of_graphs_differentiate() {
+    let src = "
+        model Graphs {
+          dims { G = 3, N = 9, E = 10, F = 3 }
+          graph g { nodes N, edges i32[2, E], features f32[E, 2], graphs G }
+          input x: f32[N, F]
+          label y: f32[G]
+          label c: i32[G] classes 2
+          message m(src, dst, e) = tanh(linear(concat(src, dst, e), 4))
+          let h = relu(propagate(g, x, m, aggregate: sum) + linear(x, 4))
+          let pooled = concat(readout(g, h, sum), readout(g, h, mean), readout(g, tanh(h), max))
+          loss mse(reshape(linear(pooled, 1), [G]), y) + cross_entropy(linear(pooled, 2), c)
+        }";
+    let c = compile(src, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut args = random_args(&c.forward, |_| 2, 23);
+    // Graphs of 3, 2 and 0 nodes (slot 2 empty), then 4 padding nodes; edges within
+    // graphs 0 and 1, padding edges on the last node.
+    args.insert("g.graph_of".into(), Value::Int(vec![0, 0, 0, 1, 1, 3, 3, 3, 3]));
+    let edges = [[0, 1, 2, 1, 3, 4, 8, 8, 8, 8], [1, 0, 1, 2, 4, 3, 8, 8, 8, 8]].concat();
+    args.insert("g.edges".into(), Value::Int(edges));
+    args.insert("@row_mask".into(), Value::Float(vec![1.0, 1.0, 0.0]));
+    args.insert("c".into(), Value::Int(vec![1, -1, 0]));
+    let report = gradcheck::check(&c.forward, &args, 30, 5);
+    assert_eq!(report.len(), c.model.params.len());
+    assert_gradients_match(&report);
+}
