@@ -26,6 +26,7 @@
 //!   (`chain.rs`); `--session` also times the JIT session's creation on T threads.
 
 mod chain;
+mod graph_shapes;
 mod opt_time;
 mod profile;
 mod schedule;
@@ -72,6 +73,17 @@ enum Command {
         /// The folder of .mp files
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))]
         examples: PathBuf,
+    },
+    /// A molecule batch's training step padded to the run's capacity vs compiled for its exact shape
+    GraphShapes {
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Batches of the first epoch to time
+        #[arg(long, default_value_t = 12)]
+        batches: usize,
+        /// Steps per batch and side
+        #[arg(long, default_value_t = 30)]
+        reps: usize,
     },
     /// Compile time and peak memory of an N-layer chain model, stage by stage
     Chain {
@@ -191,6 +203,7 @@ fn main() {
         Command::Step(opts) => bench(Workload::Text, &opts),
         Command::Models { model, opts } => bench(model, &opts),
         Command::Opt { reps, examples } => opt_time::run(&examples, reps),
+        Command::GraphShapes { threads, batches, reps } => graph_shapes::run(threads, batches, reps),
         Command::Chain {
             layers,
             threads,
