@@ -142,17 +142,49 @@ fn a_shared_operand_over_an_unmergeable_axis_is_a_batch_axis_of_stride_zero() {
     assert_matches_interp(&g, &args, 1e-4, "shared operand");
 }
 
+/// `sum_k x[b, m, k] y[b, k, n]` over the domain `[B, m, k, n]` (the loop keeps its
+/// innermost axis n) or `[B, m, n, k]` (it reduces along k, its innermost).
+fn product(b: &mut Builder, tag: &str, (m, k, n): (usize, usize, usize), k_inner: bool) -> ValueId {
+    let x = f(b, &format!("x{tag}"), &[B, m, k]);
+    let y = f(b, &format!("y{tag}"), &[B, k, n]);
+    if k_inner {
+        let yt = b.transpose(y, &[0, 2, 1]);
+        let xb = b.broadcast(x, &[B, m, n, k], &[0, 1, 3]);
+        let yb = b.broadcast(yt, &[B, m, n, k], &[0, 2, 3]);
+        let p = b.mul(xb, yb);
+        b.reduce_sum(p, &[3])
+    } else {
+        let xb = b.broadcast(x, &[B, m, k, n], &[0, 1, 2]);
+        let yb = b.broadcast(y, &[B, m, k, n], &[0, 2, 3]);
+        let p = b.mul(xb, yb);
+        b.reduce_sum(p, &[2])
+    }
+}
+
 #[test]
-fn small_products_and_products_with_fused_math_stay_loops() {
-    // k = 4 is under the cost rule's minimum; a scaled product is not a product of views.
-    let mut b = Builder::new("loops");
-    let q = f(&mut b, "q", &[B, H, M, 4]);
-    let k = f(&mut b, "k", &[B, H, N, 4]);
-    let dom = [B, H, M, N, 4];
-    let qb = b.broadcast(q, &dom, &[0, 1, 2, 4]);
-    let kb = b.broadcast(k, &dom, &[0, 1, 3, 4]);
-    let prod = b.mul(qb, kb);
-    let small = b.reduce_sum(prod, &[4]);
+fn the_cost_rule_keeps_small_products_as_loops_and_fused_math_stays_a_loop() {
+    // 6 x 5 x 30 = 900 multiply-adds per batch: a GEMM when the loop would reduce along
+    // its innermost axis (scalar), a loop when it would run f32x4 along n; 3 x 4 x 5 = 60
+    // is a loop either way.
+    let cases = [
+        ((6, 5, 30), true, true),
+        ((6, 5, 30), false, false),
+        ((3, 4, 5), true, false),
+        ((3, 4, 5), false, false),
+    ];
+    for (i, &(dims, k_inner, gemm)) in cases.iter().enumerate() {
+        let mut b = Builder::new("rule");
+        let s = product(&mut b, "", dims, k_inner);
+        b.output("s", s);
+        let g = b.finish();
+        let p = schedule(&g);
+        let got = p.kernels.iter().any(|k| matches!(k.body, KernelBody::MatMul(_)));
+        assert_eq!(got, gemm, "case {i}: {}", mpc_compiler::schedule::print_program(&p));
+        let args = random_args(&g, |_| 1, 4);
+        assert_matches_interp(&g, &args, 1e-4, &format!("case {i}"));
+    }
+    // A product scaled before the sum is not a product of two views.
+    let mut b = Builder::new("fused");
     let q2 = f(&mut b, "q2", &[B, H, M, K]);
     let k2 = f(&mut b, "k2", &[B, H, N, K]);
     let dom2 = [B, H, M, N, K];
@@ -161,7 +193,6 @@ fn small_products_and_products_with_fused_math_stay_loops() {
     let prod2 = b.mul(qb2, kb2);
     let scaled = b.scale(prod2, 0.5);
     let fused = b.reduce_sum(scaled, &[4]);
-    b.output("small", small);
     b.output("fused", fused);
     let g = b.finish();
     let p = schedule(&g);
@@ -171,5 +202,5 @@ fn small_products_and_products_with_fused_math_stay_loops() {
         mpc_compiler::schedule::print_program(&p)
     );
     let args = random_args(&g, |_| 1, 4);
-    assert_matches_interp(&g, &args, 1e-5, "loops");
+    assert_matches_interp(&g, &args, 1e-5, "fused");
 }

@@ -17,17 +17,25 @@
 //! with anything else fused into it (a scale, a mask): only pure views of two buffers
 //! qualify, so the GEMM computes exactly the interpreter's sum of products.
 //!
-//! Cost rule: m, n and k all at least [`MIN_DIM`]. Below that a GEMM call's fixed cost
-//! (packing, dispatch) outweighs the product, and the loop kernel, vectorized along
-//! its innermost axis, is as fast; attention with 16-wide heads and 16 positions
-//! (`examples/transformer.mp`) is above it and measured faster as batched GEMMs
-//! (`bench/README.md`).
+//! Cost rule: a GEMM call costs about 200 ns on top of its arithmetic (packing,
+//! dispatch; measured with the `gemm` crate on 256 batches), so it pays once the
+//! loop it replaces costs more per batch. That loop is slow when it reduces along its
+//! innermost axis (scalar code, ~1.3 ns per product: over [`MIN_SCALAR_PRODUCT`]
+//! multiply-adds per batch, d >= 4 for cubes) and fast when the innermost axis is kept
+//! (f32x4, ~0.25 ns per product: over [`MIN_VECTOR_PRODUCT`], d >= 10 for cubes).
+//! Measured on 256 batches of d x d x d, 1 thread, loop / GEMM in us: reducing the
+//! innermost axis, d = 2: 3.4 / 5.0, 3: 8.5 / 6.4, 4: 19 / 9.7, 8: 167 / 30, 16: 1791 /
+//! 101; keeping it, d = 4: 9.1 / 53, 8: 39 / 50, 12: 106 / 67, 16: 230 / 47. Attention
+//! with 16-wide heads and 16 positions (`examples/transformer.mp`) is above both.
 
 use super::*;
 use crate::ir::Binary;
 
-/// The smallest m, n and k that get a GEMM call (see the module doc).
-pub(super) const MIN_DIM: usize = 8;
+/// The fewest multiply-adds per batch (m n k) worth a GEMM call when the loop would
+/// reduce along its innermost axis (see the module doc).
+pub(super) const MIN_SCALAR_PRODUCT: usize = 64;
+/// The same when the loop would keep its innermost axis and run it in f32x4.
+pub(super) const MIN_VECTOR_PRODUCT: usize = 1024;
 
 /// One domain axis: its extent and its strides in `a`, `b` and the output.
 #[derive(Clone, Copy, Debug)]
@@ -95,6 +103,8 @@ pub(super) fn as_matmul(lk: &LoopKernel, buffers: &[Buffer]) -> Option<MatMul> {
     };
     let ((xb, xat), (yb, yat)) = (load(x)?, load(y)?);
     let (mut batch, mut ms, mut ns, mut ks) = (vec![], vec![], vec![], vec![]);
+    // Whether the loop would reduce along its innermost axis (scalar code).
+    let mut reduces_innermost = false;
     for (d, &len) in lk.domain.iter().enumerate() {
         if len == 1 {
             continue; // index 0 only: no stride matters
@@ -112,6 +122,7 @@ pub(super) fn as_matmul(lk: &LoopKernel, buffers: &[Buffer]) -> Option<MatMul> {
             (true, true, false) => ks.push(ax),
             _ => return None,
         }
+        reduces_innermost = ax.out == 0;
     }
     let (mut ms, mut ns, ks) = (merged(ms), merged(ns), merged(ks));
     let [k] = ks.as_slice() else { return None };
@@ -121,7 +132,12 @@ pub(super) fn as_matmul(lk: &LoopKernel, buffers: &[Buffer]) -> Option<MatMul> {
     batch.extend(ms);
     batch.extend(ns);
     let mut batch = merged(batch);
-    if batch.len() > MAX_BATCH_AXES || m.len.min(n.len).min(k.len) < MIN_DIM {
+    let min_product = if reduces_innermost {
+        MIN_SCALAR_PRODUCT
+    } else {
+        MIN_VECTOR_PRODUCT
+    };
+    if batch.len() > MAX_BATCH_AXES || m.len * n.len * k.len < min_product {
         return None;
     }
     // The GEMM writes rows of `out` fastest when they are contiguous: an output whose N
