@@ -141,7 +141,13 @@ pub fn profile(
         let kernel = &program.kernels[k];
         let split = splits(kernel, threads);
         let (kind, writes) = match &kernel.body {
-            KernelBody::MatMul(m) => (format!("matmul {}x{}x{}", m.m, m.k, m.n), label(m.out)),
+            KernelBody::MatMul(m) if m.batch.is_empty() => {
+                (format!("matmul {}x{}x{}", m.m, m.k, m.n), label(m.out.buf))
+            }
+            KernelBody::MatMul(m) => (
+                format!("matmul {}x[{}x{}x{}]", m.batches(), m.m, m.k, m.n),
+                label(m.out.buf),
+            ),
             KernelBody::Loop(l) => {
                 let what = if l.scatter_rows.is_some() { "scatter" } else { "loop" };
                 let mut outs: Vec<String> = l.stores.iter().map(|s| label(s.buf())).collect();

@@ -18,8 +18,10 @@ impl Lowering<'_> {
     /// it: `q, k, v = x W_in + b_in` split in three and in `heads` heads of `D / heads`,
     /// `softmax(q k^T / sqrt(D / heads)) v` per head, heads joined, then `W_out`, `b_out`.
     /// The per-head products are broadcasts multiplied and summed over one axis, which
-    /// the scheduler fuses into loops (no `[B, H, T, T, D/H]` buffer). `causal`: the
-    /// scores of keys after the query are pushed to -1e30 before the softmax; so are
+    /// the scheduler runs as batched matmuls over (batch, head) (`schedule/fuse/bmm.rs`;
+    /// small heads stay fused loops; no `[B, H, T, T, D/H]` buffer either way).
+    /// `causal`: the scores of keys after the query are pushed to -1e30 before the
+    /// softmax; so are
     /// those of padded keys (`padding`, `[B, T]`, 1.0 at a pad). A query whose keys are
     /// all masked weighs them equally (PyTorch gives NaN there).
     pub(super) fn self_attention(

@@ -15,13 +15,17 @@
 //!   kernel, one Cranelift function, stays small on deep models); inside that kernel it reads values the kernel computes at the same
 //!   element directly from registers (so Adam's m, v and p updates share one loop);
 //!   except a scalar loop that reads only arguments, which gets its own first kernel;
-//! - `a * b + c` becomes one `fma` when the product has no other use.
+//! - `a * b + c` becomes one `fma` when the product has no other use;
+//! - a `reduce_sum` of the product of two views that is a matrix product (attention's
+//!   per-head `q k^T` and `weights v`, and their gradients) becomes a batched matmul
+//!   call instead of a loop (`fuse/bmm.rs`, with its cost rule).
 //!
 //! This file decides what is buffered and where each loop goes; `fuse/roots.rs` builds
 //! the kernels of each buffered value, `fuse/access.rs` inlines reads, `fuse/finish.rs`
 //! contracts `fma` and sets how threads split each kernel.
 
 mod access;
+mod bmm;
 mod finish;
 mod roots;
 

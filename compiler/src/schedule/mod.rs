@@ -14,7 +14,9 @@
 //!   accumulate into their output in row-major order of the domain, and scatter-adds).
 //!   Fused chains of elementwise ops, broadcasts, transposes, slices and reshapes all
 //!   end up here as index arithmetic; several outputs of the same domain share one loop.
-//! - [`MatMul`]: a library call on strided 2-D views (a transpose is a swapped stride).
+//! - [`MatMul`]: a library call on strided 2-D views (a transpose is a swapped stride),
+//!   repeated over up to two batch axes: `Op::MatMul`, and reductions of a product of
+//!   two views that form a (batched) matrix product (attention's per-head products).
 //! - [`Segment`]: scatter-max, its argmax and its transpose, as library code.
 //!
 //! Determinism: every output element is computed by one thread, and reductions and
@@ -249,15 +251,56 @@ impl View2 {
     }
 }
 
-/// `out[m, n] = a[m, k] · b[k, n]`, `out` contiguous.
+/// One batch axis of a batched matmul: its extent and how far (in elements) each
+/// operand and the output move per step along it (0: that operand is shared).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchAxis {
+    pub len: usize,
+    pub a: i64,
+    pub b: i64,
+    pub out: i64,
+}
+
+/// `out[m, n] = a[m, k] · b[k, n]` on strided views, once per index of the batch axes:
+/// for batch coordinates `(j0, j1)` each view's offset moves by `j0 * stride0 + j1 *
+/// stride1`. A plain matmul (`Op::MatMul`) has no batch axes and a contiguous `out`
+/// (`rs = n`, `cs = 1`); a reduction recognized as a product of two views
+/// (`fuse/bmm.rs`, e.g. attention's per-head `q k^T`) has up to two and writes `out`
+/// with the strides its IR layout gives.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MatMul {
     pub a: View2,
     pub b: View2,
-    pub out: BufId,
+    pub out: View2,
     pub m: usize,
     pub k: usize,
     pub n: usize,
+    /// Outermost first; at most [`MAX_BATCH_AXES`].
+    pub batch: Vec<BatchAxis>,
+}
+
+/// The batch axes a matmul kernel carries (attention: batch and heads, whose strides
+/// do not merge because the heads sit inside a row).
+pub const MAX_BATCH_AXES: usize = 2;
+
+impl MatMul {
+    /// Products computed: the batch axes' extents multiplied (1 without batch axes).
+    pub fn batches(&self) -> usize {
+        self.batch.iter().map(|x| x.len).product()
+    }
+    /// The element offsets of `a`, `b` and `out` for flat batch index `j` (row-major
+    /// over the batch axes).
+    pub fn batch_offsets(&self, mut j: usize) -> (i64, i64, i64) {
+        let (mut oa, mut ob, mut oc) = (0, 0, 0);
+        for x in self.batch.iter().rev() {
+            let i = (j % x.len) as i64;
+            j /= x.len;
+            oa += i * x.a;
+            ob += i * x.b;
+            oc += i * x.out;
+        }
+        (oa, ob, oc)
+    }
 }
 
 /// Rows per matmul block: threads split blocks, so the result is thread-count independent.

@@ -41,7 +41,7 @@ fn live_ranges(p: &Program) -> Vec<Option<(usize, usize)>> {
             KernelBody::MatMul(mm) => {
                 touch(mm.a.buf, k);
                 touch(mm.b.buf, k);
-                touch(mm.out, k);
+                touch(mm.out.buf, k);
             }
             KernelBody::Segment(seg) => {
                 touch(seg.values.0, k);

@@ -1,6 +1,8 @@
 //! Text form of a kernel program (`mpc compile --emit kernels`).
 //!
-//! In: a [`Program`]. Out: its text; [`expr_text`] and [`affine_text`] also give the
+//! In: a [`Program`]. Out: its text; a batched matmul prints each view as
+//! `buffer+offset(row stride, column stride)` and each batch axis as
+//! `extent:a stride,b stride,out stride`. [`expr_text`] and [`affine_text`] also give the
 //! PTX backend its per-expression comments, so both show an expression the same way.
 
 use super::*;
@@ -115,16 +117,46 @@ pub fn print_program(p: &Program) -> String {
                         if x.transposed() { "^T" } else { "" }
                     )
                 };
-                let _ = writeln!(
-                    s,
-                    "  k{k}: matmul {} = {} x {}  [m={} k={} n={}] {split}",
-                    buf(p, mm.out),
-                    v(&mm.a),
-                    v(&mm.b),
-                    mm.m,
-                    mm.k,
-                    mm.n
-                );
+                if mm.batch.is_empty() && mm.out.rs == mm.n as i64 && mm.out.cs == 1 {
+                    let _ = writeln!(
+                        s,
+                        "  k{k}: matmul {} = {} x {}  [m={} k={} n={}] {split}",
+                        buf(p, mm.out.buf),
+                        v(&mm.a),
+                        v(&mm.b),
+                        mm.m,
+                        mm.k,
+                        mm.n
+                    );
+                } else {
+                    // Batched (or a strided output): every view with its (row, column)
+                    // strides, every batch axis with its extent and strides.
+                    let vs = |x: &View2| {
+                        let off = if x.offset != 0 {
+                            format!("+{}", x.offset)
+                        } else {
+                            String::new()
+                        };
+                        format!("{}{off}({}, {})", buf(p, x.buf), x.rs, x.cs)
+                    };
+                    let batch: Vec<String> = mm
+                        .batch
+                        .iter()
+                        .map(|x| format!("{}:{},{},{}", x.len, x.a, x.b, x.out))
+                        .collect();
+                    let batch = if batch.is_empty() { "1".into() } else { batch.join(" ") };
+                    let _ = writeln!(
+                        s,
+                        "  k{k}: matmul {} = {} x {}  [batch={} m={} k={} n={}] {split}",
+                        vs(&mm.out),
+                        vs(&mm.a),
+                        vs(&mm.b),
+                        batch,
+                        mm.m,
+                        mm.k,
+                        mm.n
+                    );
+                }
             }
             KernelBody::Segment(seg) => {
                 let at = |(b, o): (BufId, i64)| {

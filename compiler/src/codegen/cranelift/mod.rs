@@ -13,8 +13,8 @@
 //! `exp`, `log` and `tanh` call the same Rust functions the interpreter uses (lane by
 //! lane), `sqrt` and division are IEEE, so the only difference from the interpreter is
 //! fma contraction and the GEMM's summation order. Matmuls call [`gemm`] through a
-//! registered function, one 64-row block at a time so that results do not depend on
-//! how threads split the blocks. Segment kernels (scatter-max and its argmax) call
+//! registered function, one GEMM call per (batch, 64-row block) pair, so that results
+//! do not depend on how threads split the pairs. Segment kernels (scatter-max and its argmax) call
 //! [`segment`]'s library code.
 //!
 //! Kernels are built one by one and compiled by several threads in batches, then defined
@@ -30,7 +30,7 @@ mod loops;
 mod ops;
 mod segment;
 
-use crate::schedule::{KernelBody, Program, MATMUL_BLOCK};
+use crate::schedule::{BatchAxis, KernelBody, Program, MATMUL_BLOCK, MAX_BATCH_AXES};
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{types, AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Signature, UserFuncName};
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
@@ -83,7 +83,11 @@ unsafe extern "C" fn mpc_fill(p: *mut f32, n: i64, v: f32) {
     }
 }
 
-/// `c[rows of blocks start..end] = a · b` on strided views; `c` is contiguous `[m, n]`.
+/// `c = a · b` on strided views for the (batch, 64-row block) pairs `start..end`,
+/// numbered batch-major (`blocks = ceil(m / 64)` per batch): pair `p` is row block
+/// `p % blocks` of batch `j = p / blocks`, batch coordinates `(j / len1, j % len1)`,
+/// each operand's base moved by `j0 * s0 + j1 * s1` (`sa*`, `sb*`, `sc*`). One GEMM call
+/// per pair, whichever thread runs it, so the result does not depend on the split.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn mpc_sgemm(
     m: i64,
@@ -96,19 +100,35 @@ unsafe extern "C" fn mpc_sgemm(
     brs: i64,
     bcs: i64,
     c: *mut f32,
+    crs: i64,
+    ccs: i64,
+    len1: i64,
+    sa0: i64,
+    sa1: i64,
+    sb0: i64,
+    sb1: i64,
+    sc0: i64,
+    sc1: i64,
     start: i64,
     end: i64,
 ) {
     let block = MATMUL_BLOCK as i64;
-    for blk in start..end {
+    let blocks = (m + block - 1) / block;
+    if blocks <= 0 || n <= 0 {
+        return;
+    }
+    for pair in start..end {
+        let (j, blk) = (pair / blocks, pair % blocks);
+        let (j0, j1) = (j / len1, j % len1);
         let r0 = blk * block;
         let rows = block.min(m - r0);
-        if rows <= 0 {
-            continue;
-        }
-        let dst = c.offset((r0 * n) as isize);
+        let dst = c.offset((j0 * sc0 + j1 * sc1 + r0 * crs) as isize);
         if k == 0 {
-            mpc_fill(dst, rows * n, 0.0);
+            for i in 0..rows {
+                for jj in 0..n {
+                    *dst.offset((i * crs + jj * ccs) as isize) = 0.0;
+                }
+            }
             continue;
         }
         gemm::gemm(
@@ -116,13 +136,13 @@ unsafe extern "C" fn mpc_sgemm(
             n as usize,
             k as usize,
             dst,
-            1,
-            n as isize,
+            ccs as isize,
+            crs as isize,
             false,
-            a.offset((r0 * ars) as isize),
+            a.offset((j0 * sa0 + j1 * sa1 + r0 * ars) as isize),
             acs as isize,
             ars as isize,
-            b,
+            b.offset((j0 * sb0 + j1 * sb1) as isize),
             bcs as isize,
             brs as isize,
             0.0f32,
@@ -289,7 +309,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
     let (f32t, i64t) = (types::F32, types::I64);
     let s1 = sig(&module, &[f32t], Some(f32t));
     let fill_sig = sig(&module, &[i64t, i64t, f32t], None);
-    let gemm_sig = sig(&module, &[i64t; 12], None);
+    let gemm_sig = sig(&module, &[i64t; 21], None);
     let segment_sig = sig(&module, &[i64t; 11], None);
     let mut import = |name: &str, s: &Signature| {
         module
@@ -328,6 +348,9 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
             match &kernel.body {
                 KernelBody::Loop(lk) => loops::emit(&mut fb, p, lk, &imports, fma)?,
                 KernelBody::MatMul(mm) => {
+                    if mm.batch.len() > MAX_BATCH_AXES {
+                        return Err(format!("kernel k{i}: a matmul with {} batch axes", mm.batch.len()));
+                    }
                     let entry = fb.create_block();
                     fb.append_block_params_for_function_params(entry);
                     fb.switch_to_block(entry);
@@ -340,7 +363,23 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                     };
                     let a = ptr(&mut fb, mm.a.buf, mm.a.offset);
                     let b = ptr(&mut fb, mm.b.buf, mm.b.offset);
-                    let c = ptr(&mut fb, mm.out, 0);
+                    let c = ptr(&mut fb, mm.out.buf, mm.out.offset);
+                    // Two batch axes always: a missing one has extent 1, strides 0.
+                    let axis = |i: usize| {
+                        let none = BatchAxis {
+                            len: 1,
+                            a: 0,
+                            b: 0,
+                            out: 0,
+                        };
+                        let at = i + mm.batch.len();
+                        if at >= 2 {
+                            mm.batch[at - 2].clone()
+                        } else {
+                            none
+                        }
+                    };
+                    let (x0, x1) = (axis(0), axis(1));
                     let k = |fb: &mut FunctionBuilder, v: i64| fb.ins().iconst(i64t, v);
                     let args = [
                         k(&mut fb, mm.m as i64),
@@ -353,6 +392,15 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                         k(&mut fb, mm.b.rs),
                         k(&mut fb, mm.b.cs),
                         c,
+                        k(&mut fb, mm.out.rs),
+                        k(&mut fb, mm.out.cs),
+                        k(&mut fb, x1.len as i64),
+                        k(&mut fb, x0.a),
+                        k(&mut fb, x1.a),
+                        k(&mut fb, x0.b),
+                        k(&mut fb, x1.b),
+                        k(&mut fb, x0.out),
+                        k(&mut fb, x1.out),
                         start,
                         end,
                     ];

@@ -133,7 +133,7 @@ pub fn kernel_buffers(body: &KernelBody) -> Vec<BufId> {
             }));
             v
         }
-        KernelBody::MatMul(mm) => vec![mm.a.buf, mm.b.buf, mm.out],
+        KernelBody::MatMul(mm) => vec![mm.a.buf, mm.b.buf, mm.out.buf],
         KernelBody::Segment(seg) => vec![seg.values.0, seg.index.0, seg.out],
         #[allow(unreachable_patterns)]
         _ => vec![],
@@ -202,11 +202,16 @@ pub fn emit(p: &Program) -> Result<PtxProgram, String> {
                 ((grid, 1, 1), (block, 1, 1), what)
             }
             KernelBody::MatMul(mm) => {
-                let (gx, gy) = matmul::emit(&mut b, p, mm, &base, &mut shared)?;
+                let (gx, gy, gz) = matmul::emit(&mut b, p, mm, &base, &mut shared)?;
+                let batch = if mm.batch.is_empty() {
+                    String::new()
+                } else {
+                    format!(" x {} batches over grid z", mm.batches())
+                };
                 (
-                    (gx, gy, 1),
+                    (gx, gy, gz),
                     (matmul::TILE, matmul::TILE, 1),
-                    format!("matmul [m={} k={} n={}], 16x16 tiles", mm.m, mm.k, mm.n),
+                    format!("matmul [m={} k={} n={}], 16x16 tiles{batch}", mm.m, mm.k, mm.n),
                 )
             }
             KernelBody::Segment(seg) => {

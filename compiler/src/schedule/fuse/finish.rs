@@ -85,10 +85,12 @@ pub(super) fn finish(body: KernelBody) -> Kernel {
                 work,
             }
         }
+        // Threads split (batch, 64-row block) pairs, flattened batch-major: each pair is
+        // one GEMM call whose output rows no other pair writes.
         KernelBody::MatMul(mm) => Kernel {
-            range: mm.m.div_ceil(MATMUL_BLOCK),
+            range: mm.batches() * mm.m.div_ceil(MATMUL_BLOCK),
             parallel: true,
-            work: mm.m * mm.n * mm.k / 8,
+            work: mm.batches() * mm.m * mm.n * mm.k / 8,
             body: KernelBody::MatMul(mm),
         },
         KernelBody::Segment(seg) => Kernel {

@@ -4,7 +4,9 @@
 //! program: a reduction or any elementwise/view value becomes one loop (its operands
 //! inlined through [`super::access`]), a scatter-add a loop whose threads own output
 //! rows, a concat one loop per part, scatter-max, its argmax and its transpose a segment
-//! kernel, a matmul a library call on strided views. Bounds checks are registered here.
+//! kernel, a matmul a library call on strided views; a sum of a product of two views
+//! that is a matrix product ([`super::bmm`]) a batched matmul. Bounds checks are
+//! registered here.
 
 use super::*;
 
@@ -55,7 +57,15 @@ impl<'g> Scheduler<'g> {
                     ReduceOp::Max
                 };
                 self.cur.stores.push(Store::Reduce { buf, at, value, op });
-                self.place_loop();
+                // A product of two views summed over one axis: a (batched) GEMM call.
+                match bmm::as_matmul(&self.cur, &self.buffers) {
+                    Some(mm) => {
+                        self.cur = empty();
+                        let reads = [mm.a.buf, mm.b.buf];
+                        self.place_library(KernelBody::MatMul(mm), &reads, buf);
+                    }
+                    None => self.place_loop(),
+                }
             }
             Op::ScatterAdd { rows } => {
                 let domain = self.shape(x[0]).to_vec();
@@ -126,13 +136,20 @@ impl<'g> Scheduler<'g> {
                 let a = self.view2(x[0])?;
                 let b = self.view2(x[1])?;
                 let (m, k, n) = (self.shape(x[0])[0], self.shape(x[0])[1], self.shape(x[1])[1]);
+                let out = View2 {
+                    buf,
+                    offset: 0,
+                    rs: n as i64,
+                    cs: 1,
+                };
                 let mm = MatMul {
                     a,
                     b,
-                    out: buf,
+                    out,
                     m,
                     k,
                     n,
+                    batch: vec![],
                 };
                 let reads = [mm.a.buf, mm.b.buf];
                 self.place_library(KernelBody::MatMul(mm), &reads, buf);
