@@ -182,6 +182,8 @@ impl Executable {
         }
         let threads = self.pool.threads();
         let bufs = self.ptrs.as_ptr() as *const *mut u8;
+        let pool = self.pool.clone();
+        let _awake = pool.hold();
         for (k, kernel) in self.program.kernels.iter().enumerate() {
             let f = self.jit.fns[k];
             let range = kernel.range as i64;

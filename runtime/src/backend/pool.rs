@@ -1,8 +1,12 @@
 //! A small persistent thread pool for kernel launches.
 //!
 //! `run(f)` calls `f(t)` for every thread number `t` in `0..threads` (the caller is
-//! thread 0) and returns when all are done. Workers spin briefly between jobs (a step
-//! launches a few parallel kernels back to back), then sleep on a condition variable.
+//! thread 0) and returns when all are done. While a [`Pool::hold`] guard lives (a step
+//! is running), workers spin between jobs: a step launches its parallel kernels between
+//! serial ones, and waking a sleeping thread costs tens of microseconds (more in a VM),
+//! which made 2 threads slower than 1 on steps of many small kernels. Without a hold
+//! they spin briefly, then sleep on a condition variable, so an idle pool (batch
+//! assembly, evaluation on the host) costs no core.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -16,6 +20,8 @@ struct Shared {
     wake: Condvar,
     remaining: AtomicUsize,
     shutdown: AtomicBool,
+    /// Steps in progress ([`Pool::hold`]): workers keep spinning between jobs.
+    holds: AtomicUsize,
 }
 
 #[derive(Clone, Copy)]
@@ -31,7 +37,8 @@ pub struct Pool {
     busy: Mutex<()>,
 }
 
-const SPIN: usize = 20_000;
+/// How long a worker keeps spinning after the last step released the pool (a few ms).
+const IDLE_SPINS: usize = 200_000;
 
 impl Pool {
     /// A pool of `threads` threads in all (at least 1; the caller counts as one).
@@ -43,6 +50,7 @@ impl Pool {
             wake: Condvar::new(),
             remaining: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
+            holds: AtomicUsize::new(0),
         });
         let workers = (1..threads)
             .map(|t| {
@@ -63,6 +71,12 @@ impl Pool {
 
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Keeps the workers awake (spinning between jobs) until the guard drops.
+    pub fn hold(&self) -> Hold<'_> {
+        self.shared.holds.fetch_add(1, Ordering::SeqCst);
+        Hold(self)
     }
 
     /// Runs `f(t)` on every thread `t` and waits for all of them.
@@ -95,13 +109,31 @@ impl Pool {
     }
 }
 
+/// While it lives, the pool's workers spin between jobs instead of sleeping.
+pub struct Hold<'a>(&'a Pool);
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.0.shared.holds.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn worker(s: &Shared, t: usize) {
     let mut seen = 0;
     loop {
-        let mut spins = 0;
-        while s.generation.load(Ordering::Acquire) == seen && spins < SPIN {
+        // Spin while a step holds the pool, and IDLE_SPINS more after (the gap to the
+        // next step, its batch's assembly, is shorter than a wake-up).
+        let mut spins = 0usize;
+        while s.generation.load(Ordering::Acquire) == seen && !s.shutdown.load(Ordering::Relaxed) {
             std::hint::spin_loop();
-            spins += 1;
+            spins = if s.holds.load(Ordering::Relaxed) > 0 {
+                0
+            } else {
+                spins + 1
+            };
+            if spins > IDLE_SPINS {
+                break;
+            }
         }
         let job = {
             let mut guard = s.job.lock().unwrap();
