@@ -84,6 +84,9 @@ enum Command {
         /// Steps per batch and side
         #[arg(long, default_value_t = 30)]
         reps: usize,
+        /// Time every kernel of the padded step on its own instead
+        #[arg(long)]
+        profile: bool,
     },
     /// Compile time and peak memory of an N-layer chain model, stage by stage
     Chain {
@@ -203,7 +206,12 @@ fn main() {
         Command::Step(opts) => bench(Workload::Text, &opts),
         Command::Models { model, opts } => bench(model, &opts),
         Command::Opt { reps, examples } => opt_time::run(&examples, reps),
-        Command::GraphShapes { threads, batches, reps } => graph_shapes::run(threads, batches, reps),
+        Command::GraphShapes {
+            threads,
+            batches,
+            reps,
+            profile,
+        } => graph_shapes::run(threads, batches, reps, profile),
         Command::Chain {
             layers,
             threads,
