@@ -147,6 +147,44 @@ pub fn steps_for_rows(compiled: &Compiled, rows: usize) -> Result<Steps, String>
     steps(&compiled.model, &dims)
 }
 
+/// A batch of graphs' capacities (`[N, E]` of its `graphs G` graph) and the steps of
+/// `compiled`'s model at other capacities (the probe that tells `for_cpu_dynamic` which
+/// kernel extents grow with them); `None` for other models.
+pub fn capacity_probe(compiled: &Compiled) -> Result<Option<(Vec<usize>, Steps)>, String> {
+    let Some(g) = compiled.model.graphs.iter().find(|g| g.graphs.is_some()) else {
+        return Ok(None);
+    };
+    let mut dims = compiled.dims.clone();
+    let mut capacities = Vec::new();
+    for dim in [&g.nodes, &g.edges] {
+        let name = dim.to_string();
+        let Some(value) = dims.get_mut(&name) else {
+            return Ok(None);
+        };
+        capacities.push(*value);
+        *value += PROBE_STEP;
+    }
+    specialize::check_sizes(&compiled.model, &dims)?;
+    Ok(Some((capacities, steps(&compiled.model, &dims)?)))
+}
+
+/// How much the probe's capacities exceed the real ones.
+const PROBE_STEP: usize = 17;
+
+/// for_cpu with sizes read at run time: `probe` is the same step at other capacities
+/// (`capacity_probe`); the kernel extents that grow with `capacities` and that the
+/// kernels can shrink become the batch's counts (`schedule::dynamic`).
+pub fn for_cpu_dynamic(graph: &Graph, probe: &Graph, capacities: &[usize]) -> Result<(Program, JitProgram), String> {
+    let (optimized, _) = optimize(graph)?;
+    let (probe_optimized, _) = optimize(probe)?;
+    let mut program = schedule(&optimized);
+    let probe_program = schedule(&probe_optimized);
+    program.dynamic =
+        schedule::dynamic::dynamic_capacities(capacities, (&program, &optimized), (&probe_program, &probe_optimized));
+    let code = codegen_cpu(&program)?;
+    Ok((program, code))
+}
+
 /// optimize, with the default limits (what every engine runs).
 pub fn optimize(graph: &Graph) -> Result<(Graph, Stats), String> {
     opt::optimize(graph, &Limits::default())

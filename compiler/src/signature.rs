@@ -19,6 +19,9 @@ pub const POSITIONS: &str = "@positions";
 /// For a batch of graphs, `f32[G]`: 1.0 for each graph slot that holds a graph, 0.0 for
 /// the empty slots of a partial batch (a regression loss averages over the real ones).
 pub const ROW_MASK: &str = "@row_mask";
+/// A batch of graphs' real counts, `i32[2]`: its nodes and its edges (without the
+/// padding), which kernels compiled with dynamic sizes run over (`Program::dynamic`).
+pub const SIZES: &str = "@sizes";
 /// The input of a batch of graphs `g` that says which graph each node belongs to:
 /// `i32[N]`, `G` for the padding nodes after the last graph (`g.graph_of`).
 pub fn graph_of(graph: &str) -> String {

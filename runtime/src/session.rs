@@ -181,7 +181,17 @@ impl Session {
             (StepKind::Train, Some(s)) => &s.train_step,
             (StepKind::Eval, Some(s)) => &s.eval,
         };
-        self.engine.prepare(key, step)?;
+        // A batch of graphs: kernels that run over each batch's own node and edge counts.
+        match pipeline::capacity_probe(&self.compiled)? {
+            Some((capacities, probe)) if steps.is_none() => {
+                let probe_step = match kind {
+                    StepKind::Train => &probe.train_step,
+                    StepKind::Eval => &probe.eval,
+                };
+                self.engine.prepare_dynamic(key, step, probe_step, &capacities)?
+            }
+            _ => self.engine.prepare(key, step)?,
+        }
         self.prepared.insert(key);
         match kind {
             StepKind::Train => self.compiles.0 += 1,

@@ -252,6 +252,7 @@ impl<'g> Scheduler<'g> {
             kernels,
             outputs,
             checks: self.checks,
+            dynamic: Vec::new(),
         })
     }
 

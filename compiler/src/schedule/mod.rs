@@ -25,6 +25,7 @@
 //! domain axis 0 for loops, output rows for scatter-adds, 64-row blocks for matmuls.
 
 pub mod analysis;
+pub mod dynamic;
 mod fuse;
 pub mod plan;
 pub mod printer;
@@ -368,6 +369,17 @@ pub struct Program {
     /// Graph outputs in order and their buffers (kind `Output`).
     pub outputs: Vec<(String, BufId)>,
     pub checks: Vec<Check>,
+    /// Capacities the runtime replaces batch by batch with the batch's own counts
+    /// (`dynamic.rs`); slot `i` of the run-time sizes holds the count of capacity
+    /// `dynamic[i]` (0: that slot is not read). Empty for a program of fixed sizes.
+    pub dynamic: Vec<usize>,
+}
+
+impl Program {
+    /// The run-time sizes slot of an extent, if it is a dynamic capacity.
+    pub fn dynamic_slot(&self, extent: usize) -> Option<usize> {
+        self.dynamic.iter().position(|&c| c != 0 && c == extent)
+    }
 }
 
 impl Program {

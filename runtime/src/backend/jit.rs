@@ -11,8 +11,8 @@ use super::{lookup, read_outputs, Engine, Outputs, StepKey, Variables};
 use mpc_compiler::ir::DType;
 use mpc_compiler::pipeline;
 use mpc_compiler::pipeline::JitProgram;
-use mpc_compiler::schedule::{plan, BufKind, Program};
-use mpc_compiler::signature::Step;
+use mpc_compiler::schedule::{plan, BufKind, Kernel, KernelBody, Program, MATMUL_BLOCK};
+use mpc_compiler::signature::{Step, SIZES};
 use mpc_compiler::tensor::{Tensor, TensorRef};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +36,15 @@ impl Engine for Jit {
     fn prepare(&mut self, key: StepKey, step: &Step) -> Result<(), String> {
         if !self.steps.contains_key(&key) {
             let (program, code) = pipeline::for_cpu(step)?;
+            let exe = Executable::new(program, code, self.pool.clone());
+            self.steps.insert(key, (exe, step.clone()));
+        }
+        Ok(())
+    }
+
+    fn prepare_dynamic(&mut self, key: StepKey, step: &Step, probe: &Step, capacities: &[usize]) -> Result<(), String> {
+        if !self.steps.contains_key(&key) {
+            let (program, code) = pipeline::for_cpu_dynamic(step, probe, capacities)?;
             let exe = Executable::new(program, code, self.pool.clone());
             self.steps.insert(key, (exe, step.clone()));
         }
@@ -81,6 +90,8 @@ pub struct Executable {
     output_of: Vec<Option<usize>>,
     pool: Arc<Pool>,
     errors: Vec<[i32; 2]>,
+    /// This batch's count for each dynamic capacity (`Program::dynamic`).
+    sizes: Vec<i64>,
 }
 
 struct SendPtr(*mut [i32; 2]);
@@ -110,12 +121,52 @@ impl Executable {
             output_of,
             arena: vec![Line([0; 64]); plan.arena_bytes.div_ceil(64)],
             offsets: plan.offsets,
-            ptrs: vec![0; program.buffers.len()],
+            // The buffers, then the run-time sizes (Program::dynamic).
+            ptrs: vec![0; program.buffers.len() + 1],
+            sizes: program.dynamic.iter().map(|&c| c as i64).collect(),
             outputs,
             program,
             jit,
             pool,
             errors: vec![[0; 2]; threads],
+        }
+    }
+
+    /// This batch's counts from the input `@sizes` for the dynamic capacities, each at
+    /// most its capacity (no input: the capacities).
+    fn read_sizes<'a>(&mut self, arg: &mut dyn FnMut(&str) -> Option<TensorRef<'a>>) -> Result<(), String> {
+        if self.program.dynamic.iter().all(|&c| c == 0) {
+            return Ok(());
+        }
+        let counts = match arg(SIZES) {
+            Some(TensorRef::Int(v)) if v.len() == self.sizes.len() => v.to_vec(),
+            Some(_) => return Err(format!("'{SIZES}' must be i32[{}]", self.sizes.len())),
+            None => self.program.dynamic.iter().map(|&c| c as i32).collect(),
+        };
+        for ((size, &cap), &count) in self.sizes.iter_mut().zip(&self.program.dynamic).zip(&counts) {
+            if count < 0 || count as usize > cap {
+                return Err(format!("'{SIZES}': count {count} is outside [0, {cap}]"));
+            }
+            *size = if cap == 0 { 0 } else { count as i64 };
+        }
+        Ok(())
+    }
+
+    /// What threads split of `kernel` on this batch: its range, with a dynamic capacity
+    /// replaced by this batch's count.
+    fn range(&self, kernel: &Kernel) -> usize {
+        let size = |extent: usize| match self.program.dynamic_slot(extent) {
+            Some(slot) => self.sizes[slot] as usize,
+            None => extent,
+        };
+        match &kernel.body {
+            KernelBody::Loop(lk) => match (lk.scatter_rows, lk.domain.first()) {
+                (Some(rows), _) => size(rows),
+                (None, Some(&first)) => size(first),
+                (None, None) => kernel.range,
+            },
+            KernelBody::MatMul(mm) => mm.batches() * size(mm.m).div_ceil(MATMUL_BLOCK),
+            KernelBody::Segment(seg) => size(seg.rows),
         }
     }
 
@@ -180,13 +231,16 @@ impl Executable {
                 }
             };
         }
+        self.read_sizes(arg)?;
+        let n = self.program.buffers.len();
+        self.ptrs[n] = self.sizes.as_ptr() as usize;
         let threads = self.pool.threads();
         let bufs = self.ptrs.as_ptr() as *const *mut u8;
         let pool = self.pool.clone();
         let _awake = pool.hold();
         for (k, kernel) in self.program.kernels.iter().enumerate() {
             let f = self.jit.fns[k];
-            let range = kernel.range as i64;
+            let range = self.range(kernel) as i64;
             if splits(kernel, threads) {
                 let errors = SendPtr(self.errors.as_mut_ptr());
                 let bufs = bufs as usize;

@@ -111,6 +111,20 @@ pub trait Engine {
     /// Compiles `step` under `key` (once: preparing a key again does nothing).
     fn prepare(&mut self, key: StepKey, step: &Step) -> Result<(), String>;
 
+    /// As `prepare`, for a step over a batch of graphs compiled at `capacities` (its
+    /// node and edge counts): an engine that can runs kernels over each batch's own
+    /// counts (the input `@sizes`), told apart by `probe`, the same step at other
+    /// capacities. Padding is inert, so running at the capacities is also right.
+    fn prepare_dynamic(
+        &mut self,
+        key: StepKey,
+        step: &Step,
+        _probe: &Step,
+        _capacities: &[usize],
+    ) -> Result<(), String> {
+        self.prepare(key, step)
+    }
+
     /// Runs the prepared step `key` on `inputs` (every data argument: the batch's
     /// columns, `@seed`, `@step`) and `vars`. A training step's new parameter and state
     /// values replace the old ones: in `vars`, or where the engine keeps them until

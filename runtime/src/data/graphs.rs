@@ -17,6 +17,8 @@
 //! itself; empty graph slots of a partial batch have label -1 (ignored by
 //! cross-entropy) and weight 0 in `@row_mask` (ignored by a per-graph `mse`). No real
 //! node or graph ever reads a padding one, so a padded batch's loss is the unpadded one.
+//! `@sizes` holds the real node and edge counts: the JIT's kernels run over those only
+//! (`schedule::dynamic`), so a batch costs its own size, not the capacity's.
 
 use super::column::{column_from_npy, load_column};
 use super::defaults::Shipped;
@@ -24,7 +26,7 @@ use super::load::at;
 use super::spec::InputSpec;
 use super::{npy, Dataset, Tensor};
 use mpc_compiler::ir::DType;
-use mpc_compiler::signature::{graph_of, ROW_MASK};
+use mpc_compiler::signature::{graph_of, ROW_MASK, SIZES};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -182,6 +184,8 @@ impl GraphRows {
         let mut mask = vec![1.0f32; real];
         mask.resize(cap.graphs, 0.0);
         out.push((ROW_MASK.to_string(), Tensor::Float(mask)));
+        let (nodes, edges) = self.set.size(&ids);
+        out.push((SIZES.to_string(), Tensor::Int(vec![nodes as i32, edges as i32])));
         out
     }
 

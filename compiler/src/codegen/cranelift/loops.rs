@@ -22,6 +22,8 @@ pub(super) const F32: Type = types::F32;
 
 /// The state of one kernel's code generation.
 pub(super) struct Gen<'a, 'f, 'b> {
+    /// Each domain axis's loop bound (a dynamic capacity's is read at run time).
+    bounds: Vec<Value>,
     pub(super) fb: &'a mut FunctionBuilder<'f>,
     pub(super) p: &'b Program,
     pub(super) lk: &'b LoopKernel,
@@ -105,7 +107,10 @@ pub(super) fn emit(
     fb.switch_to_block(entry);
     let params = fb.block_params(entry).to_vec();
     let exit = fb.create_block();
+    // Each axis's bound: a constant, or a dynamic capacity's count read at run time.
+    let bounds = lk.domain.iter().map(|&n| super::extent(fb, params[0], p, n)).collect();
     let mut g = Gen {
+        bounds,
         fb,
         p,
         lk,
@@ -246,10 +251,9 @@ impl Gen<'_, '_, '_> {
 
     fn emit_loop(&mut self, d: usize) {
         let split = d == 0 && self.lk.scatter_rows.is_none();
-        let (lo, hi) = if split {
-            (self.start, self.end)
-        } else {
-            (self.iconst(0), self.iconst(self.lk.domain[d] as i64))
+        let (lo, hi) = match split {
+            true => (self.start, self.end),
+            false => (self.iconst(0), self.bounds[d]),
         };
         if d == 0 {
             self.emit_guard(0, self.exit);

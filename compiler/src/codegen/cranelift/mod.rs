@@ -275,6 +275,25 @@ struct ImportIds {
     segment: FuncId,
 }
 
+/// Extent `n` of a kernel: a constant, or for a dynamic capacity
+/// (`Program::dynamic`) the batch's count, from the run-time sizes, an `i64` array whose
+/// pointer follows the buffers' in `bufs`.
+pub(super) fn extent(
+    fb: &mut FunctionBuilder,
+    bufs: cranelift_codegen::ir::Value,
+    p: &Program,
+    n: usize,
+) -> cranelift_codegen::ir::Value {
+    match p.dynamic_slot(n) {
+        Some(slot) => {
+            let flags = MemFlagsData::trusted();
+            let sizes = fb.ins().load(types::I64, flags, bufs, (p.buffers.len() * 8) as i32);
+            fb.ins().load(types::I64, flags, sizes, (slot * 8) as i32)
+        }
+        None => fb.ins().iconst(types::I64, n as i64),
+    }
+}
+
 fn sig(module: &JITModule, params: &[types::Type], ret: Option<types::Type>) -> Signature {
     let mut s = module.make_signature();
     s.params.extend(params.iter().map(|&t| AbiParam::new(t)));
@@ -381,10 +400,12 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                     };
                     let (x0, x1) = (axis(0), axis(1));
                     let k = |fb: &mut FunctionBuilder, v: i64| fb.ins().iconst(i64t, v);
+                    let (m, n) = (extent(&mut fb, bufs, p, mm.m), extent(&mut fb, bufs, p, mm.n));
+                    let inner = extent(&mut fb, bufs, p, mm.k);
                     let args = [
-                        k(&mut fb, mm.m as i64),
-                        k(&mut fb, mm.n as i64),
-                        k(&mut fb, mm.k as i64),
+                        m,
+                        n,
+                        inner,
                         a,
                         k(&mut fb, mm.a.rs),
                         k(&mut fb, mm.a.cs),
@@ -428,7 +449,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                         values,
                         index,
                         out,
-                        k(&mut fb, seg.positions as i64),
+                        extent(&mut fb, bufs, p, seg.positions),
                         k(&mut fb, seg.row_len as i64),
                         k(&mut fb, seg.rows as i64),
                         k(&mut fb, seg.check as i64),
