@@ -50,16 +50,8 @@ export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
 mkdir -p "$out"
 rm -f "$out"/round*.jsonl "$out"/round*.err "$out"/round*.time
 
-# Percent of all CPU time spent busy over one second (as in bench/run.sh).
-busy() {
-  local a b
-  read -r -a a < /proc/stat
-  sleep 1
-  read -r -a b < /proc/stat
-  local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
-  for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
-  echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
-}
+# busy: percent of the CPUs busy over one second.
+source "$root/bench/quiet.sh"
 
 # run SIDE ROUND CMD...: waits for a quiet machine, then the command's stdout to
 # $out/roundR-SIDE.jsonl, then a line with the process's wall time, how busy the CPUs

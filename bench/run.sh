@@ -53,16 +53,8 @@ rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git diff --quiet HEAD -- compiler runtime/src src bench/src 2>/dev/null || rev="$rev (+ uncommitted changes)"
 mpc="$target/release/mpc-bench"
 
-# Percent of all CPU time spent busy over one second (this script sleeps meanwhile).
-busy() {
-  local a b
-  read -r -a a < /proc/stat
-  sleep 1
-  read -r -a b < /proc/stat
-  local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
-  for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
-  echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
-}
+# busy: percent of the CPUs busy over one second.
+source "$root/bench/quiet.sh"
 # Waits for a quiet machine, runs "$@" and appends its JSON line, with busy_pct, the
 # threshold and the load average, to $results.
 measure() {
