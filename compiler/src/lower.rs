@@ -8,6 +8,7 @@
 //! sum, cross-entropy is log-softmax picked by a one-hot, linear is a matmul over the
 //! flattened leading axes plus a broadcast bias.
 
+use crate::check::dim::Dim;
 use crate::check::{
     Activation, Arith, CheckedModel, EdgeEnd, GraphInfo, PadMask, Reduction, TExpr, TKind, LAYER_NORM_EPS,
 };
@@ -30,6 +31,8 @@ pub enum Mode {
 struct Lowering<'m> {
     dims: &'m DimValues,
     graphs: &'m [GraphInfo],
+    /// The batch axis (the label's first): a per-row loss averages over its real rows.
+    batch_dim: Option<&'m Dim>,
     mode: Mode,
     b: Builder,
     args: HashMap<String, ValueId>,
@@ -49,6 +52,7 @@ pub fn lower(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<Graph
     let mut l = Lowering {
         dims,
         graphs: &model.graphs,
+        batch_dim: model.batch_dim.as_ref(),
         mode,
         b: Builder::new(name),
         args: HashMap::new(),
@@ -267,9 +271,9 @@ impl Lowering<'_> {
                 self.patches(x, *size)
             }
             TKind::Mse { pred, target } => {
-                let per_graph = self.graphs.iter().any(|g| g.graphs.as_ref() == pred.ty.shape.first());
+                let per_row = self.batch_dim.is_some() && pred.ty.shape.first() == self.batch_dim;
                 let (p, q) = (self.value(pred)?, self.value(target)?);
-                self.mse(p, q, per_graph)
+                self.mse(p, q, per_row)
             }
             TKind::Readout { graph, x, op } => {
                 let x = self.value(x)?;
@@ -454,9 +458,10 @@ impl Lowering<'_> {
         }
     }
 
-    /// Mean of the squared differences. Per graph of a batch of graphs (`per_graph`), the
-    /// mean is over the graph slots that hold a graph ([`ROW_MASK`]), so that a partial
-    /// batch's empty slots count for nothing.
+    /// Mean of the squared differences. Over rows of the batch (`per_row`: the first axis
+    /// is the batch dim, e.g. the graphs of a batch of graphs), the mean is over the rows
+    /// that hold data ([`ROW_MASK`]), so that the padding of a partial batch counts for
+    /// nothing.
     fn mse(&mut self, p: ValueId, q: ValueId, per_graph: bool) -> ValueId {
         let b = &mut self.b;
         let d = b.sub(p, q);

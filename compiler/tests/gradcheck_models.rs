@@ -240,6 +240,7 @@ fn patches_are_row_major_tiles_with_channel_row_column_inside() {
     args.insert("image".into(), Value::Float((0..32).map(|i| i as f64).collect()));
     args.insert("t".into(), Value::Float(vec![0.0; 32]));
     args.insert("y".into(), Value::Float(vec![0.0; 32]));
+    args.insert("@row_mask".into(), Value::Float(vec![1.0]));
     let out = run(&c.eval, &args).unwrap();
     let p = out
         .iter()
@@ -274,6 +275,7 @@ fn rounds_update_from_the_previous_round() {
     let mut args = Args::new();
     args.insert("x".into(), Value::Float(vec![1.0, 2.0, 3.0, -1.0, 0.5, 4.0]));
     args.insert("y".into(), Value::Float(vec![0.0; 12]));
+    args.insert("@row_mask".into(), Value::Float(vec![1.0; 2]));
     let out = run(&c.eval, &args).unwrap();
     let p = out
         .iter()

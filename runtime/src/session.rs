@@ -8,9 +8,11 @@
 //! autodiff produced them; all give the same numbers (to rounding) from the same seed,
 //! dropout masks included.
 //!
-//! A batch with fewer rows than the compiled batch size (the last partial batch) runs a
-//! step compiled for exactly that many rows (lowered again with the batch dim changed,
-//! then cached), so losses and accuracies over all rows are exact.
+//! A batch with fewer rows than the compiled batch size (the last partial batch) runs the
+//! same compiled step, padded with rows that count for nothing (labels -1, weight 0 in
+//! `@row_mask`) when the loss is a cross-entropy or an `mse`; a model with another loss
+//! runs a step compiled for exactly that many rows (lowered again with the batch dim
+//! changed, then cached). Either way losses and accuracies over all rows are exact.
 
 pub use crate::backend::Backend;
 use crate::backend::{Engine, Outputs, StepKey, StepKind, Variables};
@@ -205,6 +207,14 @@ impl Session {
     fn run(&mut self, kind: StepKind, batch: &[(String, Tensor)], step: i32) -> Result<(usize, Outputs), String> {
         let rows = self.rows_in(batch)?;
         self.check_labels(batch)?;
+        let filled;
+        let batch = match self.pad_partial(batch, rows) {
+            Some(full) => {
+                filled = full;
+                &filled[..]
+            }
+            None => batch,
+        };
         let padded = batch.iter().any(|(n, _)| n == ROW_MASK);
         let key = self.prepare(kind, if padded { self.batch_size() } else { rows })?;
         let (seed, step) = ([self.seed as i32], [step]);
@@ -212,6 +222,11 @@ impl Session {
         inputs.push((SEED, TensorRef::Int(&seed)));
         inputs.push((STEP, TensorRef::Int(&step)));
         inputs.push((POSITIONS, TensorRef::Int(&self.positions)));
+        // A full batch: every row counts.
+        let all_rows = vec![1.0f32; self.batch_size()];
+        if !padded {
+            inputs.push((ROW_MASK, TensorRef::Float(&all_rows)));
+        }
         let mut outputs = self.engine.run(key, &inputs, &mut self.vars)?;
         if let (true, Some(p)) = (padded, outputs.predictions.as_mut()) {
             // The empty graph slots' predictions are not the user's.
@@ -219,6 +234,42 @@ impl Session {
             p.truncate(rows * width);
         }
         Ok((rows, outputs))
+    }
+
+    /// A partial batch of `rows` rows padded to the compiled batch size, so that it runs
+    /// the same compiled step: every column with the batch axis gets rows of zeros (a
+    /// label's rows -1, which the loss and accuracy skip), and `@row_mask` says which
+    /// rows are real (a per-row `mse` averages over those). Only when the loss is one of
+    /// those two, which padding then leaves exact; `None` otherwise (the batch runs a step
+    /// compiled for its size), for a full batch, and for a batch of graphs (padded when
+    /// assembled).
+    fn pad_partial(&self, batch: &[(String, Tensor)], rows: usize) -> Option<Vec<(String, Tensor)>> {
+        let (model, b) = (&self.compiled.model, self.batch_size());
+        if rows >= b
+            || !model.loss_ignores_padded_rows()
+            || !model.graphs.is_empty()
+            || batch.iter().any(|(n, _)| n == ROW_MASK)
+        {
+            return None;
+        }
+        let batch_dim = model.batch_dim.as_ref()?;
+        let mut out = Vec::with_capacity(batch.len() + 1);
+        for (name, column) in batch {
+            let input = model.inputs.iter().find(|i| &i.name == name);
+            let mut column = column.clone();
+            if let Some(i) = input.filter(|i| i.ty.shape.first() == Some(batch_dim)) {
+                let width = column.len() / rows.max(1);
+                match &mut column {
+                    Tensor::Float(v) => v.resize(b * width, 0.0),
+                    Tensor::Int(v) => v.resize(b * width, if i.is_label { -1 } else { 0 }),
+                }
+            }
+            out.push((name.clone(), column));
+        }
+        let mut mask = vec![1.0f32; rows];
+        mask.resize(b, 0.0);
+        out.push((ROW_MASK.to_string(), Tensor::Float(mask)));
+        Some(out)
     }
 
     /// Class labels must lie in `[0, classes)`, or be -1 ("no label", ignored by the loss

@@ -5,6 +5,7 @@
 
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::seeded::SplitMix64;
+use mpc_runtime::data::Tensor;
 use mpc_runtime::session::{Backend, Session};
 
 mod common;
@@ -74,6 +75,8 @@ fn partial_batches_train_and_evaluate_exactly() {
         assert_eq!(m.rows, 5);
         let e = s.evaluate(&held_out).unwrap();
         assert_eq!(e.rows, 53);
+        // Partial batches are padded (labels -1) and run the steps compiled for 16 rows.
+        assert_eq!(s.compiles, (1, 1));
         results.push((m.loss, e.loss, e.accuracy.unwrap()));
     }
     let (a, b) = (results[0], results[1]);
@@ -113,4 +116,43 @@ fn out_of_range_token_is_an_error_naming_the_node() {
     }
     let m = s.train_step(&batch).unwrap();
     assert!(m.loss.is_finite() && s.step == 1, "{m:?}");
+}
+
+/// An `mse` over the batch's rows: a partial batch padded to the compiled size (weight 0
+/// in `@row_mask`) has the loss and the update of a step compiled for its rows.
+#[test]
+fn a_padded_partial_batch_is_the_exact_one_under_mse() {
+    let src = "model R { dims { B = 8 } input x: f32[B, 3] label y: f32[B, 2] loss mse(tanh(linear(x, 2)), y) }";
+    let rows: Vec<(String, Tensor)> = vec![
+        (
+            "x".into(),
+            Tensor::Float((0..15).map(|i| (i as f32 * 0.37).sin()).collect()),
+        ),
+        (
+            "y".into(),
+            Tensor::Float((0..10).map(|i| (i as f32 * 0.11).cos()).collect()),
+        ),
+    ];
+    for backend in [Backend::Interpreter, Backend::Jit { threads: 2 }] {
+        let run = |b: usize| {
+            let c = compile(src, &[("B".to_string(), b)]).unwrap();
+            let mut s = Session::with_backend(c, 3, backend).unwrap();
+            let m = s.train_step(&rows).unwrap();
+            (m.loss, m.mae, s.compiles, s.params().unwrap().clone())
+        };
+        let (padded, exact) = (run(8), run(5));
+        assert!(
+            (padded.0 - exact.0).abs() < 1e-6 * exact.0,
+            "{} vs {}",
+            padded.0,
+            exact.0
+        );
+        assert!((padded.1.unwrap() - exact.1.unwrap()).abs() < 1e-6);
+        assert_eq!(padded.2, (1, 1), "no step compiled for 5 rows");
+        for (name, p) in &exact.3 {
+            for (a, b) in p.iter().zip(&padded.3[name]) {
+                assert!((a - b).abs() < 1e-6, "{name}: {a} vs {b}");
+            }
+        }
+    }
 }

@@ -284,6 +284,19 @@ impl GraphInfo {
     }
 }
 
+impl CheckedModel {
+    /// Whether rows appended to a batch with label -1 (a cross-entropy) or weight 0 in
+    /// `@row_mask` (an `mse` over the batch's rows) leave the loss as it is: a partial
+    /// batch may then be padded to the compiled batch size.
+    pub fn loss_ignores_padded_rows(&self) -> bool {
+        match &self.loss.kind {
+            TKind::CrossEntropy { .. } => true,
+            TKind::Mse { pred, .. } => self.batch_dim.is_some() && pred.ty.shape.first() == self.batch_dim.as_ref(),
+            _ => false,
+        }
+    }
+}
+
 /// Settings of the `train { ... }` block, with defaults filled in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
