@@ -54,6 +54,9 @@ pub struct TrainOpts {
     /// Where to train: cpu (the Cranelift JIT) or cuda (PTX kernels on an NVIDIA GPU)
     #[arg(long, value_enum, default_value_t = crate::run::Device::Cpu)]
     pub device: crate::run::Device,
+    /// Start from these parameters (a safetensors file with every parameter of the model, by mpc's names and shapes; e.g. converted from a PyTorch state_dict) instead of the seeded initialization
+    #[arg(long, value_name = "PATH")]
+    pub init: Option<PathBuf>,
     /// Write the trained parameters to this safetensors file
     #[arg(long, value_name = "PATH")]
     pub save: Option<PathBuf>,
@@ -131,7 +134,15 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     let shapes = specialize::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
     let dims = loaded.compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
     let backend = crate::run::backend(opts.device, opts.threads)?;
+    // Read before the session allocates: a bad file fails at once, naming what is wrong.
+    let init = match &opts.init {
+        Some(path) => Some(checkpoint::load(path, &shapes).map_err(|e| error(&e))?.0),
+        None => None,
+    };
     let mut session = Session::with_backend(loaded.compiled, seed, backend).map_err(|e| fail(file, &e))?;
+    if let Some(params) = init {
+        session.set_params(params).map_err(|e| fail(file, &e))?;
+    }
     let batch = session.batch_size();
     let label = session
         .compiled

@@ -379,3 +379,95 @@ fn model_without_default_data_asks_for_data() {
     let lines = json_lines(&out);
     assert!(lines[0]["accuracy"].is_null() && lines[0]["loss"].is_f64(), "{out}");
 }
+
+/// `--init`: training starts from the given parameters (mpc's own checkpoint, or a file
+/// written by Python's `safetensors`), and a file that does not fit the model is one
+/// line naming the first parameter that is missing or mismatched.
+#[test]
+fn init_starts_from_given_parameters() {
+    let dir = scratch("train_cli", "init");
+    let saved = dir.join("graph.safetensors");
+    let trained = json_lines(&ok(&[
+        "train",
+        "examples/graph.mp",
+        "--epochs",
+        "3",
+        "--json",
+        "--save",
+        s(&saved),
+    ]));
+    // No epochs: the numbers of the parameters it starts from, the saved ones.
+    let from = json_lines(&ok(&[
+        "train",
+        "examples/graph.mp",
+        "--epochs",
+        "0",
+        "--init",
+        s(&saved),
+        "--json",
+    ]));
+    let eval = |lines: &[Value]| f(lines.last().unwrap(), "eval_loss");
+    assert_eq!(eval(&from).to_bits(), eval(&trained).to_bits());
+    let fresh = json_lines(&ok(&["train", "examples/graph.mp", "--epochs", "0", "--json"]));
+    assert_ne!(eval(&fresh), eval(&trained));
+
+    // runtime/tests/fixtures/python.safetensors (h.linear.weight [2, 3], bias [3]).
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime/tests/fixtures/python.safetensors");
+    let model = dir.join("py.mp");
+    let src = "model Py { dims { B = 4 } input x: f32[B, 2] label y: i32[B] classes 3 \
+               let h = linear(x, 3) loss cross_entropy(h, y) }";
+    std::fs::write(&model, src).unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin()).collect();
+    std::fs::write(data.join("x.npy"), npy::encode_f32(&[8, 2], &x)).unwrap();
+    let y = [0, 1, 2, 0, 1, 2, 0, 1];
+    std::fs::write(data.join("y.npy"), npy::encode_i32(&[8], &y)).unwrap();
+    std::fs::create_dir_all(data.join("test")).unwrap();
+    std::fs::write(data.join("test/x.npy"), npy::encode_f32(&[8, 2], &x)).unwrap();
+    std::fs::write(data.join("test/y.npy"), npy::encode_i32(&[8], &y)).unwrap();
+    let run = |init: &Path, epochs: &str| {
+        let args = [
+            "train",
+            s(&model),
+            "--data",
+            s(&data),
+            "--init",
+            s(init),
+            "--epochs",
+            epochs,
+            "--json",
+        ];
+        mpc(&args)
+    };
+    let o = run(&python, "2");
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    // Without epochs, the held-out loss is that of the file's weights: the cross-entropy
+    // of x W + b, W = [[-0.5, -0.25, 0], [0.25, 0.5, 0.75]], b = [1.5, -2, 0.001].
+    let o = run(&python, "0");
+    let zero = json_lines(&common::stdout(&o));
+    let (w, b) = ([[-0.5, -0.25, 0.0], [0.25, 0.5, 0.75]], [1.5, -2.0, 1e-3]);
+    let expected: f64 = (0..8)
+        .map(|r| {
+            let z: Vec<f64> = (0..3)
+                .map(|c| x[2 * r] as f64 * w[0][c] + x[2 * r + 1] as f64 * w[1][c] + b[c])
+                .collect();
+            let lse = z.iter().map(|v| v.exp()).sum::<f64>().ln();
+            lse - z[y[r] as usize]
+        })
+        .sum::<f64>()
+        / 8.0;
+    assert_close(
+        f(zero.last().unwrap(), "eval_loss"),
+        expected,
+        "the Python file's weights",
+    );
+    // A file of another model.
+    let o = run(&saved, "1");
+    let err = common::stderr(&o);
+    assert_eq!((o.status.code(), err.lines().count()), (Some(1), 1), "{err}");
+    assert!(
+        err.contains("graph.safetensors: parameter 'h.linear.weight' has shape [34, 16], the model's is [2, 3]"),
+        "{err}"
+    );
+}
