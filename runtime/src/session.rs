@@ -40,6 +40,9 @@ pub struct Session {
     other_rows: HashMap<usize, Steps>,
     /// The keys the engine has compiled.
     prepared: HashSet<StepKey>,
+    /// A batch of graphs' capacities and its steps at the probe's (`pipeline::capacity_probe`),
+    /// made once, on the first step prepared; `Some(None)` for other models.
+    probe: Option<Option<(Vec<usize>, Steps)>>,
     /// Steps the engine compiled, training and evaluation (`--json` reports them).
     pub compiles: (usize, usize),
     /// `0..n-1` for the steps' [`POSITIONS`] input, as long as the step declares it.
@@ -80,6 +83,7 @@ impl Session {
             other_rows: HashMap::new(),
             prepared: HashSet::new(),
             compiles: (0, 0),
+            probe: None,
             positions: Vec::new(),
             compiled,
         };
@@ -184,13 +188,16 @@ impl Session {
             (StepKind::Eval, Some(s)) => &s.eval,
         };
         // A batch of graphs: kernels that run over each batch's own node and edge counts.
-        match pipeline::capacity_probe(&self.compiled)? {
+        if steps.is_none() && self.probe.is_none() {
+            self.probe = Some(pipeline::capacity_probe(&self.compiled)?);
+        }
+        match self.probe.as_ref().and_then(Option::as_ref) {
             Some((capacities, probe)) if steps.is_none() => {
                 let probe_step = match kind {
                     StepKind::Train => &probe.train_step,
                     StepKind::Eval => &probe.eval,
                 };
-                self.engine.prepare_dynamic(key, step, probe_step, &capacities)?
+                self.engine.prepare_dynamic(key, step, probe_step, capacities)?
             }
             _ => self.engine.prepare(key, step)?,
         }

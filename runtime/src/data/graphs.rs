@@ -45,7 +45,7 @@ pub struct GraphSet {
     /// Per-node inputs: (name, values per node, values).
     nodes: Vec<(String, usize, Tensor)>,
     /// `g.features`: (values per edge, values).
-    edge_features: Option<(usize, Vec<f32>)>,
+    edge_features: Option<(usize, Tensor)>,
     /// Names of the labels among the per-graph columns (padded with -1, not 0).
     labels: Vec<String>,
 }
@@ -121,7 +121,7 @@ impl GraphSet {
         out.push((format!("{}.edges", self.graph), Tensor::Int(src)));
         if let Some((width, values)) = &self.edge_features {
             let rows = ids.iter().map(|&g| self.edges_of(g));
-            let column = gather_rows(&Tensor::Float(values.clone()), *width, rows, cap.edges);
+            let column = gather_rows(values, *width, rows, cap.edges);
             out.push((format!("{}.features", self.graph), column));
         }
         out.push((graph_of(&self.graph), Tensor::Int(owner)));
@@ -153,13 +153,11 @@ impl GraphRows {
     /// graphs, and `@row_mask`.
     pub(super) fn batch(&self, order: &[usize], columns: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
         let ids: Vec<usize> = order.iter().map(|&r| self.ids[r]).collect();
-        let cap = self.capacity.unwrap_or_else(|| {
-            let (nodes, edges) = self.set.size(&ids);
-            Capacity {
-                graphs: ids.len(),
-                nodes: nodes + 1,
-                edges,
-            }
+        let (nodes, edges) = self.set.size(&ids);
+        let cap = self.capacity.unwrap_or(Capacity {
+            graphs: ids.len(),
+            nodes: nodes + 1,
+            edges,
         });
         let real = ids.len();
         let mut out: Vec<(String, Tensor)> = columns
@@ -184,7 +182,6 @@ impl GraphRows {
         let mut mask = vec![1.0f32; real];
         mask.resize(cap.graphs, 0.0);
         out.push((ROW_MASK.to_string(), Tensor::Float(mask)));
-        let (nodes, edges) = self.set.size(&ids);
         out.push((SIZES.to_string(), Tensor::Int(vec![nodes as i32, edges as i32])));
         out
     }
@@ -417,10 +414,7 @@ pub fn load_graphs(files: Files, specs: &[InputSpec], graph: &str) -> Result<Dat
                     format!("{rows} rows, but edges.npy has {edges} edges (one row per edge)"),
                 ));
             }
-            let Tensor::Float(values) = column else {
-                unreachable!("edge features are f32")
-            };
-            set.edge_features = Some((spec.width(), values));
+            set.edge_features = Some((spec.width(), column));
         } else {
             if rows != graphs {
                 return Err(at(
