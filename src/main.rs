@@ -9,6 +9,7 @@ mod output;
 mod budget;
 mod data;
 mod load;
+mod resume;
 mod run;
 mod sample;
 mod train;

@@ -98,26 +98,34 @@ pub struct RunOpts {
 /// top), after checking that the checkpoint is of this model.
 pub fn compile_for_checkpoint(model_args: &ModelArgs, weights: &Path) -> Result<Loaded, ExitCode> {
     let meta = checkpoint::read_meta(weights).map_err(|e| error(&e))?;
-    Loaded::compile_with(model_args, None, |m| {
-        // A checkpoint that names its model (mpc writes the name) must name this one,
-        // before its dims are used; files from other tools name none.
-        if !meta.model.is_empty() && meta.model != m.name {
-            return Err(format!(
-                "{}: a checkpoint of model '{}', not of '{}' ({})",
-                weights.display(),
-                mpc_runtime::files::clip(&meta.model),
-                m.name,
-                model_args.file.display()
-            ));
-        }
-        Ok(meta
-            .dims
-            .iter()
-            .filter(|(k, _)| m.dims.iter().any(|d| &d.name == *k))
-            .filter(|(k, _)| !model_args.dims.iter().any(|(d, _)| d == *k))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect())
-    })
+    Loaded::compile_with(model_args, None, |m| checkpoint_dims(&meta, weights, model_args, m))
+}
+
+/// The dims a checkpoint was trained with, for compiling `m` again: those the model
+/// declares and `--dim` does not set. A checkpoint that names its model (mpc writes the
+/// name) must name this one; files from other tools name none.
+pub fn checkpoint_dims(
+    meta: &Meta,
+    weights: &Path,
+    model_args: &ModelArgs,
+    m: &mpc_compiler::CheckedModel,
+) -> Result<Vec<(String, usize)>, String> {
+    if !meta.model.is_empty() && meta.model != m.name {
+        return Err(format!(
+            "{}: a checkpoint of model '{}', not of '{}' ({})",
+            weights.display(),
+            mpc_runtime::files::clip(&meta.model),
+            m.name,
+            model_args.file.display()
+        ));
+    }
+    Ok(meta
+        .dims
+        .iter()
+        .filter(|(k, _)| m.dims.iter().any(|d| &d.name == *k))
+        .filter(|(k, _)| !model_args.dims.iter().any(|(d, _)| d == *k))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect())
 }
 
 /// The checkpoint's parameters, checked against the model's names and shapes, and its

@@ -9,20 +9,27 @@
 //!
 //! The step runs on the Cranelift JIT (`--threads`, default every core), after e-graph
 //! optimization; `Session` hides the backend.
+//!
+//! `--save` writes the checkpoint after every epoch (atomically), with what `--resume`
+//! needs to go on: the run is the same, bit for bit, whether it stopped in between or not
+//! (`resume.rs`).
 
 use crate::budget;
 use crate::data::{batch_override, eval_batches, fit_graph_capacity, parse_fraction, parse_lr, parse_positive, Source};
 use crate::load::{error, fail, Loaded};
+use crate::resume::{self, Resume};
 use crate::ModelArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpc_compiler::seeded::SplitMix64;
 use mpc_compiler::specialize;
+use mpc_compiler::CheckedModel;
 use mpc_runtime::backend::Backend;
 use mpc_runtime::budget::Budget;
-use mpc_runtime::checkpoint::{self, Meta};
+use mpc_runtime::checkpoint;
 use mpc_runtime::data::{Dataset, Tensor};
 use mpc_runtime::session::{mean, Metrics, Session};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,7 +64,10 @@ pub struct TrainOpts {
     /// Start from these parameters (a safetensors file with every parameter of the model, by mpc's names and shapes; e.g. converted from a PyTorch state_dict) instead of the seeded initialization
     #[arg(long, value_name = "PATH")]
     pub init: Option<PathBuf>,
-    /// Write the trained parameters to this safetensors file
+    /// Go on with the run that wrote this checkpoint (--save): its parameters, optimizer state, step, epoch, data order, seed and dims; --epochs counts the whole run. Give the same --data
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["init", "seed", "batch"])]
+    pub resume: Option<PathBuf>,
+    /// Write the parameters, optimizer state and progress to this safetensors file after every epoch (what --resume reads)
     #[arg(long, value_name = "PATH")]
     pub save: Option<PathBuf>,
     /// One JSON object per epoch and a final one, instead of text
@@ -97,10 +107,30 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             .map_err(|e| fail(path, &e.replacen("cannot write", "cannot write the checkpoint", 1)))?;
     }
     let source = Source::new(opts.data.as_deref(), opts.holdout)?;
-    let loaded = Loaded::compile_with(model_args, opts.lr, |m| batch_override(m, opts.batch, &model_args.dims))?;
+    let resume = opts.resume.as_deref().map(Resume::read).transpose()?;
+    // The batch size of --batch, or the dims of the run being resumed.
+    let dims_of = |m: &CheckedModel| match &resume {
+        Some(r) => r.dims(model_args, m),
+        None => batch_override(m, opts.batch, &model_args.dims),
+    };
+    let loaded = Loaded::compile_with(model_args, opts.lr, dims_of)?;
     let config = loaded.compiled.model.train.clone();
-    let seed = opts.seed.unwrap_or(config.seed);
+    let seed = resume
+        .as_ref()
+        .map_or(opts.seed.unwrap_or(config.seed), |r| r.meta.seed);
     let epochs = opts.epochs.unwrap_or(config.epochs);
+    let first_epoch = resume.as_ref().map_or(0, |r| r.progress.epoch);
+    if let Some(r) = resume.as_ref().filter(|_| first_epoch >= epochs) {
+        return Err(error(&format!(
+            "{}: the run has trained {first_epoch} epoch{}; --epochs {epochs} asks for no more (--epochs counts \
+             the whole run, so --epochs {} trains one more)",
+            r.path.display(),
+            if first_epoch == 1 { "" } else { "s" },
+            first_epoch + 1
+        )));
+    }
+    // The data order: from the seed, or where the resumed run stopped.
+    let mut rng = resume.as_ref().map_or(SplitMix64::new(seed), Resume::data_order);
     // Sizes first: nothing big is allocated before the run is known to fit.
     let budget = Budget::new(opts.max_memory);
     if source.dir.is_none() {
@@ -110,8 +140,10 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     // A batch of graphs: one step compiled for the largest batch the run will assemble.
     let loaded = if train.graphs.is_some() {
         let batch = mpc_runtime::session::batch_rows(&loaded.compiled);
-        let mut rng = SplitMix64::new(seed);
-        let train_batches = (0..epochs).flat_map(|_| train.epoch_batches(batch, &mut rng)).collect();
+        let mut ahead = rng.clone();
+        let train_batches = (first_epoch..epochs)
+            .flat_map(|_| train.epoch_batches(batch, &mut ahead))
+            .collect();
         let mut sets = vec![(&mut train, train_batches)];
         if let Some(h) = held_out.as_mut() {
             let chunks = eval_batches(h, batch);
@@ -120,7 +152,8 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
         let sizes =
             fit_graph_capacity(&loaded.compiled.model, &loaded.compiled.dims, sets).map_err(|e| fail(file, &e))?;
         Loaded::compile_with(model_args, opts.lr, |m| {
-            let mut dims = batch_override(m, opts.batch, &model_args.dims)?;
+            let mut dims = dims_of(m)?;
+            dims.retain(|(name, _)| !sizes.iter().any(|(n, _)| n == name));
             dims.extend(sizes);
             Ok(dims)
         })?
@@ -132,7 +165,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
         budget::check(file, "training", &loaded.compiled, Some(&sets), &budget)?;
     }
     let shapes = specialize::params(&loaded.compiled.model, &loaded.compiled.dims).map_err(|e| fail(file, &e))?;
-    let dims = loaded.compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let dims: BTreeMap<String, usize> = loaded.compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
     let backend = crate::run::backend(opts.device, opts.threads)?;
     // Read before the session allocates: a bad file fails at once, naming what is wrong.
     let init = match &opts.init {
@@ -143,6 +176,13 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     if let Some(params) = init {
         session.set_params(params).map_err(|e| fail(file, &e))?;
     }
+    if let Some(r) = &resume {
+        r.restore(&mut session, &shapes)?;
+    }
+    let save = |session: &mut Session, epoch: usize, rng: &SplitMix64| match &opts.save {
+        Some(path) => resume::save(path, session, &shapes, &dims, epoch, rng).map_err(|e| error(&e)),
+        None => Ok(()),
+    };
     let batch = session.batch_size();
     let label = session
         .compiled
@@ -194,8 +234,16 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
         } else {
             format!(" ({held})")
         };
+        let from = match &resume {
+            Some(r) => format!(
+                " from {} (epoch {first_epoch}, step {})",
+                r.path.display(),
+                session.step
+            ),
+            None => String::new(),
+        };
         outln!(
-            "training {} on {rows}{held}, {batch}, {epochs} epoch{}, lr {}, seed {seed}, {}",
+            "training {}{from} on {rows}{held}, {batch}, {epochs} epoch{}, lr {}, seed {seed}, {}",
             session.compiled.model.name,
             if epochs == 1 { "" } else { "s" },
             session.compiled.model.train.optimizer.lr(),
@@ -206,10 +254,9 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             },
         );
     }
-    let mut rng = SplitMix64::new(seed);
     let started = Instant::now();
     let (mut last, mut last_eval) = (None, None);
-    for epoch in 1..=epochs {
+    for epoch in first_epoch + 1..=epochs {
         let start = Instant::now();
         let batches = train.epoch_batches(batch, &mut rng);
         let bar = progress(batches.len(), epoch, epochs, opts.json);
@@ -245,22 +292,14 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             outln!("epoch {epoch}/{epochs}  train {}{held}  {seconds:.2} s", show(&m));
         }
         (last, last_eval) = (Some(m), h);
+        save(&mut session, epoch, &rng)?;
     }
     // Without epochs, the numbers are those of the initial parameters.
     if epochs == 0 {
         if let Some(h) = &held_out {
             last_eval = Some(session.evaluate(h).map_err(|e| fail(file, &e))?);
         }
-    }
-    if let Some(path) = &opts.save {
-        let meta = Meta {
-            model: session.compiled.model.name.clone(),
-            step: session.step,
-            seed,
-            dims,
-        };
-        let params = session.params().map_err(|e| fail(file, &e))?;
-        checkpoint::save(path, params, &shapes, &meta).map_err(|e| error(&e))?;
+        save(&mut session, 0, &rng)?;
     }
     let seconds = started.elapsed().as_secs_f64();
     if opts.json {

@@ -228,6 +228,7 @@ fn a_checkpoint_whose_dims_are_beyond_the_machine_is_refused_before_loading() {
         step: 1,
         seed: 5,
         dims: BTreeMap::from([("B".to_string(), 4_000_000_000), ("T".to_string(), 3)]),
+        progress: None,
     };
     checkpoint::save(&w, &params, &shapes, &meta).unwrap();
     let o = mpc(&[

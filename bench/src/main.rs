@@ -151,6 +151,7 @@ fn bench(w: Workload, o: &RunOpts) -> Result<(), String> {
         step: 0,
         seed: MODEL_SEED,
         dims: compiled.dims.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        progress: None,
     };
     let t = Instant::now();
     let mut session = Session::with_backend(compiled, MODEL_SEED, Backend::Jit { threads: o.threads })?;

@@ -1,11 +1,19 @@
-//! Checkpoints: a model's parameters as a safetensors file.
+//! Checkpoints: a model's parameters, and what a run needs to go on, as a safetensors file.
 //!
-//! In: parameter values by name, their shapes (from the compiled model) and metadata
-//! (model name, step, seed, dim values). Out: a `.safetensors` file that PyTorch,
-//! `safetensors.torch.load_file` and numpy readers open: one F32 tensor per parameter,
-//! keyed by the parameter's name, and `__metadata__` with `format: mpc`, `model`, `step`,
-//! `seed` and `dims` (`B=64,T=32`). Shapes are the model's: a linear weight is
-//! `[in, out]`, the transpose of `torch.nn.Linear.weight` (`[out, in]`).
+//! In: parameter values by name, their shapes (from the compiled model), optionally the
+//! optimizer state, and metadata (model name, step, seed, dim values, and for a run's
+//! checkpoint the epochs done and the data order's position). Out: a `.safetensors` file
+//! that PyTorch, `safetensors.torch.load_file` and numpy readers open: one F32 tensor per
+//! parameter, keyed by the parameter's name, and `__metadata__` with `format: mpc`,
+//! `model`, `step`, `seed` and `dims` (`B=64,T=32`), plus `epoch` and `data_order` (the
+//! shuffling generator's state after that epoch) when the run can be resumed. Shapes are
+//! the model's: a linear weight is `[in, out]`, the transpose of `torch.nn.Linear.weight`
+//! (`[out, in]`).
+//!
+//! Optimizer state (Adam's moments, SGD's momentum: `adam.m:<param>` in the IR) is stored
+//! under keys that start with [`OPTIMIZER_PREFIX`] (`@optimizer/adam.m:<param>`, the
+//! parameter's shape). No parameter name starts with `@`, so a PyTorch user drops them
+//! with `if not k.startswith("@")`; [`load`] ignores them, [`load_state`] reads them.
 //!
 //! The container (an 8-byte little-endian header length, the JSON header padded to a
 //! multiple of 8, then the little-endian tensor data in header order) is written and
@@ -36,18 +44,38 @@ pub struct Meta {
     pub seed: u64,
     /// Dim values the model was compiled with.
     pub dims: BTreeMap<String, usize>,
+    /// Where a run stands, in a checkpoint it can be resumed from; `None` in one that
+    /// holds parameters only (another tool's, or mpc's before resumable checkpoints).
+    pub progress: Option<Progress>,
 }
+
+/// How far a run got: enough to go on as if it had never stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The data-order generator's state after those epochs (`SplitMix64`).
+    pub data_order: u64,
+}
+
+/// The prefix of the optimizer state's keys (see the module doc).
+pub const OPTIMIZER_PREFIX: &str = "@optimizer/";
 
 impl Meta {
     fn to_strings(&self) -> BTreeMap<String, String> {
         let dims: Vec<String> = self.dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        BTreeMap::from([
+        let mut strings = BTreeMap::from([
             ("format".to_string(), "mpc".to_string()),
             ("model".to_string(), self.model.clone()),
             ("step".to_string(), self.step.to_string()),
             ("seed".to_string(), self.seed.to_string()),
             ("dims".to_string(), dims.join(",")),
-        ])
+        ]);
+        if let Some(p) = self.progress {
+            strings.insert("epoch".to_string(), p.epoch.to_string());
+            strings.insert("data_order".to_string(), p.data_order.to_string());
+        }
+        strings
     }
 
     /// Reads what is there: a missing entry gets its default (a checkpoint written by
@@ -89,11 +117,24 @@ impl Meta {
                 .map_err(|_| invalid("seed", s, "an unsigned 64-bit seed"))?,
             None => 0,
         };
+        let progress = match (get("epoch"), get("data_order")) {
+            (None, None) => None,
+            (Some(e), Some(d)) => Some(Progress {
+                epoch: e.trim().parse().map_err(|_| invalid("epoch", e, "an epoch count"))?,
+                data_order: d
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("data_order", d, "an unsigned 64-bit generator state"))?,
+            }),
+            (Some(_), None) => return Err("invalid metadata: 'epoch' without 'data_order'".into()),
+            (None, Some(_)) => return Err("invalid metadata: 'data_order' without 'epoch'".into()),
+        };
         Ok(Meta {
             model: get("model").cloned().unwrap_or_default(),
             step,
             seed,
             dims,
+            progress,
         })
     }
 }
@@ -131,12 +172,33 @@ impl View for F32Tensor<'_> {
 
 /// The bytes of a safetensors file holding `params` with `shapes`, in name order.
 pub fn encode(params: &BTreeMap<String, Vec<f32>>, shapes: &[ConcreteParam], meta: &Meta) -> Result<Vec<u8>, String> {
+    encode_run(params, &BTreeMap::new(), shapes, meta)
+}
+
+/// The bytes of a checkpoint holding `params` and the optimizer `state` (`<slot>:<param>`,
+/// each with its parameter's shape, under [`OPTIMIZER_PREFIX`]).
+pub fn encode_run(
+    params: &BTreeMap<String, Vec<f32>>,
+    state: &BTreeMap<String, Vec<f32>>,
+    shapes: &[ConcreteParam],
+    meta: &Meta,
+) -> Result<Vec<u8>, String> {
     let shape_of: BTreeMap<&str, &[usize]> = shapes.iter().map(|p| (p.name.as_str(), p.shape.as_slice())).collect();
-    let mut tensors = Vec::with_capacity(params.len());
-    for (name, values) in params {
+    let keyed_state: Vec<(String, &Vec<f32>)> = state
+        .iter()
+        .map(|(name, v)| (format!("{OPTIMIZER_PREFIX}{name}"), v))
+        .collect();
+    let all = params.iter().map(|(n, v)| (n, v, n.as_str())).chain(
+        keyed_state
+            .iter()
+            .zip(state.keys())
+            .map(|((key, v), name)| (key, *v, name.split_once(':').map_or("", |(_, p)| p))),
+    );
+    let mut tensors = Vec::with_capacity(params.len() + state.len());
+    for (name, values, shaped_like) in all {
         let shape = *shape_of
-            .get(name.as_str())
-            .ok_or_else(|| format!("parameter '{name}' has no shape in the model"))?;
+            .get(shaped_like)
+            .ok_or_else(|| format!("parameter '{shaped_like}' of '{name}' has no shape in the model"))?;
         if shape.iter().product::<usize>() != values.len() {
             return Err(format!(
                 "parameter '{name}' holds {} values, its shape {shape:?} needs {}",
@@ -187,7 +249,18 @@ pub fn save(
     shapes: &[ConcreteParam],
     meta: &Meta,
 ) -> Result<(), String> {
-    let bytes = encode(params, shapes, meta).map_err(|e| format!("{}: {e}", path.display()))?;
+    save_run(path, params, &BTreeMap::new(), shapes, meta)
+}
+
+/// Saves a checkpoint of `params` and the optimizer `state`, which `--resume` reads.
+pub fn save_run(
+    path: &Path,
+    params: &BTreeMap<String, Vec<f32>>,
+    state: &BTreeMap<String, Vec<f32>>,
+    shapes: &[ConcreteParam],
+    meta: &Meta,
+) -> Result<(), String> {
+    let bytes = encode_run(params, state, shapes, meta).map_err(|e| format!("{}: {e}", path.display()))?;
     write_atomic(path, &bytes)
 }
 
@@ -297,50 +370,90 @@ pub fn read_meta(path: &Path) -> Result<Meta, String> {
 }
 
 /// Loads the parameters of a checkpoint, checking them against the model's: every
-/// parameter present with dtype F32 and the model's shape, and nothing else.
+/// parameter present with dtype F32 and the model's shape, and nothing else (optimizer
+/// state, under [`OPTIMIZER_PREFIX`], is left for [`load_state`]).
 pub fn load(path: &Path, expected: &[ConcreteParam]) -> Result<(BTreeMap<String, Vec<f32>>, Meta), String> {
     let at = |e: String| format!("{}: {e}", path.display());
     let bytes = read_bytes(path)?;
     let (file, meta) = read(path, &bytes)?;
     let mut params = BTreeMap::new();
     for p in expected {
-        let Ok(t) = file.tensor(&p.name) else {
-            return Err(at(format!("missing parameter '{}' (shape {:?})", p.name, p.shape)));
-        };
-        if t.dtype() != Dtype::F32 {
-            return Err(at(format!("parameter '{}' is {}, expected F32", p.name, t.dtype())));
-        }
-        if t.shape() != p.shape {
-            return Err(at(format!(
-                "parameter '{}' has shape {:?}, the model's is {:?}",
-                p.name,
-                t.shape(),
-                p.shape
-            )));
-        }
-        // The crate checked that the data holds exactly the shape's bytes.
-        let values: Vec<f32> = t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect();
-        // A NaN or infinite weight poisons every loss and prediction it touches.
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(at(format!(
-                "parameter '{}' holds {} at element {i} of {}: not a usable weight",
-                p.name,
-                values[i],
-                values.len()
-            )));
-        }
+        let values = f32_tensor(&file, &p.name, "parameter", &p.shape).map_err(at)?;
         params.insert(p.name.clone(), values);
     }
     let mut names = file.names();
     names.sort_unstable();
-    if let Some(extra) = names.into_iter().find(|k| !expected.iter().any(|p| p.name == *k)) {
+    let extra = names
+        .into_iter()
+        .filter(|k| !k.starts_with(OPTIMIZER_PREFIX))
+        .find(|k| !expected.iter().any(|p| p.name == *k));
+    if let Some(extra) = extra {
         return Err(at(format!("tensor '{extra}' is not a parameter of the model")));
     }
     Ok((params, meta))
+}
+
+/// Loads a checkpoint's optimizer state: every entry of `expected` (`<slot>:<param>` and
+/// its parameter's shape) present under [`OPTIMIZER_PREFIX`], and no other.
+pub fn load_state(path: &Path, expected: &[(String, Vec<usize>)]) -> Result<BTreeMap<String, Vec<f32>>, String> {
+    let at = |e: String| format!("{}: {e}", path.display());
+    let bytes = read_bytes(path)?;
+    let (file, _) = read(path, &bytes)?;
+    let mut names = file.names();
+    names.sort_unstable();
+    let stored: Vec<&str> = names.iter().filter_map(|k| k.strip_prefix(OPTIMIZER_PREFIX)).collect();
+    if stored.is_empty() && !expected.is_empty() {
+        return Err(at(
+            "holds no optimizer state (it was not written by `mpc train --save`, or by an mpc \
+                       before resumable checkpoints); --init starts from its parameters with a fresh optimizer"
+                .into(),
+        ));
+    }
+    if let Some(extra) = stored.iter().find(|k| !expected.iter().any(|(n, _)| n == *k)) {
+        return Err(at(format!(
+            "optimizer state '{extra}' is not this model's (another optimizer, or another model)"
+        )));
+    }
+    let mut state = BTreeMap::new();
+    for (name, shape) in expected {
+        let key = format!("{OPTIMIZER_PREFIX}{name}");
+        state.insert(
+            name.clone(),
+            f32_tensor(&file, &key, "optimizer state", shape).map_err(at)?,
+        );
+    }
+    Ok(state)
+}
+
+/// The values of tensor `name` (a `what`), which must be F32 of `shape` and finite.
+fn f32_tensor(file: &SafeTensors, name: &str, what: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+    let Ok(t) = file.tensor(name) else {
+        return Err(format!("missing {what} '{name}' (shape {shape:?})"));
+    };
+    if t.dtype() != Dtype::F32 {
+        return Err(format!("{what} '{name}' is {}, expected F32", t.dtype()));
+    }
+    if t.shape() != shape {
+        return Err(format!(
+            "{what} '{name}' has shape {:?}, the model's is {shape:?}",
+            t.shape()
+        ));
+    }
+    // The crate checked that the data holds exactly the shape's bytes.
+    let values: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    // A NaN or infinite weight poisons every loss and prediction it touches.
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "{what} '{name}' holds {} at element {i} of {}: not a usable weight",
+            values[i],
+            values.len()
+        ));
+    }
+    Ok(values)
 }
 
 #[cfg(test)]
@@ -369,6 +482,7 @@ mod tests {
             step: 7,
             seed: 42,
             dims: BTreeMap::from([("B".to_string(), 16)]),
+            progress: None,
         };
         (params, shapes, meta)
     }
@@ -409,6 +523,50 @@ mod tests {
         let (back, m) = load(&path, &shapes).unwrap();
         assert_eq!((back, m), (params, meta.clone()));
         assert_eq!(read_meta(&path).unwrap(), meta);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_runs_checkpoint_round_trips_its_state_and_progress() {
+        let (params, shapes, mut meta) = sample();
+        meta.progress = Some(Progress {
+            epoch: 3,
+            data_order: u64::MAX - 5,
+        });
+        let state = BTreeMap::from([
+            ("adam.m:a.linear.bias".to_string(), vec![0.5, 0.25, 0.125]),
+            ("adam.v:a.linear.weight".to_string(), vec![1e-8; 6]),
+        ]);
+        let dir = scratch("state");
+        let path = dir.join("w.safetensors");
+        save_run(&path, &params, &state, &shapes, &meta).unwrap();
+        // The parameters load as from any checkpoint, the state is skipped...
+        assert_eq!(load(&path, &shapes).unwrap(), (params, meta));
+        // ...and read under its own keys, shaped like its parameter.
+        let expected = [
+            ("adam.m:a.linear.bias".to_string(), vec![3]),
+            ("adam.v:a.linear.weight".to_string(), vec![2, 3]),
+        ];
+        assert_eq!(load_state(&path, &expected).unwrap(), state);
+        let e = load_state(&path, &expected[..1]).unwrap_err();
+        assert!(
+            e.ends_with(
+                "optimizer state 'adam.v:a.linear.weight' is not this model's (another optimizer, or another model)"
+            ),
+            "{e}"
+        );
+        let wrong = [("adam.m:a.linear.bias".to_string(), vec![1, 3]), expected[1].clone()];
+        let e = load_state(&path, &wrong).unwrap_err();
+        assert!(
+            e.ends_with("optimizer state '@optimizer/adam.m:a.linear.bias' has shape [3], the model's is [1, 3]"),
+            "{e}"
+        );
+        // Half a progress record is an error, not a guess.
+        let half = BTreeMap::from([("epoch".to_string(), "2".to_string())]);
+        assert_eq!(
+            Meta::from_strings(|k| half.get(k)).unwrap_err(),
+            "invalid metadata: 'epoch' without 'data_order'"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

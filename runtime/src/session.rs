@@ -121,6 +121,37 @@ impl Session {
         Ok(())
     }
 
+    /// Replaces the optimizer state (a checkpoint's, to resume a run): the same entries,
+    /// each as long as the session's.
+    pub fn set_state(&mut self, state: BTreeMap<String, Vec<f32>>) -> Result<(), String> {
+        self.engine.sync(&mut self.vars)?;
+        for (name, values) in &self.vars.state {
+            let given = state.get(name).map(Vec::len);
+            if given != Some(values.len()) {
+                return Err(format!(
+                    "optimizer state '{name}' needs {} values, the given state has {}",
+                    values.len(),
+                    given.map_or("none".to_string(), |n| n.to_string())
+                ));
+            }
+        }
+        if let Some(extra) = state.keys().find(|k| !self.vars.state.contains_key(*k)) {
+            return Err(format!("'{extra}' is not optimizer state of this model"));
+        }
+        self.vars.state = state;
+        Ok(())
+    }
+
+    /// The optimizer state's entries and their parameters' shapes (what a checkpoint
+    /// holds under `@optimizer/`).
+    pub fn state_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        self.compiled
+            .train_step
+            .args(ArgKind::State)
+            .map(|(_, name, ty)| (name.to_string(), ty.shape.clone()))
+            .collect()
+    }
+
     /// Rows per batch: the size of the label's first axis.
     pub fn batch_size(&self) -> usize {
         batch_rows(&self.compiled)

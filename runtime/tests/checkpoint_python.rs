@@ -45,6 +45,7 @@ fn python_checkpoint_loads_with_its_values_and_metadata() {
         step: 3,
         seed: 7,
         dims: BTreeMap::from([("B".to_string(), 2), ("T".to_string(), 3)]),
+        progress: None,
     };
     assert_eq!(meta, expected);
     assert_eq!(checkpoint::read_meta(&fixture()).unwrap(), expected);

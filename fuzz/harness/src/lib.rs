@@ -286,6 +286,7 @@ pub fn checkpoint_seed() -> Vec<u8> {
         step: 1,
         seed: 3,
         dims: c.dims.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        progress: None,
     };
     checkpoint::encode(&params, &shapes, &meta).expect("encode")
 }
