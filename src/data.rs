@@ -7,7 +7,7 @@ use mpc_compiler::specialize::{batch_dim_name, DimValues};
 use mpc_compiler::CheckedModel;
 use mpc_runtime::data::defaults::default_dataset_named;
 use mpc_runtime::data::graphs::Capacity;
-use mpc_runtime::data::load::{held_out_rule, input_specs, load_eval, load_split, HeldOut};
+use mpc_runtime::data::load::{held_out_rule, input_specs, load_predict, load_split, HeldOut};
 use mpc_runtime::data::Dataset;
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -119,23 +119,24 @@ impl Source {
         }
     }
 
-    /// The rows `mpc run` evaluates: the held-out part, or all of a directory without one.
+    /// The rows `mpc run` evaluates: the held-out part, or all of a directory without one;
+    /// and whether they have labels (a directory of inputs only gets placeholder labels).
     pub fn eval_rows(
         &self,
         file: &Path,
         model: &CheckedModel,
         dims: &DimValues,
         seed: u64,
-    ) -> Result<Dataset, ExitCode> {
+    ) -> Result<(Dataset, bool), ExitCode> {
         match &self.dir {
             None => {
                 let (_, held, what) = default_data(file, model, dims, seed)?;
                 self.default.set(what);
-                Ok(held)
+                Ok((held, true))
             }
             Some(dir) => {
                 let specs = input_specs(model, dims).map_err(|e| error(&format!("{}: {e}", file.display())))?;
-                load_eval(dir, &specs, self.rule).map_err(|e| error(&e))
+                load_predict(dir, &specs, self.rule).map_err(|e| error(&e))
             }
         }
     }

@@ -84,6 +84,9 @@ pub struct RunOpts {
     /// Write the predictions (what the loss scores, e.g. logits: f32 [rows, classes]) to this .npy file
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+    /// Write each row's predicted class (the highest-scoring one: i32 [rows]) to this .npy file (classifiers)
+    #[arg(long, value_name = "PATH")]
+    pub out_class: Option<PathBuf>,
     /// One JSON object instead of text
     #[arg(long)]
     pub json: bool,
@@ -128,6 +131,23 @@ pub fn checkpoint_dims(
         .collect())
 }
 
+/// A batch of graphs: the model compiled again at the capacity that holds every batch
+/// of `rows` (as `mpc train` does for its batches), with the checkpoint's other dims; the
+/// batches of `rows` are padded to it, so one compiled step serves them all.
+fn fit_graphs(model_args: &ModelArgs, weights: &Path, loaded: Loaded, rows: &mut Dataset) -> Result<Loaded, ExitCode> {
+    let file = &model_args.file;
+    let batches = crate::data::eval_batches(rows, mpc_runtime::session::batch_rows(&loaded.compiled));
+    let (model, dims) = (&loaded.compiled.model, &loaded.compiled.dims);
+    let sizes = crate::data::fit_graph_capacity(model, dims, vec![(rows, batches)]).map_err(|e| fail(file, &e))?;
+    let meta = checkpoint::read_meta(weights).map_err(|e| error(&e))?;
+    Loaded::compile_with(model_args, None, |m| {
+        let mut dims = checkpoint_dims(&meta, weights, model_args, m)?;
+        dims.retain(|(name, _)| !sizes.iter().any(|(n, _)| n == name));
+        dims.extend(sizes);
+        Ok(dims)
+    })
+}
+
 /// The checkpoint's parameters, checked against the model's names and shapes, and its
 /// metadata.
 pub fn checkpoint_params(file: &Path, weights: &Path, loaded: &Loaded) -> Result<(Params, Meta), ExitCode> {
@@ -153,7 +173,7 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
     let backend = backend(opts.device, None)?;
     let file = &model_args.file;
     // Before the run: an --out that cannot be written fails at once.
-    if let Some(out) = &opts.out {
+    for out in opts.out.iter().chain(&opts.out_class) {
         mpc_runtime::files::check_writable(out).map_err(|e| fail(out, &e))?;
     }
     let source = Source::new(opts.data.as_deref(), opts.holdout)?;
@@ -168,26 +188,50 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
     }
     let checkpoint = checkpoint_params(file, &opts.weights, &loaded)?;
     let seed = checkpoint.1.seed;
-    let rows = source.eval_rows(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
+    let (mut rows, labeled) = source.eval_rows(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
+    let loaded = match rows.graphs {
+        Some(_) => fit_graphs(model_args, &opts.weights, loaded, &mut rows)?,
+        None => loaded,
+    };
+    if !labeled && opts.out.is_none() && opts.out_class.is_none() {
+        return Err(error(&format!(
+            "{}: no labels, so there is no loss to report: --out PATH (or --out-class PATH) writes the predictions",
+            source.name()
+        )));
+    }
     if source.dir.is_some() {
         budget::check(file, "evaluation", &loaded.compiled, Some(&[&rows]), &budget)?;
     }
     let mut session = checkpoint_session(file, loaded, checkpoint, backend)?;
     let start = Instant::now();
     let m = session.evaluate(&rows).map_err(|e| fail(file, &e))?;
-    if let Some(out) = &opts.out {
+    if opts.out.is_some() || opts.out_class.is_some() {
         let (shape, values) = predictions(&mut session, &rows).map_err(|e| fail(file, &e))?;
-        mpc_runtime::files::write_atomic(out, &npy::encode_f32(&shape, &values)).map_err(|e| fail(out, &e))?;
+        if let Some(out) = &opts.out {
+            mpc_runtime::files::write_atomic(out, &npy::encode_f32(&shape, &values)).map_err(|e| fail(out, &e))?;
+        }
+        if let Some(out) = &opts.out_class {
+            let (shape, classes) = predicted_classes(&session, &shape, &values).map_err(|e| fail(file, &e))?;
+            mpc_runtime::files::write_atomic(out, &npy::encode_i32(&shape, &classes)).map_err(|e| fail(out, &e))?;
+        }
     }
+    let written: Vec<String> = opts
+        .out
+        .iter()
+        .chain(&opts.out_class)
+        .map(|p| p.display().to_string())
+        .collect();
     let seconds = start.elapsed().as_secs_f64();
     if opts.json {
         let line = json!({
-            "loss": m.loss,
-            "accuracy": m.accuracy,
+            "loss": labeled.then_some(m.loss),
+            "accuracy": m.accuracy.filter(|_| labeled),
+            "labeled": labeled,
             "rows": m.rows,
             "step": session.step,
             "seconds": seconds,
             "predictions": opts.out.as_ref().map(|p| p.display().to_string()),
+            "classes": opts.out_class.as_ref().map(|p| p.display().to_string()),
         });
         outln!("{line}");
     } else {
@@ -203,17 +247,51 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
         } else {
             format!("{} {}", m.rows, source.describe(true))
         };
-        outln!(
-            "{} (step {}) on {what}: loss {:.6}{acc}",
-            session.compiled.model.name,
-            session.step,
-            m.loss
-        );
-        if let Some(out) = &opts.out {
-            outln!("wrote predictions for {} rows to {}", rows.rows, out.display());
+        if labeled {
+            outln!(
+                "{} (step {}) on {what}: loss {:.6}{acc}",
+                session.compiled.model.name,
+                session.step,
+                m.loss
+            );
+        } else {
+            let what = if rows.full_batch {
+                format!("{} nodes of {}", rows.rows, source.name())
+            } else {
+                format!("{} {}", rows.rows, source.describe(true))
+            };
+            outln!(
+                "{} (step {}) on {what}, without labels",
+                session.compiled.model.name,
+                session.step
+            );
+        }
+        if !written.is_empty() {
+            outln!("wrote predictions for {} rows to {}", rows.rows, written.join(" and "));
         }
     }
     Ok(())
+}
+
+/// The predicted class of every prediction: the arg-max over the predictions' last axis
+/// (the classes), the first on ties, as the accuracy counts it. Only for a model whose
+/// label has classes.
+fn predicted_classes(session: &Session, shape: &[usize], values: &[f32]) -> Result<(Vec<usize>, Vec<i32>), String> {
+    let model = &session.compiled.model;
+    let classes = model.inputs.iter().find(|i| i.is_label).and_then(|l| l.classes);
+    let width = shape.last().copied().unwrap_or(1);
+    if classes.is_none() || shape.len() < 2 || width < 2 {
+        return Err(format!(
+            "--out-class: model '{}' is not a classifier (its label has no classes), so there is no predicted class; \
+             --out writes its predictions",
+            model.name
+        ));
+    }
+    let argmax = |row: &[f32]| (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best }) as i32;
+    Ok((
+        shape[..shape.len() - 1].to_vec(),
+        values.chunks(width).map(argmax).collect(),
+    ))
 }
 
 /// The evaluation step's `predictions` for every row of `data`, batch by batch on the

@@ -208,6 +208,36 @@ pub fn load_split(dir: &Path, specs: &[InputSpec], rule: HeldOut) -> Result<(Dat
     }
 }
 
+/// The rows `mpc run` predicts for: as [`load_eval`], except that a directory without
+/// any label file (inputs only, new data) loads too, with labels that mark every row as
+/// unlabeled (-1 for class labels, 0 for float targets) so that the step runs; the bool
+/// says whether the labels were there (a loss and accuracy mean something).
+pub fn load_predict(dir: &Path, specs: &[InputSpec], rule: HeldOut) -> Result<(Dataset, bool), String> {
+    let eval_dir = match rule {
+        HeldOut::TestDir => dir.join("test"),
+        _ => dir.to_path_buf(),
+    };
+    let absent = |s: &InputSpec| {
+        let there = |ext: &str| eval_dir.join(format!("{}.{ext}", s.name)).symlink_metadata().is_ok();
+        !there("npy") && !there("csv")
+    };
+    let labels: Vec<&InputSpec> = specs.iter().filter(|s| s.is_label).collect();
+    if labels.is_empty() || !labels.iter().all(|s| absent(s)) || (rule == HeldOut::TestDir && is_graph(specs)) {
+        return Ok((load_eval(dir, specs, rule)?, true));
+    }
+    let inputs: Vec<InputSpec> = specs.iter().filter(|s| !s.is_label).cloned().collect();
+    let mut data = load_eval(dir, &inputs, rule)?;
+    for label in labels {
+        let n = data.rows * label.width();
+        let column = match label.dtype {
+            mpc_compiler::ir::DType::I32 => super::Tensor::Int(vec![-1; n]),
+            mpc_compiler::ir::DType::F32 => super::Tensor::Float(vec![0.0; n]),
+        };
+        data.columns.push((label.name.clone(), label.row_shape.clone(), column));
+    }
+    Ok((data, false))
+}
+
 /// The rows `mpc run` evaluates: the held-out rows of `dir` under `rule`, or all of
 /// them when the rule gives none (a directory of evaluation data).
 pub fn load_eval(dir: &Path, specs: &[InputSpec], rule: HeldOut) -> Result<Dataset, String> {
