@@ -32,6 +32,7 @@ struct Cli {
 #[derive(clap::Args)]
 struct ModelArgs {
     /// The model file (.mp)
+    #[arg(value_hint = clap::ValueHint::FilePath)]
     file: PathBuf,
     /// Give a dim a value, overriding its default (repeatable): --dim B=32
     #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = load::parse_dim)]
@@ -72,6 +73,11 @@ enum Command {
         model: ModelArgs,
         #[command(flatten)]
         opts: run::RunOpts,
+    },
+    /// Print a shell completion script: `mpc completions bash > ~/.local/share/bash-completion/completions/mpc`
+    Completions {
+        /// The shell to complete in
+        shell: clap_complete::Shell,
     },
 }
 
@@ -187,6 +193,12 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
         }
         Command::Train { model, opts } => train::train(&model, &opts)?,
         Command::Run { model, opts } => run::run(&model, &opts)?,
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "mpc", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
+        }
     }
     Ok(())
 }

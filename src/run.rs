@@ -70,10 +70,10 @@ fn cap_threads(requested: Option<usize>) -> usize {
 #[derive(clap::Args)]
 pub struct RunOpts {
     /// The checkpoint (.safetensors) to evaluate, e.g. written by `mpc train --save`
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub weights: PathBuf,
     /// A directory laid out as for `mpc train --data`: its test/ rows if it has them, else all rows
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub data: Option<PathBuf>,
     /// Evaluate the last FRACTION of the rows of --data (what `mpc train --holdout` held out)
     #[arg(long, value_name = "FRACTION", requires = "data", value_parser = crate::data::parse_fraction)]
@@ -82,10 +82,10 @@ pub struct RunOpts {
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
     /// Write the predictions (what the loss scores, e.g. logits: f32 [rows, classes]) to this .npy file
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub out: Option<PathBuf>,
     /// Write each row's predicted class (the highest-scoring one: i32 [rows]) to this .npy file (classifiers)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub out_class: Option<PathBuf>,
     /// One JSON object instead of text
     #[arg(long)]

@@ -38,7 +38,7 @@ use std::time::Instant;
 #[derive(clap::Args)]
 pub struct TrainOpts {
     /// A directory with <input>.npy or <input>.csv for every input and label (default: the model's synthetic data)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub data: Option<PathBuf>,
     /// Hold out this fraction of the rows of --data (its last rows) for evaluation, when DIR has no test/
     #[arg(long, value_name = "FRACTION", requires = "data", value_parser = parse_fraction, allow_hyphen_values = true)]
@@ -62,13 +62,13 @@ pub struct TrainOpts {
     #[arg(long, value_enum, default_value_t = crate::run::Device::Cpu)]
     pub device: crate::run::Device,
     /// Start from these parameters (a safetensors file with every parameter of the model, by mpc's names and shapes; e.g. converted from a PyTorch state_dict) instead of the seeded initialization
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub init: Option<PathBuf>,
     /// Go on with the run that wrote this checkpoint (--save): its parameters, optimizer state, step, epoch, data order, seed and dims; --epochs counts the whole run. Give the same --data
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["init", "seed", "batch"])]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath, conflicts_with_all = ["init", "seed", "batch"])]
     pub resume: Option<PathBuf>,
     /// Write the parameters, optimizer state and progress to this safetensors file after every epoch (what --resume reads)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub save: Option<PathBuf>,
     /// One JSON object per epoch and a final one, instead of text
     #[arg(long)]
