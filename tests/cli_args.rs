@@ -48,7 +48,7 @@ fn every_argument_error_is_one_line_and_exit_1() {
         (&["frobnicate", EXAMPLE], "frobnicate"),
         (
             &["compile", EXAMPLE, "--emit", "bogus"],
-            "[possible values: ast, ir, grad, opt, kernels, clif, ptx]",
+            "[possible values: ast, dot, ir, grad, opt, kernels, clif, ptx]",
         ),
         (&["compile", EXAMPLE, "--dim", "B=0"], "--dim"),
         (&["compile", EXAMPLE, "--dim", "B"], "--dim"),

@@ -20,6 +20,7 @@
 //! not use it (`tests/api_boundary.rs` checks).
 
 pub mod diag;
+mod dot;
 pub mod interp;
 pub mod ir;
 pub mod memory;

@@ -232,6 +232,8 @@ pub fn for_ptx(graph: &Graph) -> Result<(Program, PtxProgram), String> {
 pub enum Stage {
     /// parse: the syntax tree.
     Ast,
+    /// check: the model's message-passing structure, as Graphviz.
+    Dot,
     /// lower: the forward step (or the evaluation step).
     Ir,
     /// autodiff: the training step.
@@ -248,8 +250,13 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage in pass order, with its `--emit` name and what it prints.
-    pub const ALL: [(Stage, &'static str, &'static str); 7] = [
+    pub const ALL: [(Stage, &'static str, &'static str); 8] = [
         (Stage::Ast, "ast", "The syntax tree"),
+        (
+            Stage::Dot,
+            "dot",
+            "The model's message-passing structure as Graphviz (inputs, embeddings, messages, rounds, propagations, head)",
+        ),
         (Stage::Ir, "ir", "The forward tensor IR"),
         (
             Stage::Grad,
@@ -287,6 +294,7 @@ pub fn emit(compiled: &Compiled, source: &str, stage: Stage, eval: bool) -> Resu
     let graph = if eval { &compiled.eval } else { &compiled.train_step };
     let text = match stage {
         Stage::Ast => syntax::print_ast(&compiled.program, source),
+        Stage::Dot => crate::dot::model_dot(&compiled.program, source, &compiled.model),
         Stage::Ir if eval => print_graph(&compiled.eval),
         Stage::Ir => print_graph(&compiled.forward),
         Stage::Grad => print_graph(&compiled.train_step),
