@@ -9,6 +9,7 @@ mod output;
 mod budget;
 mod data;
 mod load;
+mod plot;
 mod resume;
 mod run;
 mod sample;
@@ -74,6 +75,8 @@ enum Command {
         #[command(flatten)]
         opts: run::RunOpts,
     },
+    /// Draw training curves (loss, accuracy or MAE per epoch) as SVG from a saved `mpc train --json` log
+    Plot(plot::PlotOpts),
     /// Print a shell completion script: `mpc completions bash > ~/.local/share/bash-completion/completions/mpc`
     Completions {
         /// The shell to complete in
@@ -193,6 +196,7 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
         }
         Command::Train { model, opts } => train::train(&model, &opts)?,
         Command::Run { model, opts } => run::run(&model, &opts)?,
+        Command::Plot(opts) => plot::plot(&opts)?,
         Command::Completions { shell } => {
             let mut script = Vec::new();
             let mut cmd = <Cli as clap::CommandFactory>::command();

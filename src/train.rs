@@ -17,6 +17,7 @@
 use crate::budget;
 use crate::data::{batch_override, eval_batches, fit_graph_capacity, parse_fraction, parse_lr, parse_positive, Source};
 use crate::load::{error, fail, Loaded};
+use crate::plot;
 use crate::resume::{self, Resume};
 use crate::ModelArgs;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -70,6 +71,9 @@ pub struct TrainOpts {
     /// Write the parameters, optimizer state and progress to this safetensors file after every epoch (what --resume reads)
     #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub save: Option<PathBuf>,
+    /// Draw the loss and accuracy (or MAE) of every epoch, training and held-out, to this SVG file
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub plot: Option<PathBuf>,
     /// One JSON object per epoch and a final one, instead of text
     #[arg(long)]
     pub json: bool,
@@ -105,6 +109,9 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     if let Some(path) = &opts.save {
         mpc_runtime::files::check_writable(path)
             .map_err(|e| fail(path, &e.replacen("cannot write", "cannot write the checkpoint", 1)))?;
+    }
+    if let Some(path) = &opts.plot {
+        mpc_runtime::files::check_writable(path).map_err(|e| fail(path, &e))?;
     }
     let source = Source::new(opts.data.as_deref(), opts.holdout)?;
     let resume = opts.resume.as_deref().map(Resume::read).transpose()?;
@@ -256,6 +263,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
     }
     let started = Instant::now();
     let (mut last, mut last_eval) = (None, None);
+    let mut curves = Vec::new();
     for epoch in first_epoch + 1..=epochs {
         let start = Instant::now();
         let batches = train.epoch_batches(batch, &mut rng);
@@ -274,8 +282,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             None => None,
         };
         let seconds = start.elapsed().as_secs_f64();
-        if opts.json {
-            let line = json!({
+        let line = json!({
                 "epoch": epoch,
                 "loss": m.loss,
                 "accuracy": m.accuracy,
@@ -285,7 +292,9 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
                 "eval_mae": h.and_then(|h| h.mae),
                 "seconds": seconds,
                 "steps": steps.len(),
-            });
+        });
+        curves.extend(plot::Epoch::from_json(&line));
+        if opts.json {
             outln!("{line}");
         } else {
             let held = h.map(|h| format!("  held-out {}", show(&h))).unwrap_or_default();
@@ -300,6 +309,18 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             last_eval = Some(session.evaluate(h).map_err(|e| fail(file, &e))?);
         }
         save(&mut session, 0, &rng)?;
+    }
+    match &opts.plot {
+        Some(path) if curves.is_empty() => errln!(
+            "warning: {}: no epochs ran, so there are no curves to draw",
+            path.display()
+        ),
+        Some(path) => plot::write(
+            path,
+            &format!("{} on {}", session.compiled.model.name, source.name()),
+            &curves,
+        )?,
+        None => {}
     }
     let seconds = started.elapsed().as_secs_f64();
     if opts.json {
