@@ -10,9 +10,10 @@
 //! axis it depends on (so a gather's row index is loaded once per row). The innermost
 //! loop runs in f32x4, unrolled twice, with a scalar tail, when everything that varies
 //! along it is contiguous f32 arithmetic; `fma` is used when the host has AVX+FMA.
-//! `exp`, `log` and `tanh` call the same Rust functions the interpreter uses (lane by
-//! lane), `sqrt` and division are IEEE, so the only difference from the interpreter is
-//! fma contraction and the GEMM's summation order. Matmuls call [`gemm`] through a
+//! `exp`, `log` and `tanh` are inline f32/f32x4 polynomials ([`math`], the PTX backend's
+//! algorithms, within 1e-6 of the interpreter's libm), `sqrt` and division are IEEE, so
+//! the differences from the interpreter are those functions, fma contraction and the
+//! GEMM's summation order. Matmuls call [`gemm`] through a
 //! registered function, one GEMM call per (batch, 64-row block) pair, so that results
 //! do not depend on how threads split the pairs. Segment kernels (scatter-max and its argmax) call
 //! [`segment`]'s library code.
@@ -27,6 +28,7 @@
 
 mod exprs;
 mod loops;
+mod math;
 mod ops;
 mod segment;
 
@@ -64,15 +66,6 @@ impl Drop for JitProgram {
     }
 }
 
-extern "C" fn mpc_expf(x: f32) -> f32 {
-    x.exp()
-}
-extern "C" fn mpc_logf(x: f32) -> f32 {
-    x.ln()
-}
-extern "C" fn mpc_tanhf(x: f32) -> f32 {
-    x.tanh()
-}
 extern "C" fn mpc_fmaf(a: f32, b: f32, c: f32) -> f32 {
     a.mul_add(b, c)
 }
@@ -258,18 +251,12 @@ pub fn host_has_fma() -> bool {
 
 /// Imported Rust functions, by their symbol names.
 pub(crate) struct Imports {
-    pub exp: FuncRef,
-    pub log: FuncRef,
-    pub tanh: FuncRef,
     pub fill: FuncRef,
     pub sgemm: FuncRef,
     pub segment: FuncRef,
 }
 
 struct ImportIds {
-    exp: FuncId,
-    log: FuncId,
-    tanh: FuncId,
     fill: FuncId,
     sgemm: FuncId,
     segment: FuncId,
@@ -317,16 +304,12 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
     let isa = host_isa()?;
     let frontend = isa.frontend_config();
     let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-    jb.symbol("mpc_expf", mpc_expf as *const u8);
-    jb.symbol("mpc_logf", mpc_logf as *const u8);
-    jb.symbol("mpc_tanhf", mpc_tanhf as *const u8);
     jb.symbol("fmaf", mpc_fmaf as *const u8);
     jb.symbol("mpc_fill", mpc_fill as *const u8);
     jb.symbol("mpc_sgemm", mpc_sgemm as *const u8);
     jb.symbol("mpc_segment", mpc_segment as *const u8);
     let mut module = JITModule::new(jb);
     let (f32t, i64t) = (types::F32, types::I64);
-    let s1 = sig(&module, &[f32t], Some(f32t));
     let fill_sig = sig(&module, &[i64t, i64t, f32t], None);
     let gemm_sig = sig(&module, &[i64t; 21], None);
     let segment_sig = sig(&module, &[i64t; 11], None);
@@ -336,9 +319,6 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
             .map_err(|e| e.to_string())
     };
     let ids = ImportIds {
-        exp: import("mpc_expf", &s1)?,
-        log: import("mpc_logf", &s1)?,
-        tanh: import("mpc_tanhf", &s1)?,
         fill: import("mpc_fill", &fill_sig)?,
         sgemm: import("mpc_sgemm", &gemm_sig)?,
         segment: import("mpc_segment", &segment_sig)?,
@@ -355,9 +335,6 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
         s.params.extend((0..4).map(|_| AbiParam::new(i64t)));
         let mut func = Function::with_name_signature(UserFuncName::user(0, i as u32), s.clone());
         let imports = Imports {
-            exp: module.declare_func_in_func(ids.exp, &mut func),
-            log: module.declare_func_in_func(ids.log, &mut func),
-            tanh: module.declare_func_in_func(ids.tanh, &mut func),
             fill: module.declare_func_in_func(ids.fill, &mut func),
             sgemm: module.declare_func_in_func(ids.sgemm, &mut func),
             segment: module.declare_func_in_func(ids.segment, &mut func),

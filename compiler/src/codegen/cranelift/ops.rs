@@ -1,6 +1,6 @@
 //! The Cranelift rendering of each elementwise op, one row per op, for a scalar f32
-//! value or an f32x4 vector alike (the vector forms call libm-style functions lane by
-//! lane, and compare with lane masks).
+//! value or an f32x4 vector alike (`exp`, `log`, `tanh` are inline polynomials from
+//! `math.rs`; comparisons use lane masks).
 //!
 //! In: an op of `ir::ops` and its operand values. Out: the result value. Adding an
 //! elementwise op means one row here (see ARCHITECTURE.md, "How to add an op").
@@ -8,16 +8,16 @@
 use super::loops::Gen;
 use crate::ir::{erf, Binary, Unary};
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{types, Endianness, FuncRef, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Value};
 
 impl Gen<'_, '_, '_> {
     /// `op(x)`; `x` is f32 or f32x4 (i32 or i32x4 for `convert`).
     pub(super) fn unary(&mut self, op: Unary, x: Value) -> Value {
         match op {
             Unary::Neg => self.fb.ins().fneg(x),
-            Unary::Exp => self.call_per_lane(self.im.exp, x),
-            Unary::Log => self.call_per_lane(self.im.log, x),
-            Unary::Tanh => self.call_per_lane(self.im.tanh, x),
+            Unary::Exp => self.exp_inline(x),
+            Unary::Log => self.log_inline(x),
+            Unary::Tanh => self.tanh_inline(x),
             Unary::Sqrt => self.fb.ins().sqrt(x),
             Unary::Erf => self.erf(x),
             Unary::Convert => self.int_to_float(x),
@@ -37,32 +37,13 @@ impl Gen<'_, '_, '_> {
         }
     }
 
-    fn is_vector(&self, x: Value) -> bool {
+    pub(super) fn is_vector(&self, x: Value) -> bool {
         self.fb.func.dfg.value_type(x).is_vector()
     }
 
-    /// `f(x)`, or `f` of each lane of an f32x4.
-    fn call_per_lane(&mut self, f: FuncRef, x: Value) -> Value {
-        if !self.is_vector(x) {
-            return self.call1(f, x);
-        }
-        let mut acc = x;
-        for l in 0..4u8 {
-            let xl = self.fb.ins().extractlane(x, l);
-            let y = self.call1(f, xl);
-            acc = self.fb.ins().insertlane(acc, y, l);
-        }
-        acc
-    }
-
-    pub(super) fn call1(&mut self, f: FuncRef, x: Value) -> Value {
-        let c = self.fb.ins().call(f, &[x]);
-        self.fb.inst_results(c)[0]
-    }
-
     /// `erf(x)` by `ir::erf`'s formula (see its [`erf::model`]): both branches on every
-    /// lane, then a select, so the f32x4 loop needs no per-lane branch; only the `exp`
-    /// is a call per lane.
+    /// lane, then a select, so the f32x4 loop needs no per-lane branch, with the inline
+    /// `exp` (the PTX backend's, so the two agree).
     fn erf(&mut self, x: Value) -> Value {
         let a = self.fb.ins().fabs(x);
         let s = self.fb.ins().fmul(x, x);
@@ -83,7 +64,7 @@ impl Gen<'_, '_, '_> {
         }
         let q = self.fb.ins().fmul(q, t);
         let minus_s = self.fb.ins().fneg(s);
-        let e = self.call_per_lane(self.im.exp, minus_s);
+        let e = self.exp_inline(minus_s);
         let qe = self.fb.ins().fmul(q, e);
         let big = self.fb.ins().fsub(one, qe);
         let minus_big = self.fb.ins().fneg(big);
@@ -94,7 +75,7 @@ impl Gen<'_, '_, '_> {
     }
 
     /// The constant `v` as an f32, or splat to f32x4 when `like` is a vector.
-    fn float_like(&mut self, like: Value, v: f32) -> Value {
+    pub(super) fn float_like(&mut self, like: Value, v: f32) -> Value {
         let c = self.fb.ins().f32const(v);
         if self.is_vector(like) {
             self.fb.ins().splat(types::F32X4, c)

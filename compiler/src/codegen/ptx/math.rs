@@ -26,11 +26,11 @@
 use super::Body;
 use crate::ir::erf as erf_formula;
 
-const LOG2E: u32 = 0x3FB8_AA3B; // 1.442695
-const LN2_HI: f32 = f32::from_bits(0x3F31_7200); // 0.69314575: exact times any |n| <= 2^15
-const LN2_LO: f32 = f32::from_bits(0x35BF_BE8E); // 1.4286068e-6
+pub(crate) const LOG2E: u32 = 0x3FB8_AA3B; // 1.442695
+pub(crate) const LN2_HI: f32 = f32::from_bits(0x3F31_7200); // 0.69314575: exact times any |n| <= 2^15
+pub(crate) const LN2_LO: f32 = f32::from_bits(0x35BF_BE8E); // 1.4286068e-6
 /// Taylor coefficients of e^r, 1/7! .. 1/0!.
-const EXP_C: [f32; 8] = [
+pub(crate) const EXP_C: [f32; 8] = [
     1.0 / 5040.0,
     1.0 / 720.0,
     1.0 / 120.0,
@@ -40,11 +40,11 @@ const EXP_C: [f32; 8] = [
     1.0,
     1.0,
 ];
-const EXP_LO: f32 = -104.0;
-const EXP_HI: f32 = 89.0;
+pub(crate) const EXP_LO: f32 = -104.0;
+pub(crate) const EXP_HI: f32 = 89.0;
 
 /// fdlibm `logf` constants (Lg1..Lg7, by their bits).
-const LG: [f32; 7] = [
+pub(crate) const LG: [f32; 7] = [
     f32::from_bits(0x3f2a_aaab),
     f32::from_bits(0x3ecc_cccd),
     f32::from_bits(0x3e92_4925),
@@ -53,12 +53,12 @@ const LG: [f32; 7] = [
     f32::from_bits(0x3e1c_d04f),
     f32::from_bits(0x3e17_8897),
 ];
-const LOG_LN2_HI: f32 = f32::from_bits(0x3f31_7180);
-const LOG_LN2_LO: f32 = f32::from_bits(0x3717_f7d1);
-const SQRT_HALF_BITS: i32 = 0x3F35_04F3;
+pub(crate) const LOG_LN2_HI: f32 = f32::from_bits(0x3f31_7180);
+pub(crate) const LOG_LN2_LO: f32 = f32::from_bits(0x3717_f7d1);
+pub(crate) const SQRT_HALF_BITS: i32 = 0x3F35_04F3;
 
 /// Taylor coefficients of tanh(x)/x - 1 in x², from x^15 down to x^3.
-const TANH_C: [f32; 7] = [
+pub(crate) const TANH_C: [f32; 7] = [
     -929_569.0 / 638_512_875.0,
     21_844.0 / 6_081_075.0,
     -1_382.0 / 155_925.0,
@@ -67,7 +67,7 @@ const TANH_C: [f32; 7] = [
     2.0 / 15.0,
     -1.0 / 3.0,
 ];
-const TANH_SMALL: f32 = 0.4;
+pub(crate) const TANH_SMALL: f32 = 0.4;
 
 fn fconst(v: f32) -> String {
     format!("0f{:08X}", v.to_bits())

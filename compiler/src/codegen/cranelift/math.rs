@@ -1,0 +1,201 @@
+//! `exp`, `log` and `tanh` as straight-line Cranelift code, for an f32 or an f32x4 alike:
+//! no library call, no branch, so the vectorized loops stay vectorized.
+//!
+//! In: an f32 or f32x4 value. Out: the function's value. Each is the algorithm of the
+//! PTX backend ([`crate::codegen::ptx::math`]: range reduction, polynomial, scaling by
+//! powers of two built from bits, special values by selects), performing the same f32
+//! operations in the same order as its Rust model (`exp_model`, `log_model`,
+//! `tanh_model`). With the host's `fma` the CPU's results are those models' bit for bit,
+//! and so the GPU's; without it (a multiply and an add) they stay within the models'
+//! 1e-6. A scalar and a vector lane run the same instructions, so a value never depends
+//! on whether its element fell in a vector body or a scalar tail (results stay
+//! independent of the thread count).
+
+use super::loops::Gen;
+use crate::codegen::ptx::math::{
+    EXP_C, EXP_HI, EXP_LO, LG, LN2_HI, LN2_LO, LOG2E, LOG_LN2_HI, LOG_LN2_LO, SQRT_HALF_BITS, TANH_C, TANH_SMALL,
+};
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
+
+/// `1.5 · 2^23`: adding and subtracting it rounds an f32 of magnitude below 2^22 to the
+/// nearest integer, ties to even (what `cvt.rni` and `round_ties_even` do), with no
+/// SSE4.1 `round` needed.
+const ROUNDER: f32 = 12_582_912.0;
+
+impl Gen<'_, '_, '_> {
+    fn int_type(&self, x: Value) -> Type {
+        if self.is_vector(x) {
+            types::I32X4
+        } else {
+            types::I32
+        }
+    }
+
+    fn int(&mut self, like: Value, v: i32) -> Value {
+        let c = self.fb.ins().iconst(types::I32, v as i64);
+        if self.is_vector(like) {
+            self.fb.ins().splat(types::I32X4, c)
+        } else {
+            c
+        }
+    }
+
+    fn bits(&mut self, x: Value) -> Value {
+        let ty = self.int_type(x);
+        self.fb.ins().bitcast(ty, little(), x)
+    }
+
+    fn float_of_bits(&mut self, i: Value) -> Value {
+        let ty = if self.fb.func.dfg.value_type(i).is_vector() {
+            types::F32X4
+        } else {
+            types::F32
+        };
+        self.fb.ins().bitcast(ty, little(), i)
+    }
+
+    /// `if cond(a, b) { then } else { other }` per lane; `then`/`other` f32 or i32 alike.
+    fn pick(&mut self, cc: FloatCC, a: Value, b: Value, then: Value, other: Value) -> Value {
+        let c = self.fb.ins().fcmp(cc, a, b);
+        if self.is_vector(a) {
+            // The compare's lanes are all-ones or zero: a bit mask of `then`'s type.
+            let ty = self.fb.func.dfg.value_type(then);
+            let m = self.fb.ins().bitcast(ty, little(), c);
+            self.fb.ins().bitselect(m, then, other)
+        } else {
+            self.fb.ins().select(c, then, other)
+        }
+    }
+
+    /// `x · 2^n` for an integer `n` (i32 or i32x4) in [-252, 254]: two exact powers of
+    /// two, so subnormal results and overflow to infinity come out right.
+    fn scale(&mut self, p: Value, n: Value) -> Value {
+        let n1 = self.fb.ins().sshr_imm_u(n, 1);
+        let n2 = self.fb.ins().isub(n, n1);
+        let mut y = p;
+        for k in [n1, n2] {
+            let bias = self.int(k, 127);
+            let biased = self.fb.ins().iadd(k, bias);
+            let shifted = self.fb.ins().ishl_imm_u(biased, 23);
+            let s = self.float_of_bits(shifted);
+            y = self.fb.ins().fmul(y, s);
+        }
+        y
+    }
+
+    /// `exp(x)` (see the module doc).
+    pub(super) fn exp_inline(&mut self, x: Value) -> Value {
+        let lo = self.float_like(x, EXP_LO);
+        let hi = self.float_like(x, EXP_HI);
+        // NaN clamps to `lo` here and is put back at the end.
+        let xc = self.pick(FloatCC::GreaterThan, x, lo, x, lo);
+        let xc = self.pick(FloatCC::LessThan, xc, hi, xc, hi);
+        let log2e = self.float_like(x, f32::from_bits(LOG2E));
+        let t = self.fb.ins().fmul(xc, log2e);
+        let rounder = self.float_like(x, ROUNDER);
+        let t = self.fb.ins().fadd(t, rounder);
+        let n = self.fb.ins().fsub(t, rounder);
+        let minus_hi = self.float_like(x, -LN2_HI);
+        let r = self.fma(n, minus_hi, xc);
+        let minus_lo = self.float_like(x, -LN2_LO);
+        let r = self.fma(n, minus_lo, r);
+        let mut p = self.float_like(x, EXP_C[0]);
+        for &c in &EXP_C[1..] {
+            let c = self.float_like(x, c);
+            p = self.fma(p, r, c);
+        }
+        let ty = self.int_type(x);
+        let ni = self.fb.ins().fcvt_to_sint_sat(ty, n);
+        let y = self.scale(p, ni);
+        self.pick(FloatCC::Unordered, x, x, x, y)
+    }
+
+    /// `log(x)` (see the module doc).
+    pub(super) fn log_inline(&mut self, x: Value) -> Value {
+        let min_normal = self.float_like(x, f32::MIN_POSITIVE);
+        let two23 = self.float_like(x, 8_388_608.0);
+        let scaled = self.fb.ins().fmul(x, two23);
+        let xm = self.pick(FloatCC::LessThan, x, min_normal, scaled, x);
+        let bits = self.bits(xm);
+        let sqrt_half = self.int(x, SQRT_HALF_BITS);
+        let e = self.fb.ins().isub(bits, sqrt_half);
+        let e = self.fb.ins().sshr_imm_u(e, 23);
+        let e_shift = self.fb.ins().ishl_imm_u(e, 23);
+        let m_bits = self.fb.ins().isub(bits, e_shift);
+        let m = self.float_of_bits(m_bits);
+        let (minus23, zero_i) = (self.int(x, -23), self.int(x, 0));
+        let adj = self.pick(FloatCC::LessThan, x, min_normal, minus23, zero_i);
+        let e = self.fb.ins().iadd(e, adj);
+        let fty = self.fb.func.dfg.value_type(x);
+        let ef = self.fb.ins().fcvt_from_sint(fty, e);
+        let one = self.float_like(x, 1.0);
+        let f = self.fb.ins().fsub(m, one);
+        let d = self.fb.ins().fadd(m, one);
+        let s = self.fb.ins().fdiv(f, d);
+        let z = self.fb.ins().fmul(s, s);
+        let mut q = self.float_like(x, LG[6]);
+        for &c in LG[..6].iter().rev() {
+            let c = self.float_like(x, c);
+            q = self.fma(q, z, c);
+        }
+        let r = self.fb.ins().fmul(z, q);
+        let half = self.float_like(x, 0.5);
+        let hf = self.fb.ins().fmul(f, f);
+        let hf = self.fb.ins().fmul(hf, half);
+        let t1 = self.fb.ins().fadd(hf, r);
+        let ln2_lo = self.float_like(x, LOG_LN2_LO);
+        let t2 = self.fb.ins().fmul(ef, ln2_lo);
+        let t1 = self.fma(s, t1, t2);
+        let t1 = self.fb.ins().fsub(hf, t1);
+        let t1 = self.fb.ins().fsub(t1, f);
+        let t1 = self.fb.ins().fneg(t1);
+        let ln2_hi = self.float_like(x, LOG_LN2_HI);
+        let y = self.fma(ef, ln2_hi, t1);
+        let (inf, zero) = (self.float_like(x, f32::INFINITY), self.float_like(x, 0.0));
+        let y = self.pick(FloatCC::Equal, x, inf, inf, y);
+        let minus_inf = self.float_like(x, f32::NEG_INFINITY);
+        let y = self.pick(FloatCC::Equal, x, zero, minus_inf, y);
+        let nan = self.float_like(x, f32::NAN);
+        self.pick(FloatCC::UnorderedOrLessThan, x, zero, nan, y)
+    }
+
+    /// `tanh(x)` (see the module doc).
+    pub(super) fn tanh_inline(&mut self, x: Value) -> Value {
+        let a = self.fb.ins().fabs(x);
+        let a2 = self.fb.ins().fadd(a, a);
+        let e = self.exp_inline(a2);
+        let (one, two) = (self.float_like(x, 1.0), self.float_like(x, 2.0));
+        let big = self.fb.ins().fadd(e, one);
+        let big = self.fb.ins().fdiv(two, big);
+        let big = self.fb.ins().fsub(one, big);
+        let big = self.copysign(big, x);
+        let z = self.fb.ins().fmul(x, x);
+        let mut p = self.float_like(x, TANH_C[0]);
+        for &c in &TANH_C[1..] {
+            let c = self.float_like(x, c);
+            p = self.fma(p, z, c);
+        }
+        let xz = self.fb.ins().fmul(x, z);
+        let small = self.fma(xz, p, x);
+        let limit = self.float_like(x, TANH_SMALL);
+        let y = self.pick(FloatCC::LessThan, a, limit, small, big);
+        // tanh(-0) = -0.
+        self.copysign(y, x)
+    }
+
+    /// `|magnitude|` with the sign bit of `sign`, by bits.
+    fn copysign(&mut self, magnitude: Value, sign: Value) -> Value {
+        let (mb, sb) = (self.bits(magnitude), self.bits(sign));
+        let abs_mask = self.int(magnitude, i32::MAX);
+        let sign_mask = self.int(magnitude, i32::MIN);
+        let mb = self.fb.ins().band(mb, abs_mask);
+        let sb = self.fb.ins().band(sb, sign_mask);
+        let y = self.fb.ins().bor(mb, sb);
+        self.float_of_bits(y)
+    }
+}
+
+fn little() -> MemFlagsData {
+    MemFlagsData::new().with_endianness(Endianness::Little)
+}
