@@ -160,7 +160,8 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
     }
     let checkpoint = checkpoint_params(file, &opts.weights, &loaded)?;
     let seed = checkpoint.1.seed;
-    let rows = source.eval_rows(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
+    let mut rows = source.eval_rows(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
+    let loaded = fit_eval_capacity(model_args, &opts.weights, loaded, &mut rows)?;
     if source.dir.is_some() {
         budget::check(file, "evaluation", &loaded.compiled, Some(&[&rows]), &budget)?;
     }
@@ -206,6 +207,33 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
         }
     }
     Ok(())
+}
+
+/// A batch of graphs: the evaluation step compiled at the capacity that holds every
+/// batch of `rows` (as `mpc train` does for its own batches), which `rows` is padded to.
+/// Without it each batch would be padded to its own size and not fit the step. Padding
+/// is inert, so the capacity changes no number. Other models: `loaded` as it is.
+fn fit_eval_capacity(
+    model_args: &ModelArgs,
+    weights: &Path,
+    loaded: Loaded,
+    rows: &mut Dataset,
+) -> Result<Loaded, ExitCode> {
+    if rows.graphs.is_none() {
+        return Ok(loaded);
+    }
+    let batches = crate::data::eval_batches(rows, mpc_runtime::session::batch_rows(&loaded.compiled));
+    let (model, dims) = (&loaded.compiled.model, &loaded.compiled.dims);
+    let sizes =
+        crate::data::fit_graph_capacity(model, dims, vec![(rows, batches)]).map_err(|e| fail(&model_args.file, &e))?;
+    let mut with_sizes = model_args.dims.clone();
+    with_sizes.retain(|(name, _)| !sizes.iter().any(|(n, _)| n == name));
+    with_sizes.extend(sizes);
+    let args = ModelArgs {
+        file: model_args.file.clone(),
+        dims: with_sizes,
+    };
+    compile_for_checkpoint(&args, weights)
 }
 
 /// The evaluation step's `predictions` for every row of `data`, batch by batch on the
