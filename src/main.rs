@@ -1,4 +1,4 @@
-//! `mpc`, the command line: check, compile (print any stage), inspect, train and run models.
+//! `mpc`, the command line: check, compile (print any stage), inspect, train, run and export models.
 //!
 //! In: a command and a `.mp` file. Out: the requested text on stdout, diagnostics on
 //! stderr; exit 0 on success, 1 when the model (or file) has errors or the arguments are
@@ -8,6 +8,7 @@
 mod output;
 mod budget;
 mod data;
+mod export;
 mod load;
 mod plot;
 mod resume;
@@ -74,6 +75,13 @@ enum Command {
         model: ModelArgs,
         #[command(flatten)]
         opts: run::RunOpts,
+    },
+    /// Export a checkpoint's evaluation step as an ONNX model (opset 18) that maps the model's inputs to its predictions
+    Export {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        opts: export::ExportOpts,
     },
     /// Draw training curves (loss, accuracy or MAE per epoch) as SVG from a saved `mpc train --json` log
     Plot(plot::PlotOpts),
@@ -196,6 +204,7 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
         }
         Command::Train { model, opts } => train::train(&model, &opts)?,
         Command::Run { model, opts } => run::run(&model, &opts)?,
+        Command::Export { model, opts } => export::export(&model, &opts)?,
         Command::Plot(opts) => plot::plot(&opts)?,
         Command::Completions { shell } => {
             let mut script = Vec::new();

@@ -131,23 +131,6 @@ pub fn checkpoint_dims(
         .collect())
 }
 
-/// A batch of graphs: the model compiled again at the capacity that holds every batch
-/// of `rows` (as `mpc train` does for its batches), with the checkpoint's other dims; the
-/// batches of `rows` are padded to it, so one compiled step serves them all.
-fn fit_graphs(model_args: &ModelArgs, weights: &Path, loaded: Loaded, rows: &mut Dataset) -> Result<Loaded, ExitCode> {
-    let file = &model_args.file;
-    let batches = crate::data::eval_batches(rows, mpc_runtime::session::batch_rows(&loaded.compiled));
-    let (model, dims) = (&loaded.compiled.model, &loaded.compiled.dims);
-    let sizes = crate::data::fit_graph_capacity(model, dims, vec![(rows, batches)]).map_err(|e| fail(file, &e))?;
-    let meta = checkpoint::read_meta(weights).map_err(|e| error(&e))?;
-    Loaded::compile_with(model_args, None, |m| {
-        let mut dims = checkpoint_dims(&meta, weights, model_args, m)?;
-        dims.retain(|(name, _)| !sizes.iter().any(|(n, _)| n == name));
-        dims.extend(sizes);
-        Ok(dims)
-    })
-}
-
 /// The checkpoint's parameters, checked against the model's names and shapes, and its
 /// metadata.
 pub fn checkpoint_params(file: &Path, weights: &Path, loaded: &Loaded) -> Result<(Params, Meta), ExitCode> {
@@ -189,10 +172,7 @@ pub fn run(model_args: &ModelArgs, opts: &RunOpts) -> Result<(), ExitCode> {
     let checkpoint = checkpoint_params(file, &opts.weights, &loaded)?;
     let seed = checkpoint.1.seed;
     let (mut rows, labeled) = source.eval_rows(file, &loaded.compiled.model, &loaded.compiled.dims, seed)?;
-    let loaded = match rows.graphs {
-        Some(_) => fit_graphs(model_args, &opts.weights, loaded, &mut rows)?,
-        None => loaded,
-    };
+    let loaded = fit_eval_capacity(model_args, &opts.weights, loaded, &mut rows)?;
     if !labeled && opts.out.is_none() && opts.out_class.is_none() {
         return Err(error(&format!(
             "{}: no labels, so there is no loss to report: --out PATH (or --out-class PATH) writes the predictions",
@@ -292,6 +272,33 @@ fn predicted_classes(session: &Session, shape: &[usize], values: &[f32]) -> Resu
         shape[..shape.len() - 1].to_vec(),
         values.chunks(width).map(argmax).collect(),
     ))
+}
+
+/// A batch of graphs: the evaluation step compiled at the capacity that holds every
+/// batch of `rows` (as `mpc train` does for its own batches), which `rows` is padded to.
+/// Without it each batch would be padded to its own size and not fit the step. Padding
+/// is inert, so the capacity changes no number. Other models: `loaded` as it is.
+fn fit_eval_capacity(
+    model_args: &ModelArgs,
+    weights: &Path,
+    loaded: Loaded,
+    rows: &mut Dataset,
+) -> Result<Loaded, ExitCode> {
+    if rows.graphs.is_none() {
+        return Ok(loaded);
+    }
+    let batches = crate::data::eval_batches(rows, mpc_runtime::session::batch_rows(&loaded.compiled));
+    let (model, dims) = (&loaded.compiled.model, &loaded.compiled.dims);
+    let sizes =
+        crate::data::fit_graph_capacity(model, dims, vec![(rows, batches)]).map_err(|e| fail(&model_args.file, &e))?;
+    let mut with_sizes = model_args.dims.clone();
+    with_sizes.retain(|(name, _)| !sizes.iter().any(|(n, _)| n == name));
+    with_sizes.extend(sizes);
+    let args = ModelArgs {
+        file: model_args.file.clone(),
+        dims: with_sizes,
+    };
+    compile_for_checkpoint(&args, weights)
 }
 
 /// The evaluation step's `predictions` for every row of `data`, batch by batch on the

@@ -54,7 +54,16 @@ fn an_unknown_shell_is_one_line() {
 #[test]
 fn help_lists_every_command() {
     let help = ok(&["--help"]);
-    for command in ["check", "compile", "inspect", "train", "run", "completions"] {
+    for command in [
+        "check",
+        "compile",
+        "inspect",
+        "train",
+        "run",
+        "export",
+        "plot",
+        "completions",
+    ] {
         assert!(
             help.lines().any(|l| l.trim_start().starts_with(command)),
             "{command} missing from:\n{help}"

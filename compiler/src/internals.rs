@@ -8,6 +8,8 @@ pub mod autodiff;
 pub mod check;
 #[path = "codegen/mod.rs"]
 pub mod codegen;
+#[path = "export/mod.rs"]
+pub mod export;
 #[path = "gradcheck.rs"]
 pub mod gradcheck;
 #[path = "lower.rs"]

@@ -15,7 +15,7 @@
 //! # Internals
 //!
 //! The stages themselves (`syntax`, `check`, `lower`, `autodiff`, `opt`, `codegen`,
-//! `gradcheck`) are private. [`internals`] re-exports them for this crate's own tests
+//! `export`, `gradcheck`) are private. [`internals`] re-exports them for this crate's own tests
 //! and benchmarks only: no promise, hidden from the docs, and the runtime and the CLI do
 //! not use it (`tests/api_boundary.rs` checks).
 
@@ -36,4 +36,4 @@ pub use check::CheckedModel;
 /// The stages' modules, for the compiler's own tests and benchmarks (not an API).
 #[doc(hidden)]
 pub mod internals;
-use internals::{autodiff, check, codegen, lower, opt, syntax};
+use internals::{autodiff, check, codegen, export, lower, opt, syntax};

@@ -13,6 +13,7 @@
 //! memory        steps scheduled -> bytes a run needs (Footprint)      (mpc inspect)
 //! codegen_cpu   Program -> native functions (Cranelift JIT)           clif
 //! codegen_ptx   Program -> PTX text and launch shapes                 ptx
+//! export_onnx   eval Step + parameters -> ONNX model (opset 18)       (mpc export)
 //! ```
 //!
 //! [`compile`] runs the front half (parse to autodiff) once per model;
@@ -26,6 +27,7 @@ use crate::autodiff;
 use crate::check::{self, CheckedModel};
 use crate::codegen::{cranelift, ptx};
 use crate::diag::Diagnostic;
+use crate::export;
 use crate::ir::{printer::print_graph, Graph};
 use crate::lower::{self, Mode};
 use crate::memory::Footprint;
@@ -38,6 +40,7 @@ use crate::syntax::{self, ast};
 pub use crate::autodiff::Optimizer;
 pub use crate::codegen::cranelift::JitProgram;
 pub use crate::codegen::ptx::{Launch, PtxProgram};
+pub use crate::export::{onnx::OPSET as ONNX_OPSET, Elem as OnnxElem, OnnxModel, ValueInfo as OnnxValue};
 pub use crate::opt::{format_stats, Stats};
 
 /// What the user may change without editing the model.
@@ -203,6 +206,19 @@ pub fn codegen_cpu(program: &Program) -> Result<JitProgram, String> {
 /// codegen for NVIDIA GPUs: PTX text, one entry per kernel.
 pub fn codegen_ptx(program: &Program) -> Result<PtxProgram, String> {
     ptx::emit(program)
+}
+
+/// export_onnx: `compiled`'s evaluation step (no dropout) with `params` (a checkpoint's,
+/// by name) as an ONNX model whose one output is `predictions`; its inputs are the
+/// model inputs the predictions read, at `compiled`'s dims.
+pub fn export_onnx(
+    compiled: &Compiled,
+    params: &std::collections::BTreeMap<String, Vec<f32>>,
+) -> Result<OnnxModel, String> {
+    if compiled.eval.output("predictions").is_none() {
+        return Err("the model's loss scores no predictions, so there is no output to export".into());
+    }
+    export::export(&compiled.eval, params, &["predictions"])
 }
 
 /// schedule the training and evaluation steps (as autodiff made them) to size what a
