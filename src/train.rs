@@ -4,7 +4,8 @@
 //!
 //! Output: per epoch one line for people, or with `--json` one JSON object per line
 //! (`{"epoch":1,"loss":..,"accuracy":..,"eval_loss":..,"eval_accuracy":..,"seconds":..,
-//! "steps":..}`) and a final `{"final":true,...}`. A progress bar runs on stderr while an
+//! "steps":..,"step_ms":..}`, `step_ms` the median time of the epoch's training steps,
+//! batch assembly excluded) and a final `{"final":true,...}`. A progress bar runs on stderr while an
 //! epoch trains, only when stderr is a terminal and without `--json`.
 //!
 //! The step runs on the Cranelift JIT (`--threads`, default every core), after e-graph
@@ -80,6 +81,20 @@ pub struct TrainOpts {
     /// Refuse to start a run that needs more memory than SIZE (8G, 512MiB, bytes); default: what the machine has available
     #[arg(long, value_name = "SIZE", value_parser = mpc_runtime::budget::parse_size, allow_hyphen_values = true)]
     pub max_memory: Option<u128>,
+}
+
+/// The median of `values` (`None` when empty), e.g. an epoch's step times.
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    Some(if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    })
 }
 
 fn show(m: &Metrics) -> String {
@@ -269,8 +284,12 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
         let batches = train.epoch_batches(batch, &mut rng);
         let bar = progress(batches.len(), epoch, epochs, opts.json);
         let mut steps = Vec::with_capacity(batches.len());
+        let mut step_times = Vec::with_capacity(batches.len());
         for order in &batches {
-            let m = session.train_step(&train.batch(order)).map_err(|e| fail(file, &e))?;
+            let batch = train.batch(order);
+            let step_start = Instant::now();
+            let m = session.train_step(&batch).map_err(|e| fail(file, &e))?;
+            step_times.push(step_start.elapsed().as_secs_f64() * 1e3);
             bar.set_message(format!("loss {:.4}", m.loss));
             bar.inc(1);
             steps.push(m);
@@ -292,6 +311,7 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
                 "eval_mae": h.and_then(|h| h.mae),
                 "seconds": seconds,
                 "steps": steps.len(),
+                "step_ms": median(&mut step_times),
         });
         curves.extend(plot::Epoch::from_json(&line));
         if opts.json {

@@ -8,10 +8,11 @@ use common::{json_lines, mpc, ok, s, scratch};
 use serde_json::Value;
 use std::path::Path;
 
-/// An epoch's JSON line without its timing, which differs from run to run.
+/// An epoch's JSON line without its timings, which differ from run to run.
 fn untimed(line: &Value) -> Value {
     let mut line = line.clone();
     line.as_object_mut().unwrap().remove("seconds");
+    line.as_object_mut().unwrap().remove("step_ms");
     line
 }
 

@@ -36,6 +36,9 @@ fn three_epochs_json_reach_the_readme_accuracy() {
             assert!(l[key].is_f64(), "{key} in {l}");
         }
         assert_eq!(l["steps"], 4096 / 64, "{l}");
+        // The median step: positive, and no more than the epoch's time per step.
+        let step_ms = f(l, "step_ms");
+        assert!(step_ms > 0.0 && step_ms * 64.0 <= 2.0 * f(l, "seconds") * 1e3, "{l}");
     }
     let last = &lines[3];
     assert_eq!(last["final"], true);
