@@ -204,3 +204,32 @@ fn the_cost_rule_keeps_small_products_as_loops_and_fused_math_stays_a_loop() {
     let args = random_args(&g, |_| 1, 4);
     assert_matches_interp(&g, &args, 1e-5, "fused");
 }
+
+#[test]
+fn a_product_of_few_rows_splits_its_columns_across_threads() {
+    // [32, 3072] x [3072, 130]: one row block, so four column blocks (33 columns, the
+    // last 31) keep two threads busy; the same bits on 1 and 2 threads. A sum of 3072
+    // products: 1e-3 relative to the largest output, as float reassociation allows.
+    let mut b = Builder::new("wide");
+    let x = f(&mut b, "x", &[32, 3072]);
+    let w = f(&mut b, "w", &[3072, 130]);
+    let y = b.matmul(x, w);
+    b.output("y", y);
+    let g = b.finish();
+    let p = schedule(&g);
+    let (kernel, mm) = p
+        .kernels
+        .iter()
+        .find_map(|k| match &k.body {
+            KernelBody::MatMul(mm) => Some((k, mm)),
+            _ => None,
+        })
+        .expect("a matmul kernel");
+    assert_eq!((mm.col_blocks(), kernel.range), (4, 4));
+    assert!(splits(kernel, 2));
+    let args = random_args(&g, |_| 1, 5);
+    assert_matches_interp(&g, &args, 1e-3, "wide");
+    let one = run_jit(&g, &args, 1).unwrap();
+    let two = run_jit(&g, &args, 2).unwrap();
+    assert!(one[0].1.iter().zip(&two[0].1).all(|(a, b)| a.to_bits() == b.to_bits()));
+}

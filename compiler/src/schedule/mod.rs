@@ -22,7 +22,7 @@
 //! Determinism: every output element is computed by one thread, and reductions and
 //! scatter-adds accumulate in the interpreter's order (row-major over the domain), so
 //! results never depend on the thread count. A kernel's `range` is what threads split:
-//! domain axis 0 for loops, output rows for scatter-adds, 64-row blocks for matmuls.
+//! domain axis 0 for loops, output rows for scatter-adds, (64-row block, column block) pairs for matmuls.
 
 pub mod analysis;
 pub mod dynamic;
@@ -306,6 +306,29 @@ impl MatMul {
 
 /// Rows per matmul block: threads split blocks, so the result is thread-count independent.
 pub const MATMUL_BLOCK: usize = 64;
+
+/// The narrowest column block a matmul is split into (see [`MatMul::col_blocks`]).
+pub const MATMUL_MIN_COLS: usize = 32;
+
+impl MatMul {
+    /// How many column blocks each (batch, row block) pair is split into: 1, unless
+    /// the pairs are too few to keep two threads busy (a weight gradient `[in, B]·[B, out]`
+    /// with a small batch, a wide layer on 32 rows), then up to 4 blocks of at least
+    /// [`MATMUL_MIN_COLS`] columns. It depends on the compiled shapes only, never on the
+    /// thread count, so a result does not depend on how threads split the work.
+    pub fn col_blocks(&self) -> usize {
+        if self.batches() * self.m.div_ceil(MATMUL_BLOCK) >= 4 {
+            return 1;
+        }
+        (self.n / MATMUL_MIN_COLS).clamp(1, 4)
+    }
+
+    /// The GEMM calls threads split when the rows are `m` (the compiled `m`, or a batch
+    /// of graphs' count at run time): (batch, row block, column block) triples.
+    pub fn tasks(&self, m: usize) -> usize {
+        self.batches() * m.div_ceil(MATMUL_BLOCK) * self.col_blocks()
+    }
+}
 
 /// The segment reductions that message aggregation by max needs, run as library code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::{lookup, read_outputs, Engine, Outputs, StepKey, Variables};
 use mpc_compiler::ir::DType;
 use mpc_compiler::pipeline;
 use mpc_compiler::pipeline::JitProgram;
-use mpc_compiler::schedule::{plan, BufKind, Kernel, KernelBody, Program, MATMUL_BLOCK};
+use mpc_compiler::schedule::{plan, BufKind, Kernel, KernelBody, Program};
 use mpc_compiler::signature::{Step, SIZES};
 use mpc_compiler::tensor::{Tensor, TensorRef};
 use std::collections::HashMap;
@@ -165,7 +165,7 @@ impl Executable {
                 (None, Some(&first)) => size(first),
                 (None, None) => kernel.range,
             },
-            KernelBody::MatMul(mm) => mm.batches() * size(mm.m).div_ceil(MATMUL_BLOCK),
+            KernelBody::MatMul(mm) => mm.tasks(size(mm.m)),
             KernelBody::Segment(seg) => size(seg.rows),
         }
     }

@@ -14,7 +14,7 @@
 //! algorithms, within 1e-6 of the interpreter's libm), `sqrt` and division are IEEE, so
 //! the differences from the interpreter are those functions, fma contraction and the
 //! GEMM's summation order. Matmuls call [`gemm`] through a
-//! registered function, one GEMM call per (batch, 64-row block) pair, so that results
+//! registered function, one GEMM call per (batch, 64-row block, column block), so that results
 //! do not depend on how threads split the pairs. Segment kernels (scatter-max and its argmax) call
 //! [`segment`]'s library code.
 //!
@@ -76,11 +76,13 @@ unsafe extern "C" fn mpc_fill(p: *mut f32, n: i64, v: f32) {
     }
 }
 
-/// `c = a · b` on strided views for the (batch, 64-row block) pairs `start..end`,
-/// numbered batch-major (`blocks = ceil(m / 64)` per batch): pair `p` is row block
-/// `p % blocks` of batch `j = p / blocks`, batch coordinates `(j / len1, j % len1)`,
-/// each operand's base moved by `j0 * s0 + j1 * s1` (`sa*`, `sb*`, `sc*`). One GEMM call
-/// per pair, whichever thread runs it, so the result does not depend on the split.
+/// `c = a · b` on strided views for the (batch, 64-row block, column block) triples
+/// `start..end`, numbered batch-major (`blocks = ceil(m / 64)` row blocks of `cols`
+/// column blocks per batch): task `p` is batch `j = p / (blocks · cols)`, row block
+/// `(p / cols) % blocks`, column block `p % cols` (`ceil(n / cols)` columns), batch
+/// coordinates `(j / len1, j % len1)`, each operand's base moved by `j0 * s0 + j1 * s1`
+/// (`sa*`, `sb*`, `sc*`). One GEMM call per task, whichever thread runs it, so the
+/// result does not depend on the split.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn mpc_sgemm(
     m: i64,
@@ -102,20 +104,25 @@ unsafe extern "C" fn mpc_sgemm(
     sb1: i64,
     sc0: i64,
     sc1: i64,
+    cols: i64,
     start: i64,
     end: i64,
 ) {
     let block = MATMUL_BLOCK as i64;
     let blocks = (m + block - 1) / block;
-    if blocks <= 0 || n <= 0 {
+    if blocks <= 0 || n <= 0 || cols <= 0 {
         return;
     }
-    for pair in start..end {
-        let (j, blk) = (pair / blocks, pair % blocks);
+    let width = (n + cols - 1) / cols;
+    for task in start..end {
+        let (j, blk, col) = (task / (blocks * cols), (task / cols) % blocks, task % cols);
         let (j0, j1) = (j / len1, j % len1);
-        let r0 = blk * block;
-        let rows = block.min(m - r0);
-        let dst = c.offset((j0 * sc0 + j1 * sc1 + r0 * crs) as isize);
+        let (r0, c0) = (blk * block, col * width);
+        let (rows, n) = (block.min(m - r0), width.min(n - c0));
+        if n <= 0 {
+            continue;
+        }
+        let dst = c.offset((j0 * sc0 + j1 * sc1 + r0 * crs + c0 * ccs) as isize);
         if k == 0 {
             for i in 0..rows {
                 for jj in 0..n {
@@ -135,7 +142,7 @@ unsafe extern "C" fn mpc_sgemm(
             a.offset((j0 * sa0 + j1 * sa1 + r0 * ars) as isize),
             acs as isize,
             ars as isize,
-            b.offset((j0 * sb0 + j1 * sb1) as isize),
+            b.offset((j0 * sb0 + j1 * sb1 + c0 * bcs) as isize),
             bcs as isize,
             brs as isize,
             0.0f32,
@@ -311,7 +318,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
     let mut module = JITModule::new(jb);
     let (f32t, i64t) = (types::F32, types::I64);
     let fill_sig = sig(&module, &[i64t, i64t, f32t], None);
-    let gemm_sig = sig(&module, &[i64t; 21], None);
+    let gemm_sig = sig(&module, &[i64t; 22], None);
     let segment_sig = sig(&module, &[i64t; 11], None);
     let mut import = |name: &str, s: &Signature| {
         module
@@ -399,6 +406,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                         k(&mut fb, x1.b),
                         k(&mut fb, x0.out),
                         k(&mut fb, x1.out),
+                        k(&mut fb, mm.col_blocks() as i64),
                         start,
                         end,
                     ];

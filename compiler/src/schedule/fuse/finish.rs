@@ -85,10 +85,10 @@ pub(super) fn finish(body: KernelBody) -> Kernel {
                 work,
             }
         }
-        // Threads split (batch, 64-row block) pairs, flattened batch-major: each pair is
-        // one GEMM call whose output rows no other pair writes.
+        // Threads split (batch, 64-row block, column block) triples, flattened
+        // batch-major: each is one GEMM call whose output no other call writes.
         KernelBody::MatMul(mm) => Kernel {
-            range: mm.batches() * mm.m.div_ceil(MATMUL_BLOCK),
+            range: mm.tasks(mm.m),
             parallel: true,
             work: mm.batches() * mm.m * mm.n * mm.k / 8,
             body: KernelBody::MatMul(mm),
