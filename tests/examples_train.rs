@@ -251,6 +251,7 @@ fn karate_files_train_as_the_default_does_and_bad_edges_are_one_line() {
             .into_iter()
             .map(|mut l| {
                 l.as_object_mut().unwrap().remove("seconds");
+                l.as_object_mut().unwrap().remove("step_ms");
                 l
             })
             .collect::<Vec<_>>()

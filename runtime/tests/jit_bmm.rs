@@ -201,8 +201,9 @@ fn the_cost_rule_keeps_small_products_as_loops_and_fused_math_stays_a_loop() {
         "{}",
         mpc_compiler::schedule::print_program(&p)
     );
+    // Summed along the innermost axis in f32x4 lanes: reassociated, as a GEMM would.
     let args = random_args(&g, |_| 1, 4);
-    assert_matches_interp(&g, &args, 1e-5, "fused");
+    assert_matches_interp(&g, &args, 1e-4, "fused");
 }
 
 #[test]

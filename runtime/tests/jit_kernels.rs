@@ -241,3 +241,23 @@ fn segment_max_argmax_and_their_transpose() {
     // Indices below 6 leave row 6 empty.
     check(b.finish(), 6, "segment kernels");
 }
+
+#[test]
+fn sums_along_the_innermost_axis_accumulate_in_vector_registers() {
+    // A layer norm's shape of loop: a value written per element and its row sum in the
+    // same kernel (k17 of the transformer's step), for row lengths that leave every
+    // kind of tail, and a sum over the two inner axes (into one element per outer row).
+    for n in [4, 5, 8, 13, 67, 1000] {
+        let mut b = Builder::new("rowsum");
+        let x = f(&mut b, "x", &[3, 7, n]);
+        let y = f(&mut b, "y", &[3, 7, n]);
+        let p = b.mul(x, y);
+        let q = b.add(p, x);
+        let rows = b.reduce_sum(q, &[2]);
+        let both = b.reduce_sum(q, &[1, 2]);
+        b.output("q", q);
+        b.output("rows", rows);
+        b.output("both", both);
+        check_tol(b.finish(), 1, 1e-4, &format!("row sums of {n}"));
+    }
+}

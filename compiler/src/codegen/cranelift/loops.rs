@@ -13,7 +13,7 @@ use crate::schedule::analysis::{expr_levels, live_exprs};
 use crate::schedule::{Affine, Expr, LoopKernel, Program, ReduceOp, Store};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Block, InstBuilder, MemFlagsData, Type, Value};
-use cranelift_frontend::FunctionBuilder;
+use cranelift_frontend::{FunctionBuilder, Variable};
 
 pub(super) const F32X4: Type = types::F32X4;
 pub(super) const I64: Type = types::I64;
@@ -45,6 +45,9 @@ pub(super) struct Gen<'a, 'f, 'b> {
     exit: Block,
     /// The scatter row expression and the level its guard sits at.
     guard: Option<(usize, usize)>,
+    /// Per store, while the vector loops of the innermost axis run: the two f32x4
+    /// accumulators (one per unrolled body) of a sum along that axis.
+    accumulators: Vec<Option<[Variable; 2]>>,
 }
 
 pub(super) fn scalar_flags() -> MemFlagsData {
@@ -90,8 +93,10 @@ pub(super) fn emit(
                 && !matches!(lk.exprs[v], Expr::CheckIndex { .. })
         };
         let stores_ok = lk.stores.iter().all(|s| match s {
-            Store::Write { at, value, .. } | Store::Reduce { at, value, .. } => {
-                at.coef[inner] == 1 && value_f32(*value)
+            Store::Write { at, value, .. } => at.coef[inner] == 1 && value_f32(*value),
+            // A sum along the innermost axis accumulates in registers (`emit_inner_vector`).
+            Store::Reduce { at, value, op, .. } => {
+                (at.coef[inner] == 1 || (at.coef[inner] == 0 && *op == ReduceOp::Sum)) && value_f32(*value)
             }
             Store::ScatterAdd { at, row, value, .. } => at.coef[inner] == 1 && level[*row] < r && value_f32(*value),
         });
@@ -129,6 +134,7 @@ pub(super) fn emit(
         err: params[3],
         exit,
         guard,
+        accumulators: vec![None; lk.stores.len()],
     };
     // Buffer bases.
     let mut used: Vec<usize> = lk.stores.iter().map(Store::buf).collect();
@@ -292,12 +298,29 @@ impl Gen<'_, '_, '_> {
         self.fb.switch_to_block(done);
     }
 
-    /// The innermost axis: two f32x4 bodies per iteration, then one, then scalars.
+    /// The innermost axis: two f32x4 bodies per iteration, then one, then scalars. A
+    /// sum along this axis adds into two f32x4 accumulators (not into memory, whose
+    /// read-modify-write would chain every element), which the scalar tail's first
+    /// step adds to the output: lanes, then the two bodies, in a fixed order.
     fn emit_inner_vector(&mut self, lo: Value, hi: Value) {
         let d = self.r - 1;
         let var = self.fb.declare_var(I64);
         self.fb.def_var(var, lo);
+        for (k, store) in self.lk.stores.iter().enumerate() {
+            if matches!(store, Store::Reduce { at, .. } if at.coef[d] == 0) {
+                let zero = self.fb.ins().f32const(0.0);
+                let zero = self.fb.ins().splat(F32X4, zero);
+                let accs = [self.fb.declare_var(F32X4), self.fb.declare_var(F32X4)];
+                for acc in accs {
+                    self.fb.def_var(acc, zero);
+                }
+                self.accumulators[k] = Some(accs);
+            }
+        }
         for (step, lanes) in [(8i64, vec![0i64, 4]), (4, vec![0]), (1, vec![])] {
+            if step == 1 {
+                self.flush_accumulators();
+            }
             let (header, body, done) = (self.fb.create_block(), self.fb.create_block(), self.fb.create_block());
             self.fb.ins().jump(header, &[]);
             self.fb.switch_to_block(header);
@@ -330,13 +353,20 @@ impl Gen<'_, '_, '_> {
                 self.vval[e] = Some(v);
             }
         }
-        for s in self.lk.stores.clone() {
+        for (k, s) in self.lk.stores.clone().into_iter().enumerate() {
             match s {
                 Store::Write { buf, at, value } => {
                     let v = self.splat_f(value);
                     let idx = self.affine(&at, lane);
                     let a = self.addr(buf, idx);
                     self.fb.ins().store(vector_flags(), v, a, 0);
+                }
+                Store::Reduce { value, .. } if self.accumulators[k].is_some() => {
+                    let acc = self.accumulators[k].unwrap()[(lane / 4) as usize];
+                    let v = self.splat_f(value);
+                    let old = self.fb.use_var(acc);
+                    let new = self.fb.ins().fadd(old, v);
+                    self.fb.def_var(acc, new);
                 }
                 Store::Reduce { buf, at, value, op } => {
                     let v = self.splat_f(value);
@@ -361,6 +391,31 @@ impl Gen<'_, '_, '_> {
                     self.fb.ins().store(vector_flags(), new, a, 0);
                 }
             }
+        }
+    }
+
+    /// Adds each inner sum's accumulators to its output element: `(a + b)` lane-wise,
+    /// then lanes `((l0 + l1) + l2) + l3`.
+    fn flush_accumulators(&mut self) {
+        for k in 0..self.accumulators.len() {
+            let Some([a, b]) = self.accumulators[k].take() else {
+                continue;
+            };
+            let Store::Reduce { buf, at, .. } = self.lk.stores[k].clone() else {
+                continue;
+            };
+            let (a, b) = (self.fb.use_var(a), self.fb.use_var(b));
+            let v = self.fb.ins().fadd(a, b);
+            let mut sum = self.fb.ins().extractlane(v, 0);
+            for lane in 1..4u8 {
+                let x = self.fb.ins().extractlane(v, lane);
+                sum = self.fb.ins().fadd(sum, x);
+            }
+            let idx = self.affine(&at, 0);
+            let addr = self.addr(buf, idx);
+            let old = self.fb.ins().load(F32, scalar_flags(), addr, 0);
+            let new = self.fb.ins().fadd(old, sum);
+            self.fb.ins().store(scalar_flags(), new, addr, 0);
         }
     }
 
