@@ -26,8 +26,11 @@ const KARATE_ACCURACY: f64 = 0.88; // 50 epochs (the train block's)
 const GAT_KARATE_ACCURACY: f64 = 0.9; // gat.mp, 50 epochs (the train block's); measured 0.923-0.962 over seeds 0-5
 const BENCHMARK_GRAPH_ACCURACY: f64 = 0.9; // 30 epochs, N=2000, E=10000
 const LANGUAGE_ID_ACCURACY: f64 = 0.85; // 10 epochs (the train block's)
-/// The README's promise for transformer.mp: above language_id.mp's measured 0.872.
-const TRANSFORMER_ACCURACY: f64 = 0.875; // 12 epochs (the train block's); measured 0.887 (0.884 with the tanh gelu)
+/// The README's promise for transformer.mp, besides beating language_id.mp in the same
+/// run. 12 epochs (the train block's); measured 0.873 at its seed 1, 0.884 and 0.880 at
+/// seeds 2 and 3 (dropout masks from all four Philox words; 0.887 with the first word
+/// only), language_id.mp 0.870.
+const TRANSFORMER_ACCURACY: f64 = 0.87;
 
 /// char_lm.mp: held-out cross-entropy per character (nats, every character and the end
 /// of the word) of the unigram model of the training characters with add-one smoothing,
@@ -127,6 +130,11 @@ fn the_transformer_beats_the_bag_of_bigrams_on_language_id() {
     assert!(
         acc >= TRANSFORMER_ACCURACY,
         "transformer: held-out accuracy {acc} < {TRANSFORMER_ACCURACY}"
+    );
+    let bigrams = final_eval_accuracy(&train_json(&["examples/language_id.mp"]));
+    assert!(
+        acc > bigrams,
+        "transformer: held-out accuracy {acc}, the bag of bigrams (language_id.mp) {bigrams}"
     );
     assert_eq!(lines.last().unwrap()["eval_rows"], 5000);
 }

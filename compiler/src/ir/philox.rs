@@ -37,11 +37,18 @@ pub fn philox4x32(mut counter: [u32; 4], mut key: [u32; 2]) -> [u32; 4] {
     counter
 }
 
-/// The uniform `[0, 1)` number for element `index` of a `random_uniform` node:
-/// counter `(index, step, 0, 0)`, key `(seed, stream)`, the first word's top 24 bits.
+/// The uniform `[0, 1)` number for element `index` of a `random_uniform` node: word
+/// `index % 4` of the call with counter `(index / 4, step, 0, 0)` and key `(seed,
+/// stream)`, its top 24 bits. One call serves four consecutive elements (as cuRAND uses
+/// all four words), so the JIT's f32x4 loops draw four numbers per call.
 pub fn uniform(seed: i32, step: i32, stream: u32, index: u32) -> f32 {
-    let words = philox4x32([index, step as u32, 0, 0], [seed as u32, stream]);
-    (words[0] >> UNIFORM_SHIFT) as f32 * UNIFORM_SCALE
+    let words = philox4x32([index >> 2, step as u32, 0, 0], [seed as u32, stream]);
+    to_unit(words[(index & 3) as usize])
+}
+
+/// A word's top 24 bits as an f32 in `[0, 1)`.
+pub fn to_unit(word: u32) -> f32 {
+    (word >> UNIFORM_SHIFT) as f32 * UNIFORM_SCALE
 }
 
 #[cfg(test)]

@@ -66,6 +66,12 @@ impl Gen<'_, '_, '_> {
                 let (x, y, z) = (self.splat_f(a), self.splat_f(b), self.splat_f(c));
                 self.fma(x, y, z)
             }
+            Expr::Philox { seed, step, stream, at } => {
+                let idx = self.affine(&at, lane);
+                let idx = self.fb.ins().ireduce(I32, idx);
+                let (seed, step) = (self.s(seed), self.s(step));
+                self.philox_x4(idx, step, seed, stream)
+            }
             _ => unreachable!("not vectorizable"),
         }
     }
@@ -140,13 +146,69 @@ impl Gen<'_, '_, '_> {
         }
     }
 
-    /// `ir::philox::uniform`, inline, with its constants: counter (index, step, 0, 0),
-    /// key (seed, stream).
+    /// `ir::philox::uniform`, inline: word `index % 4` of the call on block `index / 4`.
     fn philox(&mut self, index: Value, step: Value, seed: Value, stream: u32) -> Value {
+        let block = self.fb.ins().ushr_imm_u(index, 2);
+        let word = self.fb.ins().band_imm_u(index, 3);
+        let c = self.philox_words(block, step, seed, stream);
+        let mut pick = c[3];
+        for w in (0..3).rev() {
+            let is = self.fb.ins().icmp_imm_u(IntCC::Equal, word, w as i64);
+            pick = self.fb.ins().select(is, c[w], pick);
+        }
+        let bits = self.fb.ins().ushr_imm_u(pick, philox::UNIFORM_SHIFT as i64);
+        let f = self.fb.ins().fcvt_from_uint(F32, bits);
+        let scale = self.fb.ins().f32const(philox::UNIFORM_SCALE);
+        self.fb.ins().fmul(f, scale)
+    }
+
+    /// The uniforms of elements `first..first + 4`: when `first` is a multiple of 4, the
+    /// four words of one call (the common case: rows of a multiple of 4), else four
+    /// scalar draws. Either way each element gets `ir::philox::uniform`'s value.
+    fn philox_x4(&mut self, first: Value, step: Value, seed: Value, stream: u32) -> Value {
+        let result = self.fb.declare_var(F32X4);
+        let (aligned, unaligned, done) = (self.fb.create_block(), self.fb.create_block(), self.fb.create_block());
+        let low = self.fb.ins().band_imm_u(first, 3);
+        self.fb.ins().brif(low, unaligned, &[], aligned, &[]);
+
+        self.fb.switch_to_block(aligned);
+        let block = self.fb.ins().ushr_imm_u(first, 2);
+        let c = self.philox_words(block, step, seed, stream);
+        let mut v = self.fb.ins().scalar_to_vector(types::I32X4, c[0]);
+        for (lane, &w) in c.iter().enumerate().skip(1) {
+            v = self.fb.ins().insertlane(v, w, lane as u8);
+        }
+        let bits = self.fb.ins().ushr_imm_u(v, philox::UNIFORM_SHIFT as i64);
+        // Below 2^24 after the shift: the signed conversion is the unsigned one.
+        let f = self.fb.ins().fcvt_from_sint(F32X4, bits);
+        let scale = self.fb.ins().f32const(philox::UNIFORM_SCALE);
+        let scale = self.fb.ins().splat(F32X4, scale);
+        let u = self.fb.ins().fmul(f, scale);
+        self.fb.def_var(result, u);
+        self.fb.ins().jump(done, &[]);
+
+        self.fb.switch_to_block(unaligned);
+        let zero = self.fb.ins().f32const(0.0);
+        let mut acc = self.fb.ins().splat(F32X4, zero);
+        for lane in 0..4u8 {
+            let i = self.fb.ins().iadd_imm_u(first, lane as i64);
+            let u = self.philox(i, step, seed, stream);
+            acc = self.fb.ins().insertlane(acc, u, lane);
+        }
+        self.fb.def_var(result, acc);
+        self.fb.ins().jump(done, &[]);
+
+        self.fb.switch_to_block(done);
+        self.fb.use_var(result)
+    }
+
+    /// The four words of Philox4x32-10 (`ir::philox::philox4x32`), inline, with its
+    /// constants: counter (block, step, 0, 0), key (seed, stream).
+    fn philox_words(&mut self, block: Value, step: Value, seed: Value, stream: u32) -> [Value; 4] {
         let k = |g: &mut Self, v: u32| g.fb.ins().iconst(I32, v as i64);
         let (m0, m1) = (k(self, philox::M0), k(self, philox::M1));
         let zero = k(self, 0);
-        let mut c = [index, step, zero, zero];
+        let mut c = [block, step, zero, zero];
         let mut key = [seed, k(self, stream)];
         for round in 0..philox::ROUNDS {
             let hi0 = self.fb.ins().umulhi(m0, c[0]);
@@ -166,9 +228,6 @@ impl Gen<'_, '_, '_> {
                 ];
             }
         }
-        let bits = self.fb.ins().ushr_imm_u(c[0], philox::UNIFORM_SHIFT as i64);
-        let f = self.fb.ins().fcvt_from_uint(F32, bits);
-        let scale = self.fb.ins().f32const(philox::UNIFORM_SCALE);
-        self.fb.ins().fmul(f, scale)
+        c
     }
 }

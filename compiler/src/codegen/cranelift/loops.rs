@@ -85,6 +85,8 @@ pub(super) fn emit(
                     matches!(&lk.exprs[*a], Expr::Load { buf, at } if dtype(*buf) == DType::I32 && at.coef[inner] == 1)
                 }
                 Expr::Unary(..) | Expr::Binary(..) | Expr::Fma(..) | Expr::Const(_) => true,
+                // Four consecutive elements: one Philox call's four words (`philox_x4`).
+                Expr::Philox { at, .. } => at.coef[inner] == 1,
                 _ => false,
             }
         });

@@ -161,11 +161,15 @@ impl Gen<'_> {
         }
     }
 
-    /// `ir::philox::uniform`, inline, with its constants: counter (index, step, 0, 0),
+    /// `ir::philox::uniform`, inline, with its constants: word `index % 4` of counter
+    /// (index / 4, step, 0, 0),
     /// key (seed, stream).
     pub(super) fn philox(&mut self, index: &str, step: &str, seed: &str, stream: u32) -> String {
         let b = &mut *self.b;
-        let mut c = [index.to_string(), step.to_string(), b.r(), b.r()];
+        let (block, word) = (b.r(), b.r());
+        b.op(format!("shr.u32 {block}, {index}, 2;"));
+        b.op(format!("and.b32 {word}, {index}, 3;"));
+        let mut c = [block, step.to_string(), b.r(), b.r()];
         b.op(format!("mov.b32 {}, 0;", c[2]));
         b.op(format!("mov.b32 {}, 0;", c[3]));
         let (k0, k1) = (b.r(), b.r());
@@ -189,8 +193,15 @@ impl Gen<'_> {
                 b.op(format!("add.u32 {k1}, {k1}, 0x{:08X};", philox::W1));
             }
         }
+        // The word `index % 4` names: c[3] unless it is 0, 1 or 2.
+        let (pick, is) = (b.r(), b.p());
+        b.op(format!("mov.b32 {pick}, {};", c[3]));
+        for w in (0..3).rev() {
+            b.op(format!("setp.eq.u32 {is}, {word}, {w};"));
+            b.op(format!("selp.b32 {pick}, {}, {pick}, {is};", c[w]));
+        }
         let (bits, f) = (b.r(), b.f());
-        b.op(format!("shr.u32 {bits}, {}, {};", c[0], philox::UNIFORM_SHIFT));
+        b.op(format!("shr.u32 {bits}, {pick}, {};", philox::UNIFORM_SHIFT));
         b.op(format!("cvt.rn.f32.u32 {f}, {bits};"));
         b.op(format!(
             "mul.rn.f32 {f}, {f}, {}; // 2^-24",
