@@ -22,7 +22,8 @@ gnn-nonlinear: messages nonlinear in both ends, tanh(lin(cat(x[src], x[dst]))), 
   edge; layer 1 h1 = relu(max-aggregated messages + linear(x)), layer 2 h2 = relu(sum-aggregated
   messages + linear(h1)), head linear(h2). Nodes without in-edges aggregate to 0 (mpc's rule
   for every aggregation). GnnNonlinear writes it with torch ops (index_select,
-  cat, scatter_reduce "amax" / "sum" with include_self=False into zeros); GnnNonlinearPyG
+  cat, scatter_reduce_ "amax" with include_self=False / scatter_add_ into zeros, the ops
+  PyG's own aggregation calls on CPU); GnnNonlinearPyG
   with a PyG MessagePassing(aggr="max" / "sum") whose message(x_i, x_j) is
   tanh(lin(cat[x_j, x_i])) (x_j: the source edge_index[0], mpc's `src`; x_i: the target).
   Gradient of max on ties (duplicate edges): mpc gives it all to the lowest edge number,
@@ -186,7 +187,10 @@ class GnnNonlinear(nn.Module):
     def propagate(self, msg, h, reduce):
         m = torch.tanh(msg(torch.cat([h.index_select(0, self.src), h.index_select(0, self.dst)], dim=1)))
         index = self.dst.unsqueeze(1).expand_as(m)
-        return torch.zeros(self.nodes, m.shape[1]).scatter_reduce(0, index, m, reduce, include_self=False)
+        out = torch.zeros(self.nodes, m.shape[1])
+        if reduce == "sum":  # scatter_add_, as PyG sums (faster than scatter_reduce "sum")
+            return out.scatter_add_(0, index, m)
+        return out.scatter_reduce_(0, index, m, reduce, include_self=False)
 
     def forward(self, x):
         h1 = F.relu(self.propagate(self.m1, x, "amax") + self.s1(x))
