@@ -60,10 +60,20 @@ PARAMS = {
         "lin2": "lin2.weight", "att_src2": "att_src2", "att_dst2": "att_dst2",  # [32, 2], [1, 2], [1, 2]
         "bias2": "bias2",  # [2]
     },
+    "gnn-nonlinear": {
+        "m1_w": "m1.linear.weight", "m1_b": "m1.linear.bias",  # [32, 32]: message of layer 1 on cat(src, dst)
+        "s1_w": "h1.linear.weight", "s1_b": "h1.linear.bias",  # [16, 32]: self term of layer 1
+        "m2_w": "m2.linear.weight", "m2_b": "m2.linear.bias",  # [64, 32]: message of layer 2 on cat(src, dst)
+        "s2_w": "h2.linear.weight", "s2_b": "h2.linear.bias",  # [32, 32]: self term of layer 2
+        "out_w": "logits.linear.weight", "out_b": "logits.linear.bias",  # [32, 4]: head
+    },
 }
 PARAMS["gat-karate"] = PARAMS["gat"]
 # Full-graph models: one batch of every node; the rest are row batches.
-GRAPHS = {"graph", "gat", "gat-karate"}
+GRAPHS = {"graph", "gat", "gat-karate", "gnn-nonlinear"}
+# The models whose labels have -1 (no label) on some nodes: their loss is the mean over
+# the labeled nodes.
+PARTLY_LABELED = {"gat", "gat-karate", "gnn-nonlinear"}
 # (heads, channels per head) of the GAT's two GATConv layers (examples/gat.mp).
 GAT_LAYERS = [(4, 8), (1, 2)]
 # mpc's plain `gelu` (grammar/README.md: the exact erf form, PyTorch's default): "none",
@@ -74,8 +84,10 @@ GELU = "none"
 DROPOUT = {"transformer": 0.2, "gat": 0.5, "gat-karate": 0.5}
 # Per-row inputs of each model, in the order the model's forward takes them, then labels.
 COLUMNS = {"text": ["tokens"], "fusion": ["text", "image", "audio"], "transformer": ["chars", "bigrams"]}
-LR = {"text": 1e-3, "fusion": 1e-3, "graph": 1e-2, "transformer": 3e-3, "gat": 1e-2, "gat-karate": 1e-2}
-BATCH = {"text": 64, "fusion": 32, "graph": 2000, "transformer": 64, "gat": 2000, "gat-karate": 34}
+LR = {"text": 1e-3, "fusion": 1e-3, "graph": 1e-2, "transformer": 3e-3, "gat": 1e-2, "gat-karate": 1e-2,
+      "gnn-nonlinear": 1e-2}
+BATCH = {"text": 64, "fusion": 32, "graph": 2000, "transformer": 64, "gat": 2000, "gat-karate": 34,
+         "gnn-nonlinear": 3000}
 N_NODES = 2000
 
 
@@ -84,6 +96,7 @@ def parse_args():
         lambda p: (
             p.add_argument("--model", required=True, choices=sorted(PARAMS)),
             p.add_argument("--fused", action="store_true"),
+            p.add_argument("--pyg", action="store_true", help="gnn-nonlinear: PyG MessagePassing layers"),
         )
     )
     args.batch = BATCH[args.model]

@@ -10,13 +10,15 @@ text classifier's, the transformer's and the GAT's dropout draw a fresh key per 
 per-head scaled dot products with the padded keys at -inf, softmax, out_proj, as
 nn.MultiheadAttention computes it); the GAT's edge softmax is `jax.ops.segment_max` (no
 gradient through the shift, as PyG) / `segment_sum` over each destination's incoming
-edges, self-loops appended.
+edges, self-loops appended. gnn-nonlinear: per-edge messages tanh(cat(h[src], h[dst]) W + b),
+`jax.ops.segment_max` (empty segments, -inf there, set to 0 with `jnp.where`, mpc's rule)
+then `segment_sum`.
 
 Threads: run under `taskset -c 0..N-1`; XLA's CPU thread pool is sized from the cores
 the process may use, and with N = 1 the Eigen multi-threading is switched off
 (XLA_FLAGS, set below unless the caller set it).
 
-  python bench/models_jax.py --run DIR --model text|fusion|graph|transformer|gat|gat-karate --threads N
+  python bench/models_jax.py --run DIR --model text|fusion|graph|transformer|gat|gat-karate|gnn-nonlinear --threads N
 
 Prints one JSON line (see bench/common.py).
 """
@@ -135,6 +137,22 @@ def main():
                 keep = jax.random.bernoulli(key, 1.0 - p_drop, h.shape)
                 h = jnp.where(keep, h / (1.0 - p_drop), 0.0)
             return gat_conv(h, p, 2, h2, c2)
+    elif args.model == "gnn-nonlinear":
+        edges = batches[0]["g.edges"]
+        n = batches[0]["x"].shape[0]
+        src, dst = jnp.asarray(edges[0]), jnp.asarray(edges[1])
+        reached = (jax.ops.segment_sum(jnp.ones(src.shape[0], jnp.float32), dst, num_segments=n) > 0)[:, None]
+        inputs = [(jax.device_put(batches[0]["x"]),)]
+
+        def messages(h, wt, b):
+            return jnp.tanh(jnp.concatenate([h[src], h[dst]], axis=1) @ wt + b)
+
+        def logits_of(p, key, x):
+            agg1 = jnp.where(reached, jax.ops.segment_max(messages(x, p["m1_w"], p["m1_b"]), dst, num_segments=n), 0.0)
+            h1 = jax.nn.relu(agg1 + x @ p["s1_w"] + p["s1_b"])
+            agg2 = jax.ops.segment_sum(messages(h1, p["m2_w"], p["m2_b"]), dst, num_segments=n)
+            h2 = jax.nn.relu(agg2 + h1 @ p["s2_w"] + p["s2_b"])
+            return h2 @ p["out_w"] + p["out_b"]
     else:
         edges = batches[0]["g.edges"]
         src, dst = jnp.asarray(edges[0]), jnp.asarray(edges[1])
@@ -154,9 +172,9 @@ def main():
 
     def xent(logits, y):
         logp = jax.nn.log_softmax(logits)
-        if args.model not in ("gat", "gat-karate"):
+        if args.model not in mc.PARTLY_LABELED:
             return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
-        # The GAT's unlabeled nodes (-1) do not count, as in mpc's cross_entropy.
+        # Unlabeled nodes (-1) do not count, as in mpc's cross_entropy.
         labeled = y >= 0
         picked = jnp.take_along_axis(logp, jnp.maximum(y, 0)[:, None], axis=1)[:, 0]
         return -jnp.sum(jnp.where(labeled, picked, 0.0)) / jnp.maximum(labeled.sum(), 1)

@@ -2,10 +2,11 @@
 and weights `models_common.py`'s): same data, initial weights, batch order and schedule
 as the mpc side.
 
-  python bench/models_torch.py --run DIR --model text|fusion|graph|transformer|gat|gat-karate --threads N [--fused]
+  python bench/models_torch.py --run DIR --model text|fusion|graph|transformer|gat|gat-karate|gnn-nonlinear --threads N [--fused] [--pyg]
 
 --fused uses Adam(fused=True); otherwise the default Adam (on CPU: the per-parameter
-for-loop implementation). Prints one JSON line (see bench/common.py).
+for-loop implementation). --pyg (gnn-nonlinear only) builds the model from PyG
+MessagePassing layers instead of plain torch ops. Prints one JSON line (see bench/common.py).
 """
 
 import time
@@ -36,6 +37,8 @@ def main():
             for b in batches
         ]
     ys = [torch.from_numpy(b["y"]).long() for b in batches]
+    if args.pyg and args.model != "gnn-nonlinear":
+        raise SystemExit("--pyg is for --model gnn-nonlinear (the GAT always uses PyG)")
     t0 = time.perf_counter()
     if args.model == "text":
         model = tm.TextClassifier(w)
@@ -45,6 +48,10 @@ def main():
         model = tm.CharTransformer(w)
     elif args.model in ("gat", "gat-karate"):
         model = tm.Gat(w, torch.from_numpy(batches[0]["g.edges"]))
+    elif args.model == "gnn-nonlinear" and args.pyg:
+        model = tm.GnnNonlinearPyG(w, torch.from_numpy(batches[0]["g.edges"]))
+    elif args.model == "gnn-nonlinear":
+        model = tm.GnnNonlinear(w, torch.from_numpy(batches[0]["g.edges"]), batches[0]["x"].shape[0])
     else:
         model = tm.GraphSage(w, torch.from_numpy(batches[0]["g.edges"]), mc.N_NODES)
     opt = torch.optim.Adam(
@@ -52,8 +59,8 @@ def main():
     )
     setup_ms = c.ms(t0)
 
-    # ignore_index=-1: the GAT's unlabeled nodes (mpc's cross_entropy skips label -1);
-    # the other models have no -1 labels.
+    # ignore_index=-1: the unlabeled nodes of the GAT and gnn-nonlinear (mpc's
+    # cross_entropy skips label -1); the other models have no -1 labels.
     def train_step(i):
         model.train()
         opt.zero_grad(set_to_none=True)
@@ -69,7 +76,7 @@ def main():
 
     out = {
         "framework": "torch",
-        "variant": "eager, fused Adam" if args.fused else "eager, Adam",
+        "variant": ("pyg, " if args.pyg else "eager, ") + ("fused Adam" if args.fused else "Adam"),
         "model": args.model,
         "threads": args.threads,
         "torch_threads": torch.get_num_threads(),

@@ -2,14 +2,16 @@
 # mpc vs PyTorch eager (Adam, fused Adam) vs JAX jit: same model, data, initial weights,
 # batch order and threads on every side.
 #
-#   bench/run.sh [text|fusion|graph|transformer|gat|gat-karate|all] [--threads N] [--reps R] [--steps S] [--warmup W]
+#   bench/run.sh [text|fusion|graph|transformer|gat|gat-karate|gnn-nonlinear|all] [--threads N] [--reps R] [--steps S] [--warmup W]
 #                [--out DIR] [--quiet PCT] [--patience S]
 #
 # text: the text classifier (B=64, T=32, vocab 10000, Adam); fusion: examples/fusion.mp;
 # graph: a 2-layer mean-aggregation GNN (N=2000, E=10000); transformer:
 # examples/transformer.mp on the language-id words; gat: examples/gat.mp at N=2000,
 # E=10000, F=32 (PyG GATConv on the PyTorch side); gat-karate: examples/gat.mp on the
-# karate club as shipped; all: every model, one table each.
+# karate club as shipped; gnn-nonlinear: a 2-layer GNN with messages
+# tanh(linear(concat(src, dst), 32)), max then sum aggregation (N=3000, E=15000, F=16),
+# with PyG MessagePassing layers as two more PyTorch rows; all: every model, one table each.
 # Builds mpc-bench in release, writes each model's run directory (data + initial weights,
 # `mpc-bench models --model M --write-only`), then runs the sides ONE AFTER ANOTHER, R
 # rounds (sides interleaved, so a change in machine load hits all of them), each process
@@ -23,12 +25,12 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-usage="usage: bench/run.sh [text|fusion|graph|transformer|gat|gat-karate|all] [--threads N] [--reps R] [--steps S] [--warmup W] [--out DIR] [--quiet PCT] [--patience S]"
+usage="usage: bench/run.sh [text|fusion|graph|transformer|gat|gat-karate|gnn-nonlinear|all] [--threads N] [--reps R] [--steps S] [--warmup W] [--out DIR] [--quiet PCT] [--patience S]"
 models="text" threads=2 reps="" steps="" warmup="" out="" quiet=15 patience=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    text|fusion|graph|transformer|gat|gat-karate) models="$1"; shift ;;
-    all) models="text fusion graph transformer gat gat-karate"; shift ;;
+    text|fusion|graph|transformer|gat|gat-karate|gnn-nonlinear) models="$1"; shift ;;
+    all) models="text fusion graph transformer gat gat-karate gnn-nonlinear"; shift ;;
     --threads) threads="$2"; shift 2 ;;
     --reps) reps="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
@@ -86,6 +88,10 @@ for model in $models; do
     measure taskset -c "$cpus" "$mpc" models --out "$run" "${common[@]}"
     measure taskset -c "$cpus" "$py" bench/models_torch.py --run "$run" "${common[@]}"
     measure taskset -c "$cpus" "$py" bench/models_torch.py --run "$run" "${common[@]}" --fused
+    if [ "$model" = gnn-nonlinear ]; then
+      measure taskset -c "$cpus" "$py" bench/models_torch.py --run "$run" "${common[@]}" --pyg
+      measure taskset -c "$cpus" "$py" bench/models_torch.py --run "$run" "${common[@]}" --pyg --fused
+    fi
     measure taskset -c "$cpus" "$py" bench/models_jax.py --run "$run" "${common[@]}"
   done
   echo "$model: load average after: $(cut -d' ' -f1-3 /proc/loadavg); raw results: $results" >&2

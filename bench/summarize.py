@@ -13,6 +13,9 @@ ORDER = [
     ("mpc", "jit", "mpc (Cranelift JIT)"),
     ("torch", "eager, Adam", "PyTorch eager, Adam"),
     ("torch", "eager, fused Adam", "PyTorch eager, Adam(fused=True)"),
+    # gnn-nonlinear only: the same model from PyG MessagePassing layers.
+    ("torch", "pyg, Adam", "PyTorch + PyG MessagePassing, Adam"),
+    ("torch", "pyg, fused Adam", "PyTorch + PyG MessagePassing, Adam(fused=True)"),
     ("jax", "jit", "JAX jax.jit"),
 ]
 
@@ -33,7 +36,7 @@ def main(path):
     base_train, base_infer = med(mpc, "train_step_ms"), med(mpc, "infer_ms")
     threads = sorted({r["threads"] for r in runs})
     print(f"threads: {', '.join(map(str, threads))}; runs per row: "
-          f"{', '.join(str(len(groups.get((f, v), []))) for f, v, _ in ORDER)}")
+          f"{', '.join(str(len(groups[(f, v)])) for f, v, _ in ORDER if (f, v) in groups)}")
     print()
     print("| | train step ms | x mpc | inference ms | x mpc | compile ms | first step ms | peak RSS MB |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -18,6 +18,16 @@ transformer: examples/transformer.mp: embed(chars) + embed(bigrams) + learned po
 gat, gat-karate: examples/gat.mp: PyG GATConv(F, 8, heads=4) -> ELU -> dropout 0.5 ->
   GATConv(32, 2, heads=1), PyG's own self-loops (add_self_loops=True, the default; the
   data has no loops, so this is exactly mpc's `self_loops`).
+gnn-nonlinear: messages nonlinear in both ends, tanh(lin(cat(x[src], x[dst]))), on every
+  edge; layer 1 h1 = relu(max-aggregated messages + linear(x)), layer 2 h2 = relu(sum-aggregated
+  messages + linear(h1)), head linear(h2). Nodes without in-edges aggregate to 0 (mpc's rule
+  for every aggregation). GnnNonlinear writes it with torch ops (index_select,
+  cat, scatter_reduce_ "amax" with include_self=False / scatter_add_ into zeros, the ops
+  PyG's own aggregation calls on CPU); GnnNonlinearPyG
+  with a PyG MessagePassing(aggr="max" / "sum") whose message(x_i, x_j) is
+  tanh(lin(cat[x_j, x_i])) (x_j: the source edge_index[0], mpc's `src`; x_i: the target).
+  Gradient of max on ties (duplicate edges): mpc gives it all to the lowest edge number,
+  PyTorch's amax splits it evenly, so training losses may differ in the last digits.
 """
 
 import torch
@@ -161,3 +171,63 @@ class Gat(nn.Module):
     def forward(self, x):
         h = F.dropout(F.elu(self.conv1(x, self.edge_index)), self.p, self.training)
         return self.conv2(h, self.edge_index)
+
+
+class GnnNonlinear(nn.Module):
+    """The gnn-nonlinear model in plain torch ops (see the module docstring)."""
+
+    def __init__(self, w, edges, nodes):
+        super().__init__()
+        self.nodes = nodes
+        self.m1, self.s1 = lin(w["m1_w"], w["m1_b"]), lin(w["s1_w"], w["s1_b"])
+        self.m2, self.s2 = lin(w["m2_w"], w["m2_b"]), lin(w["s2_w"], w["s2_b"])
+        self.out = lin(w["out_w"], w["out_b"])
+        self.src, self.dst = edges[0].long(), edges[1].long()
+
+    def propagate(self, msg, h, reduce):
+        m = torch.tanh(msg(torch.cat([h.index_select(0, self.src), h.index_select(0, self.dst)], dim=1)))
+        index = self.dst.unsqueeze(1).expand_as(m)
+        out = torch.zeros(self.nodes, m.shape[1])
+        if reduce == "sum":  # scatter_add_, as PyG sums (faster than scatter_reduce "sum")
+            return out.scatter_add_(0, index, m)
+        return out.scatter_reduce_(0, index, m, reduce, include_self=False)
+
+    def forward(self, x):
+        h1 = F.relu(self.propagate(self.m1, x, "amax") + self.s1(x))
+        h2 = F.relu(self.propagate(self.m2, h1, "sum") + self.s2(h1))
+        return self.out(h2)
+
+
+def nonlinear_conv(w, k, aggr):
+    """A PyG MessagePassing layer with message tanh(lin(cat[x_j, x_i])) and mpc's layer-k
+    message weights."""
+    from torch_geometric.nn import MessagePassing  # imported here: only the PyG runs pay for it
+
+    class Conv(MessagePassing):
+        def __init__(self):
+            super().__init__(aggr=aggr)  # flow source_to_target: x_j = x[edge_index[0]]
+            self.lin = lin(w[f"m{k}_w"], w[f"m{k}_b"])
+
+        def forward(self, x, edge_index):
+            return self.propagate(edge_index, x=x)
+
+        def message(self, x_i, x_j):
+            return torch.tanh(self.lin(torch.cat([x_j, x_i], dim=1)))
+
+    return Conv()
+
+
+class GnnNonlinearPyG(nn.Module):
+    """The gnn-nonlinear model with PyG MessagePassing layers (max, then sum)."""
+
+    def __init__(self, w, edges):
+        super().__init__()
+        self.conv1, self.conv2 = nonlinear_conv(w, 1, "max"), nonlinear_conv(w, 2, "sum")
+        self.s1, self.s2 = lin(w["s1_w"], w["s1_b"]), lin(w["s2_w"], w["s2_b"])
+        self.out = lin(w["out_w"], w["out_b"])
+        self.edge_index = edges.long()
+
+    def forward(self, x):
+        h1 = F.relu(self.conv1(x, self.edge_index) + self.s1(x))
+        h2 = F.relu(self.conv2(h1, self.edge_index) + self.s2(h1))
+        return self.out(h2)

@@ -5,14 +5,14 @@
 //!
 //! ```sh
 //! cargo run --release -p mpc-bench -- step [--threads N] [--out DIR] [--profile]
-//! cargo run --release -p mpc-bench -- models --model fusion|graph|transformer|gat|gat-karate [--params] [--profile]
+//! cargo run --release -p mpc-bench -- models --model fusion|graph|transformer|gat|gat-karate|gnn-nonlinear [--params] [--profile]
 //! cargo run --release -p mpc-bench -- opt
 //! cargo run --release -p mpc-bench -- chain --layers N [--threads T] [--session]
 //! ```
 //!
 //! - `step`: the text classifier (`examples/text_classifier.mp`, B=64, T=32, vocab 10000,
 //!   Adam) on the JIT backend; the same as `models --model text`.
-//! - `models --model fusion|graph|text|transformer|gat|gat-karate`: see `workload.rs` for each model and its data.
+//! - `models --model fusion|graph|text|transformer|gat|gat-karate|gnn-nonlinear`: see `workload.rs` for each model and its data.
 //!   Both write the run directory the peers read (`--out`, default `target/bench-run`:
 //!   the data as `.npy` and `init.safetensors`, the session's initial parameters, linear
 //!   weights `[in, out]`), then time compilation (`pipeline::compile` and session creation:
@@ -58,7 +58,7 @@ struct Cli {
 enum Command {
     /// The text classifier's training step, inference and compile time (= models --model text)
     Step(RunOpts),
-    /// A model's training step, inference and compile time (text, fusion, graph, transformer, gat, gat-karate)
+    /// A model's training step, inference and compile time (text, fusion, graph, transformer, gat, gat-karate, gnn-nonlinear)
     Models {
         #[arg(long, value_enum)]
         model: Workload,
@@ -265,6 +265,7 @@ mod tests {
             ("transformer", Workload::Transformer),
             ("gat", Workload::Gat),
             ("gat-karate", Workload::GatKarate),
+            ("gnn-nonlinear", Workload::GnnNonlinear),
         ] {
             let cli = Cli::try_parse_from(["mpc-bench", "models", "--model", name, "--profile"]).unwrap();
             assert!(matches!(cli.command, Command::Models { model, opts } if model == w && opts.profile));

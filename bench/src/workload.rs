@@ -24,6 +24,11 @@
 //!   edges per layer.
 //! - `gat-karate`: `examples/gat.mp` as shipped on the karate club (34 nodes, 156 edges +
 //!   34 loops, 8 labeled): microseconds of work, so mostly per-step overhead.
+//! - `gnn-nonlinear`: a 2-layer GNN whose messages are nonlinear in both ends,
+//!   `tanh(linear(concat(src, dst), 32))`, max then sum aggregation (N=3000, E=15000,
+//!   F=16, 32 hidden units, 4 classes, inlined below), full batch: seeded uniform random
+//!   directed edges, x N(0,1), uniform labels on the even nodes and -1 (no label) on the
+//!   odd ones (`g.edges.npy`, `x.npy`, `y.npy`).
 
 use mpc_compiler::seeded::SplitMix64;
 use mpc_compiler::specialize::DimValues;
@@ -66,6 +71,27 @@ model GraphSage {
 train { optimizer adam(lr: 1e-2) epochs 50 seed 0 }
 ";
 
+/// A GNN whose messages are nonlinear in both ends (issue 14): each edge's message is
+/// `tanh(linear(concat(src, dst), 32))`, so it cannot be computed per node and gathered
+/// (unlike `graph`'s `linear(src)`); layer 1 takes the max over incoming edges, layer 2
+/// the sum.
+const GNN_NONLINEAR: &str = "
+model GnnNonlinear {
+  dims { N = 3000, E = 15000, F = 16 }
+  graph g { nodes N, edges i32[2, E] }
+  input x: f32[N, F]
+  label y: i32[N] classes 4
+
+  message m1(src, dst) = tanh(linear(concat(src, dst), 32))
+  message m2(src, dst) = tanh(linear(concat(src, dst), 32))
+  let h1 = relu(propagate(g, x, m1, aggregate: max) + linear(x, 32))
+  let h2 = relu(propagate(g, h1, m2, aggregate: sum) + linear(h1, 32))
+  let logits = linear(h2, 4)
+  loss cross_entropy(logits, y)
+}
+train { optimizer adam(lr: 1e-2) epochs 50 seed 0 }
+";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Workload {
     Text,
@@ -74,6 +100,7 @@ pub enum Workload {
     Transformer,
     Gat,
     GatKarate,
+    GnnNonlinear,
 }
 
 impl Workload {
@@ -85,6 +112,7 @@ impl Workload {
             Workload::Transformer => "transformer",
             Workload::Gat => "gat",
             Workload::GatKarate => "gat-karate",
+            Workload::GnnNonlinear => "gnn-nonlinear",
         }
     }
 
@@ -95,6 +123,7 @@ impl Workload {
             Workload::Graph => GRAPH,
             Workload::Transformer => TRANSFORMER,
             Workload::Gat | Workload::GatKarate => GAT,
+            Workload::GnnNonlinear => GNN_NONLINEAR,
         }
     }
 
@@ -114,7 +143,7 @@ impl Workload {
         match self {
             Workload::Text => 64,
             Workload::Fusion => 32,
-            Workload::Graph | Workload::Gat | Workload::GatKarate => 1,
+            Workload::Graph | Workload::Gat | Workload::GatKarate | Workload::GnnNonlinear => 1,
             Workload::Transformer => 64,
         }
     }
@@ -161,6 +190,21 @@ impl Workload {
                 Dataset {
                     rows: n,
                     columns: vec![("x".into(), vec![32], x), ("y".into(), vec![], y)],
+                    whole: vec![("g.edges".into(), vec![2, e], edges)],
+                    full_batch: true,
+                    graphs: None,
+                }
+            }
+            Workload::GnnNonlinear => {
+                let (n, e, f) = (3000, 15000, 16);
+                // Drawn in this order: edges, features, labels; odd nodes unlabeled.
+                let edges = ints(&mut rng, 2 * e, n as u64);
+                let x = normals(&mut rng, n * f);
+                let y = (0..n).map(|i| (rng.below(4) as i32, i % 2 == 0));
+                let y = Tensor::Int(y.map(|(c, labeled)| if labeled { c } else { -1 }).collect());
+                Dataset {
+                    rows: n,
+                    columns: vec![("x".into(), vec![f], x), ("y".into(), vec![], y)],
                     whole: vec![("g.edges".into(), vec![2, e], edges)],
                     full_batch: true,
                     graphs: None,
