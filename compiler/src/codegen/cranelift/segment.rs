@@ -73,13 +73,16 @@ pub unsafe extern "C" fn mpc_segment(
                     if r < start || r >= end {
                         continue;
                     }
-                    for j in 0..d {
-                        let (slot, v) = ((r - start) * d + j, values[p * d + j]);
+                    // Whole rows as slices: no bounds check per element, and a loop of
+                    // selects the compiler vectorizes.
+                    let slot = (r - start) * d;
+                    let (best, arg) = (&mut best[slot..slot + d], &mut arg[slot..slot + d]);
+                    let pos = p as i32;
+                    for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(&values[p * d..p * d + d]) {
                         // In position order a strictly greater value wins: ties keep the lowest.
-                        if arg[slot] < 0 || v > best[slot] {
-                            best[slot] = v;
-                            arg[slot] = p as i32;
-                        }
+                        let take = *a < 0 || v > *b;
+                        *b = if take { v } else { *b };
+                        *a = if take { pos } else { *a };
                     }
                 }
                 if op == 0 {

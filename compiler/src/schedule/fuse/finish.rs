@@ -95,7 +95,7 @@ pub(super) fn finish(body: KernelBody) -> Kernel {
         },
         KernelBody::Segment(seg) => Kernel {
             range: seg.rows,
-            parallel: false, // as scatters: every thread would scan every position
+            parallel: true, // every thread scans every position, but updates only its own rows
             work: seg.positions * seg.row_len,
             body: KernelBody::Segment(seg),
         },
