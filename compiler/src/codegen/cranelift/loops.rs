@@ -319,7 +319,23 @@ impl Gen<'_, '_, '_> {
                 self.accumulators[k] = Some(accs);
             }
         }
-        for (step, lanes) in [(8i64, vec![0i64, 4]), (4, vec![0]), (1, vec![])] {
+        // Inline exp/log/tanh/erf and Philox are long: a loop that has them runs one
+        // f32x4 body per iteration (the unrolled pair would double code and compile time
+        // for little gain on such latency-bound math).
+        let long = self.lk.exprs.iter().enumerate().any(|(e, x)| {
+            self.live[e]
+                && self.level[e] == self.r
+                && matches!(
+                    x,
+                    Expr::Unary(Unary::Exp | Unary::Log | Unary::Tanh | Unary::Erf, _) | Expr::Philox { .. }
+                )
+        });
+        let steps: &[(i64, &[i64])] = if long {
+            &[(4, &[0]), (1, &[])]
+        } else {
+            &[(8, &[0, 4]), (4, &[0]), (1, &[])]
+        };
+        for &(step, lanes) in steps {
             if step == 1 {
                 self.flush_accumulators();
             }
@@ -336,7 +352,7 @@ impl Gen<'_, '_, '_> {
                 self.emit_level(self.r);
                 self.emit_stores_scalar();
             } else {
-                for lane in lanes {
+                for &lane in lanes {
                     self.emit_vector_body(lane);
                 }
             }
