@@ -58,8 +58,8 @@ impl Resume {
 
     /// Puts the checkpoint's parameters, optimizer state and step count into `session`.
     pub fn restore(&self, session: &mut Session, shapes: &[ConcreteParam]) -> Result<(), ExitCode> {
-        let (params, _) = checkpoint::load(&self.path, shapes).map_err(|e| error(&e))?;
-        let state = checkpoint::load_state(&self.path, &session.state_shapes()).map_err(|e| error(&e))?;
+        let (params, state, _) =
+            checkpoint::load_run(&self.path, shapes, &session.state_shapes()).map_err(|e| error(&e))?;
         let at = |e: String| error(&format!("{}: {e}", self.path.display()));
         session.set_params(params).map_err(at)?;
         session.set_state(state).map_err(at)?;

@@ -36,115 +36,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// What a checkpoint records besides the parameters.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Meta {
-    pub model: String,
-    pub step: i32,
-    pub seed: u64,
-    /// Dim values the model was compiled with.
-    pub dims: BTreeMap<String, usize>,
-    /// Where a run stands, in a checkpoint it can be resumed from; `None` in one that
-    /// holds parameters only (another tool's, or mpc's before resumable checkpoints).
-    pub progress: Option<Progress>,
-}
-
-/// How far a run got: enough to go on as if it had never stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
-    /// Epochs completed.
-    pub epoch: usize,
-    /// The data-order generator's state after those epochs (`SplitMix64`).
-    pub data_order: u64,
-}
-
-/// The prefix of the optimizer state's keys (see the module doc).
-pub const OPTIMIZER_PREFIX: &str = "@optimizer/";
-
-impl Meta {
-    fn to_strings(&self) -> BTreeMap<String, String> {
-        let dims: Vec<String> = self.dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut strings = BTreeMap::from([
-            ("format".to_string(), "mpc".to_string()),
-            ("model".to_string(), self.model.clone()),
-            ("step".to_string(), self.step.to_string()),
-            ("seed".to_string(), self.seed.to_string()),
-            ("dims".to_string(), dims.join(",")),
-        ]);
-        if let Some(p) = self.progress {
-            strings.insert("epoch".to_string(), p.epoch.to_string());
-            strings.insert("data_order".to_string(), p.data_order.to_string());
-        }
-        strings
-    }
-
-    /// Reads what is there: a missing entry gets its default (a checkpoint written by
-    /// another tool has no mpc metadata: model unknown, step 0, seed 0, no dims); an
-    /// entry that is there but malformed is an error, never silently a default.
-    fn from_strings<'a>(mut get: impl FnMut(&str) -> Option<&'a String>) -> Result<Meta, String> {
-        let invalid = |key: &str, value: &str, expected: &str| {
-            format!(
-                "invalid metadata: {key} '{}' is not {expected}",
-                crate::files::clip(value)
-            )
-        };
-        let mut dims = BTreeMap::new();
-        if let Some(d) = get("dims").filter(|d| !d.trim().is_empty()) {
-            for kv in d.split(',') {
-                let entry = kv
-                    .split_once('=')
-                    .and_then(|(k, v)| Some((k.trim(), v.trim().parse::<usize>().ok().filter(|&v| v > 0)?)))
-                    .filter(|(k, _)| is_dim_name(k));
-                let (k, v) = entry.ok_or_else(|| invalid("dims entry", kv, "NAME=SIZE with a positive size"))?;
-                if dims.insert(k.to_string(), v).is_some() {
-                    return Err(invalid("dims", d, "a list of distinct dims"));
-                }
-            }
-        }
-        let step = match get("step") {
-            Some(s) => s
-                .trim()
-                .parse::<i32>()
-                .ok()
-                .filter(|&s| s >= 0)
-                .ok_or_else(|| invalid("step", s, "a step count"))?,
-            None => 0,
-        };
-        let seed = match get("seed") {
-            Some(s) => s
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| invalid("seed", s, "an unsigned 64-bit seed"))?,
-            None => 0,
-        };
-        let progress = match (get("epoch"), get("data_order")) {
-            (None, None) => None,
-            (Some(e), Some(d)) => Some(Progress {
-                epoch: e.trim().parse().map_err(|_| invalid("epoch", e, "an epoch count"))?,
-                data_order: d
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid("data_order", d, "an unsigned 64-bit generator state"))?,
-            }),
-            (Some(_), None) => return Err("invalid metadata: 'epoch' without 'data_order'".into()),
-            (None, Some(_)) => return Err("invalid metadata: 'data_order' without 'epoch'".into()),
-        };
-        Ok(Meta {
-            model: get("model").cloned().unwrap_or_default(),
-            step,
-            seed,
-            dims,
-            progress,
-        })
-    }
-}
-
-/// `B`, `seq_len`: what the language accepts as a dim name.
-fn is_dim_name(k: &str) -> bool {
-    let mut chars = k.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+mod meta;
+pub use meta::{Meta, Progress, OPTIMIZER_PREFIX};
 
 /// A parameter as the crate writes it: little-endian F32 with the model's shape.
 struct F32Tensor<'a> {
@@ -373,12 +266,35 @@ pub fn read_meta(path: &Path) -> Result<Meta, String> {
 /// parameter present with dtype F32 and the model's shape, and nothing else (optimizer
 /// state, under [`OPTIMIZER_PREFIX`], is left for [`load_state`]).
 pub fn load(path: &Path, expected: &[ConcreteParam]) -> Result<(BTreeMap<String, Vec<f32>>, Meta), String> {
-    let at = |e: String| format!("{}: {e}", path.display());
     let bytes = read_bytes(path)?;
     let (file, meta) = read(path, &bytes)?;
+    Ok((params_of(path, &file, expected)?, meta))
+}
+
+/// Tensors by name.
+pub type Tensors = BTreeMap<String, Vec<f32>>;
+
+/// Loads a run's checkpoint in one read: the parameters as [`load`] does, the optimizer
+/// state as [`load_state`] does, and the metadata.
+pub fn load_run(
+    path: &Path,
+    params: &[ConcreteParam],
+    state: &[(String, Vec<usize>)],
+) -> Result<(Tensors, Tensors, Meta), String> {
+    let bytes = read_bytes(path)?;
+    let (file, meta) = read(path, &bytes)?;
+    Ok((params_of(path, &file, params)?, state_of(path, &file, state)?, meta))
+}
+
+fn params_of(
+    path: &Path,
+    file: &SafeTensors,
+    expected: &[ConcreteParam],
+) -> Result<BTreeMap<String, Vec<f32>>, String> {
+    let at = |e: String| format!("{}: {e}", path.display());
     let mut params = BTreeMap::new();
     for p in expected {
-        let values = f32_tensor(&file, &p.name, "parameter", &p.shape).map_err(at)?;
+        let values = f32_tensor(file, &p.name, "parameter", &p.shape).map_err(at)?;
         params.insert(p.name.clone(), values);
     }
     let mut names = file.names();
@@ -390,15 +306,23 @@ pub fn load(path: &Path, expected: &[ConcreteParam]) -> Result<(BTreeMap<String,
     if let Some(extra) = extra {
         return Err(at(format!("tensor '{extra}' is not a parameter of the model")));
     }
-    Ok((params, meta))
+    Ok(params)
 }
 
 /// Loads a checkpoint's optimizer state: every entry of `expected` (`<slot>:<param>` and
 /// its parameter's shape) present under [`OPTIMIZER_PREFIX`], and no other.
 pub fn load_state(path: &Path, expected: &[(String, Vec<usize>)]) -> Result<BTreeMap<String, Vec<f32>>, String> {
-    let at = |e: String| format!("{}: {e}", path.display());
     let bytes = read_bytes(path)?;
     let (file, _) = read(path, &bytes)?;
+    state_of(path, &file, expected)
+}
+
+fn state_of(
+    path: &Path,
+    file: &SafeTensors,
+    expected: &[(String, Vec<usize>)],
+) -> Result<BTreeMap<String, Vec<f32>>, String> {
+    let at = |e: String| format!("{}: {e}", path.display());
     let mut names = file.names();
     names.sort_unstable();
     let stored: Vec<&str> = names.iter().filter_map(|k| k.strip_prefix(OPTIMIZER_PREFIX)).collect();
@@ -419,7 +343,7 @@ pub fn load_state(path: &Path, expected: &[(String, Vec<usize>)]) -> Result<BTre
         let key = format!("{OPTIMIZER_PREFIX}{name}");
         state.insert(
             name.clone(),
-            f32_tensor(&file, &key, "optimizer state", shape).map_err(at)?,
+            f32_tensor(file, &key, "optimizer state", shape).map_err(at)?,
         );
     }
     Ok(state)
