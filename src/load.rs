@@ -88,7 +88,7 @@ impl Loaded {
             dims.retain(|(name, _)| !more.iter().any(|(n, _)| n == name));
             dims.extend(more);
         }
-        match pipeline::compile_with(&source, &Options { dims, lr }) {
+        match pipeline::compile_with(&source, &Options { dims, lr, ..Options::default() }) {
             Ok(compiled) => Ok(Loaded { source, compiled }),
             Err(diags) => {
                 let origin = args.file.display().to_string();

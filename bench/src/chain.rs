@@ -72,7 +72,7 @@ pub fn run(layers: usize, threads: usize, session: bool) -> Result<(), String> {
     let dims = st
         .time("specialize", || pipeline::specialize(&program, &model, &[]))
         .map_err(|d| format!("{d:?}"))?;
-    let steps = st.time("steps", || pipeline::steps(&model, &dims))?;
+    let steps = st.time("steps", || pipeline::steps(&model, &dims, 0))?;
     let mut graphs = Vec::new();
     for (what, step) in [("train", &steps.train_step), ("eval", &steps.eval)] {
         let (optimized, stats) = st.time("optimize", || pipeline::optimize(step))?;

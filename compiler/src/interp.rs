@@ -384,11 +384,14 @@ pub fn eval_all<T: Real>(graph: &Graph, args: &Args<T>) -> Result<Vec<Value<T>>,
                 }
                 Value::Float(out)
             }
-            Op::RandomUniform { stream, ty } => {
+            Op::RandomUniform { stream, offset, ty } => {
                 let (seed, step) = (x(0).ints()[0], x(1).ints()[0]);
                 Value::Float(
                     (0..ty.numel())
-                        .map(|i| T::from_f64(philox::uniform(seed, step, *stream, i as u32) as f64))
+                        .map(|i| {
+                            let index = offset.wrapping_add(i as u32);
+                            T::from_f64(philox::uniform(seed, step, *stream, index) as f64)
+                        })
                         .collect(),
                 )
             }

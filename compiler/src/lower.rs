@@ -38,6 +38,9 @@ struct Lowering<'m> {
     args: HashMap<String, ValueId>,
     bindings: Vec<ValueId>,
     rng: Option<(ValueId, ValueId)>,
+    /// The batch row this graph's row 0 is (a data-parallel shard's first row): dropout
+    /// over the batch axis draws that row's numbers, so shards see the whole batch's masks.
+    first_row: usize,
 }
 
 /// Lowers the model's forward pass.
@@ -45,6 +48,12 @@ struct Lowering<'m> {
 /// `dims` must have passed [`crate::specialize::check_sizes`] (the pipeline's specialize
 /// pass), so that no element count overflows.
 pub fn lower(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<Graph, String> {
+    lower_rows_from(model, dims, mode, 0)
+}
+
+/// [`lower`] for the rows of a batch from `first_row` on (a data-parallel shard): the
+/// same graph, its dropout masks those of the batch's rows `first_row..`.
+pub fn lower_rows_from(model: &CheckedModel, dims: &DimValues, mode: Mode, first_row: usize) -> Result<Graph, String> {
     let name = match mode {
         Mode::Train => "forward",
         Mode::Eval => "eval",
@@ -58,6 +67,7 @@ pub fn lower(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<Graph
         args: HashMap::new(),
         bindings: Vec::new(),
         rng: None,
+        first_row,
     };
     for input in &model.inputs {
         let shape = concrete(&input.ty.shape, dims)?;
@@ -90,7 +100,12 @@ pub fn lower(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<Graph
 /// [`lower`], with the step's signature: the loss, and the predictions when the loss
 /// scores some.
 pub fn lower_step(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<Step, String> {
-    let graph = lower(model, dims, mode)?;
+    lower_step_rows_from(model, dims, mode, 0)
+}
+
+/// [`lower_step`] for the rows from `first_row` on (see [`lower_rows_from`]).
+pub fn lower_step_rows_from(model: &CheckedModel, dims: &DimValues, mode: Mode, first_row: usize) -> Result<Step, String> {
+    let graph = lower_rows_from(model, dims, mode, first_row)?;
     let mut roles = vec![Role::Loss];
     roles.extend(model.prediction.as_ref().map(|_| Role::Predictions));
     let signature = Signature::new(&graph, roles);
@@ -186,14 +201,18 @@ impl Lowering<'_> {
                 self.activation(*act, x)
             }
             TKind::Dropout { x, p, stream } => {
+                let over_batch = self.batch_dim.is_some() && x.ty.shape.first() == self.batch_dim;
                 let x = self.value(x)?;
                 if self.mode == Mode::Eval || *p == 0.0 {
                     x
                 } else {
                     let (seed, step) = self.rng();
                     let shape = self.b.shape(x);
+                    // Numbers are drawn by element index, which wraps at 2^32.
+                    let row: usize = shape.iter().skip(1).product();
+                    let offset = if over_batch { (self.first_row * row) as u32 } else { 0 };
                     let b = &mut self.b;
-                    let u = b.random_uniform(seed, step, *stream, &shape);
+                    let u = b.random_uniform_at(seed, step, *stream, offset, &shape);
                     let threshold = b.constant(*p, &shape);
                     let keep = b.greater(u, threshold);
                     let kept = b.mul(x, keep);

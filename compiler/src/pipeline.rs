@@ -50,6 +50,10 @@ pub struct Options {
     pub dims: Vec<(String, usize)>,
     /// The optimizer's learning rate instead of the train block's (`--lr`).
     pub lr: Option<f64>,
+    /// The batch row that the steps' row 0 is: 0, or a data-parallel shard's first row
+    /// of the whole batch, so that its dropout masks are those rows' (see
+    /// [`lower::lower_rows_from`]).
+    pub first_row: usize,
 }
 
 /// A model taken through the front half: every stage up to the training step.
@@ -57,6 +61,8 @@ pub struct Compiled {
     pub program: ast::Program,
     pub model: CheckedModel,
     pub dims: DimValues,
+    /// The batch row the steps' row 0 is ([`Options::first_row`]).
+    pub first_row: usize,
     /// Forward pass with dropout active: `loss` (and `predictions`).
     pub forward: Step,
     /// Forward pass without dropout.
@@ -100,9 +106,10 @@ fn at_model(program: &ast::Program, message: String) -> Vec<Diagnostic> {
     vec![Diagnostic::new(message, program.model.name.span, "in this model")]
 }
 
-/// lower, autodiff: the forward, evaluation and training steps for `dims` (specialized).
-pub fn steps(model: &CheckedModel, dims: &DimValues) -> Result<Steps, String> {
-    let forward = lower::lower_step(model, dims, Mode::Train)?;
+/// lower, autodiff: the forward, evaluation and training steps for `dims` (specialized),
+/// row 0 being the batch's row `first_row` (0 but for a data-parallel shard).
+pub fn steps(model: &CheckedModel, dims: &DimValues, first_row: usize) -> Result<Steps, String> {
+    let forward = lower::lower_step_rows_from(model, dims, Mode::Train, first_row)?;
     let eval = lower::lower_step(model, dims, Mode::Eval)?;
     let train_step = autodiff::training_step(&forward, &model.train.optimizer);
     Ok(Steps {
@@ -116,7 +123,7 @@ pub fn steps(model: &CheckedModel, dims: &DimValues) -> Result<Steps, String> {
 pub fn compile(src: &str, dims: &[(String, usize)]) -> Result<Compiled, Vec<Diagnostic>> {
     let options = Options {
         dims: dims.to_vec(),
-        lr: None,
+        ..Options::default()
     };
     compile_with(src, &options)
 }
@@ -132,11 +139,12 @@ pub fn compile_with(src: &str, options: &Options) -> Result<Compiled, Vec<Diagno
         forward,
         eval,
         train_step,
-    } = steps(&model, &dims).map_err(|e| at_model(&program, e))?;
+    } = steps(&model, &dims, options.first_row).map_err(|e| at_model(&program, e))?;
     Ok(Compiled {
         program,
         model,
         dims,
+        first_row: options.first_row,
         forward,
         eval,
         train_step,
@@ -147,7 +155,14 @@ pub fn compile_with(src: &str, options: &Options) -> Result<Compiled, Vec<Diagno
 pub fn steps_for_rows(compiled: &Compiled, rows: usize) -> Result<Steps, String> {
     let dims = specialize::with_batch_rows(&compiled.model, &compiled.dims, rows)?;
     specialize::check_sizes(&compiled.model, &dims)?;
-    steps(&compiled.model, &dims)
+    steps(&compiled.model, &dims, compiled.first_row)
+}
+
+/// autodiff split for data-parallel training: forward and backward with `grad:<param>`
+/// outputs, and the optimizer update that takes the summed gradients as inputs; the
+/// gradients' all-reduce runs between the two.
+pub fn split_training_step(forward: &Step, opt: &Optimizer) -> (Step, Step) {
+    (autodiff::gradient_step(forward), autodiff::update_step(forward, opt))
 }
 
 /// A batch of graphs' capacities (`[N, E]` of its `graphs G` graph) and the steps of
@@ -168,7 +183,7 @@ pub fn capacity_probe(compiled: &Compiled) -> Result<Option<(Vec<usize>, Steps)>
         *value += PROBE_STEP;
     }
     specialize::check_sizes(&compiled.model, &dims)?;
-    Ok(Some((capacities, steps(&compiled.model, &dims)?)))
+    Ok(Some((capacities, steps(&compiled.model, &dims, compiled.first_row)?)))
 }
 
 /// How much the probe's capacities exceed the real ones.

@@ -13,4 +13,5 @@ pub mod data;
 pub mod files;
 pub mod init;
 pub mod sample;
+pub mod parallel;
 pub mod session;

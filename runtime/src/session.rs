@@ -21,10 +21,14 @@ use crate::init;
 use mpc_compiler::ir::ArgKind;
 use mpc_compiler::pipeline::{self, Compiled, Steps};
 use mpc_compiler::seeded::SplitMix64;
-use mpc_compiler::signature::{POSITIONS, ROW_MASK, SEED, STEP};
+use mpc_compiler::signature::{Step, POSITIONS, ROW_MASK, SEED, STEP};
 use mpc_compiler::specialize;
 use mpc_compiler::tensor::TensorRef;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+#[path = "session/gradients.rs"]
+mod gradients;
 
 pub struct Session {
     pub compiled: Compiled,
@@ -68,6 +72,22 @@ impl Session {
 
     /// A session on `backend`, with the training and evaluation steps compiled now.
     pub fn with_backend(compiled: Compiled, seed: u64, backend: Backend) -> Result<Session, String> {
+        Session::create(compiled, seed, backend, &[StepKind::Train, StepKind::Eval])
+    }
+
+    /// A session that trains one shard of data-parallel training (see
+    /// [`crate::parallel`]): its gradient, update and evaluation steps compiled now.
+    /// `compiled` is the model at the shard's rows, from the shard's first row.
+    pub fn data_parallel(compiled: Compiled, seed: u64, backend: Backend) -> Result<Session, String> {
+        Session::create(
+            compiled,
+            seed,
+            backend,
+            &[StepKind::Gradients, StepKind::Update, StepKind::Eval],
+        )
+    }
+
+    fn create(compiled: Compiled, seed: u64, backend: Backend, kinds: &[StepKind]) -> Result<Session, String> {
         let params = init::initialize(&specialize::params(&compiled.model, &compiled.dims)?, seed);
         let state = compiled
             .train_step
@@ -94,8 +114,9 @@ impl Session {
             session.positions = (0..n as i32).collect();
         }
         let rows = session.batch_size();
-        session.prepare(StepKind::Train, rows)?;
-        session.prepare(StepKind::Eval, rows)?;
+        for &kind in kinds {
+            session.prepare(kind, rows)?;
+        }
         Ok(session)
     }
 
@@ -212,29 +233,27 @@ impl Session {
             }
             self.other_rows.get(&rows)
         };
-        let step = match (kind, steps) {
-            (StepKind::Train, None) => &self.compiled.train_step,
-            (StepKind::Eval, None) => &self.compiled.eval,
-            (StepKind::Train, Some(s)) => &s.train_step,
-            (StepKind::Eval, Some(s)) => &s.eval,
+        let opt = &self.compiled.model.train.optimizer;
+        let pick = |kind, steps| step_of(kind, opt, steps);
+        let c = &self.compiled;
+        let step = match steps {
+            Some(s) => pick(kind, [&s.forward, &s.eval, &s.train_step]),
+            None => pick(kind, [&c.forward, &c.eval, &c.train_step]),
         };
         // A batch of graphs: kernels that run over each batch's own node and edge counts.
         if steps.is_none() && self.probe.is_none() {
             self.probe = Some(pipeline::capacity_probe(&self.compiled)?);
         }
         match self.probe.as_ref().and_then(Option::as_ref) {
-            Some((capacities, probe)) if steps.is_none() => {
-                let probe_step = match kind {
-                    StepKind::Train => &probe.train_step,
-                    StepKind::Eval => &probe.eval,
-                };
-                self.engine.prepare_dynamic(key, step, probe_step, capacities)?
+            Some((capacities, probe)) if steps.is_none() && kind != StepKind::Update => {
+                let probe_step = pick(kind, [&probe.forward, &probe.eval, &probe.train_step]);
+                self.engine.prepare_dynamic(key, &step, &probe_step, capacities)?
             }
-            _ => self.engine.prepare(key, step)?,
+            _ => self.engine.prepare(key, &step)?,
         }
         self.prepared.insert(key);
         match kind {
-            StepKind::Train => self.compiles.0 += 1,
+            StepKind::Train | StepKind::Gradients | StepKind::Update => self.compiles.0 += 1,
             StepKind::Eval => self.compiles.1 += 1,
         }
         Ok(key)
@@ -426,6 +445,18 @@ impl Session {
             .map(|chunk| self.evaluate_batch(&data.batch(chunk)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(mean(&all))
+    }
+}
+
+/// The step of `kind` among a model's `[forward, eval, train]` steps for one batch
+/// shape; the data-parallel halves split off the forward step
+/// (`pipeline::split_training_step`).
+fn step_of<'a>(kind: StepKind, opt: &pipeline::Optimizer, [forward, eval, train]: [&'a Step; 3]) -> Cow<'a, Step> {
+    match kind {
+        StepKind::Train => Cow::Borrowed(train),
+        StepKind::Eval => Cow::Borrowed(eval),
+        StepKind::Gradients => Cow::Owned(pipeline::split_training_step(forward, opt).0),
+        StepKind::Update => Cow::Owned(pipeline::split_training_step(forward, opt).1),
     }
 }
 

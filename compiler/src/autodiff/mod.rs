@@ -7,6 +7,10 @@
 //! optimizer state, each with its [`Role`] in the step's [`Signature`] (the output names,
 //! `param:<name>` and `state:<name>`, come from the roles). Only nodes between a
 //! parameter and the loss get cotangents.
+//!
+//! Data-parallel training splits that step in two around the gradients' all-reduce:
+//! [`gradient_step`] (forward and backward, `grad:<param>` outputs) and [`update_step`]
+//! (the optimizer update, which takes the summed gradients as `grad:<param>` inputs).
 
 pub mod optimizer;
 pub mod vjp;
@@ -104,6 +108,40 @@ pub fn training_step(forward_step: &Step, opt: &Optimizer) -> Step {
     let mut roles: Vec<Role> = forward_step.signature.outputs.iter().map(|(_, r)| r.clone()).collect();
     for ((p, name), g) in params.iter().zip(grads) {
         roles.extend(optimizer::update(&mut b, opt, name, *p, g, step));
+    }
+    let graph = crate::ir::dce::eliminate_dead_code(&b.finish());
+    let signature = Signature::new(&graph, roles);
+    Step { graph, signature }
+}
+
+/// Forward and backward: the forward step's outputs, then `grad:<param>` (role
+/// [`Role::Gradient`]) for every parameter, in the forward graph's parameter order.
+pub fn gradient_step(forward_step: &Step) -> Step {
+    let graph = with_gradients(&forward_step.graph);
+    let mut roles: Vec<Role> = forward_step.signature.outputs.iter().map(|(_, r)| r.clone()).collect();
+    roles.extend(
+        forward_step
+            .signature
+            .params
+            .iter()
+            .map(|(name, _)| Role::Gradient(name.clone())),
+    );
+    let signature = Signature::new(&graph, roles);
+    Step { graph, signature }
+}
+
+/// The optimizer update alone: for every parameter of `forward_step`, its value, its
+/// optimizer state and its gradient (an input named `grad:<param>`, what
+/// [`gradient_step`] outputs) in; the new parameter and state out, as in
+/// [`training_step`].
+pub fn update_step(forward_step: &Step, opt: &Optimizer) -> Step {
+    let mut b = Builder::new("update_step");
+    let step = b.arg(ArgKind::Input, STEP, crate::ir::Type::i32([]));
+    let mut roles = Vec::new();
+    for (name, ty) in &forward_step.signature.params {
+        let p = b.arg(ArgKind::Param, name, ty.clone());
+        let g = b.arg(ArgKind::Input, Role::Gradient(name.clone()).output_name(), ty.clone());
+        roles.extend(optimizer::update(&mut b, opt, name, p, g, step));
     }
     let graph = crate::ir::dce::eliminate_dead_code(&b.finish());
     let signature = Signature::new(&graph, roles);

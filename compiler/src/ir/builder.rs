@@ -242,9 +242,21 @@ impl Builder {
         self.push(Op::OneHot { classes }, &[index])
     }
     pub fn random_uniform(&mut self, seed: ValueId, step: ValueId, stream: u32, shape: &[usize]) -> ValueId {
+        self.random_uniform_at(seed, step, stream, 0, shape)
+    }
+    /// As `random_uniform`, element `i` drawing number `offset + i` (see `Op::RandomUniform`).
+    pub fn random_uniform_at(
+        &mut self,
+        seed: ValueId,
+        step: ValueId,
+        stream: u32,
+        offset: u32,
+        shape: &[usize],
+    ) -> ValueId {
         self.push(
             Op::RandomUniform {
                 stream,
+                offset,
                 ty: Type::f32(shape),
             },
             &[seed, step],

@@ -165,8 +165,11 @@ pub enum Op {
 
     /// Uniform `[0, 1)` f32 of type `ty`, from Philox4x32-10 keyed by the `seed` and
     /// `step` operands (i32 scalars) and `stream`; element `i` depends only on
-    /// `(seed, step, stream, i)`, so every backend draws the same numbers.
-    RandomUniform { stream: u32, ty: Type },
+    /// `(seed, step, stream, offset + i)`, so every backend draws the same numbers.
+    /// `offset` is the index of element 0 in a larger draw: a data-parallel shard that
+    /// holds rows `r..` of a batch draws their numbers (`r` times the row's elements),
+    /// so its dropout masks are the whole batch's rows.
+    RandomUniform { stream: u32, offset: u32, ty: Type },
 }
 
 impl Op {

@@ -24,7 +24,8 @@ fn attributes(op: &Op) -> String {
         Op::ScatterAdd { rows } | Op::ScatterMax { rows } | Op::ScatterArgmax { rows } => format!("[rows={rows}]"),
         Op::ArgmaxScatter { len } => format!("[len={len}]"),
         Op::OneHot { classes } => format!("[classes={classes}]"),
-        Op::RandomUniform { stream, .. } => format!("[stream={stream}]"),
+        Op::RandomUniform { stream, offset: 0, .. } => format!("[stream={stream}]"),
+        Op::RandomUniform { stream, offset, .. } => format!("[stream={stream}, offset={offset}]"),
         _ => String::new(),
     }
 }

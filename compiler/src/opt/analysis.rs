@@ -73,8 +73,9 @@ pub fn to_op(
         T::ScatterArgmax([r, _, _]) => Op::ScatterArgmax { rows: int(*r)? },
         T::ArgmaxScatter([l, _, _]) => Op::ArgmaxScatter { len: int(*l)? },
         T::OneHot([c, _]) => Op::OneHot { classes: int(*c)? },
-        T::RandomUniform([st, s, _, _]) => Op::RandomUniform {
+        T::RandomUniform([st, o, s, _, _]) => Op::RandomUniform {
             stream: int(*st)? as u32,
+            offset: int(*o)? as u32,
             ty: Type::f32(list(*s)?),
         },
     })

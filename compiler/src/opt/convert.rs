@@ -51,9 +51,13 @@ pub fn to_egraph(g: &Graph) -> (TensorGraph, Vec<Id>) {
             Op::ScatterArgmax { rows } => T::ScatterArgmax([attr(int(*rows)), x(0), x(1)]),
             Op::ArgmaxScatter { len } => T::ArgmaxScatter([attr(int(*len)), x(0), x(1)]),
             Op::OneHot { classes } => T::OneHot([attr(int(*classes)), x(0)]),
-            Op::RandomUniform { stream, ty } => {
-                T::RandomUniform([attr(Attr::Int(*stream as i64)), attr(list(&ty.shape)), x(0), x(1)])
-            }
+            Op::RandomUniform { stream, offset, ty } => T::RandomUniform([
+                attr(Attr::Int(*stream as i64)),
+                attr(Attr::Int(*offset as i64)),
+                attr(list(&ty.shape)),
+                x(0),
+                x(1),
+            ]),
         };
         ids.push(eg.add(enode));
     }

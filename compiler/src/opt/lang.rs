@@ -120,8 +120,8 @@ define_language! {
         "argmax_scatter" = ArgmaxScatter([Id; 3]),
         // (classes, index)
         "one_hot" = OneHot([Id; 2]),
-        // (stream, shape, seed, step)
-        "random_uniform" = RandomUniform([Id; 4]),
+        // (stream, offset, shape, seed, step)
+        "random_uniform" = RandomUniform([Id; 5]),
         Attr(Attr),
         Arg(Symbol),
     }
@@ -140,7 +140,7 @@ impl TensorLang {
             Concat(xs) => &xs[1..],
             Slice(xs) => &xs[3..],
             ScatterAdd(xs) | ScatterMax(xs) | ScatterArgmax(xs) | ArgmaxScatter(xs) => &xs[1..],
-            RandomUniform(xs) => &xs[2..],
+            RandomUniform(xs) => &xs[3..],
         }
     }
 }

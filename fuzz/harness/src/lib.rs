@@ -61,7 +61,7 @@ pub fn model_source(bytes: &[u8]) -> Result<(), String> {
         forward,
         eval,
         train_step,
-    } = pipeline::steps(&model, &dims)?;
+    } = pipeline::steps(&model, &dims, 0)?;
     // for_cpu and for_ptx, sharing one optimization (the slow part).
     let (optimized, _) = pipeline::optimize(&train_step)?;
     let program_k = pipeline::schedule(&optimized);
@@ -80,6 +80,7 @@ pub fn model_source(bytes: &[u8]) -> Result<(), String> {
         program,
         model,
         dims,
+        first_row: 0,
         forward,
         eval,
         train_step,

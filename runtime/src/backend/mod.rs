@@ -64,6 +64,10 @@ pub enum StepKind {
     Train,
     /// Forward without dropout.
     Eval,
+    /// Data-parallel training, first half: forward and backward, the gradients out.
+    Gradients,
+    /// Data-parallel training, second half: the optimizer update from summed gradients.
+    Update,
 }
 
 /// A step compiled for one batch shape.
@@ -103,6 +107,9 @@ pub struct Outputs {
     pub loss: f64,
     /// Row after row, when the loss scores predictions.
     pub predictions: Option<Vec<f32>>,
+    /// d loss / d parameter by parameter name, in the step's output order (a
+    /// [`StepKind::Gradients`] step's).
+    pub gradients: Vec<(String, Vec<f32>)>,
 }
 
 /// An execution engine: prepare a step for a shape, run it on named host tensors, read
@@ -144,11 +151,13 @@ fn read_outputs<'a>(step: &Step, read: impl Fn(&str) -> Option<&'a Tensor>) -> O
     let mut out = Outputs {
         loss: f64::NAN,
         predictions: None,
+        gradients: Vec::new(),
     };
     for (name, role) in &step.signature.outputs {
         match (role, read(name)) {
             (Role::Loss, Some(Tensor::Float(v))) => out.loss = v.first().map_or(f64::NAN, |&l| l as f64),
             (Role::Predictions, Some(Tensor::Float(v))) => out.predictions = Some(v.clone()),
+            (Role::Gradient(p), Some(Tensor::Float(v))) => out.gradients.push((p.clone(), v.clone())),
             _ => {}
         }
     }

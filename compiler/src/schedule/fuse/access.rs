@@ -151,11 +151,12 @@ impl<'g> Scheduler<'g> {
                     class: c[r - 1].clone(),
                 }))
             }
-            (Op::RandomUniform { stream, .. }, acc) => {
-                let at = match acc {
+            (Op::RandomUniform { stream, offset, .. }, acc) => {
+                let mut at = match acc {
                     Acc::Coords(c) => Affine::linear(&c, self.shape(v), rank),
                     Acc::Linear(l) => l,
                 };
+                at.offset += *offset as i64;
                 let seed = self.access(x[0], Acc::Coords(vec![]))?;
                 let step = self.access(x[1], Acc::Coords(vec![]))?;
                 Ok(self.push(Expr::Philox {
