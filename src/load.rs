@@ -77,6 +77,17 @@ impl Loaded {
         lr: Option<f64>,
         extra: impl FnOnce(&CheckedModel) -> Result<Vec<(String, usize)>, String>,
     ) -> Result<Loaded, ExitCode> {
+        Loaded::compile_rows_from(args, lr, 0, extra)
+    }
+
+    /// [`Loaded::compile_with`] for the rows of a batch from `first_row` on (a
+    /// data-parallel rank's part: its dropout masks are those rows').
+    pub fn compile_rows_from(
+        args: &ModelArgs,
+        lr: Option<f64>,
+        first_row: usize,
+        extra: impl FnOnce(&CheckedModel) -> Result<Vec<(String, usize)>, String>,
+    ) -> Result<Loaded, ExitCode> {
         let source = read_source(&args.file)?;
         let mut dims = args.dims.clone();
         // A model with errors skips `extra`: `compile` reports its diagnostics below.
@@ -88,7 +99,7 @@ impl Loaded {
             dims.retain(|(name, _)| !more.iter().any(|(n, _)| n == name));
             dims.extend(more);
         }
-        match pipeline::compile_with(&source, &Options { dims, lr, ..Options::default() }) {
+        match pipeline::compile_with(&source, &Options { dims, lr, first_row }) {
             Ok(compiled) => Ok(Loaded { source, compiled }),
             Err(diags) => {
                 let origin = args.file.display().to_string();

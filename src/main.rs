@@ -6,6 +6,7 @@
 
 #[macro_use]
 mod output;
+mod parallel;
 mod budget;
 mod data;
 mod export;

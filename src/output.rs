@@ -15,8 +15,43 @@ use std::sync::Mutex;
 /// The first error writing to stdout, if any.
 static STDOUT_ERROR: Mutex<Option<io::Error>> = Mutex::new(None);
 
+/// On a rank other than 0 of a data-parallel run: the rank, and what it wrote to stderr
+/// so far. Rank 0 speaks for the run: the other ranks' stdout is dropped and their stderr
+/// held, shown only when theirs is the error that stops the run ([`release_held`]).
+static HELD: Mutex<Option<(usize, String)>> = Mutex::new(None);
+
+/// From now on, drop stdout and hold stderr (this process is rank `rank` > 0).
+pub fn hold(rank: usize) {
+    *HELD.lock().unwrap_or_else(|e| e.into_inner()) = Some((rank, String::new()));
+}
+
+/// Writes what was held on stderr, each line after `rank N: `, and holds nothing more.
+pub fn release_held() {
+    let held = HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((rank, text)) = held {
+        for line in text.lines() {
+            stderr(format_args!("rank {rank}: {line}\n"));
+        }
+    }
+}
+
+/// Forgets what was held on stderr (another rank reports the error).
+pub fn drop_held() {
+    if let Some((_, text)) = HELD.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        text.clear();
+    }
+}
+
+/// Whether output is held (a rank other than 0).
+pub fn holding() -> bool {
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
 /// Writes to stdout and flushes; remembers the first failure and writes nothing after it.
 pub fn stdout(args: fmt::Arguments) {
+    if holding() {
+        return;
+    }
     let mut failed = STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner());
     if failed.is_some() {
         return;
@@ -29,6 +64,10 @@ pub fn stdout(args: fmt::Arguments) {
 
 /// Writes to stderr; a failure is dropped (there is nowhere left to say it).
 pub fn stderr(args: fmt::Arguments) {
+    if let Some((_, text)) = HELD.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        let _ = fmt::Write::write_fmt(text, args);
+        return;
+    }
     let _ = io::stderr().lock().write_fmt(args);
 }
 

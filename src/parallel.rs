@@ -1,0 +1,278 @@
+//! `mpirun -np K mpc train ...`: data-parallel training over MPI.
+//!
+//! In: the process's MPI world (when `mpirun` launched it and mpc was built with the
+//! `mpi` feature) and a run set up on every rank. Out: training steps whose gradients
+//! are summed over the ranks in a fixed order (`mpc_runtime::parallel`), and one
+//! error line when any rank fails: every rank reaches the same collective calls in the
+//! same order (the setup's agreement, each step's sum, each epoch's agreement), a
+//! failing rank joins them with a failure flag, and the lowest failing rank's error is
+//! the one printed, so no rank waits forever on one that stopped. A panic aborts the
+//! whole job (`MPI_Abort`).
+//!
+//! Rank 0 speaks for the run (progress, `--json`, checkpoints, plots); the other ranks'
+//! output is held (`output::hold`).
+
+use crate::output;
+use crate::run::Device;
+use mpc_compiler::specialize;
+use mpc_compiler::CheckedModel;
+use mpc_runtime::data::Tensor;
+use mpc_runtime::parallel::{shard, shard_rows, Collective, GradientLayout, Tail};
+use mpc_runtime::session::{Metrics, Session};
+use std::process::ExitCode;
+
+/// The ranks of a data-parallel run and this rank's part of each batch.
+pub struct Parallel {
+    world: Box<dyn Collective>,
+    /// Rows of a batch per rank.
+    pub rows: usize,
+}
+
+/// The environment variables by which launchers tell a process its world size
+/// (Open MPI, MPICH and Intel MPI's Hydra, Slurm's PMI2/PMIx).
+const SIZE_VARIABLES: [&str; 3] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"];
+
+/// The world size a launcher gave this process, if any.
+fn launched_ranks() -> Option<usize> {
+    SIZE_VARIABLES
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+}
+
+/// This process's MPI world when a launcher started it; `None` for a plain process.
+pub fn world() -> Result<Option<Box<dyn Collective>>, ExitCode> {
+    if launched_ranks().is_none() {
+        return Ok(None);
+    }
+    mpi_world()
+}
+
+#[cfg(feature = "mpi")]
+fn mpi_world() -> Result<Option<Box<dyn Collective>>, ExitCode> {
+    match mpi_world::MpiWorld::new() {
+        Some(w) => Ok(Some(Box::new(w))),
+        None => {
+            errln!("error: MPI could not be initialized (was it initialized twice?)");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+fn mpi_world() -> Result<Option<Box<dyn Collective>>, ExitCode> {
+    match launched_ranks() {
+        Some(k) if k > 1 => {
+            errln!(
+                "error: this mpc was built without MPI, so under mpirun each of the {k} ranks would train alone; \
+                 build it with `cargo build --release --features mpi`"
+            );
+            Err(ExitCode::FAILURE)
+        }
+        _ => Ok(None),
+    }
+}
+
+impl Parallel {
+    /// Data-parallel training on `world` (its batch size set by [`Parallel::split_batches`]).
+    pub fn new(world: Box<dyn Collective>) -> Parallel {
+        if world.rank() > 0 {
+            output::hold(world.rank());
+        }
+        Parallel { world, rows: 1 }
+    }
+
+    /// Splits `model`'s batches of `batch` rows over the ranks; refuses what cannot be
+    /// split: one graph trained whole (every step holds all its nodes), a batch axis that
+    /// is not a dim, a GPU (the all-reduce is on host memory).
+    pub fn split_batches(&mut self, model: &CheckedModel, batch: usize, device: Device) -> Result<(), String> {
+        let k = self.ranks();
+        if device != Device::Cpu {
+            return Err(format!(
+                "data-parallel training over {k} ranks runs on the CPU; --device cuda under mpirun is not supported yet"
+            ));
+        }
+        if let (Some(g), true) = (model.graphs.iter().find(|g| g.graphs.is_none()), k > 1) {
+            return Err(format!(
+                "model '{}' trains on every node of graph '{}' in every step (one full batch), which cannot be split \
+                 over {k} ranks: run it without mpirun, or with -np 1",
+                model.name, g.name
+            ));
+        }
+        if specialize::batch_dim_name(model).is_none() && k > 1 {
+            return Err(format!(
+                "model '{}' has no batch dim to split over {k} ranks (its label's first axis must be a dim declared \
+                 in dims)",
+                model.name
+            ));
+        }
+        self.rows = shard_rows(batch, k);
+        Ok(())
+    }
+
+    pub fn rank(&self) -> usize {
+        self.world.rank()
+    }
+
+    pub fn ranks(&self) -> usize {
+        self.world.ranks()
+    }
+
+    /// Threads per rank by default: the machine's cores over the ranks that the
+    /// launcher put on it (Open MPI's and MPICH's local size), at least one.
+    pub fn threads_per_rank(&self) -> usize {
+        let local = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
+            .unwrap_or(1);
+        (mpc_runtime::backend::default_threads() / local.max(1)).max(1)
+    }
+
+    /// The row this rank's blocks start at.
+    pub fn first_row(&self) -> usize {
+        self.rank() * self.rows
+    }
+
+    /// This rank's rows of a batch.
+    pub fn mine<'a>(&self, order: &'a [usize]) -> &'a [usize] {
+        shard(order, self.rank(), self.rows)
+    }
+
+    /// Every rank's rows of a batch, rank by rank (to size a batch of graphs for all).
+    pub fn shards<'a>(&self, order: &'a [usize]) -> impl Iterator<Item = &'a [usize]> + 'a {
+        let rows = self.rows;
+        (0..self.ranks()).map(move |r| shard(order, r, rows))
+    }
+
+    /// Every rank's `result` agreed on: `Ok` when all are, else `Err` on every rank, the
+    /// lowest failing rank's error printed (the others' dropped). A rank that failed
+    /// printed its error already (rank 0) or holds it (the others).
+    pub fn agree<T>(&mut self, result: Result<T, ExitCode>) -> Result<T, ExitCode> {
+        let failed = self.world.gather(result.is_err() as u64).map_err(mpi_error)?;
+        match failed.iter().position(|&f| f != 0) {
+            None => result,
+            Some(first) => {
+                if first == self.rank() {
+                    output::release_held();
+                } else {
+                    output::drop_held();
+                }
+                Err(result.err().unwrap_or(ExitCode::FAILURE))
+            }
+        }
+    }
+
+    /// Every rank's `value` equal, else one error naming the first rank that differs
+    /// and `what` (a fingerprint of the model, options and data).
+    pub fn agree_on(&mut self, value: u64, what: &str) -> Result<(), ExitCode> {
+        let values = self.world.gather(value).map_err(mpi_error)?;
+        match values.iter().position(|&v| v != values[0]) {
+            None => Ok(()),
+            Some(r) => {
+                output::drop_held();
+                if self.rank() == 0 {
+                    errln!("error: rank {r} {what} differ from rank 0's");
+                }
+                Err(ExitCode::FAILURE)
+            }
+        }
+    }
+
+    /// One training step of the batch `order`: this rank's rows (`batch`, `None` when
+    /// it has none) through the gradient step, the ranks' gradients summed, the update;
+    /// the batch's metrics. A rank whose step fails (`fail` prints its error) stops
+    /// every rank.
+    pub fn step(
+        &mut self,
+        session: &mut Session,
+        layout: &GradientLayout,
+        order: &[usize],
+        batch: Option<&[(String, Tensor)]>,
+        fail: impl Fn(&str) -> ExitCode,
+    ) -> Result<Metrics, ExitCode> {
+        let share = self.mine(order).len() as f64 / order.len().max(1) as f64;
+        let mut failed_here = None;
+        let mut buf = match batch.map(|b| session.shard_gradients(b, share, layout)) {
+            None => session.no_gradients(layout, false),
+            Some(Ok(buf)) => buf,
+            Some(Err(e)) => {
+                failed_here = Some(fail(&e));
+                session.no_gradients(layout, true)
+            }
+        };
+        self.world.sum(&mut buf).map_err(mpi_error)?;
+        if buf[layout.at(Tail::Failed)] > 0.0 {
+            // Some rank failed: all learn which, and stop.
+            let status = failed_here.map_or(Ok(()), Err);
+            return Err(self.agree(status).err().unwrap_or(ExitCode::FAILURE));
+        }
+        session.apply_gradients(&buf, layout).map_err(|e| fail(&e))
+    }
+}
+
+fn mpi_error(e: String) -> ExitCode {
+    errln!("error: MPI: {e}");
+    ExitCode::FAILURE
+}
+
+#[cfg(feature = "mpi")]
+mod mpi_world {
+    //! The [`Collective`] over MPI's world communicator (rsmpi).
+    use mpc_runtime::parallel::{sum_in_rank_order, Collective};
+    use mpi::environment::Universe;
+    use mpi::topology::SimpleCommunicator;
+    use mpi::traits::*;
+
+    pub struct MpiWorld {
+        // Finalizes MPI when dropped, after the communicator.
+        _universe: Universe,
+        world: SimpleCommunicator,
+    }
+
+    impl MpiWorld {
+        pub fn new() -> Option<MpiWorld> {
+            let universe = mpi::initialize()?;
+            let world = universe.world();
+            // A panic on one rank must not leave the others waiting: abort the job.
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                previous(info);
+                mpi::topology::SimpleCommunicator::world().abort(101);
+            }));
+            Some(MpiWorld {
+                _universe: universe,
+                world,
+            })
+        }
+    }
+
+    impl Collective for MpiWorld {
+        fn rank(&self) -> usize {
+            self.world.rank() as usize
+        }
+
+        fn ranks(&self) -> usize {
+            self.world.size() as usize
+        }
+
+        fn sum(&mut self, buf: &mut [f32]) -> Result<(), String> {
+            let k = self.ranks();
+            if buf.len() % k != 0 {
+                return Err(format!("a buffer of {} values does not split into {k} chunks", buf.len()));
+            }
+            let chunk = buf.len() / k;
+            // Chunk j of every rank to rank j (reduce-scatter as an all-to-all), summed
+            // in rank order there, then every summed chunk to every rank.
+            let mut received = vec![0.0f32; buf.len()];
+            self.world.all_to_all_into(&buf[..], &mut received[..]);
+            let mine = sum_in_rank_order(&received, k, chunk);
+            self.world.all_gather_into(&mine[..], buf);
+            Ok(())
+        }
+
+        fn gather(&mut self, value: u64) -> Result<Vec<u64>, String> {
+            let mut all = vec![0u64; self.ranks()];
+            self.world.all_gather_into(&value, &mut all[..]);
+            Ok(all)
+        }
+    }
+}
