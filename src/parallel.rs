@@ -170,7 +170,7 @@ impl Parallel {
             Some(r) => {
                 output::drop_held();
                 if self.rank() == 0 {
-                    errln!("error: rank {r} {what} differ from rank 0's");
+                    errln!("error: rank {r}'s {what} differ from rank 0's");
                 }
                 Err(ExitCode::FAILURE)
             }

@@ -136,6 +136,8 @@ struct Run {
     /// The data's name (`synthetic data`, `data/`).
     data_name: String,
     label: Option<String>,
+    /// The line that says what the run does (printed once every rank is ready).
+    description: String,
 }
 
 impl Run {
@@ -166,6 +168,9 @@ pub fn train(model_args: &ModelArgs, opts: &TrainOpts) -> Result<(), ExitCode> {
             run
         }
     };
+    if !opts.json {
+        outln!("{}", run.description);
+    }
     epochs(model_args, opts, run, parallel.as_mut())
 }
 
@@ -309,6 +314,7 @@ fn setup(model_args: &ModelArgs, opts: &TrainOpts, mut parallel: Option<&mut Par
         dims,
         data_name: source.name(),
         label,
+        description: String::new(),
     };
     if run.labeled(&run.train) == 0 && run.label.is_some() {
         errln!(
@@ -317,10 +323,8 @@ fn setup(model_args: &ModelArgs, opts: &TrainOpts, mut parallel: Option<&mut Par
             source.name()
         );
     }
-    if !opts.json {
-        outln!("{}", describe(&run, &source, resume.as_ref(), parallel.as_deref()));
-    }
-    Ok(run)
+    let description = describe(&run, &source, resume.as_ref(), parallel.as_deref());
+    Ok(Run { description, ..run })
 }
 
 /// `training TextClassifier on 800 synthetic rows (200 held out), batch 64, ...`
@@ -408,6 +412,7 @@ fn epochs(model_args: &ModelArgs, opts: &TrainOpts, run: Run, mut parallel: Opti
         ref dims,
         ref data_name,
         ref label,
+        ..
     } = run;
     let labeled = |d: &Dataset| labeled_rows(label.as_deref(), d);
     let save = |session: &mut Session, epoch: usize, rng: &SplitMix64| match (&opts.save, speaks) {
