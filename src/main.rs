@@ -6,11 +6,11 @@
 
 #[macro_use]
 mod output;
-mod parallel;
 mod budget;
 mod data;
 mod export;
 mod load;
+mod parallel;
 mod plot;
 mod resume;
 mod run;

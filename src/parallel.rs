@@ -26,6 +26,8 @@ pub struct Parallel {
     world: Box<dyn Collective>,
     /// Rows of a batch per rank.
     pub rows: usize,
+    /// The gradient buffer, reused from step to step.
+    buf: Vec<f32>,
 }
 
 /// The environment variables by which launchers tell a process its world size
@@ -34,9 +36,7 @@ const SIZE_VARIABLES: [&str; 3] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZ
 
 /// The world size a launcher gave this process, if any.
 fn launched_ranks() -> Option<usize> {
-    SIZE_VARIABLES
-        .iter()
-        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+    SIZE_VARIABLES.iter().find_map(|v| std::env::var(v).ok()?.parse().ok())
 }
 
 /// This process's MPI world when a launcher started it; `None` for a plain process.
@@ -78,7 +78,11 @@ impl Parallel {
         if world.rank() > 0 {
             output::hold(world.rank());
         }
-        Parallel { world, rows: 1 }
+        Parallel {
+            world,
+            rows: 1,
+            buf: Vec::new(),
+        }
     }
 
     /// Splits `model`'s batches of `batch` rows over the ranks; refuses what cannot be
@@ -191,21 +195,25 @@ impl Parallel {
     ) -> Result<Metrics, ExitCode> {
         let share = self.mine(order).len() as f64 / order.len().max(1) as f64;
         let mut failed_here = None;
-        let mut buf = match batch.map(|b| session.shard_gradients(b, share, layout)) {
-            None => session.no_gradients(layout, false),
-            Some(Ok(buf)) => buf,
+        let mut buf = std::mem::take(&mut self.buf);
+        match batch.map(|b| session.shard_gradients(b, share, layout, &mut buf)) {
+            None => session.no_gradients(layout, false, &mut buf),
+            Some(Ok(())) => {}
             Some(Err(e)) => {
                 failed_here = Some(fail(&e));
-                session.no_gradients(layout, true)
+                session.no_gradients(layout, true, &mut buf);
             }
-        };
-        self.world.sum(&mut buf).map_err(mpi_error)?;
+        }
+        let summed = self.world.sum(&mut buf).map_err(mpi_error);
+        self.buf = buf;
+        summed?;
+        let buf = &self.buf;
         if buf[layout.at(Tail::Failed)] > 0.0 {
             // Some rank failed: all learn which, and stop.
             let status = failed_here.map_or(Ok(()), Err);
             return Err(self.agree(status).err().unwrap_or(ExitCode::FAILURE));
         }
-        session.apply_gradients(&buf, layout).map_err(|e| fail(&e))
+        session.apply_gradients(buf, layout).map_err(|e| fail(&e))
     }
 }
 
@@ -226,6 +234,9 @@ mod mpi_world {
         // Finalizes MPI when dropped, after the communicator.
         _universe: Universe,
         world: SimpleCommunicator,
+        /// Scratch for the sum, reused: the chunks received, this rank's summed chunk.
+        received: Vec<f32>,
+        chunk: Vec<f32>,
     }
 
     impl MpiWorld {
@@ -241,6 +252,8 @@ mod mpi_world {
             Some(MpiWorld {
                 _universe: universe,
                 world,
+                received: Vec::new(),
+                chunk: Vec::new(),
             })
         }
     }
@@ -256,16 +269,20 @@ mod mpi_world {
 
         fn sum(&mut self, buf: &mut [f32]) -> Result<(), String> {
             let k = self.ranks();
-            if buf.len() % k != 0 {
-                return Err(format!("a buffer of {} values does not split into {k} chunks", buf.len()));
+            if !buf.len().is_multiple_of(k) {
+                return Err(format!(
+                    "a buffer of {} values does not split into {k} chunks",
+                    buf.len()
+                ));
             }
             let chunk = buf.len() / k;
             // Chunk j of every rank to rank j (reduce-scatter as an all-to-all), summed
             // in rank order there, then every summed chunk to every rank.
-            let mut received = vec![0.0f32; buf.len()];
-            self.world.all_to_all_into(&buf[..], &mut received[..]);
-            let mine = sum_in_rank_order(&received, k, chunk);
-            self.world.all_gather_into(&mine[..], buf);
+            self.received.resize(buf.len(), 0.0);
+            self.chunk.resize(chunk, 0.0);
+            self.world.all_to_all_into(&buf[..], &mut self.received[..]);
+            sum_in_rank_order(&self.received, k, &mut self.chunk);
+            self.world.all_gather_into(&self.chunk[..], buf);
             Ok(())
         }
 

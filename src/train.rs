@@ -18,9 +18,9 @@
 use crate::budget;
 use crate::data::{batch_override, eval_batches, fit_graph_capacity, parse_fraction, parse_lr, parse_positive, Source};
 use crate::load::{error, fail, Loaded};
+use crate::parallel::{self, Parallel};
 use crate::plot;
 use crate::resume::{self, Resume};
-use crate::parallel::{self, Parallel};
 use crate::ModelArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpc_compiler::seeded::SplitMix64;
@@ -235,7 +235,11 @@ fn setup(model_args: &ModelArgs, opts: &TrainOpts, mut parallel: Option<&mut Par
             .flat_map(|_| train.epoch_batches(batch, &mut ahead))
             .flat_map(|order| match parallel.as_ref() {
                 None => vec![order],
-                Some(p) => p.shards(&order).filter(|s| !s.is_empty()).map(<[usize]>::to_vec).collect(),
+                Some(p) => p
+                    .shards(&order)
+                    .filter(|s| !s.is_empty())
+                    .map(<[usize]>::to_vec)
+                    .collect(),
             })
             .collect();
         let mut sets = vec![(&mut train, train_batches)];
@@ -340,7 +344,12 @@ fn describe(run: &Run, source: &Source, resume: Option<&Resume>, parallel: Optio
         let edges = edges
             .map(|(_, shape, _)| format!(" and {} edges", shape[1]))
             .unwrap_or_default();
-        let nodes = format!("{} nodes{edges} of {} ({} labeled", train.rows, source.name(), run.labeled(train));
+        let nodes = format!(
+            "{} nodes{edges} of {} ({} labeled",
+            train.rows,
+            source.name(),
+            run.labeled(train)
+        );
         (nodes, "full batch".to_string())
     } else {
         let batch = match parallel {
@@ -355,7 +364,12 @@ fn describe(run: &Run, source: &Source, resume: Option<&Resume>, parallel: Optio
         format!(" ({held})")
     };
     let from = match resume {
-        Some(r) => format!(" from {} (epoch {}, step {})", r.path.display(), run.first_epoch, session.step),
+        Some(r) => format!(
+            " from {} (epoch {}, step {})",
+            r.path.display(),
+            run.first_epoch,
+            session.step
+        ),
         None => String::new(),
     };
     let epochs = run.epochs;
@@ -379,7 +393,14 @@ fn fingerprint(model_args: &ModelArgs, opts: &TrainOpts, run: &mut Run) -> Resul
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::fs::read(&model_args.file).map_err(|e| e.to_string())?.hash(&mut h);
-    (&run.dims, run.session.seed, run.epochs, run.first_epoch, run.session.step).hash(&mut h);
+    (
+        &run.dims,
+        run.session.seed,
+        run.epochs,
+        run.first_epoch,
+        run.session.step,
+    )
+        .hash(&mut h);
     opts.lr.map(f64::to_bits).hash(&mut h);
     for (name, _, column) in &run.train.whole {
         name.hash(&mut h);
@@ -397,7 +418,12 @@ fn fingerprint(model_args: &ModelArgs, opts: &TrainOpts, run: &mut Run) -> Resul
 
 /// The epochs: training steps, the held-out evaluation, a line per epoch, the
 /// checkpoint; then the summary and the plot.
-fn epochs(model_args: &ModelArgs, opts: &TrainOpts, run: Run, mut parallel: Option<&mut Parallel>) -> Result<(), ExitCode> {
+fn epochs(
+    model_args: &ModelArgs,
+    opts: &TrainOpts,
+    run: Run,
+    mut parallel: Option<&mut Parallel>,
+) -> Result<(), ExitCode> {
     let file = &model_args.file;
     let speaks = parallel.as_ref().is_none_or(|p| p.rank() == 0);
     let Run {

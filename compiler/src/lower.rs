@@ -104,7 +104,12 @@ pub fn lower_step(model: &CheckedModel, dims: &DimValues, mode: Mode) -> Result<
 }
 
 /// [`lower_step`] for the rows from `first_row` on (see [`lower_rows_from`]).
-pub fn lower_step_rows_from(model: &CheckedModel, dims: &DimValues, mode: Mode, first_row: usize) -> Result<Step, String> {
+pub fn lower_step_rows_from(
+    model: &CheckedModel,
+    dims: &DimValues,
+    mode: Mode,
+    first_row: usize,
+) -> Result<Step, String> {
     let graph = lower_rows_from(model, dims, mode, first_row)?;
     let mut roles = vec![Role::Loss];
     roles.extend(model.prediction.as_ref().map(|_| Role::Predictions));

@@ -12,6 +12,6 @@ pub mod checkpoint;
 pub mod data;
 pub mod files;
 pub mod init;
-pub mod sample;
 pub mod parallel;
+pub mod sample;
 pub mod session;

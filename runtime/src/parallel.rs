@@ -68,16 +68,16 @@ pub fn shard(order: &[usize], rank: usize, rows: usize) -> &[usize] {
     &order[start..end]
 }
 
-/// `received` holds `ranks` chunks of `chunk` values, rank 0's first: their element-wise
-/// sum, added in rank order.
-pub fn sum_in_rank_order(received: &[f32], ranks: usize, chunk: usize) -> Vec<f32> {
-    let mut sum = received[..chunk].to_vec();
+/// `received` holds `ranks` chunks of `sum.len()` values, rank 0's first: their
+/// element-wise sum into `sum`, added in rank order.
+pub fn sum_in_rank_order(received: &[f32], ranks: usize, sum: &mut [f32]) {
+    let chunk = sum.len();
+    sum.copy_from_slice(&received[..chunk]);
     for r in 1..ranks {
         for (s, x) in sum.iter_mut().zip(&received[r * chunk..(r + 1) * chunk]) {
             *s += x;
         }
     }
-    sum
 }
 
 /// The metric sums after the gradients in the buffer, one value each.
@@ -164,7 +164,8 @@ mod tests {
         // Rounding tells orders apart: (1e8 + 1) - 1e8 is 0 in f32, 1e8 + (1 - 1e8) is 0
         // too, but (1e8 - 1e8) + 1 is 1.
         let received = [1e8f32, 1.0, -1e8, 2.0, 1.0, 3.0];
-        let sum = sum_in_rank_order(&received, 3, 2);
+        let mut sum = [0.0; 2];
+        sum_in_rank_order(&received, 3, &mut sum);
         assert_eq!(sum, [(1e8f32 + -1e8) + 1.0, 6.0]);
         assert_eq!(sum[0], 1.0);
     }

@@ -89,13 +89,18 @@ impl Session {
 
     fn create(compiled: Compiled, seed: u64, backend: Backend, kinds: &[StepKind]) -> Result<Session, String> {
         let params = init::initialize(&specialize::params(&compiled.model, &compiled.dims)?, seed);
+        // Where a gradient step leaves its gradients (the JIT swaps its outputs in).
+        let grads = match kinds.contains(&StepKind::Gradients) {
+            true => params.iter().map(|(n, v)| (n.clone(), vec![0.0; v.len()])).collect(),
+            false => BTreeMap::new(),
+        };
         let state = compiled
             .train_step
             .args(ArgKind::State)
             .map(|(_, name, ty)| (name.to_string(), vec![0.0; ty.numel()]))
             .collect();
         let mut session = Session {
-            vars: Variables { params, state },
+            vars: Variables { params, state, grads },
             step: 0,
             seed,
             backend,

@@ -27,7 +27,10 @@ fn rows(n: usize) -> (Vec<i32>, Vec<i32>) {
 }
 
 fn batch((tokens, labels): &(Vec<i32>, Vec<i32>), order: &[usize]) -> Vec<(String, Tensor)> {
-    let t: Vec<i32> = order.iter().flat_map(|&r| tokens[r * T..(r + 1) * T].to_vec()).collect();
+    let t: Vec<i32> = order
+        .iter()
+        .flat_map(|&r| tokens[r * T..(r + 1) * T].to_vec())
+        .collect();
     let y: Vec<i32> = order.iter().map(|&r| labels[r]).collect();
     vec![("tokens".into(), Tensor::Int(t)), ("y".into(), Tensor::Int(y))]
 }
@@ -56,12 +59,15 @@ fn train_sharded(ranks: usize, b: usize, data: &(Vec<i32>, Vec<i32>), orders: &[
         for (r, s) in sessions.iter_mut().enumerate() {
             let mine = shard(order, r, rows);
             let share = mine.len() as f64 / order.len() as f64;
-            all.extend(match mine.is_empty() {
-                true => s.no_gradients(&layout, false),
-                false => s.shard_gradients(&batch(data, mine), share, &layout).unwrap(),
-            });
+            let mut buf = Vec::new();
+            match mine.is_empty() {
+                true => s.no_gradients(&layout, false, &mut buf),
+                false => s.shard_gradients(&batch(data, mine), share, &layout, &mut buf).unwrap(),
+            }
+            all.extend(buf);
         }
-        let summed = sum_in_rank_order(&all, ranks, layout.len);
+        let mut summed = vec![0.0; layout.len];
+        sum_in_rank_order(&all, ranks, &mut summed);
         let metrics: Vec<_> = sessions
             .iter_mut()
             .map(|s| s.apply_gradients(&summed, &layout).unwrap())
@@ -70,7 +76,10 @@ fn train_sharded(ranks: usize, b: usize, data: &(Vec<i32>, Vec<i32>), orders: &[
         losses.push(metrics[0].loss);
     }
     let mut params: Vec<Vec<f32>> = sessions.iter_mut().map(|s| flat(s.params().unwrap())).collect();
-    assert!(params.iter().all(|p| p == &params[0]), "ranks hold different parameters");
+    assert!(
+        params.iter().all(|p| p == &params[0]),
+        "ranks hold different parameters"
+    );
     (losses, params.swap_remove(0))
 }
 

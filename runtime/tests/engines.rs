@@ -29,7 +29,11 @@ fn initial_variables(c: &Compiled) -> Variables {
         .iter()
         .map(|(n, t)| (n.clone(), vec![0.0; t.numel()]))
         .collect();
-    Variables { params, state }
+    Variables {
+        params,
+        state,
+        ..Variables::default()
+    }
 }
 
 /// Seeded batches: token ids below 50, labels 0 or 1.

@@ -83,6 +83,10 @@ pub struct StepKey {
 pub struct Variables {
     pub params: BTreeMap<String, Vec<f32>>,
     pub state: BTreeMap<String, Vec<f32>>,
+    /// d loss / d parameter from the last [`StepKind::Gradients`] step (data-parallel
+    /// training; empty otherwise): an engine swaps or copies them in as it does new
+    /// parameter values.
+    pub grads: BTreeMap<String, Vec<f32>>,
 }
 
 impl Variables {
@@ -95,7 +99,8 @@ impl Variables {
         match role {
             Role::NewParam(p) => self.params.get_mut(p),
             Role::NewState(s) => self.state.get_mut(s),
-            Role::Loss | Role::Predictions | Role::Gradient(_) => None,
+            Role::Gradient(p) => self.grads.get_mut(p),
+            Role::Loss | Role::Predictions => None,
         }
     }
 }
@@ -107,9 +112,6 @@ pub struct Outputs {
     pub loss: f64,
     /// Row after row, when the loss scores predictions.
     pub predictions: Option<Vec<f32>>,
-    /// d loss / d parameter by parameter name, in the step's output order (a
-    /// [`StepKind::Gradients`] step's).
-    pub gradients: Vec<(String, Vec<f32>)>,
 }
 
 /// An execution engine: prepare a step for a shape, run it on named host tensors, read
@@ -151,13 +153,11 @@ fn read_outputs<'a>(step: &Step, read: impl Fn(&str) -> Option<&'a Tensor>) -> O
     let mut out = Outputs {
         loss: f64::NAN,
         predictions: None,
-        gradients: Vec::new(),
     };
     for (name, role) in &step.signature.outputs {
         match (role, read(name)) {
             (Role::Loss, Some(Tensor::Float(v))) => out.loss = v.first().map_or(f64::NAN, |&l| l as f64),
             (Role::Predictions, Some(Tensor::Float(v))) => out.predictions = Some(v.clone()),
-            (Role::Gradient(p), Some(Tensor::Float(v))) => out.gradients.push((p.clone(), v.clone())),
             _ => {}
         }
     }

@@ -20,34 +20,37 @@ impl Session {
     }
 
     /// The buffer of a rank that trains on no rows of this batch (`failed`: whose step
-    /// failed): zeros, but for the failure flag.
-    pub fn no_gradients(&self, layout: &GradientLayout, failed: bool) -> Vec<f32> {
-        let mut buf = vec![0.0; layout.len];
+    /// failed): zeros, but for the failure flag. `buf` is resized to the layout's length.
+    pub fn no_gradients(&self, layout: &GradientLayout, failed: bool, buf: &mut Vec<f32>) {
+        buf.clear();
+        buf.resize(layout.len, 0.0);
         buf[layout.at(Tail::Failed)] = if failed { 1.0 } else { 0.0 };
-        buf
     }
 
     /// Forward and backward on `shard` (rows of a batch, as `Session::train_step` takes
-    /// them), as the training step numbered `self.step + 1`: its gradients times `share`
-    /// (the shard's rows over the batch's), then its metric sums, laid out by `layout`.
-    /// Nothing of the session changes.
+    /// them), as the training step numbered `self.step + 1`: into `buf`, its gradients
+    /// times `share` (the shard's rows over the batch's), then its metric sums, laid out
+    /// by `layout`. The session's parameters, state and step stay as they were.
     pub fn shard_gradients(
         &mut self,
         shard: &[(String, Tensor)],
         share: f64,
         layout: &GradientLayout,
-    ) -> Result<Vec<f32>, String> {
+        buf: &mut Vec<f32>,
+    ) -> Result<(), String> {
         let (rows, out) = self.run(StepKind::Gradients, shard, self.step + 1)?;
-        let mut buf = self.no_gradients(layout, false);
+        // Reused from step to step: a fresh buffer of this size costs page faults.
+        buf.resize(layout.len, 0.0);
         for (name, first, len) in &layout.params {
-            let Some((_, g)) = out.gradients.iter().find(|(p, _)| p == name) else {
-                return Err(format!("the gradient step has no gradient of '{name}'"));
+            let Some(g) = self.vars.grads.get(name).filter(|g| g.len() == *len) else {
+                return Err(format!("the gradient step left no gradient of '{name}'"));
             };
-            debug_assert_eq!(g.len(), *len);
+            let share = share as f32;
             for (b, g) in buf[*first..first + len].iter_mut().zip(g) {
-                *b = (*g as f64 * share) as f32;
+                *b = g * share;
             }
         }
+        buf[layout.tail..].fill(0.0);
         let predictions = out.predictions.as_deref();
         let mut tail = |t: Tail, v: f64| buf[layout.at(t)] = v as f32;
         tail(Tail::Loss, out.loss * share);
@@ -60,7 +63,7 @@ impl Session {
             tail(Tail::Predicted, p.len() as f64);
         }
         tail(Tail::Rows, rows as f64);
-        Ok(buf)
+        Ok(())
     }
 
     /// The optimizer update from `summed` (every rank's [`Session::shard_gradients`]
