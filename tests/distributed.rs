@@ -174,6 +174,36 @@ fn two_ranks_train_the_text_classifier_as_one_process() {
 }
 
 #[test]
+fn a_two_rank_run_resumes_bit_for_bit() {
+    if !mpi_ready("resume") {
+        return;
+    }
+    let dir = scratch("distributed", "resume");
+    let (whole, parted) = (dir.join("whole.safetensors"), dir.join("parted.safetensors"));
+    let model = "examples/text_classifier.mp";
+    succeeded(&mpirun(&[(
+        2,
+        vec!["train", model, "--epochs", "2", "--save", s(&whole)],
+    )]));
+    succeeded(&mpirun(&[(
+        2,
+        vec!["train", model, "--epochs", "1", "--save", s(&parted)],
+    )]));
+    let resumed = [
+        "train",
+        model,
+        "--epochs",
+        "2",
+        "--resume",
+        s(&parted),
+        "--save",
+        s(&parted),
+    ];
+    succeeded(&mpirun(&[(2, resumed.to_vec())]));
+    assert!(std::fs::read(&whole).unwrap() == std::fs::read(&parted).unwrap());
+}
+
+#[test]
 fn two_ranks_train_batches_of_graphs_as_one_process() {
     // Batches of molecules split by graphs; the last batch of each epoch is partial.
     two_ranks_equal_one_process("molecules", "examples/molecules.mp", "1");
