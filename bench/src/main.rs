@@ -25,6 +25,7 @@
 //! - `chain`: compile time and peak RSS of an N-layer chain model, stage by stage
 //!   (`chain.rs`); `--session` also times the JIT session's creation on T threads.
 
+mod bandwidth;
 mod chain;
 mod graph_shapes;
 mod opt_time;
@@ -87,6 +88,20 @@ enum Command {
         /// Time every kernel of the padded step on its own instead
         #[arg(long)]
         profile: bool,
+    },
+    /// The Adam update's memory bandwidth against a copy loop's (28 against 8 bytes per element)
+    Bandwidth {
+        /// Parameters updated (one embedding table; beyond the caches by default)
+        #[arg(long, default_value_t = 8 << 20)]
+        elements: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Timed runs of each side
+        #[arg(long, default_value_t = 30)]
+        reps: usize,
+        /// Print the update step's kernels instead
+        #[arg(long)]
+        kernels: bool,
     },
     /// Compile time and peak memory of an N-layer chain model, stage by stage
     Chain {
@@ -218,6 +233,12 @@ fn main() {
             threads,
             session,
         } => chain::run(layers, threads, session),
+        Command::Bandwidth {
+            elements,
+            threads,
+            reps,
+            kernels,
+        } => bandwidth::run(elements, threads, reps, kernels),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

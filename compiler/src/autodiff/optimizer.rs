@@ -8,7 +8,8 @@
 //!
 //! - SGD:   `buf = momentum*buf + g` (no state when momentum is 0), `p -= lr*buf`
 //! - Adam:  `m = b1*m + (1-b1)*g`, `v = b2*v + (1-b2)*g^2`,
-//!   `p -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps)`
+//!   `p -= (lr/(1-b1^t)) * m / (sqrt(v) * (1/sqrt(1-b2^t)) + eps)` (as `torch.optim.Adam`
+//!   arranges it: one sqrt and one division per element)
 //! - AdamW: `p -= lr*wd*p` first (decoupled decay), then the Adam step.
 
 use crate::ir::{ArgKind, Builder, Type, ValueId};
@@ -141,18 +142,25 @@ fn adam(
     let v_keep = b.scale(v, beta2);
     let v_new_part = b.scale(g2, 1.0 - beta2);
     let v_new = b.add(v_keep, v_new_part);
-    // p' = p - lr * (m'/c1) / (sqrt(v'/c2) + eps)
+    // p' = p - (lr/c1) * m' / (sqrt(v') / sqrt(c2) + eps), PyTorch's arrangement: the
+    // bias corrections are scalars, so each element costs one sqrt and one division
+    // (the update is a memory-bound kernel only if its divisions are few), and
+    // dividing by sqrt(c2) is multiplying by its reciprocal, computed once.
     let c1 = bias_correction(b, step, beta1);
     let c2 = bias_correction(b, step, beta2);
-    let c1_b = b.broadcast(c1, &shape, &[]);
-    let c2_b = b.broadcast(c2, &shape, &[]);
-    let m_hat = b.div(m_new, c1_b);
-    let v_hat = b.div(v_new, c2_b);
-    let root = b.sqrt(v_hat);
+    let lr_s = b.scalar(lr);
+    let step_size = b.div(lr_s, c1);
+    let root_c2 = b.sqrt(c2);
+    let one = b.scalar(1.0);
+    let inv_root_c2 = b.div(one, root_c2);
+    let root_v = b.sqrt(v_new);
+    let inv_b = b.broadcast(inv_root_c2, &shape, &[]);
+    let root = b.mul(root_v, inv_b);
     let eps_b = b.constant(eps, &shape);
     let denom = b.add(root, eps_b);
-    let ratio = b.div(m_hat, denom);
-    let delta = b.scale(ratio, lr);
+    let ratio = b.div(m_new, denom);
+    let step_b = b.broadcast(step_size, &shape, &[]);
+    let delta = b.mul(ratio, step_b);
     output(b, roles, Role::NewState(state_name("adam.m", name)), m_new);
     output(b, roles, Role::NewState(state_name("adam.v", name)), v_new);
     b.sub(p, delta)
