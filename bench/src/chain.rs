@@ -59,11 +59,14 @@ impl Stages {
 
 /// Times every stage of compiling the `layers`-deep chain; with `session`, also the
 /// JIT session's creation on `threads` threads (what `mpc train` does before step 1).
-pub fn run(layers: usize, threads: usize, session: bool) -> Result<(), String> {
+pub fn run(layers: usize, threads: usize, session: bool, file: Option<&std::path::Path>) -> Result<(), String> {
     if layers == 0 || threads == 0 {
         return Err("--layers and --threads must be positive".into());
     }
-    let src = source(layers);
+    let src = match file {
+        Some(f) => std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?,
+        None => source(layers),
+    };
     let (total, total_cpu) = (Instant::now(), cpu_ms().unwrap_or(0.0));
     let mut st = Stages::default();
     let (program, model) = st

@@ -103,11 +103,14 @@ enum Command {
         #[arg(long)]
         kernels: bool,
     },
-    /// Compile time and peak memory of an N-layer chain model, stage by stage
+    /// Compile time and peak memory of an N-layer chain model (or of --file), stage by stage
     Chain {
         /// Hidden layers of the chain
-        #[arg(long)]
+        #[arg(long, default_value_t = 1)]
         layers: usize,
+        /// Time this model's stages instead of the chain's
+        #[arg(long)]
+        file: Option<PathBuf>,
         /// JIT threads (with --session)
         #[arg(long, default_value_t = 2)]
         threads: usize,
@@ -230,9 +233,10 @@ fn main() {
         } => graph_shapes::run(threads, batches, reps, profile),
         Command::Chain {
             layers,
+            file,
             threads,
             session,
-        } => chain::run(layers, threads, session),
+        } => chain::run(layers, threads, session, file.as_deref()),
         Command::Bandwidth {
             elements,
             threads,
