@@ -293,3 +293,112 @@ mod mpi_world {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Ranks as threads of one process (a `Collective` over a barrier), to check what
+    //! MPI cannot be made to show on demand: a rank whose step fails mid-run stops
+    //! every rank, and none waits forever.
+    use super::*;
+    use mpc_compiler::pipeline::{compile_with, Options};
+    use mpc_runtime::parallel::sum_in_rank_order;
+    use mpc_runtime::session::Backend;
+    use std::sync::{mpsc, Arc, Barrier, Mutex};
+    use std::time::Duration;
+
+    struct Shared {
+        barrier: Barrier,
+        slots: Mutex<Vec<Vec<f32>>>,
+        words: Mutex<Vec<u64>>,
+    }
+
+    struct ThreadRank {
+        rank: usize,
+        shared: Arc<Shared>,
+    }
+
+    impl Collective for ThreadRank {
+        fn rank(&self) -> usize {
+            self.rank
+        }
+        fn ranks(&self) -> usize {
+            self.shared.words.lock().unwrap().len()
+        }
+        fn sum(&mut self, buf: &mut [f32]) -> Result<(), String> {
+            self.shared.slots.lock().unwrap()[self.rank] = buf.to_vec();
+            self.shared.barrier.wait();
+            let all: Vec<f32> = self.shared.slots.lock().unwrap().concat();
+            self.shared.barrier.wait();
+            sum_in_rank_order(&all, self.ranks(), buf);
+            Ok(())
+        }
+        fn gather(&mut self, value: u64) -> Result<Vec<u64>, String> {
+            self.shared.words.lock().unwrap()[self.rank] = value;
+            self.shared.barrier.wait();
+            let all = self.shared.words.lock().unwrap().clone();
+            self.shared.barrier.wait();
+            Ok(all)
+        }
+    }
+
+    const MODEL: &str = include_str!("../examples/text_classifier.mp");
+
+    /// Rank `rank` of 2 trains two batches of 4 rows; rank 1's second batch holds a token
+    /// id beyond the vocabulary (built in code: the loaders would refuse it).
+    fn rank(rank: usize, shared: Arc<Shared>) -> Vec<Result<f64, ExitCode>> {
+        let mut p = Parallel {
+            world: Box::new(ThreadRank { rank, shared }),
+            rows: 2,
+            buf: Vec::new(),
+        };
+        let options = Options {
+            dims: vec![("B".into(), 2), ("T".into(), 3)],
+            first_row: p.first_row(),
+            ..Options::default()
+        };
+        let compiled = compile_with(MODEL, &options).unwrap();
+        let mut session = Session::data_parallel(compiled, 1, Backend::Jit { threads: 1 }).unwrap();
+        let layout = session.gradient_layout(2);
+        let order = [0, 1, 2, 3];
+        (0..2)
+            .map(|step| {
+                let token = if step == 1 && rank == 1 { 10_000 } else { 7 };
+                let batch = vec![
+                    ("tokens".to_string(), Tensor::Int(vec![token; 6])),
+                    ("y".to_string(), Tensor::Int(vec![1, 0])),
+                ];
+                p.step(&mut session, &layout, &order, Some(&batch), |_| ExitCode::from(3))
+                    .map(|m| m.loss)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rank_whose_step_fails_stops_every_rank() {
+        let shared = Arc::new(Shared {
+            barrier: Barrier::new(2),
+            slots: Mutex::new(vec![Vec::new(); 2]),
+            words: Mutex::new(vec![0; 2]),
+        });
+        let (send, receive) = mpsc::channel();
+        for r in 0..2 {
+            let (shared, send) = (shared.clone(), send.clone());
+            std::thread::spawn(move || send.send((r, rank(r, shared))).unwrap());
+        }
+        let mut results = [None, None];
+        for _ in 0..2 {
+            let (r, steps) = receive
+                .recv_timeout(Duration::from_secs(120))
+                .expect("a rank is still waiting: it hangs");
+            results[r] = Some(steps);
+        }
+        let [Some(rank0), Some(rank1)] = results else {
+            unreachable!()
+        };
+        // The first step trains on both ranks, with the same loss.
+        assert!(rank0[0].is_ok() && rank0[0] == rank1[0], "{rank0:?} {rank1:?}");
+        // The second fails on rank 1 (its own error code) and stops rank 0 too.
+        assert_eq!(rank1[1], Err(ExitCode::from(3)));
+        assert!(rank0[1].is_err());
+    }
+}

@@ -55,7 +55,41 @@ pub unsafe extern "C" fn mpc_segment(
     // SAFETY: the scheduler sized every buffer for these shapes.
     let own = (end - start) * d;
     match op {
-        0 | 1 => {
+        0 => {
+            // The maxima alone, written in place: a row's first position is copied, a
+            // later one wins where it is strictly greater (as with the argmax below,
+            // without a position per element to keep).
+            let values = unsafe { std::slice::from_raw_parts(values, positions * d) };
+            let index = unsafe { std::slice::from_raw_parts(index, positions) };
+            let out = unsafe { std::slice::from_raw_parts_mut((out as *mut f32).add(start * d), own) };
+            out.fill(f32::NEG_INFINITY);
+            SCRATCH.with(|scratch| {
+                let seen = &mut scratch.borrow_mut().1;
+                seen.clear();
+                seen.resize(end - start, 0);
+                for (p, &i) in index.iter().enumerate() {
+                    if i < 0 || i as usize >= rows {
+                        report(err, check, i);
+                        continue;
+                    }
+                    let r = i as usize;
+                    if r < start || r >= end {
+                        continue;
+                    }
+                    let (slot, v) = ((r - start) * d, &values[p * d..p * d + d]);
+                    let best = &mut out[slot..slot + d];
+                    if seen[r - start] == 0 {
+                        seen[r - start] = 1;
+                        best.copy_from_slice(v);
+                    } else {
+                        for (b, &v) in best.iter_mut().zip(v) {
+                            *b = if v > *b { v } else { *b };
+                        }
+                    }
+                }
+            });
+        }
+        1 => {
             let values = unsafe { std::slice::from_raw_parts(values, positions * d) };
             let index = unsafe { std::slice::from_raw_parts(index, positions) };
             SCRATCH.with(|scratch| {
@@ -85,13 +119,8 @@ pub unsafe extern "C" fn mpc_segment(
                         *a = if take { pos } else { *a };
                     }
                 }
-                if op == 0 {
-                    let out = unsafe { std::slice::from_raw_parts_mut((out as *mut f32).add(start * d), own) };
-                    out.copy_from_slice(best);
-                } else {
-                    let out = unsafe { std::slice::from_raw_parts_mut((out as *mut i32).add(start * d), own) };
-                    out.copy_from_slice(arg);
-                }
+                let out = unsafe { std::slice::from_raw_parts_mut((out as *mut i32).add(start * d), own) };
+                out.copy_from_slice(arg);
             });
         }
         _ => {
