@@ -90,14 +90,19 @@ pub unsafe extern "C" fn mpc_segment(
             });
         }
         1 => {
+            // The positions of the maxima, written in place (-1 for a row without any);
+            // the running maxima in scratch. A row's first position is taken whole; a
+            // later one wins where strictly greater, so ties keep the lowest position.
             let values = unsafe { std::slice::from_raw_parts(values, positions * d) };
             let index = unsafe { std::slice::from_raw_parts(index, positions) };
+            let out = unsafe { std::slice::from_raw_parts_mut((out as *mut i32).add(start * d), own) };
+            out.fill(-1);
             SCRATCH.with(|scratch| {
-                let (best, arg) = &mut *scratch.borrow_mut();
+                let (best, seen) = &mut *scratch.borrow_mut();
                 best.clear();
                 best.resize(own, f32::NEG_INFINITY);
-                arg.clear();
-                arg.resize(own, -1);
+                seen.clear();
+                seen.resize(end - start, 0);
                 for (p, &i) in index.iter().enumerate() {
                     if i < 0 || i as usize >= rows {
                         report(err, check, i);
@@ -107,20 +112,17 @@ pub unsafe extern "C" fn mpc_segment(
                     if r < start || r >= end {
                         continue;
                     }
-                    // Whole rows as slices: no bounds check per element, and a loop of
-                    // selects the compiler vectorizes.
-                    let slot = (r - start) * d;
-                    let (best, arg) = (&mut best[slot..slot + d], &mut arg[slot..slot + d]);
-                    let pos = p as i32;
-                    for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(&values[p * d..p * d + d]) {
-                        // In position order a strictly greater value wins: ties keep the lowest.
-                        let take = *a < 0 || v > *b;
-                        *b = if take { v } else { *b };
-                        *a = if take { pos } else { *a };
+                    // Whole rows as slices: no bounds check per element.
+                    let (slot, v, pos) = ((r - start) * d, &values[p * d..p * d + d], p as i32);
+                    let (best, arg) = (&mut best[slot..slot + d], &mut out[slot..slot + d]);
+                    if seen[r - start] == 0 {
+                        seen[r - start] = 1;
+                        best.copy_from_slice(v);
+                        arg.fill(pos);
+                        continue;
                     }
+                    take_greater(best, arg, v, pos);
                 }
-                let out = unsafe { std::slice::from_raw_parts_mut((out as *mut i32).add(start * d), own) };
-                out.copy_from_slice(arg);
             });
         }
         _ => {
@@ -129,19 +131,58 @@ pub unsafe extern "C" fn mpc_segment(
             let argmax = unsafe { std::slice::from_raw_parts(index, positions * d) };
             let out = unsafe { std::slice::from_raw_parts_mut((out as *mut f32).add(start * d), own) };
             out.fill(0.0);
-            for (e, (&a, &v)) in argmax.iter().zip(g).enumerate() {
-                if a < 0 {
-                    continue;
-                }
-                if a as usize >= rows {
-                    report(err, check, a);
-                    continue;
-                }
-                let r = a as usize;
-                if r >= start && r < end {
-                    out[(r - start) * d + e % d] = v;
+            // Row by row: the column is the position in the row (no division).
+            for (args, g) in argmax.chunks_exact(d).zip(g.chunks_exact(d)) {
+                for (c, (&a, &v)) in args.iter().zip(g).enumerate() {
+                    if a < 0 {
+                        continue;
+                    }
+                    if a as usize >= rows {
+                        report(err, check, a);
+                        continue;
+                    }
+                    let r = a as usize;
+                    if r >= start && r < end {
+                        out[(r - start) * d + c] = v;
+                    }
                 }
             }
+        }
+    }
+}
+
+/// Where `v` is strictly greater than `best`, takes it and records `pos` in `arg` (NaN
+/// never wins). Four lanes at a time with SSE2 masks on x86-64: the compiler leaves the
+/// two-array select scalar, with a branch per element.
+fn take_greater(best: &mut [f32], arg: &mut [i32], v: &[f32], pos: i32) {
+    let n = best.len().min(arg.len()).min(v.len());
+    let mut j = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of x86-64; every access is below `n`, the shortest length.
+        unsafe {
+            let p = _mm_set1_epi32(pos);
+            while j + 4 <= n {
+                let b = _mm_loadu_ps(best.as_ptr().add(j));
+                let x = _mm_loadu_ps(v.as_ptr().add(j));
+                let take = _mm_cmpgt_ps(x, b);
+                _mm_storeu_ps(
+                    best.as_mut_ptr().add(j),
+                    _mm_or_ps(_mm_and_ps(take, x), _mm_andnot_ps(take, b)),
+                );
+                let a = _mm_loadu_si128(arg.as_ptr().add(j) as *const __m128i);
+                let t = _mm_castps_si128(take);
+                let a = _mm_or_si128(_mm_and_si128(t, p), _mm_andnot_si128(t, a));
+                _mm_storeu_si128(arg.as_mut_ptr().add(j) as *mut __m128i, a);
+                j += 4;
+            }
+        }
+    }
+    for j in j..n {
+        if v[j] > best[j] {
+            best[j] = v[j];
+            arg[j] = pos;
         }
     }
 }
