@@ -308,7 +308,7 @@ impl MatMul {
 pub const MATMUL_BLOCK: usize = 64;
 
 /// The narrowest column block a matmul is split into (see [`MatMul::col_blocks`]).
-pub const MATMUL_MIN_COLS: usize = 32;
+pub const MATMUL_MIN_COLS: usize = 16;
 
 impl MatMul {
     /// How many column blocks each (batch, row block) pair is split into: 1, unless
