@@ -43,7 +43,7 @@ pub fn run(threads: usize, batches: usize, reps: usize, profile: bool) -> Result
         // Every kernel of the padded step on the first batch, timed on its own.
         train.graphs.as_mut().expect("graphs").capacity = Some(cap);
         let batch = train.batch(&run[0]);
-        return crate::profile::profile(&mut padded, &batch, threads, reps, None);
+        return crate::profile::profile(&mut padded, &batch, threads, reps, None, false);
     }
     let mut ratios = Vec::new();
     for order in run.iter().take(batches) {

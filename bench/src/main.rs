@@ -153,6 +153,9 @@ struct RunOpts {
     /// With --profile: write the listing of the profiled kernels here
     #[arg(long)]
     kernels: Option<PathBuf>,
+    /// With --profile: the evaluation (inference) step instead of the training step
+    #[arg(long)]
+    eval_step: bool,
 }
 
 fn bench(w: Workload, o: &RunOpts) -> Result<(), String> {
@@ -193,7 +196,14 @@ fn bench(w: Workload, o: &RunOpts) -> Result<(), String> {
     }
     let batches = workload::batches(&data, b);
     if o.profile {
-        return profile::profile(&mut session, &batches[0], o.threads, o.steps, o.kernels.as_deref());
+        return profile::profile(
+            &mut session,
+            &batches[0],
+            o.threads,
+            o.steps,
+            o.kernels.as_deref(),
+            o.eval_step,
+        );
     }
     let counts = schedule::Counts {
         sanity: o.sanity,

@@ -31,9 +31,15 @@ pub fn profile(
     threads: usize,
     reps: usize,
     kernels_out: Option<&Path>,
+    eval: bool,
 ) -> Result<(), String> {
-    // What the JIT session runs: the e-graph-optimized training step.
-    let (program, jit) = pipeline::for_cpu(&session.compiled.train_step)?;
+    // What the JIT session runs: the e-graph-optimized training (or evaluation) step.
+    let step = if eval {
+        &session.compiled.eval
+    } else {
+        &session.compiled.train_step
+    };
+    let (program, jit) = pipeline::for_cpu(step)?;
     if let Some(path) = kernels_out {
         std::fs::write(path, schedule::print_program(&program)).map_err(|e| format!("{}: {e}", path.display()))?;
     }
@@ -129,7 +135,8 @@ pub fn profile(
     let total: f64 = rows.iter().map(|r| r.1).sum();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1));
     println!(
-        "train step, {threads} thread(s): whole program median {:.3} ms (kernel by kernel, {reps} runs); sum of kernel medians {:.3} ms",
+        "{} step, {threads} thread(s): whole program median {:.3} ms (kernel by kernel, {reps} runs); sum of kernel medians {:.3} ms",
+        if eval { "eval" } else { "train" },
         median(whole),
         total / 1e3
     );

@@ -243,7 +243,7 @@ fn segment_max_argmax_and_their_transpose() {
 }
 
 #[test]
-fn sums_along_the_innermost_axis_accumulate_in_vector_registers() {
+fn sums_and_maxima_along_the_innermost_axis_accumulate_in_vector_registers() {
     // A layer norm's shape of loop: a value written per element and its row sum in the
     // same kernel (k17 of the transformer's step), for row lengths that leave every
     // kind of tail, and a sum over the two inner axes (into one element per outer row).
@@ -255,9 +255,12 @@ fn sums_along_the_innermost_axis_accumulate_in_vector_registers() {
         let q = b.add(p, x);
         let rows = b.reduce_sum(q, &[2]);
         let both = b.reduce_sum(q, &[1, 2]);
+        // A softmax's max-shift: the row maximum, in vector registers too.
+        let row_max = b.reduce_max(q, &[2]);
         b.output("q", q);
         b.output("rows", rows);
         b.output("both", both);
+        b.output("row_max", row_max);
         check_tol(b.finish(), 1, 1e-4, &format!("row sums of {n}"));
     }
 }

@@ -96,10 +96,9 @@ pub(super) fn emit(
         };
         let stores_ok = lk.stores.iter().all(|s| match s {
             Store::Write { at, value, .. } => at.coef[inner] == 1 && value_f32(*value),
-            // A sum along the innermost axis accumulates in registers (`emit_inner_vector`).
-            Store::Reduce { at, value, op, .. } => {
-                (at.coef[inner] == 1 || (at.coef[inner] == 0 && *op == ReduceOp::Sum)) && value_f32(*value)
-            }
+            // A sum or max along the innermost axis accumulates in registers
+            // (`emit_inner_vector`).
+            Store::Reduce { at, value, .. } => (at.coef[inner] == 1 || at.coef[inner] == 0) && value_f32(*value),
             Store::ScatterAdd { at, row, value, .. } => at.coef[inner] == 1 && level[*row] < r && value_f32(*value),
         });
         exprs_ok && stores_ok
@@ -301,20 +300,25 @@ impl Gen<'_, '_, '_> {
     }
 
     /// The innermost axis: two f32x4 bodies per iteration, then one, then scalars. A
-    /// sum along this axis adds into two f32x4 accumulators (not into memory, whose
-    /// read-modify-write would chain every element), which the scalar tail's first
-    /// step adds to the output: lanes, then the two bodies, in a fixed order.
+    /// sum or max along this axis accumulates in two f32x4 registers (not in memory,
+    /// whose read-modify-write would chain every element), which the scalar tail's first
+    /// step combines into the output: the two bodies lane-wise, then the lanes, in a
+    /// fixed order. (A max is the same value in any order; of an equal -0 and +0 it may
+    /// keep the other one, which no later op tells apart but by its sign bit.)
     fn emit_inner_vector(&mut self, lo: Value, hi: Value) {
         let d = self.r - 1;
         let var = self.fb.declare_var(I64);
         self.fb.def_var(var, lo);
         for (k, store) in self.lk.stores.iter().enumerate() {
-            if matches!(store, Store::Reduce { at, .. } if at.coef[d] == 0) {
-                let zero = self.fb.ins().f32const(0.0);
-                let zero = self.fb.ins().splat(F32X4, zero);
+            if let Store::Reduce { at, op, .. } = store {
+                if at.coef[d] != 0 {
+                    continue;
+                }
+                let init = self.fb.ins().f32const(op.init());
+                let init = self.fb.ins().splat(F32X4, init);
                 let accs = [self.fb.declare_var(F32X4), self.fb.declare_var(F32X4)];
                 for acc in accs {
-                    self.fb.def_var(acc, zero);
+                    self.fb.def_var(acc, init);
                 }
                 self.accumulators[k] = Some(accs);
             }
@@ -379,11 +383,11 @@ impl Gen<'_, '_, '_> {
                     let a = self.addr(buf, idx);
                     self.fb.ins().store(vector_flags(), v, a, 0);
                 }
-                Store::Reduce { value, .. } if self.accumulators[k].is_some() => {
+                Store::Reduce { value, op, .. } if self.accumulators[k].is_some() => {
                     let acc = self.accumulators[k].unwrap()[(lane / 4) as usize];
                     let v = self.splat_f(value);
                     let old = self.fb.use_var(acc);
-                    let new = self.fb.ins().fadd(old, v);
+                    let new = self.combine(op, old, v);
                     self.fb.def_var(acc, new);
                 }
                 Store::Reduce { buf, at, value, op } => {
@@ -412,27 +416,27 @@ impl Gen<'_, '_, '_> {
         }
     }
 
-    /// Adds each inner sum's accumulators to its output element: `(a + b)` lane-wise,
-    /// then lanes `((l0 + l1) + l2) + l3`.
+    /// Combines each inner reduction's accumulators into its output element: `a op b`
+    /// lane-wise, then lanes `((l0 op l1) op l2) op l3`, then the element.
     fn flush_accumulators(&mut self) {
         for k in 0..self.accumulators.len() {
             let Some([a, b]) = self.accumulators[k].take() else {
                 continue;
             };
-            let Store::Reduce { buf, at, .. } = self.lk.stores[k].clone() else {
+            let Store::Reduce { buf, at, op, .. } = self.lk.stores[k].clone() else {
                 continue;
             };
             let (a, b) = (self.fb.use_var(a), self.fb.use_var(b));
-            let v = self.fb.ins().fadd(a, b);
-            let mut sum = self.fb.ins().extractlane(v, 0);
+            let v = self.combine(op, a, b);
+            let mut acc = self.fb.ins().extractlane(v, 0);
             for lane in 1..4u8 {
                 let x = self.fb.ins().extractlane(v, lane);
-                sum = self.fb.ins().fadd(sum, x);
+                acc = self.combine(op, acc, x);
             }
             let idx = self.affine(&at, 0);
             let addr = self.addr(buf, idx);
             let old = self.fb.ins().load(F32, scalar_flags(), addr, 0);
-            let new = self.fb.ins().fadd(old, sum);
+            let new = self.combine(op, old, acc);
             self.fb.ins().store(scalar_flags(), new, addr, 0);
         }
     }
