@@ -197,11 +197,11 @@ impl Parallel {
         let mut failed_here = None;
         let mut buf = std::mem::take(&mut self.buf);
         match batch.map(|b| session.shard_gradients(b, share, layout, &mut buf)) {
-            None => session.no_gradients(layout, false, &mut buf),
+            None => layout.empty(false, &mut buf),
             Some(Ok(())) => {}
             Some(Err(e)) => {
                 failed_here = Some(fail(&e));
-                session.no_gradients(layout, true, &mut buf);
+                layout.empty(true, &mut buf);
             }
         }
         let summed = self.world.sum(&mut buf).map_err(mpi_error);

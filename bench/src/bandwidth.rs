@@ -38,7 +38,7 @@ pub fn run(elements: usize, threads: usize, reps: usize, kernels: bool) -> Resul
     let compiled = compile_with(&model(rows), &options).map_err(|d| format!("{d:?}"))?;
     if kernels {
         let opt = &compiled.model.train.optimizer;
-        let (_, update) = pipeline::split_training_step(&compiled.forward, opt);
+        let update = pipeline::update_step(&compiled.forward, opt);
         let (optimized, _) = pipeline::optimize(&update)?;
         print!("{}", schedule::print_program(&pipeline::schedule(&optimized)));
         return Ok(());

@@ -158,11 +158,16 @@ pub fn steps_for_rows(compiled: &Compiled, rows: usize) -> Result<Steps, String>
     steps(&compiled.model, &dims, compiled.first_row)
 }
 
-/// autodiff split for data-parallel training: forward and backward with `grad:<param>`
-/// outputs, and the optimizer update that takes the summed gradients as inputs; the
-/// gradients' all-reduce runs between the two.
-pub fn split_training_step(forward: &Step, opt: &Optimizer) -> (Step, Step) {
-    (autodiff::gradient_step(forward), autodiff::update_step(forward, opt))
+/// autodiff, first half of a data-parallel training step: forward and backward with
+/// `grad:<param>` outputs (the gradients' all-reduce runs after it).
+pub fn gradient_step(forward: &Step) -> Step {
+    autodiff::gradient_step(forward)
+}
+
+/// autodiff, second half of a data-parallel training step: the optimizer update, which
+/// takes the summed gradients as `grad:<param>` inputs.
+pub fn update_step(forward: &Step, opt: &Optimizer) -> Step {
+    autodiff::update_step(forward, opt)
 }
 
 /// A batch of graphs' capacities (`[N, E]` of its `graphs G` graph) and the steps of

@@ -138,6 +138,14 @@ impl GradientLayout {
         GradientLayout { params, tail, len }
     }
 
+    /// The buffer of a rank that trains on no rows of a batch (`failed`: whose step
+    /// failed) into `buf`: zeros, but for the failure flag, the layout's length.
+    pub fn empty(&self, failed: bool, buf: &mut Vec<f32>) {
+        buf.clear();
+        buf.resize(self.len, 0.0);
+        buf[self.at(Tail::Failed)] = if failed { 1.0 } else { 0.0 };
+    }
+
     /// The index of `t` in the buffer.
     pub fn at(&self, t: Tail) -> usize {
         self.tail + t as usize

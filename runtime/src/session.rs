@@ -455,13 +455,13 @@ impl Session {
 
 /// The step of `kind` among a model's `[forward, eval, train]` steps for one batch
 /// shape; the data-parallel halves split off the forward step
-/// (`pipeline::split_training_step`).
+/// (`pipeline::gradient_step`, `pipeline::update_step`).
 fn step_of<'a>(kind: StepKind, opt: &pipeline::Optimizer, [forward, eval, train]: [&'a Step; 3]) -> Cow<'a, Step> {
     match kind {
         StepKind::Train => Cow::Borrowed(train),
         StepKind::Eval => Cow::Borrowed(eval),
-        StepKind::Gradients => Cow::Owned(pipeline::split_training_step(forward, opt).0),
-        StepKind::Update => Cow::Owned(pipeline::split_training_step(forward, opt).1),
+        StepKind::Gradients => Cow::Owned(pipeline::gradient_step(forward)),
+        StepKind::Update => Cow::Owned(pipeline::update_step(forward, opt)),
     }
 }
 

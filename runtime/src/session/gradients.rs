@@ -19,14 +19,6 @@ impl Session {
         GradientLayout::new(params.iter().map(|(name, ty)| (name.clone(), ty.numel())), ranks)
     }
 
-    /// The buffer of a rank that trains on no rows of this batch (`failed`: whose step
-    /// failed): zeros, but for the failure flag. `buf` is resized to the layout's length.
-    pub fn no_gradients(&self, layout: &GradientLayout, failed: bool, buf: &mut Vec<f32>) {
-        buf.clear();
-        buf.resize(layout.len, 0.0);
-        buf[layout.at(Tail::Failed)] = if failed { 1.0 } else { 0.0 };
-    }
-
     /// Forward and backward on `shard` (rows of a batch, as `Session::train_step` takes
     /// them), as the training step numbered `self.step + 1`: into `buf`, its gradients
     /// times `share` (the shard's rows over the batch's), then its metric sums, laid out

@@ -65,28 +65,17 @@ pub unsafe extern "C" fn mpc_segment(
             out.fill(f32::NEG_INFINITY);
             SCRATCH.with(|scratch| {
                 let seen = &mut scratch.borrow_mut().1;
-                seen.clear();
-                seen.resize(end - start, 0);
-                for (p, &i) in index.iter().enumerate() {
-                    if i < 0 || i as usize >= rows {
-                        report(err, check, i);
-                        continue;
-                    }
-                    let r = i as usize;
-                    if r < start || r >= end {
-                        continue;
-                    }
-                    let (slot, v) = ((r - start) * d, &values[p * d..p * d + d]);
+                own_positions(index, rows, start, end, (check, err), seen, |p, row, first| {
+                    let (slot, v) = (row * d, &values[p * d..p * d + d]);
                     let best = &mut out[slot..slot + d];
-                    if seen[r - start] == 0 {
-                        seen[r - start] = 1;
+                    if first {
                         best.copy_from_slice(v);
                     } else {
                         for (b, &v) in best.iter_mut().zip(v) {
                             *b = if v > *b { v } else { *b };
                         }
                     }
-                }
+                });
             });
         }
         1 => {
@@ -101,28 +90,17 @@ pub unsafe extern "C" fn mpc_segment(
                 let (best, seen) = &mut *scratch.borrow_mut();
                 best.clear();
                 best.resize(own, f32::NEG_INFINITY);
-                seen.clear();
-                seen.resize(end - start, 0);
-                for (p, &i) in index.iter().enumerate() {
-                    if i < 0 || i as usize >= rows {
-                        report(err, check, i);
-                        continue;
-                    }
-                    let r = i as usize;
-                    if r < start || r >= end {
-                        continue;
-                    }
+                own_positions(index, rows, start, end, (check, err), seen, |p, row, first| {
                     // Whole rows as slices: no bounds check per element.
-                    let (slot, v, pos) = ((r - start) * d, &values[p * d..p * d + d], p as i32);
+                    let (slot, v, pos) = (row * d, &values[p * d..p * d + d], p as i32);
                     let (best, arg) = (&mut best[slot..slot + d], &mut out[slot..slot + d]);
-                    if seen[r - start] == 0 {
-                        seen[r - start] = 1;
+                    if first {
                         best.copy_from_slice(v);
                         arg.fill(pos);
-                        continue;
+                    } else {
+                        take_greater(best, arg, v, pos);
                     }
-                    take_greater(best, arg, v, pos);
-                }
+                });
             });
         }
         _ => {
@@ -148,6 +126,36 @@ pub unsafe extern "C" fn mpc_segment(
                 }
             }
         }
+    }
+}
+
+/// Calls `visit(position, row - start, first)` for each position whose row lies in
+/// `start..end`, in position order; `first` is true for a row's first position (`seen`
+/// is scratch, one flag per owned row). An index outside `[0, rows)` is reported
+/// through `(check, err)` and skipped.
+fn own_positions(
+    index: &[i32],
+    rows: usize,
+    start: usize,
+    end: usize,
+    (check, err): (i64, *mut i32),
+    seen: &mut Vec<i32>,
+    mut visit: impl FnMut(usize, usize, bool),
+) {
+    seen.clear();
+    seen.resize(end - start, 0);
+    for (p, &i) in index.iter().enumerate() {
+        if i < 0 || i as usize >= rows {
+            report(err, check, i);
+            continue;
+        }
+        let r = i as usize;
+        if r < start || r >= end {
+            continue;
+        }
+        let first = seen[r - start] == 0;
+        seen[r - start] = 1;
+        visit(p, r - start, first);
     }
 }
 
