@@ -10,6 +10,7 @@
 //! autodiff      forward Step + optimizer -> training Step             grad
 //! optimize      a Step's graph -> cheaper equivalent graph (egg)      opt
 //! schedule      graph -> kernel Program (fused loops, GEMMs)          kernels
+//! split_reductions  (CPU) Program -> outer-axis sums in row blocks    kernels
 //! memory        steps scheduled -> bytes a run needs (Footprint)      (mpc inspect)
 //! codegen_cpu   Program -> native functions (Cranelift JIT)           clif
 //! codegen_ptx   Program -> PTX text and launch shapes                 ptx
@@ -204,6 +205,7 @@ pub fn for_cpu_dynamic(graph: &Graph, probe: &Graph, capacities: &[usize]) -> Re
     let probe_program = schedule(&probe_optimized);
     program.dynamic =
         schedule::dynamic::dynamic_capacities(capacities, (&program, &optimized), (&probe_program, &probe_optimized));
+    split_reductions(&mut program);
     let code = codegen_cpu(&program)?;
     Ok((program, code))
 }
@@ -216,6 +218,20 @@ pub fn optimize(graph: &Graph) -> Result<(Graph, Stats), String> {
 /// schedule
 pub fn schedule(graph: &Graph) -> Program {
     schedule::schedule(graph)
+}
+
+/// split_reductions: for the CPU, a loop that reduces over its outermost axis (and so
+/// ran on one thread) runs in fixed blocks of rows that threads share, plus a kernel
+/// that adds the blocks' partial results in block order. The GPU keeps the plain program.
+pub fn split_reductions(program: &mut Program) {
+    schedule::row_blocks::split_reductions(program)
+}
+
+/// schedule then split_reductions: the kernels the CPU runs for an optimized graph.
+pub fn schedule_cpu(optimized: &Graph) -> Program {
+    let mut program = schedule(optimized);
+    split_reductions(&mut program);
+    program
 }
 
 /// codegen for the CPU: Cranelift functions, one per kernel.
@@ -244,13 +260,17 @@ pub fn export_onnx(
 /// schedule the training and evaluation steps (as autodiff made them) to size what a
 /// run of `compiled` holds: variables, a batch, each step's buffers (see [`Footprint`]).
 pub fn memory(compiled: &Compiled) -> Footprint {
-    Footprint::new(compiled, &schedule(&compiled.train_step), &schedule(&compiled.eval))
+    Footprint::new(
+        compiled,
+        &schedule_cpu(&compiled.train_step),
+        &schedule_cpu(&compiled.eval),
+    )
 }
 
-/// optimize, schedule, codegen_cpu: what the JIT engine runs for a step graph.
+/// optimize, schedule, split_reductions, codegen_cpu: what the JIT engine runs for a step graph.
 pub fn for_cpu(graph: &Graph) -> Result<(Program, JitProgram), String> {
     let (optimized, _) = optimize(graph)?;
-    let program = schedule(&optimized);
+    let program = schedule_cpu(&optimized);
     let code = codegen_cpu(&program)?;
     Ok((program, code))
 }
@@ -307,7 +327,7 @@ impl Stage {
         (
             Stage::Kernels,
             "kernels",
-            "The training step (or with --eval the evaluation step) as fused kernels",
+            "The training step (or with --eval the evaluation step) as the CPU's fused kernels",
         ),
         (Stage::Clif, "clif", "The Cranelift IR of those kernels"),
         (
@@ -338,8 +358,8 @@ pub fn emit(compiled: &Compiled, source: &str, stage: Stage, eval: bool) -> Resu
             let (optimized, stats) = optimize(graph)?;
             let text = match stage {
                 Stage::Opt => print_graph(&optimized),
-                Stage::Kernels => schedule::print_program(&schedule(&optimized)),
-                Stage::Clif => cranelift::clif_text(&schedule(&optimized))?,
+                Stage::Kernels => schedule::print_program(&schedule_cpu(&optimized)),
+                Stage::Clif => cranelift::clif_text(&schedule_cpu(&optimized))?,
                 _ => codegen_ptx(&schedule(&optimized))?.text,
             };
             return Ok((text, Some(stats)));

@@ -105,6 +105,44 @@ fn reductions_over_inner_outer_and_all_axes() {
     check(b.finish(), 1, "reduce");
 }
 
+/// Sums and maxima over the outermost axis of a loop with work enough to split run in
+/// fixed blocks of rows (a bias gradient's column sums, fused with an elementwise loop
+/// that writes its own output; a whole sum to a scalar): the interpreter's values up to
+/// reassociation, and the same bits on 1 and 2 threads.
+#[test]
+fn outer_axis_reductions_split_in_row_blocks_do_not_depend_on_threads() {
+    let mut b = Builder::new("row blocks");
+    let x = f(&mut b, "x", &[3000, 40]);
+    let y = b.tanh(x);
+    let col_sums = b.reduce_sum(y, &[0]);
+    let col_max = b.reduce_max(x, &[0]);
+    let total = b.reduce_sum(x, &[0, 1]);
+    b.output("y", y);
+    b.output("col_sums", col_sums);
+    b.output("col_max", col_max);
+    b.output("total", total);
+    let g = b.finish();
+    let program = mpc_compiler::pipeline::schedule_cpu(&g);
+    let blocked = program
+        .kernels
+        .iter()
+        .filter(|k| matches!(&k.body, KernelBody::Loop(lk) if lk.row_blocks.is_some()))
+        .count();
+    assert!(
+        blocked >= 1,
+        "the column reductions run in row blocks:\n{}",
+        mpc_compiler::schedule::print_program(&program)
+    );
+    let args = random_args(&g, |_| 1, 4);
+    // 3000-term sums that cancel to ~2 carry ~1e-5 of rounding in either order.
+    assert_matches_interp(&g, &args, 1e-4, "row blocks");
+    assert_eq!(
+        run_jit(&g, &args, 1).unwrap(),
+        run_jit(&g, &args, 2).unwrap(),
+        "1 and 2 threads"
+    );
+}
+
 #[test]
 fn views_transpose_slice_reshape_concat() {
     let mut b = Builder::new("views");

@@ -179,6 +179,7 @@ impl<'g> Scheduler<'g> {
                 exprs: vec![],
                 stores: vec![],
                 scatter_rows: None,
+                row_blocks: None,
             },
             cur_memo: HashMap::new(),
         }
@@ -262,6 +263,7 @@ impl<'g> Scheduler<'g> {
             exprs: vec![],
             stores: vec![],
             scatter_rows: None,
+            row_blocks: None,
         };
         self.cur_memo.clear();
     }
@@ -423,6 +425,7 @@ fn empty() -> LoopKernel {
         exprs: vec![],
         stores: vec![],
         scatter_rows: None,
+        row_blocks: None,
     }
 }
 

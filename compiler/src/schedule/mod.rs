@@ -29,6 +29,7 @@ pub mod dynamic;
 mod fuse;
 pub mod plan;
 pub mod printer;
+pub mod row_blocks;
 
 pub use fuse::schedule;
 pub use printer::print_program;
@@ -234,6 +235,10 @@ pub struct LoopKernel {
     /// For a scatter-add kernel, the output rows threads split (the domain is walked
     /// whole by every thread); otherwise `None` and threads split domain axis 0.
     pub scatter_rows: Option<usize>,
+    /// On the CPU, for a loop that reduces over its outermost axis: threads split it in
+    /// blocks of this many rows, each block summing into its own slice of the reduced
+    /// buffers, which a combine kernel then adds in block order (`row_blocks.rs`).
+    pub row_blocks: Option<usize>,
 }
 
 /// A strided 2-D view of a buffer: element `(i, j)` is `buf[offset + i*rs + j*cs]`.

@@ -81,7 +81,11 @@ pub fn print_program(p: &Program) -> String {
         };
         match &kernel.body {
             KernelBody::Loop(lk) => {
-                let kind = if lk.scatter_rows.is_some() { "scatter" } else { "loop" };
+                let kind = match (lk.scatter_rows, lk.row_blocks) {
+                    (Some(_), _) => "scatter".to_string(),
+                    (None, Some(rows)) => format!("loop in blocks of {rows} rows"),
+                    (None, None) => "loop".to_string(),
+                };
                 let _ = writeln!(s, "  k{k}: {kind} {:?} {split} {{", lk.domain);
                 for (i, e) in lk.exprs.iter().enumerate() {
                     let _ = writeln!(s, "    e{i} = {}", expr(p, e));

@@ -69,8 +69,11 @@ impl Engine for Jit {
 #[derive(Clone, Copy)]
 struct Line([u8; 64]);
 
-/// Kernels with less work than this run on one thread.
-const PARALLEL_WORK: usize = 128 * 1024;
+/// Kernels with less work than this run on one thread. Measured on 2 threads with the
+/// workers spinning between kernels (bench/README.md, 2026-12-03): 16K split kernels of
+/// 10-40 us (GAT's per-edge loops, the transformer's layer norms) and made steps 5-10%
+/// faster than 128K did; a split costs about a microsecond.
+const PARALLEL_WORK: usize = 16 * 1024;
 
 /// Whether the executor splits `kernel` across `threads` threads (the profiler in
 /// `bench/` uses the same rule).
@@ -161,6 +164,8 @@ impl Executable {
         };
         match &kernel.body {
             KernelBody::Loop(lk) => match (lk.scatter_rows, lk.domain.first()) {
+                // Row blocks are fixed at compile time (never over a dynamic count).
+                _ if lk.row_blocks.is_some() => kernel.range,
                 (Some(rows), _) => size(rows),
                 (None, Some(&first)) => size(first),
                 (None, None) => kernel.range,

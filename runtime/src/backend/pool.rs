@@ -22,6 +22,10 @@ struct Shared {
     shutdown: AtomicBool,
     /// Steps in progress ([`Pool::hold`]): workers keep spinning between jobs.
     holds: AtomicUsize,
+    /// Workers waiting on `wake`, changed only under `job`'s lock: `run` skips the
+    /// notification (a system call, a microsecond or more in a VM, per kernel) when
+    /// every worker is spinning.
+    sleepers: AtomicUsize,
 }
 
 #[derive(Clone, Copy)]
@@ -51,6 +55,7 @@ impl Pool {
             remaining: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             holds: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
         });
         let workers = (1..threads)
             .map(|t| {
@@ -93,7 +98,9 @@ impl Pool {
             let mut job = self.shared.job.lock().unwrap();
             *job = Some(JobPtr(ptr));
             self.shared.generation.fetch_add(1, Ordering::SeqCst);
-            self.shared.wake.notify_all();
+            if self.shared.sleepers.load(Ordering::SeqCst) > 0 {
+                self.shared.wake.notify_all();
+            }
         }
         f(0);
         // Spin a little, then yield: on a loaded machine the worker may need this core.
@@ -138,7 +145,9 @@ fn worker(s: &Shared, t: usize) {
         let job = {
             let mut guard = s.job.lock().unwrap();
             while s.generation.load(Ordering::Acquire) == seen && !s.shutdown.load(Ordering::Acquire) {
+                s.sleepers.fetch_add(1, Ordering::SeqCst);
                 guard = s.wake.wait(guard).unwrap();
+                s.sleepers.fetch_sub(1, Ordering::SeqCst);
             }
             if s.shutdown.load(Ordering::Acquire) {
                 return;

@@ -36,7 +36,7 @@ pub fn random_args(g: &Graph, bound: impl Fn(&str) -> u64, seed: u64) -> Args<f3
 /// Runs `g` as it is (scheduled and compiled, not optimized) on the JIT with `threads`
 /// threads; outputs by name.
 pub fn run_jit(g: &Graph, args: &Args<f32>, threads: usize) -> Result<Vec<(String, Vec<f32>)>, String> {
-    let program = pipeline::schedule(g);
+    let program = pipeline::schedule_cpu(g);
     let code = pipeline::codegen_cpu(&program)?;
     let mut exe = Executable::new(program, code, Arc::new(Pool::new(threads)));
     exe.run(&mut |name| args.get(name).map(|v| v.view()))?;

@@ -48,6 +48,9 @@ pub(super) struct Gen<'a, 'f, 'b> {
     /// Per store, while the vector loops of the innermost axis run: the two f32x4
     /// accumulators (one per unrolled body) of a sum along that axis.
     accumulators: Vec<Option<[Variable; 2]>>,
+    /// In a kernel split in row blocks (`LoopKernel::row_blocks`), the block being run:
+    /// its reductions over axis 0 go to that block's slice of their partial buffers.
+    block: Option<Value>,
 }
 
 pub(super) fn scalar_flags() -> MemFlagsData {
@@ -136,6 +139,7 @@ pub(super) fn emit(
         exit,
         guard,
         accumulators: vec![None; lk.stores.len()],
+        block: None,
     };
     // Buffer bases.
     let mut used: Vec<usize> = lk.stores.iter().map(Store::buf).collect();
@@ -182,11 +186,14 @@ impl Gen<'_, '_, '_> {
     fn init_outputs(&mut self) {
         for s in &self.lk.stores {
             match s {
+                // A row block's partial sums start at the block (`emit_blocks`).
+                Store::Reduce { at, .. } if self.lk.row_blocks.is_some() && at.coef[0] == 0 => {}
                 Store::Reduce { buf, at, op, .. } => {
                     let len = self.p.buffers[*buf].len as i64;
                     let (lo, hi) = if self.r > 0 && at.coef[0] != 0 {
-                        let lo = self.fb.ins().imul_imm_s(self.start, at.coef[0]);
-                        let hi = self.fb.ins().imul_imm_s(self.end, at.coef[0]);
+                        let (first, last) = self.own_rows();
+                        let lo = self.fb.ins().imul_imm_s(first, at.coef[0]);
+                        let hi = self.fb.ins().imul_imm_s(last, at.coef[0]);
                         (lo, hi)
                     } else {
                         (self.iconst(0), self.iconst(len))
@@ -200,6 +207,38 @@ impl Gen<'_, '_, '_> {
                 }
                 Store::Write { .. } => {}
             }
+        }
+    }
+
+    /// The rows `start..end` stand for: themselves, or in a kernel split in row blocks,
+    /// the rows of blocks `start..end`.
+    fn own_rows(&mut self) -> (Value, Value) {
+        let Some(rows) = self.lk.row_blocks else {
+            return (self.start, self.end);
+        };
+        let first = self.fb.ins().imul_imm_s(self.start, rows as i64);
+        let last = self.fb.ins().imul_imm_s(self.end, rows as i64);
+        let last = self.fb.ins().smin(last, self.bounds[0]);
+        (first, last)
+    }
+
+    /// Elements of one block's slice of a partial buffer (`LoopKernel::row_blocks`).
+    fn block_len(&self, buf: usize) -> i64 {
+        let blocks = self.lk.domain[0].div_ceil(self.lk.row_blocks.expect("row blocks"));
+        (self.p.buffers[buf].len / blocks) as i64
+    }
+
+    /// Where a reduction store writes: `at`, moved to the current row block's slice
+    /// when it reduces over axis 0 in a kernel split in row blocks.
+    fn reduce_index(&mut self, buf: usize, at: &Affine, lane: i64) -> Value {
+        let idx = self.affine(at, lane);
+        match self.block {
+            Some(block) if at.coef[0] == 0 => {
+                let len = self.block_len(buf);
+                let skip = self.fb.ins().imul_imm_s(block, len);
+                self.fb.ins().iadd(idx, skip)
+            }
+            _ => idx,
         }
     }
 
@@ -257,6 +296,10 @@ impl Gen<'_, '_, '_> {
     }
 
     fn emit_loop(&mut self, d: usize) {
+        if let (0, Some(rows)) = (d, self.lk.row_blocks) {
+            self.emit_blocks(rows as i64);
+            return;
+        }
         let split = d == 0 && self.lk.scatter_rows.is_none();
         let (lo, hi) = match split {
             true => (self.start, self.end),
@@ -265,6 +308,45 @@ impl Gen<'_, '_, '_> {
         if d == 0 {
             self.emit_guard(0, self.exit);
         }
+        self.emit_axis(d, lo, hi);
+    }
+
+    /// Axis 0 of a kernel split in blocks of `rows` rows: for each block `start..end`,
+    /// its partial slices start at the reductions' identity, then its rows run.
+    fn emit_blocks(&mut self, rows: i64) {
+        let var = self.fb.declare_var(I64);
+        self.fb.def_var(var, self.start);
+        let (header, body, done) = (self.fb.create_block(), self.fb.create_block(), self.fb.create_block());
+        self.fb.ins().jump(header, &[]);
+        self.fb.switch_to_block(header);
+        let block = self.fb.use_var(var);
+        let more = self.fb.ins().icmp(IntCC::SignedLessThan, block, self.end);
+        self.fb.ins().brif(more, body, &[], done, &[]);
+        self.fb.switch_to_block(body);
+        self.block = Some(block);
+        for s in self.lk.stores.clone() {
+            if let Store::Reduce { buf, at, op, .. } = s {
+                if at.coef[0] == 0 {
+                    let len = self.block_len(buf);
+                    let lo = self.fb.ins().imul_imm_s(block, len);
+                    let hi = self.fb.ins().iadd_imm_s(lo, len);
+                    self.fill(buf, lo, hi, op.init());
+                }
+            }
+        }
+        let lo = self.fb.ins().imul_imm_s(block, rows);
+        let hi = self.fb.ins().iadd_imm_s(lo, rows);
+        let hi = self.fb.ins().smin(hi, self.bounds[0]);
+        self.emit_axis(0, lo, hi);
+        let next = self.fb.ins().iadd_imm_s(block, 1);
+        self.fb.def_var(var, next);
+        self.fb.ins().jump(header, &[]);
+        self.fb.switch_to_block(done);
+        self.block = None;
+    }
+
+    /// The loop of axis `d` over `lo..hi` and everything inside it.
+    fn emit_axis(&mut self, d: usize, lo: Value, hi: Value) {
         if d == self.r - 1 && self.vector {
             self.emit_inner_vector(lo, hi);
             return;
@@ -392,7 +474,7 @@ impl Gen<'_, '_, '_> {
                 }
                 Store::Reduce { buf, at, value, op } => {
                     let v = self.splat_f(value);
-                    let idx = self.affine(&at, lane);
+                    let idx = self.reduce_index(buf, &at, lane);
                     let a = self.addr(buf, idx);
                     let old = self.fb.ins().load(F32X4, vector_flags(), a, 0);
                     let new = self.combine(op, old, v);
@@ -433,7 +515,7 @@ impl Gen<'_, '_, '_> {
                 let x = self.fb.ins().extractlane(v, lane);
                 acc = self.combine(op, acc, x);
             }
-            let idx = self.affine(&at, 0);
+            let idx = self.reduce_index(buf, &at, 0);
             let addr = self.addr(buf, idx);
             let old = self.fb.ins().load(F32, scalar_flags(), addr, 0);
             let new = self.combine(op, old, acc);
@@ -460,7 +542,7 @@ impl Gen<'_, '_, '_> {
                 }
                 Store::Reduce { buf, at, value, op } => {
                     let v = self.s(value);
-                    let idx = self.affine(&at, 0);
+                    let idx = self.reduce_index(buf, &at, 0);
                     let a = self.addr(buf, idx);
                     let old = self.fb.ins().load(F32, scalar_flags(), a, 0);
                     let new = self.combine(op, old, v);

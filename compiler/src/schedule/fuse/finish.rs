@@ -1,4 +1,5 @@
-//! Finishing a fused loop kernel: `fma` contraction and how threads split each kernel.
+//! Finishing a fused loop kernel: unit axes dropped, `fma` contraction, and how threads
+//! split each kernel.
 //!
 //! In: a kernel body as fusion left it. Out: a [`Kernel`] with its `range` (what threads
 //! split), whether splitting is allowed, and a rough amount of work.
@@ -35,6 +36,35 @@ fn contract_fma(lk: &mut LoopKernel) {
     }
 }
 
+/// Drops the domain's axes of extent 1 (a scatter keeps its positions axis 0): their
+/// index is always 0, so no address changes, but a loop over one element would cost a
+/// loop nest level per element of the axis outside it and, as the innermost axis, the
+/// f32x4 loop (measured: GAT's one-head `[E, 1]` score loops ran scalar at ~5 ns an
+/// edge).
+fn drop_unit_axes(lk: &mut LoopKernel) {
+    let first = usize::from(lk.scatter_rows.is_some());
+    let keep: Vec<usize> = (0..lk.domain.len())
+        .filter(|&a| a < first || lk.domain[a] != 1)
+        .collect();
+    if keep.len() == lk.domain.len() {
+        return;
+    }
+    let squeeze = |at: &mut Affine| at.coef = keep.iter().map(|&a| at.coef[a]).collect();
+    for e in &mut lk.exprs {
+        match e {
+            Expr::Load { at, .. } | Expr::LoadRow { at, .. } | Expr::Philox { at, .. } => squeeze(at),
+            Expr::OneHot { class, .. } => squeeze(class),
+            Expr::Const(_) | Expr::Unary(..) | Expr::Binary(..) | Expr::Fma(..) | Expr::CheckIndex { .. } => {}
+        }
+    }
+    for s in &mut lk.stores {
+        match s {
+            Store::Write { at, .. } | Store::Reduce { at, .. } | Store::ScatterAdd { at, .. } => squeeze(at),
+        }
+    }
+    lk.domain = keep.iter().map(|&a| lk.domain[a]).collect();
+}
+
 /// Flops of one Philox4x32-10 draw (10 rounds of two 32x32 multiplies and the key
 /// schedule), on the op table's scale.
 const PHILOX_FLOPS: f64 = 60.0;
@@ -62,6 +92,7 @@ fn cost_per_element(lk: &LoopKernel) -> usize {
 pub(super) fn finish(body: KernelBody) -> Kernel {
     match body {
         KernelBody::Loop(mut lk) => {
+            drop_unit_axes(&mut lk);
             contract_fma(&mut lk);
             let numel: usize = lk.domain.iter().product();
             let (range, parallel, work) = match lk.scatter_rows {
