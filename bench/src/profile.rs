@@ -97,8 +97,8 @@ pub fn profile(
             let t = Instant::now();
             if splits(kernel, threads) {
                 pool.run(&|th: usize| {
-                    let lo = range * th as i64 / threads as i64;
-                    let hi = range * (th as i64 + 1) / threads as i64;
+                    let (lo, hi) = kernel.part(range as usize, th, threads);
+                    let (lo, hi) = (lo as i64, hi as i64);
                     if lo < hi {
                         // SAFETY: every buffer is allocated at its full length; threads
                         // write disjoint parts; each has its own error slot.

@@ -20,6 +20,14 @@ impl SplitMix64 {
         self.state
     }
 
+    /// The generator `draws` draws of `next_u64` ahead (a counter-based generator skips
+    /// in O(1)): threads can fill parts of one stream and get the stream's values.
+    pub fn skipped(&self, draws: u64) -> SplitMix64 {
+        SplitMix64 {
+            state: self.state.wrapping_add(draws.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        }
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
@@ -44,7 +52,7 @@ impl SplitMix64 {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
-    /// Standard normal (Box-Muller).
+    /// Standard normal (Box-Muller): two draws.
     pub fn normal(&mut self) -> f64 {
         let u1 = 1.0 - self.uniform(); // (0, 1]: log is finite
         let u2 = self.uniform();

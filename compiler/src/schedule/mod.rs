@@ -381,6 +381,35 @@ pub struct Kernel {
     pub work: usize,
 }
 
+/// Where threads cut a rank-1 loop: at multiples of this, so that only the part that
+/// ends the domain has a remainder below a vector body (the codegen emits the shorter
+/// loops only for the domain's own remainder).
+pub const SPLIT_ALIGN: usize = 8;
+
+impl LoopKernel {
+    /// Whether threads cut its range at multiples of [`SPLIT_ALIGN`] (see [`Kernel::part`]).
+    pub fn aligned_split(&self) -> bool {
+        self.domain.len() == 1 && self.scatter_rows.is_none() && self.row_blocks.is_none()
+    }
+}
+
+impl Kernel {
+    /// The part of `0..range` that thread `t` of `threads` runs: contiguous parts in
+    /// thread order, cut at multiples of [`SPLIT_ALIGN`] for a rank-1 loop.
+    pub fn part(&self, range: usize, t: usize, threads: usize) -> (usize, usize) {
+        let aligned = matches!(&self.body, KernelBody::Loop(lk) if lk.aligned_split());
+        let cut = |t: usize| {
+            let at = range * t / threads;
+            if aligned && t < threads {
+                at / SPLIT_ALIGN * SPLIT_ALIGN
+            } else {
+                at
+            }
+        };
+        (cut(t), cut(t + 1))
+    }
+}
+
 /// A bounds check's site, for the error message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Check {

@@ -69,6 +69,25 @@ impl Engine for Jit {
 #[derive(Clone, Copy)]
 struct Line([u8; 64]);
 
+/// `n` zero lines from the allocator's zeroed memory: fresh pages are mapped when a
+/// step first touches them, not written here (`vec![Line(..); n]` wrote every byte,
+/// 5 ms of the transformer's compile time).
+fn zeroed_lines(n: usize) -> Vec<Line> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let layout = std::alloc::Layout::array::<Line>(n).expect("arena size fits the address space");
+    // SAFETY: `layout` has a non-zero size; zero bytes are a valid `Line`; the memory is
+    // handed to a Vec of the same layout, which frees it with it.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout) as *mut Line;
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Vec::from_raw_parts(ptr, n, n)
+    }
+}
+
 /// Kernels with less work than this run on one thread. Measured on 2 threads with the
 /// workers spinning between kernels (bench/README.md, 2026-12-03): 16K split kernels of
 /// 10-40 us (GAT's per-edge loops, the transformer's layer norms) and made steps 5-10%
@@ -122,7 +141,7 @@ impl Executable {
         let threads = pool.threads();
         Executable {
             output_of,
-            arena: vec![Line([0; 64]); plan.arena_bytes.div_ceil(64)],
+            arena: zeroed_lines(plan.arena_bytes.div_ceil(64)),
             offsets: plan.offsets,
             // The buffers, then the run-time sizes (Program::dynamic).
             ptrs: vec![0; program.buffers.len() + 1],
@@ -250,8 +269,8 @@ impl Executable {
                 let errors = SendPtr(self.errors.as_mut_ptr());
                 let bufs = bufs as usize;
                 let job = move |t: usize| {
-                    let lo = range * t as i64 / threads as i64;
-                    let hi = range * (t as i64 + 1) / threads as i64;
+                    let (lo, hi) = kernel.part(range as usize, t, threads);
+                    let (lo, hi) = (lo as i64, hi as i64);
                     if lo < hi {
                         let errors = &errors;
                         // SAFETY: every pointer in `bufs` is valid for its buffer's length

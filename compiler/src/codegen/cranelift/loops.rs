@@ -421,9 +421,26 @@ impl Gen<'_, '_, '_> {
         } else {
             &[(8, &[0, 4]), (4, &[0]), (1, &[])]
         };
+        // An inner axis that is not split between threads runs over its whole extent, and
+        // a rank-1 loop's parts start at multiples of 8 (`Kernel::part`), so the part that
+        // ends the extent alone has the remainder: when the extent is known now, only
+        // the loops it reaches are emitted (code that never runs still costs Cranelift
+        // its time, and most extents are multiples of 8).
+        let whole = (d > 0 || self.lk.aligned_split())
+            .then_some(self.lk.domain[d])
+            .filter(|&n| self.p.dynamic_slot(n).is_none());
+        let reached = |step: i64| match whole.map(|n| n as i64) {
+            None => true,
+            Some(n) if step == 1 => n % 4 != 0,
+            Some(n) if step == 4 && !long => n % 8 >= 4,
+            Some(n) => n >= step,
+        };
         for &(step, lanes) in steps {
             if step == 1 {
                 self.flush_accumulators();
+            }
+            if !reached(step) {
+                continue;
             }
             let (header, body, done) = (self.fb.create_block(), self.fb.create_block(), self.fb.create_block());
             self.fb.ins().jump(header, &[]);
