@@ -11,6 +11,7 @@
 //! optimize      a Step's graph -> cheaper equivalent graph (egg)      opt
 //! schedule      graph -> kernel Program (fused loops, GEMMs)          kernels
 //! split_reductions  (CPU) Program -> outer-axis sums in row blocks    kernels
+//! zero_scatter_targets  (CPU) serial scatters' outputs zeroed in parallel  kernels
 //! memory        steps scheduled -> bytes a run needs (Footprint)      (mpc inspect)
 //! codegen_cpu   Program -> native functions (Cranelift JIT)           clif
 //! codegen_ptx   Program -> PTX text and launch shapes                 ptx
@@ -206,6 +207,7 @@ pub fn for_cpu_dynamic(graph: &Graph, probe: &Graph, capacities: &[usize]) -> Re
     program.dynamic =
         schedule::dynamic::dynamic_capacities(capacities, (&program, &optimized), (&probe_program, &probe_optimized));
     split_reductions(&mut program);
+    zero_scatter_targets(&mut program);
     let code = codegen_cpu(&program)?;
     Ok((program, code))
 }
@@ -227,10 +229,18 @@ pub fn split_reductions(program: &mut Program) {
     schedule::row_blocks::split_reductions(program)
 }
 
-/// schedule then split_reductions: the kernels the CPU runs for an optimized graph.
+/// zero_scatter_targets: for the CPU, a scatter-add that runs on one thread (its adds
+/// follow position order) gets its output zeroed by a kernel that threads split.
+pub fn zero_scatter_targets(program: &mut Program) {
+    schedule::zero_fill::zero_scatter_targets(program)
+}
+
+/// schedule, split_reductions, zero_scatter_targets: the kernels the CPU runs for an
+/// optimized graph.
 pub fn schedule_cpu(optimized: &Graph) -> Program {
     let mut program = schedule(optimized);
     split_reductions(&mut program);
+    zero_scatter_targets(&mut program);
     program
 }
 
@@ -267,7 +277,7 @@ pub fn memory(compiled: &Compiled) -> Footprint {
     )
 }
 
-/// optimize, schedule, split_reductions, codegen_cpu: what the JIT engine runs for a step graph.
+/// optimize, schedule_cpu, codegen_cpu: what the JIT engine runs for a step graph.
 pub fn for_cpu(graph: &Graph) -> Result<(Program, JitProgram), String> {
     let (optimized, _) = optimize(graph)?;
     let program = schedule_cpu(&optimized);

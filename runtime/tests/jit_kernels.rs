@@ -143,6 +143,43 @@ fn outer_axis_reductions_split_in_row_blocks_do_not_depend_on_threads() {
     );
 }
 
+/// An embedding table's gradient: a serial scatter of a few rows into a large table,
+/// whose zeroing a parallel fill kernel does first. Rows no token names are zero on
+/// every step (not what the arena held from the last one), on 1 and 2 threads.
+#[test]
+fn a_scatter_into_a_large_table_is_zeroed_by_its_own_fill_kernel() {
+    let mut b = Builder::new("embedding gradient");
+    let rows = f(&mut b, "rows", &[64, 32]);
+    let tokens = i(&mut b, "tokens", &[64]);
+    let table = b.scatter_add(rows, tokens, 4000);
+    b.output("table", table);
+    let g = b.finish();
+    let program = mpc_compiler::pipeline::schedule_cpu(&g);
+    let zeroed = program
+        .kernels
+        .iter()
+        .any(|k| matches!(&k.body, KernelBody::Loop(lk) if lk.zeroed && lk.scatter_rows.is_some()));
+    assert!(zeroed, "{}", mpc_compiler::schedule::print_program(&program));
+    for threads in [1, 2] {
+        let code = mpc_compiler::pipeline::codegen_cpu(&program).unwrap();
+        let pool = std::sync::Arc::new(mpc_runtime::backend::pool::Pool::new(threads));
+        let mut exe = mpc_runtime::backend::jit::Executable::new(program.clone(), code, pool);
+        for seed in [1, 2] {
+            let args = random_args(&g, |_| 4000, seed);
+            let want = mpc_compiler::interp::run(&g, &args).unwrap();
+            exe.run(&mut |name| args.get(name).map(|v| v.view())).unwrap();
+            let got = exe.output("table").unwrap().floats();
+            let same = want[0]
+                .1
+                .floats()
+                .iter()
+                .zip(got)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "step {seed} on {threads} threads differs from the interpreter");
+        }
+    }
+}
+
 #[test]
 fn views_transpose_slice_reshape_concat() {
     let mut b = Builder::new("views");

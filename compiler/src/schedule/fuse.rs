@@ -180,6 +180,7 @@ impl<'g> Scheduler<'g> {
                 stores: vec![],
                 scatter_rows: None,
                 row_blocks: None,
+                zeroed: false,
             },
             cur_memo: HashMap::new(),
         }
@@ -264,6 +265,7 @@ impl<'g> Scheduler<'g> {
             stores: vec![],
             scatter_rows: None,
             row_blocks: None,
+            zeroed: false,
         };
         self.cur_memo.clear();
     }
@@ -426,6 +428,7 @@ fn empty() -> LoopKernel {
         stores: vec![],
         scatter_rows: None,
         row_blocks: None,
+        zeroed: false,
     }
 }
 

@@ -30,6 +30,7 @@ mod fuse;
 pub mod plan;
 pub mod printer;
 pub mod row_blocks;
+pub mod zero_fill;
 
 pub use fuse::schedule;
 pub use printer::print_program;
@@ -239,6 +240,9 @@ pub struct LoopKernel {
     /// blocks of this many rows, each block summing into its own slice of the reduced
     /// buffers, which a combine kernel then adds in block order (`row_blocks.rs`).
     pub row_blocks: Option<usize>,
+    /// A scatter-add whose output an earlier kernel already zeroed (on the CPU, a
+    /// parallel fill: `row_blocks.rs`), so it does not zero its rows itself.
+    pub zeroed: bool,
 }
 
 /// A strided 2-D view of a buffer: element `(i, j)` is `buf[offset + i*rs + j*cs]`.

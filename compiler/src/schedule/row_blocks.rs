@@ -116,6 +116,7 @@ fn combine(out: BufId, partial: BufId, op: ReduceOp, len: usize, blocks: usize) 
         }],
         scatter_rows: None,
         row_blocks: None,
+        zeroed: false,
     };
     Kernel {
         range: domain[0],

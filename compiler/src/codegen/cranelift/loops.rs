@@ -200,6 +200,7 @@ impl Gen<'_, '_, '_> {
                     };
                     self.fill(*buf, lo, hi, op.init());
                 }
+                Store::ScatterAdd { .. } if self.lk.zeroed => {}
                 Store::ScatterAdd { buf, row_len, .. } => {
                     let lo = self.fb.ins().imul_imm_s(self.start, *row_len);
                     let hi = self.fb.ins().imul_imm_s(self.end, *row_len);
