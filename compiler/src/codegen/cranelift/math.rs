@@ -13,7 +13,8 @@
 
 use super::loops::Gen;
 use crate::codegen::ptx::math::{
-    EXP_C, EXP_HI, EXP_LO, LG, LN2_HI, LN2_LO, LOG2E, LOG_LN2_HI, LOG_LN2_LO, SQRT_HALF_BITS, TANH_C, TANH_SMALL,
+    EXP_C, EXP_HI, EXP_LO, LG, LN2_HI, LN2_LO, LOG2E, LOG_LN2_HI, LOG_LN2_LO, SQRT_HALF_BITS, TANH_CLAMP, TANH_ONE,
+    TANH_P, TANH_Q,
 };
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
@@ -165,28 +166,29 @@ impl Gen<'_, '_, '_> {
         self.pick(FloatCC::UnorderedOrLessThan, x, zero, nan, y)
     }
 
-    /// `tanh(x)` (see the module doc).
+    /// `tanh(x)` (see the module doc): a rational function of `x²`, no `exp`.
     pub(super) fn tanh_inline(&mut self, x: Value) -> Value {
         let a = self.fb.ins().fabs(x);
-        let a2 = self.fb.ins().fadd(a, a);
-        let e = self.exp_inline(a2);
-        let (one, two) = (self.float_like(x, 1.0), self.float_like(x, 2.0));
-        let big = self.fb.ins().fadd(e, one);
-        let big = self.fb.ins().fdiv(two, big);
-        let big = self.fb.ins().fsub(one, big);
-        let big = self.copysign(big, x);
-        let z = self.fb.ins().fmul(x, x);
-        let mut p = self.float_like(x, TANH_C[0]);
-        for &c in &TANH_C[1..] {
-            let c = self.float_like(x, c);
-            p = self.fma(p, z, c);
-        }
-        let xz = self.fb.ins().fmul(x, z);
-        let small = self.fma(xz, p, x);
-        let limit = self.float_like(x, TANH_SMALL);
-        let y = self.pick(FloatCC::LessThan, a, limit, small, big);
-        // tanh(-0) = -0.
-        self.copysign(y, x)
+        let clamp = self.float_like(x, TANH_CLAMP);
+        let c = self.pick(FloatCC::LessThan, a, clamp, a, clamp);
+        let s = self.fb.ins().fmul(c, c);
+        let poly = |g: &mut Self, k: &[f32; 5]| {
+            let mut r = g.float_like(x, k[4]);
+            for &coef in k[..4].iter().rev() {
+                let coef = g.float_like(x, coef);
+                r = g.fma(r, s, coef);
+            }
+            r
+        };
+        let p = poly(self, &TANH_P);
+        let q = poly(self, &TANH_Q);
+        let y = self.fb.ins().fmul(c, p);
+        let y = self.fb.ins().fdiv(y, q);
+        let (one_at, one) = (self.float_like(x, TANH_ONE), self.float_like(x, 1.0));
+        let y = self.pick(FloatCC::GreaterThanOrEqual, a, one_at, one, y);
+        // tanh(-0) = -0; NaN stays NaN (the clamp took it to the fit's end).
+        let y = self.copysign(y, x);
+        self.pick(FloatCC::Unordered, x, x, x, y)
     }
 
     /// `|magnitude|` with the sign bit of `sign`, by bits.
