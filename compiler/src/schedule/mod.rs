@@ -391,6 +391,11 @@ pub struct Kernel {
 pub const SPLIT_ALIGN: usize = 8;
 
 impl LoopKernel {
+    /// How many row blocks a kernel split in row blocks runs (`row_blocks`), else 0.
+    pub fn blocks(&self) -> usize {
+        self.row_blocks.map_or(0, |rows| self.domain[0].div_ceil(rows))
+    }
+
     /// Whether threads cut its range at multiples of [`SPLIT_ALIGN`] (see [`Kernel::part`]).
     pub fn aligned_split(&self) -> bool {
         self.domain.len() == 1 && self.scatter_rows.is_none() && self.row_blocks.is_none()

@@ -35,7 +35,7 @@ pub fn split_reductions(p: &mut Program) {
             _ => Vec::new(),
         };
         if let (false, KernelBody::Loop(lk)) = (combines.is_empty(), &kernel.body) {
-            kernel.range = lk.domain[0].div_ceil(lk.row_blocks.expect("just split"));
+            kernel.range = lk.blocks();
             kernel.parallel = true;
         }
         kernels.push(kernel);

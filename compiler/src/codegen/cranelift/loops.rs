@@ -225,8 +225,7 @@ impl Gen<'_, '_, '_> {
 
     /// Elements of one block's slice of a partial buffer (`LoopKernel::row_blocks`).
     fn block_len(&self, buf: usize) -> i64 {
-        let blocks = self.lk.domain[0].div_ceil(self.lk.row_blocks.expect("row blocks"));
-        (self.p.buffers[buf].len / blocks) as i64
+        (self.p.buffers[buf].len / self.lk.blocks()) as i64
     }
 
     /// Where a reduction store writes: `at`, moved to the current row block's slice
