@@ -1,7 +1,8 @@
-//! The JIT's inline `exp`, `log` and `tanh` (f32x4 polynomials, `codegen::cranelift::math`)
-//! are the PTX backend's algorithms: equal to their Rust models bit for bit when the
-//! host has `fma` (within 1e-6 otherwise), special values included, in the vector body
-//! and the scalar tail alike, and within 1e-6 of libm's f32 functions.
+//! The JIT's inline `exp`, `log`, `tanh` and `erf` (f32x4 polynomials,
+//! `codegen::cranelift::math`) are the PTX backend's algorithms (`erf`'s is
+//! `ir::erf::model`): equal to their Rust models bit for bit when the host has `fma`
+//! (within 1e-6 otherwise), special values included, in the vector body and the scalar
+//! tail alike, and within 1e-6 of libm's f32 functions (f64 `erf` rounded to f32).
 
 mod common;
 
@@ -9,7 +10,7 @@ use common::jit::run_jit;
 use mpc_compiler::internals::codegen::cranelift::host_has_fma;
 use mpc_compiler::internals::codegen::ptx::math::{exp_model, log_model, tanh_model};
 use mpc_compiler::interp::{Args, Value};
-use mpc_compiler::ir::{ArgKind, Builder, Type};
+use mpc_compiler::ir::{erf, ArgKind, Builder, Type};
 
 /// A sweep over `lo..hi`, then special values; 4·k + 3 values so that a row ends in a
 /// scalar tail.
@@ -63,6 +64,7 @@ fn inline_functions_are_the_ptx_models() {
         ),
         ("log", 1e-6, 1e6, log_model, f32::ln),
         ("tanh", -12.0, 12.0, tanh_model, f32::tanh),
+        ("erf", -6.0, 6.0, erf::model, |x| erf::reference(x as f64) as f32),
     ] {
         let x = inputs(lo, hi);
         let mut b = Builder::new(name);
@@ -70,6 +72,7 @@ fn inline_functions_are_the_ptx_models() {
         let y = match name {
             "exp" => b.exp(a),
             "log" => b.log(a),
+            "erf" => b.erf(a),
             _ => b.tanh(a),
         };
         b.output("y", y);

@@ -7,7 +7,8 @@
 //!   users and compute values that a broadcast expands get a buffer ("materialized");
 //!   everything else (elementwise math, constants, broadcasts, transposes, slices,
 //!   reshapes, one-hot, gathers, random numbers) is inlined into its consumer's loop as
-//!   index arithmetic;
+//!   index arithmetic; a gather is inlined into each of its consumers even when it has
+//!   several (a row load through an index costs less than a buffer's write and read);
 //! - a value whose access pattern cannot be expressed affinely (a transpose under a
 //!   reshape, a non-contiguous matmul operand...) is materialized and scheduling restarts;
 //! - a new loop joins the earliest kernel of the same domain after everything it reads
@@ -86,6 +87,12 @@ fn initial_materialized(g: &Graph) -> HashSet<usize> {
                     }
                 }
             }
+            // A gather is a row load through an index from a table that always has a
+            // buffer (`access.rs`): each consumer repeats it, which costs an index load
+            // per element where a buffer of its own would cost a write and a read of the
+            // whole `[E, F]` (graph and GAT backward passes: the gathered gradient feeds
+            // both a bias sum and a scatter).
+            Op::Gather => {}
             _ => {
                 if uses[i] > 1 {
                     m.insert(i);

@@ -1,11 +1,11 @@
-//! `exp`, `log` and `tanh` as straight-line Cranelift code, for an f32 or an f32x4 alike:
+//! `exp`, `log`, `tanh` and `erf` as straight-line Cranelift code, for an f32 or an f32x4 alike:
 //! no library call, no branch, so the vectorized loops stay vectorized.
 //!
 //! In: an f32 or f32x4 value. Out: the function's value. Each is the algorithm of the
 //! PTX backend ([`crate::codegen::ptx::math`]: range reduction, polynomial, scaling by
 //! powers of two built from bits, special values by selects), performing the same f32
 //! operations in the same order as its Rust model (`exp_model`, `log_model`,
-//! `tanh_model`). With the host's `fma` the CPU's results are those models' bit for bit,
+//! `tanh_model`, `ir::erf::model`). With the host's `fma` the CPU's results are those models' bit for bit,
 //! and so the GPU's; without it (a multiply and an add) they stay within the models'
 //! 1e-6. A scalar and a vector lane run the same instructions, so a value never depends
 //! on whether its element fell in a vector body or a scalar tail (results stay
@@ -16,6 +16,7 @@ use crate::codegen::ptx::math::{
     EXP_C, EXP_HI, EXP_LO, LG, LN2_HI, LN2_LO, LOG2E, LOG_LN2_HI, LOG_LN2_LO, SQRT_HALF_BITS, TANH_CLAMP, TANH_ONE,
     TANH_P, TANH_Q,
 };
+use crate::ir::erf;
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
 
@@ -168,25 +169,44 @@ impl Gen<'_, '_, '_> {
 
     /// `tanh(x)` (see the module doc): a rational function of `x²`, no `exp`.
     pub(super) fn tanh_inline(&mut self, x: Value) -> Value {
+        let (a, y) = self.odd_rational(x, &TANH_P, &TANH_Q, TANH_CLAMP);
+        let (one_at, one) = (self.float_like(x, TANH_ONE), self.float_like(x, 1.0));
+        let y = self.pick(FloatCC::GreaterThanOrEqual, a, one_at, one, y);
+        self.signed_like(x, y)
+    }
+
+    /// `erf(x)`: `ir::erf`'s rational function of `x²`, at most 1.
+    pub(super) fn erf_inline(&mut self, x: Value) -> Value {
+        let (_, y) = self.odd_rational(x, &erf::P, &erf::Q, erf::CLAMP);
+        let one = self.float_like(x, 1.0);
+        let y = self.pick(FloatCC::LessThan, y, one, y, one);
+        self.signed_like(x, y)
+    }
+
+    /// `(|x|, c P(c²) / Q(c²))` with `c = min(|x|, clamp)`, each polynomial by Horner's
+    /// rule with fma from its highest coefficient (`ir::erf::horner`'s order).
+    fn odd_rational(&mut self, x: Value, p: &[f32], q: &[f32], clamp: f32) -> (Value, Value) {
         let a = self.fb.ins().fabs(x);
-        let clamp = self.float_like(x, TANH_CLAMP);
+        let clamp = self.float_like(x, clamp);
         let c = self.pick(FloatCC::LessThan, a, clamp, a, clamp);
         let s = self.fb.ins().fmul(c, c);
-        let poly = |g: &mut Self, k: &[f32; 5]| {
-            let mut r = g.float_like(x, k[4]);
-            for &coef in k[..4].iter().rev() {
+        let poly = |g: &mut Self, k: &[f32]| {
+            let (last, rest) = k.split_last().expect("a polynomial has a coefficient");
+            let mut r = g.float_like(x, *last);
+            for &coef in rest.iter().rev() {
                 let coef = g.float_like(x, coef);
                 r = g.fma(r, s, coef);
             }
             r
         };
-        let p = poly(self, &TANH_P);
-        let q = poly(self, &TANH_Q);
-        let y = self.fb.ins().fmul(c, p);
-        let y = self.fb.ins().fdiv(y, q);
-        let (one_at, one) = (self.float_like(x, TANH_ONE), self.float_like(x, 1.0));
-        let y = self.pick(FloatCC::GreaterThanOrEqual, a, one_at, one, y);
-        // tanh(-0) = -0; NaN stays NaN (the clamp took it to the fit's end).
+        let (pv, qv) = (poly(self, p), poly(self, q));
+        let y = self.fb.ins().fmul(c, pv);
+        (a, self.fb.ins().fdiv(y, qv))
+    }
+
+    /// `|y|` with `x`'s sign (`f(-0) = -0` for odd `f`), and `x` itself when it is NaN
+    /// (the clamp took NaN to the fit's end).
+    fn signed_like(&mut self, x: Value, y: Value) -> Value {
         let y = self.copysign(y, x);
         self.pick(FloatCC::Unordered, x, x, x, y)
     }

@@ -1,12 +1,12 @@
 //! The Cranelift rendering of each elementwise op, one row per op, for a scalar f32
-//! value or an f32x4 vector alike (`exp`, `log`, `tanh` are inline polynomials from
-//! `math.rs`; comparisons use lane masks).
+//! value or an f32x4 vector alike (`exp`, `log`, `tanh`, `erf` are inline polynomials
+//! from `math.rs`; comparisons use lane masks).
 //!
 //! In: an op of `ir::ops` and its operand values. Out: the result value. Adding an
 //! elementwise op means one row here (see ARCHITECTURE.md, "How to add an op").
 
 use super::loops::Gen;
-use crate::ir::{erf, Binary, Unary};
+use crate::ir::{Binary, Unary};
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Value};
 
@@ -19,7 +19,7 @@ impl Gen<'_, '_, '_> {
             Unary::Log => self.log_inline(x),
             Unary::Tanh => self.tanh_inline(x),
             Unary::Sqrt => self.fb.ins().sqrt(x),
-            Unary::Erf => self.erf(x),
+            Unary::Erf => self.erf_inline(x),
             Unary::Convert => self.int_to_float(x),
             Unary::StopGradient => x,
         }
@@ -41,39 +41,6 @@ impl Gen<'_, '_, '_> {
         self.fb.func.dfg.value_type(x).is_vector()
     }
 
-    /// `erf(x)` by `ir::erf`'s formula (see its [`erf::model`]): both branches on every
-    /// lane, then a select, so the f32x4 loop needs no per-lane branch, with the inline
-    /// `exp` (the PTX backend's, so the two agree).
-    fn erf(&mut self, x: Value) -> Value {
-        let a = self.fb.ins().fabs(x);
-        let s = self.fb.ins().fmul(x, x);
-        let mut p = self.float_like(x, erf::TAYLOR[0]);
-        for &c in &erf::TAYLOR[1..] {
-            let c = self.float_like(x, c);
-            p = self.fma(p, s, c);
-        }
-        let small = self.fb.ins().fmul(x, p);
-        let one = self.float_like(x, 1.0);
-        let p_coef = self.float_like(x, erf::AS_P);
-        let denom = self.fma(p_coef, a, one);
-        let t = self.fb.ins().fdiv(one, denom);
-        let mut q = self.float_like(x, erf::AS_A[0]);
-        for &c in &erf::AS_A[1..] {
-            let c = self.float_like(x, c);
-            q = self.fma(q, t, c);
-        }
-        let q = self.fb.ins().fmul(q, t);
-        let minus_s = self.fb.ins().fneg(s);
-        let e = self.exp_inline(minus_s);
-        let qe = self.fb.ins().fmul(q, e);
-        let big = self.fb.ins().fsub(one, qe);
-        let minus_big = self.fb.ins().fneg(big);
-        let zero = self.float_like(x, 0.0);
-        let big = self.select_less(x, zero, minus_big, big);
-        let small_limit = self.float_like(x, erf::SMALL);
-        self.select_less(a, small_limit, small, big)
-    }
-
     /// The constant `v` as an f32, or splat to f32x4 when `like` is a vector.
     pub(super) fn float_like(&mut self, like: Value, v: f32) -> Value {
         let c = self.fb.ins().f32const(v);
@@ -81,17 +48,6 @@ impl Gen<'_, '_, '_> {
             self.fb.ins().splat(types::F32X4, c)
         } else {
             c
-        }
-    }
-
-    /// `if a < b { then } else { other }`, per lane for vectors.
-    fn select_less(&mut self, a: Value, b: Value, then: Value, other: Value) -> Value {
-        let c = self.fb.ins().fcmp(FloatCC::LessThan, a, b);
-        if self.is_vector(a) {
-            let m = self.mask_f(c);
-            self.fb.ins().bitselect(m, then, other)
-        } else {
-            self.fb.ins().select(c, then, other)
         }
     }
 

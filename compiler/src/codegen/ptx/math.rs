@@ -16,9 +16,10 @@
 //!   fitted to tanh's relative error (2.9e-7 at most in f32, 1.6e-7 below 1e-3), 1 from
 //!   `|x| = 9` on: one division, no `exp` (it was `1 - 2/(e^{2|x|} + 1)` and a Taylor
 //!   series, both computed, twice the instructions).
-//! - `erf`: `ir::erf`'s formula (a Taylor series below 0.5, Abramowitz–Stegun 7.1.26
-//!   above, both computed, then a select) with the `exp` above; the CPU runs the same
-//!   formula, so the backends differ only by their `exp`.
+//! - `erf`: `ir::erf`'s formula, the same shape as `tanh` (`P`, `Q` of degree 5,
+//!   `c = min(|x|, 4)`, then at most 1): it was a Taylor series and Abramowitz–Stegun
+//!   7.1.26 with an `exp`, both computed, then a select. The CPU runs the same formula
+//!   with fma, so the backends agree bit for bit (`ir::erf` tests it against f64).
 //!
 //! Every function here has a Rust model ([`exp_model`], [`log_model`], [`tanh_model`])
 //! performing the same `f32` operations in the same order; the tests check the models
@@ -242,65 +243,50 @@ pub(super) fn log(b: &mut Body, x: &str) -> String {
 
 /// `y = tanh(x)`.
 pub(super) fn tanh(b: &mut Body, x: &str) -> String {
+    let (a, y) = odd_rational(b, x, &TANH_P, &TANH_Q, TANH_CLAMP);
+    let pr = b.p();
+    b.op(format!("setp.ge.f32 {pr}, {a}, {};", fconst(TANH_ONE)));
+    b.op(format!("selp.f32 {y}, 0f3F800000, {y}, {pr};"));
+    signed_like(b, x, &y);
+    y
+}
+
+/// `y = erf(x)`: [`erf_formula::model`].
+pub(super) fn erf(b: &mut Body, x: &str) -> String {
+    let (_, y) = odd_rational(b, x, &erf_formula::P, &erf_formula::Q, erf_formula::CLAMP);
+    b.op(format!("min.f32 {y}, {y}, 0f3F800000;"));
+    signed_like(b, x, &y);
+    y
+}
+
+/// `(|x|, c P(c²) / Q(c²))` with `c = min(|x|, clamp)`, each polynomial by Horner's rule
+/// with fma from its highest coefficient.
+fn odd_rational(b: &mut Body, x: &str, p: &[f32], q: &[f32], clamp: f32) -> (String, String) {
     let (a, c, s, y) = (b.f(), b.f(), b.f(), b.f());
     b.op(format!("abs.f32 {a}, {x};"));
-    b.op(format!("min.f32 {c}, {a}, {};", fconst(TANH_CLAMP)));
+    b.op(format!("min.f32 {c}, {a}, {};", fconst(clamp)));
     b.op(format!("mul.rn.f32 {s}, {c}, {c};"));
-    let mut poly = |k: &[f32; 5]| {
+    let mut poly = |k: &[f32]| {
         let r = b.f();
-        b.op(format!("mov.f32 {r}, {};", fconst(k[4])));
-        for &coef in k[..4].iter().rev() {
+        let (last, rest) = k.split_last().expect("a polynomial has a coefficient");
+        b.op(format!("mov.f32 {r}, {};", fconst(*last)));
+        for &coef in rest.iter().rev() {
             b.op(format!("fma.rn.f32 {r}, {r}, {s}, {};", fconst(coef)));
         }
         r
     };
-    let (p, q) = (poly(&TANH_P), poly(&TANH_Q));
+    let (p, q) = (poly(p), poly(q));
     b.op(format!("mul.rn.f32 {y}, {c}, {p};"));
     b.op(format!("div.rn.f32 {y}, {y}, {q};"));
-    let pr = b.p();
-    b.op(format!("setp.ge.f32 {pr}, {a}, {};", fconst(TANH_ONE)));
-    b.op(format!("selp.f32 {y}, 0f3F800000, {y}, {pr};"));
-    b.op(format!("copysign.f32 {y}, {x}, {y}; // tanh(-0) = -0"));
-    b.op(format!("setp.nan.f32 {pr}, {x}, {x};"));
-    b.op(format!("selp.f32 {y}, {x}, {y}, {pr};"));
-    y
+    (a, y)
 }
 
-/// `y = erf(x)`: [`erf_formula::model`] with this file's `exp`.
-pub(super) fn erf(b: &mut Body, x: &str) -> String {
-    let (a, s, p, small) = (b.f(), b.f(), b.f(), b.f());
-    b.op(format!("abs.f32 {a}, {x};"));
-    b.op(format!("mul.rn.f32 {s}, {x}, {x};"));
-    b.op(format!("mov.f32 {p}, {};", fconst(erf_formula::TAYLOR[0])));
-    for &c in &erf_formula::TAYLOR[1..] {
-        b.op(format!("fma.rn.f32 {p}, {p}, {s}, {};", fconst(c)));
-    }
-    b.op(format!("mul.rn.f32 {small}, {x}, {p};"));
-    let (t, q) = (b.f(), b.f());
-    b.op(format!(
-        "fma.rn.f32 {t}, {}, {a}, 0f3F800000;",
-        fconst(erf_formula::AS_P)
-    ));
-    b.op(format!("div.rn.f32 {t}, 0f3F800000, {t};"));
-    b.op(format!("mov.f32 {q}, {};", fconst(erf_formula::AS_A[0])));
-    for &c in &erf_formula::AS_A[1..] {
-        b.op(format!("fma.rn.f32 {q}, {q}, {t}, {};", fconst(c)));
-    }
-    b.op(format!("mul.rn.f32 {q}, {q}, {t};"));
-    let minus_s = b.f();
-    b.op(format!("neg.f32 {minus_s}, {s};"));
-    let e = exp(b, &minus_s);
-    let (big, minus_big) = (b.f(), b.f());
-    b.op(format!("mul.rn.f32 {big}, {q}, {e};"));
-    b.op(format!("sub.rn.f32 {big}, 0f3F800000, {big};"));
-    b.op(format!("neg.f32 {minus_big}, {big};"));
-    let (negative, is_small) = (b.p(), b.p());
-    b.op(format!("setp.lt.f32 {negative}, {x}, 0f00000000;"));
-    b.op(format!("selp.f32 {big}, {minus_big}, {big}, {negative};"));
-    b.op(format!("setp.lt.f32 {is_small}, {a}, {};", fconst(erf_formula::SMALL)));
-    let y = b.f();
-    b.op(format!("selp.f32 {y}, {small}, {big}, {is_small};"));
-    y
+/// `y = |y|` with `x`'s sign (`f(-0) = -0` for odd `f`), and `x` itself when it is NaN.
+fn signed_like(b: &mut Body, x: &str, y: &str) {
+    b.op(format!("copysign.f32 {y}, {x}, {y}; // f(-0) = -0"));
+    let pr = b.p();
+    b.op(format!("setp.nan.f32 {pr}, {x}, {x};"));
+    b.op(format!("selp.f32 {y}, {x}, {y}, {pr};"));
 }
 
 #[cfg(test)]
@@ -403,26 +389,5 @@ mod tests {
         assert_eq!(tanh_model(f32::NEG_INFINITY), -1.0);
         assert!(tanh_model(f32::NAN).is_nan());
         assert_eq!(tanh_model(-0.0).to_bits(), (-0.0f32).to_bits());
-    }
-
-    #[test]
-    fn erf_matches_f64_and_the_cpu() {
-        let mut worst = 0.0f64;
-        for x in sweep(-6.0, 6.0, 200_001) {
-            let y = erf_formula::model(x, exp_model);
-            let cpu = erf_formula::model(x, f32::exp);
-            let exact = erf_formula::reference(x as f64);
-            if x != 0.0 {
-                worst = worst.max(rel(y, exact));
-            }
-            assert!(
-                (y - cpu).abs() <= 1e-6 * cpu.abs().max(1e-30),
-                "erf({x}) = {y}, cpu {cpu}"
-            );
-        }
-        assert!(worst < 1e-6, "worst relative error {worst}");
-        assert_eq!(erf_formula::model(f32::INFINITY, exp_model), 1.0);
-        assert_eq!(erf_formula::model(-40.0, exp_model), -1.0);
-        assert!(erf_formula::model(f32::NAN, exp_model).is_nan());
     }
 }
