@@ -62,7 +62,7 @@ pub(crate) const SQRT_HALF_BITS: i32 = 0x3F35_04F3;
 
 /// `tanh(x) = x P(x²) / Q(x²)` for `|x|` up to [`TANH_CLAMP`], coefficients of `x⁰` up,
 /// fitted to tanh's relative error in f32 with fma (largest 2.9e-7 over the whole
-/// line, 1.6e-7 below 1e-3) by `scripts/fit_tanh.py`: one division and no `exp`.
+/// line, 1.6e-7 below 1e-3) by `scripts/fit_rational.py tanh`: one division and no `exp`.
 pub(crate) const TANH_P: [f32; 5] = [
     1.0,
     f32::from_bits(0x3e09_c819),
