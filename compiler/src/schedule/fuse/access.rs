@@ -99,6 +99,16 @@ impl<'g> Scheduler<'g> {
             }
             _ => {}
         }
+        // A broadcast read at a linear index (under a reshape) takes coordinates when
+        // the index splits into them exactly: a flattened `x W + b` reads its bias in
+        // place instead of from a buffer of its own.
+        let acc = match acc {
+            Acc::Linear(l) if needs_coords(&node.op) => match self.delinearize(&l, self.shape(v)) {
+                Some(c) => Acc::Coords(c),
+                None => Acc::Linear(l),
+            },
+            acc => acc,
+        };
         match (&node.op, acc) {
             (Op::Const { value, .. }, _) => Ok(self.push(Expr::Const((*value as f32).to_bits()))),
             (Op::Broadcast { dims, .. }, Acc::Coords(c)) => {
@@ -171,4 +181,46 @@ impl<'g> Scheduler<'g> {
             _ => Err(v.index()),
         }
     }
+
+    /// The coordinates in a tensor of `shape` of the row-major linear index `l`, when
+    /// they are affine in the loop indices: each loop axis's coefficient goes to the
+    /// outermost dimension whose stride divides it, the offset is split in mixed radix,
+    /// and every coordinate must stay inside its dimension over the whole domain (so no
+    /// carry ever crosses a dimension and the split is exact). `None` otherwise.
+    fn delinearize(&self, l: &Affine, shape: &[usize]) -> Option<Vec<Affine>> {
+        let rank = self.cur.domain.len();
+        let strides: Vec<i64> = strides(shape).iter().map(|&s| s as i64).collect();
+        if l.offset < 0 || l.coef.iter().any(|&c| c < 0) || strides.iter().any(|&s| s <= 0) {
+            return None;
+        }
+        let mut coords = vec![Affine::zero(rank); shape.len()];
+        let mut rest = l.offset;
+        for (c, &s) in coords.iter_mut().zip(&strides) {
+            c.offset = rest / s;
+            rest %= s;
+        }
+        for (a, &k) in l.coef.iter().enumerate() {
+            if k != 0 {
+                let d = strides.iter().position(|&s| k % s == 0)?;
+                coords[d].coef[a] = k / strides[d];
+            }
+        }
+        let fits = coords.iter().zip(shape).all(|(c, &n)| {
+            let top = c
+                .coef
+                .iter()
+                .zip(&self.cur.domain)
+                .fold(c.offset, |acc, (&k, &ext)| acc + k * (ext as i64 - 1).max(0));
+            top < n as i64
+        });
+        fits.then_some(coords)
+    }
+}
+
+/// Ops read at coordinates when a linear index splits into them: broadcasts only. (A
+/// transpose, slice or gather under a reshape stays a failed access, so the value gets a
+/// buffer: attention's per-head `q`, `k`, `v` are such values, and their buffers are what
+/// lets their products run as batched GEMM calls, `fuse/bmm.rs`.)
+fn needs_coords(op: &Op) -> bool {
+    matches!(op, Op::Broadcast { .. })
 }
