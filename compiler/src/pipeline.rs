@@ -12,6 +12,7 @@
 //! schedule      graph -> kernel Program (fused loops, GEMMs)          kernels
 //! split_reductions  (CPU) Program -> outer-axis sums in row blocks    kernels
 //! zero_scatter_targets  (CPU) serial scatters' outputs zeroed in parallel  kernels
+//! split_scatter_columns  (CPU) zeroed scatters split by column chunks  kernels
 //! memory        steps scheduled -> bytes a run needs (Footprint)      (mpc inspect)
 //! codegen_cpu   Program -> native functions (Cranelift JIT)           clif
 //! codegen_ptx   Program -> PTX text and launch shapes                 ptx
@@ -235,12 +236,20 @@ pub fn zero_scatter_targets(program: &mut Program) {
     schedule::zero_fill::zero_scatter_targets(program)
 }
 
-/// schedule, split_reductions, zero_scatter_targets: the kernels the CPU runs for an
-/// optimized graph.
+/// split_scatter_columns: for the CPU, a scatter-add whose output is zeroed already
+/// and whose rows are two cache lines or more is split between threads by column
+/// chunks (each thread walks every position in order, over its own columns).
+pub fn split_scatter_columns(program: &mut Program) {
+    schedule::scatter_columns::split_scatter_columns(program)
+}
+
+/// schedule, split_reductions, zero_scatter_targets, split_scatter_columns: the kernels
+/// the CPU runs for an optimized graph.
 pub fn schedule_cpu(optimized: &Graph) -> Program {
     let mut program = schedule(optimized);
     split_reductions(&mut program);
     zero_scatter_targets(&mut program);
+    split_scatter_columns(&mut program);
     program
 }
 

@@ -188,6 +188,7 @@ impl<'g> Scheduler<'g> {
                 scatter_rows: None,
                 row_blocks: None,
                 zeroed: false,
+                col_chunks: None,
             },
             cur_memo: HashMap::new(),
         }
@@ -273,6 +274,7 @@ impl<'g> Scheduler<'g> {
             scatter_rows: None,
             row_blocks: None,
             zeroed: false,
+            col_chunks: None,
         };
         self.cur_memo.clear();
     }
@@ -436,6 +438,7 @@ fn empty() -> LoopKernel {
         scatter_rows: None,
         row_blocks: None,
         zeroed: false,
+        col_chunks: None,
     }
 }
 

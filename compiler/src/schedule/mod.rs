@@ -30,6 +30,7 @@ mod fuse;
 pub mod plan;
 pub mod printer;
 pub mod row_blocks;
+pub mod scatter_columns;
 pub mod zero_fill;
 
 pub use fuse::schedule;
@@ -241,8 +242,12 @@ pub struct LoopKernel {
     /// buffers, which a combine kernel then adds in block order (`row_blocks.rs`).
     pub row_blocks: Option<usize>,
     /// A scatter-add whose output an earlier kernel already zeroed (on the CPU, a
-    /// parallel fill: `row_blocks.rs`), so it does not zero its rows itself.
+    /// parallel fill: `zero_fill.rs`), so it does not zero its rows itself.
     pub zeroed: bool,
+    /// On the CPU, a rank-2 scatter-add that threads split by chunks of this many
+    /// columns: each walks every position, over its chunks' columns only
+    /// (`scatter_columns.rs`).
+    pub col_chunks: Option<usize>,
 }
 
 /// A strided 2-D view of a buffer: element `(i, j)` is `buf[offset + i*rs + j*cs]`.
@@ -394,6 +399,12 @@ impl LoopKernel {
     /// How many row blocks a kernel split in row blocks runs (`row_blocks`), else 0.
     pub fn blocks(&self) -> usize {
         self.row_blocks.map_or(0, |rows| self.domain[0].div_ceil(rows))
+    }
+
+    /// How many column chunks a scatter split by columns has (`col_chunks`), else 0.
+    pub fn chunks(&self) -> usize {
+        self.col_chunks
+            .map_or(0, |c| self.domain[self.domain.len() - 1].div_ceil(c))
     }
 
     /// Whether threads cut its range at multiples of [`SPLIT_ALIGN`] (see [`Kernel::part`]).

@@ -82,6 +82,9 @@ pub fn print_program(p: &Program) -> String {
         match &kernel.body {
             KernelBody::Loop(lk) => {
                 let kind = match (lk.scatter_rows, lk.row_blocks) {
+                    (Some(_), _) if lk.col_chunks.is_some() => {
+                        format!("scatter in column chunks of {}", lk.col_chunks.unwrap_or(0))
+                    }
                     (Some(_), _) => "scatter".to_string(),
                     (None, Some(rows)) => format!("loop in blocks of {rows} rows"),
                     (None, None) => "loop".to_string(),

@@ -117,6 +117,7 @@ fn combine(out: BufId, partial: BufId, op: ReduceOp, len: usize, blocks: usize) 
         scatter_rows: None,
         row_blocks: None,
         zeroed: false,
+        col_chunks: None,
     };
     Kernel {
         range: domain[0],

@@ -62,6 +62,7 @@ fn fill(buf: BufId, rows: usize, row_len: usize) -> Kernel {
             scatter_rows: None,
             row_blocks: None,
             zeroed: false,
+            col_chunks: None,
         }),
     }
 }

@@ -183,8 +183,9 @@ impl Executable {
         };
         match &kernel.body {
             KernelBody::Loop(lk) => match (lk.scatter_rows, lk.domain.first()) {
-                // Row blocks are fixed at compile time (never over a dynamic count).
-                _ if lk.row_blocks.is_some() => kernel.range,
+                // Row blocks and column chunks are fixed at compile time (never over a
+                // dynamic count).
+                _ if lk.row_blocks.is_some() || lk.col_chunks.is_some() => kernel.range,
                 (Some(rows), _) => size(rows),
                 (None, Some(&first)) => size(first),
                 (None, None) => kernel.range,

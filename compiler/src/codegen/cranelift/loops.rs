@@ -106,8 +106,10 @@ pub(super) fn emit(
         });
         exprs_ok && stores_ok
     };
+    // Threads that own output rows skip the others' positions; threads that own
+    // column chunks (`col_chunks`) take every position.
     let guard = lk.stores.iter().find_map(|s| match s {
-        Store::ScatterAdd { row, .. } => Some((*row, level[*row])),
+        Store::ScatterAdd { row, .. } if lk.col_chunks.is_none() => Some((*row, level[*row])),
         _ => None,
     });
 
@@ -301,9 +303,15 @@ impl Gen<'_, '_, '_> {
             return;
         }
         let split = d == 0 && self.lk.scatter_rows.is_none();
-        let (lo, hi) = match split {
-            true => (self.start, self.end),
-            false => (self.iconst(0), self.bounds[d]),
+        let (lo, hi) = match (split, self.lk.col_chunks) {
+            (true, _) => (self.start, self.end),
+            // The innermost axis of a scatter split by columns: this call's chunks.
+            (false, Some(chunk)) if d + 1 == self.r => {
+                let lo = self.fb.ins().imul_imm_s(self.start, chunk as i64);
+                let hi = self.fb.ins().imul_imm_s(self.end, chunk as i64);
+                (lo, self.fb.ins().smin(hi, self.bounds[d]))
+            }
+            (false, _) => (self.iconst(0), self.bounds[d]),
         };
         if d == 0 {
             self.emit_guard(0, self.exit);
@@ -421,7 +429,8 @@ impl Gen<'_, '_, '_> {
         } else {
             &[(8, &[0, 4]), (4, &[0]), (1, &[])]
         };
-        // An inner axis that is not split between threads runs over its whole extent, and
+        // An inner axis that is not split between threads runs over its whole extent (a
+        // scatter's column chunks are whole multiples of 16, ending at the extent), and
         // a rank-1 loop's parts start at multiples of 8 (`Kernel::part`), so the part that
         // ends the extent alone has the remainder: when the extent is known now, only
         // the loops it reaches are emitted (code that never runs still costs Cranelift
