@@ -217,6 +217,14 @@ fn instance(rule: &str, t: &mut Instance) -> ValueId {
             let xt = t.b.transpose(xi, &[1, 0]);
             t.b.matmul(xt, g)
         }
+        "concat-weight-gradient" => {
+            let (x, y, g) = (t.tensor(&[m, k]), t.tensor(&[m + 3, 2]), t.tensor(&[m + 3, n]));
+            let i = t.indices(&[m + 3], m as u64);
+            let xi = t.b.gather(x, i);
+            let xy = t.b.concat(&[xi, y], 1);
+            let xyt = t.b.transpose(xy, &[1, 0]);
+            t.b.matmul(xyt, g)
+        }
         "concat3-split" => {
             let (x, y, z) = (t.tensor(&[m, k]), t.tensor(&[m, 3]), t.tensor(&[m, n]));
             t.b.concat(&[x, y, z], 1)

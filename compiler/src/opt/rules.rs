@@ -154,6 +154,7 @@ pub fn table() -> Vec<Rule> {
         pat("matmul-of-gather",         MessagePassing,  "(matmul (gather ?x ?i) ?w)",                   "(gather (matmul ?x ?w) ?i)",              Some(x_matrix_i_vector)),
         pat("scatter-of-matmul",        MessagePassing,  "(scatter_add ?rows (matmul ?a ?b) ?i)",        "(matmul (scatter_add ?rows ?a ?i) ?b)",   Some(i_vector)),
         app("gathered-weight-gradient", MessagePassing,  "(matmul (transpose ?p (gather ?x ?i)) ?g)",    scatter_then_matmul,                       Some(p_swaps_x_matrix_i_vector)),
+        app("concat-weight-gradient",   MessagePassing,  "(matmul (transpose ?p (concat ?axis ?x ?y)) ?g)", stacked_matmuls,                     Some(p_swaps_axis_is_1_a_part_gathered)),
         pat("concat3-split",            MessagePassing,  "(concat ?axis ?x ?y ?z)",                      "(concat ?axis (concat ?axis ?x ?y) ?z)",  None),
         app("slice-of-matmul",          MessagePassing,  "(slice ?axis ?s ?e (matmul ?a ?b))",          slice_matmul_operand,                      None),
         app("slice-of-transpose",       MessagePassing,  "(slice ?axis ?s ?e (transpose ?p ?x))",        slice_before_transpose,                    Some(p_swaps)),
@@ -199,6 +200,12 @@ fn x_matrix_i_vector(eg: &TensorGraph, v: &Vars) -> bool {
 }
 fn p_swaps_x_matrix_i_vector(eg: &TensorGraph, v: &Vars) -> bool {
     p_swaps(eg, v) && x_matrix_i_vector(eg, v)
+}
+/// Also: a part is a gather, so that splitting leaves it to `gathered-weight-gradient`
+/// (split for nothing, it measured slower: more GEMM calls, the same flops).
+fn p_swaps_axis_is_1_a_part_gathered(eg: &TensorGraph, v: &Vars) -> bool {
+    let gathered = |x: Id| eg[x].nodes.iter().any(|n| matches!(n, TensorLang::Gather(_)));
+    p_swaps(eg, v) && axis_is_1(eg, v) && (gathered(v("?x")) || gathered(v("?y")))
 }
 
 // ---- appliers --------------------------------------------------------------------------
@@ -284,6 +291,18 @@ fn scatter_then_matmul(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
     let summed = eg.add(TensorLang::ScatterAdd([rows, v("?g"), v("?i")]));
     let xt = eg.add(TensorLang::Transpose([v("?p"), v("?x")]));
     Some(eg.add(TensorLang::MatMul([xt, summed])))
+}
+
+/// `concat(x, y)^T g = concat(x^T g, y^T g)` (stacked rows): the weight gradient of
+/// `linear(concat(src, dst))`, so that each part can be summed per node first
+/// (`gathered-weight-gradient`) instead of multiplying `[E, dx + dy]` by `[E, n]`.
+fn stacked_matmuls(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let xt = eg.add(TensorLang::Transpose([v("?p"), v("?x")]));
+    let yt = eg.add(TensorLang::Transpose([v("?p"), v("?y")]));
+    let px = eg.add(TensorLang::MatMul([xt, v("?g")]));
+    let py = eg.add(TensorLang::MatMul([yt, v("?g")]));
+    let rows = attr(eg, Attr::Int(0));
+    Some(eg.add(TensorLang::Concat(vec![rows, px, py].into_boxed_slice())))
 }
 
 /// Rows of a product are a product of rows; columns, of columns.
