@@ -99,13 +99,17 @@ impl<'g> Scheduler<'g> {
             }
             _ => {}
         }
-        // A broadcast read at a linear index (under a reshape) takes coordinates when
-        // the index splits into them exactly: a flattened `x W + b` reads its bias in
-        // place instead of from a buffer of its own.
+        // A broadcast or gather read at a linear index (under a reshape) takes
+        // coordinates when the index splits into them exactly: a flattened `x W + b`
+        // reads its bias in place, GAT's per-edge rows `[E, H*C]` read as `[E, H, C]`
+        // are gathered in place, instead of each from a buffer of its own.
         let acc = match acc {
             Acc::Linear(l) if needs_coords(&node.op) => match self.delinearize(&l, self.shape(v)) {
                 Some(c) => Acc::Coords(c),
-                None => Acc::Linear(l),
+                None => match self.trailing_broadcast(v, &l) {
+                    Some(inner) => return self.access(x[0], Acc::Linear(inner)),
+                    None => Acc::Linear(l),
+                },
             },
             acc => acc,
         };
@@ -182,6 +186,26 @@ impl<'g> Scheduler<'g> {
         }
     }
 
+    /// A broadcast of `x` along leading axes only (`x`'s axes are the output's last
+    /// ones, in order) read at linear index `l`: `x`'s own linear index, `l` mod
+    /// `x`'s size, when `l` splits exactly into a multiple of that size and a rest
+    /// below it. GAT's per-head attention vectors `[H, C]`, read per edge through a
+    /// reshape `[E, H*C] -> [E, H, C]`, are read in place instead of from an `[E, H, C]`
+    /// buffer written every step.
+    fn trailing_broadcast(&self, v: ValueId, l: &Affine) -> Option<Affine> {
+        let Op::Broadcast { shape, dims } = &self.g.node(v).op else {
+            return None;
+        };
+        let lead = shape.len().checked_sub(dims.len())?;
+        if dims.iter().enumerate().any(|(k, &d)| d != lead + k) {
+            return None;
+        }
+        let size: usize = shape[lead..].iter().product();
+        let rows: usize = shape[..lead].iter().product();
+        let [_, inner] = <[Affine; 2]>::try_from(self.delinearize(l, &[rows, size])?).ok()?;
+        Some(inner)
+    }
+
     /// The coordinates in a tensor of `shape` of the row-major linear index `l`, when
     /// they are affine in the loop indices: each loop axis's coefficient goes to the
     /// outermost dimension whose stride divides it, the offset is split in mixed radix,
@@ -217,10 +241,10 @@ impl<'g> Scheduler<'g> {
     }
 }
 
-/// Ops read at coordinates when a linear index splits into them: broadcasts only. (A
-/// transpose, slice or gather under a reshape stays a failed access, so the value gets a
-/// buffer: attention's per-head `q`, `k`, `v` are such values, and their buffers are what
-/// lets their products run as batched GEMM calls, `fuse/bmm.rs`.)
+/// Ops read at coordinates when a linear index splits into them: broadcasts and
+/// gathers. (A transpose or slice under a reshape stays a failed access, so the value
+/// gets a buffer: attention's per-head `q`, `k`, `v` are such values, and their buffers
+/// are what lets their products run as batched GEMM calls, `fuse/bmm.rs`.)
 fn needs_coords(op: &Op) -> bool {
-    matches!(op, Op::Broadcast { .. })
+    matches!(op, Op::Broadcast { .. } | Op::Gather)
 }
