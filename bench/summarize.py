@@ -1,6 +1,10 @@
 """Reads the JSON lines of bench/run.sh (one per run) and prints a Markdown table:
 per framework the median over repetitions of each run's medians, and ratios vs mpc
-(peer time / mpc time: above 1 means mpc is faster).
+(peer time / mpc time: above 1 means mpc is faster). Then the same ratios from each
+side's fastest round: on a shared machine whose slow phases (2x, seconds to minutes,
+for every framework) only ever add time, the fastest round is the least disturbed one,
+and a slow phase that hits one side's rounds more than the other's moves the medians'
+ratio but not this one.
 
   python bench/summarize.py results.jsonl
 """
@@ -50,6 +54,18 @@ def main(path):
         print(f"| {label} | {tr:.3f} | {tr / base_train:.2f} | {inf:.3f} | {inf / base_infer:.2f} "
               f"| {comp} | {med(rows, 'first_step_ms'):.1f} "
               f"| {med(rows, 'peak_rss_mb'):.0f} |")
+    print()
+    print("Fastest round per side (see the module doc):")
+    print()
+    print("| | train step ms | x mpc | inference ms | x mpc |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    best = lambda rows, key: min(r[key] for r in rows)  # noqa: E731
+    best_train, best_infer = best(mpc, "train_step_ms"), best(mpc, "infer_ms")
+    for f, v, label in ORDER:
+        rows = groups.get((f, v))
+        if rows:
+            tr, inf = best(rows, "train_step_ms"), best(rows, "infer_ms")
+            print(f"| {label} | {tr:.3f} | {tr / best_train:.2f} | {inf:.3f} | {inf / best_infer:.2f} |")
     busy = [r["busy_pct"] for r in runs if r.get("busy_pct") is not None]
     if busy:
         print()

@@ -217,6 +217,12 @@ fn instance(rule: &str, t: &mut Instance) -> ValueId {
             let xt = t.b.transpose(xi, &[1, 0]);
             t.b.matmul(xt, g)
         }
+        "sum-of-gather" => {
+            let x = t.tensor(&[m, k]);
+            let i = t.indices(&[4 * m + 3], m as u64);
+            let xi = t.b.gather(x, i);
+            t.b.reduce_sum(xi, &[0])
+        }
         "concat-weight-gradient" => {
             let (x, y, g) = (t.tensor(&[m, k]), t.tensor(&[m + 3, 2]), t.tensor(&[m + 3, n]));
             let i = t.indices(&[m + 3], m as u64);

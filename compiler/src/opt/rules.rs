@@ -154,6 +154,7 @@ pub fn table() -> Vec<Rule> {
         pat("matmul-of-gather",         MessagePassing,  "(matmul (gather ?x ?i) ?w)",                   "(gather (matmul ?x ?w) ?i)",              Some(x_matrix_i_vector)),
         pat("scatter-of-matmul",        MessagePassing,  "(scatter_add ?rows (matmul ?a ?b) ?i)",        "(matmul (scatter_add ?rows ?a ?i) ?b)",   Some(i_vector)),
         app("gathered-weight-gradient", MessagePassing,  "(matmul (transpose ?p (gather ?x ?i)) ?g)",    scatter_then_matmul,                       Some(p_swaps_x_matrix_i_vector)),
+        app("sum-of-gather",            MessagePassing,  "(reduce_sum ?axes (gather ?x ?i))",             counted_sum,                               Some(axes_0_x_matrix_i_vector_4_per_row)),
         app("concat-weight-gradient",   MessagePassing,  "(matmul (transpose ?p (concat ?axis ?x ?y)) ?g)", stacked_matmuls,                     Some(p_swaps_axis_is_1_a_part_gathered)),
         pat("concat3-split",            MessagePassing,  "(concat ?axis ?x ?y ?z)",                      "(concat ?axis (concat ?axis ?x ?y) ?z)",  None),
         app("slice-of-matmul",          MessagePassing,  "(slice ?axis ?s ?e (matmul ?a ?b))",          slice_matmul_operand,                      None),
@@ -200,6 +201,14 @@ fn x_matrix_i_vector(eg: &TensorGraph, v: &Vars) -> bool {
 }
 fn p_swaps_x_matrix_i_vector(eg: &TensorGraph, v: &Vars) -> bool {
     p_swaps(eg, v) && x_matrix_i_vector(eg, v)
+}
+/// Also: at least 4 indices per row. Near the cost model's break-even (a few per row)
+/// the extracted form would flip between a batch of graphs' capacities and its probe
+/// (`pipeline::capacity_probe`, 17 more of each), whose programs must match for the
+/// counts to be read at run time (`schedule::dynamic`); far from it, it does not.
+fn axes_0_x_matrix_i_vector_4_per_row(eg: &TensorGraph, v: &Vars) -> bool {
+    let (rows, indices) = (shape(eg, v("?x")), shape(eg, v("?i")));
+    list(eg, v("?axes")) == [0] && x_matrix_i_vector(eg, v) && indices[0] >= 4 * rows[0]
 }
 /// Also: a part is a gather, so that splitting leaves it to `gathered-weight-gradient`
 /// (split for nothing, it measured slower: more GEMM calls, the same flops).
@@ -291,6 +300,20 @@ fn scatter_then_matmul(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
     let summed = eg.add(TensorLang::ScatterAdd([rows, v("?g"), v("?i")]));
     let xt = eg.add(TensorLang::Transpose([v("?p"), v("?x")]));
     Some(eg.add(TensorLang::MatMul([xt, summed])))
+}
+
+/// `sum_e x[i[e]] = sum_n count(n) x[n]` with `count = scatter_add(1, i)`: a bias
+/// gradient of per-edge messages (`x` the nodes' cotangent read per edge) sums N rows
+/// instead of E; the count is the in-degree that mean aggregation already computes.
+fn counted_sum(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let (x_shape, i_shape) = (shape(eg, v("?x")), shape(eg, v("?i")));
+    let ones = constant_node(eg, 1.0, &i_shape);
+    let rows = attr(eg, Attr::Int(x_shape[0] as i64));
+    let counts = eg.add(TensorLang::ScatterAdd([rows, ones, v("?i")]));
+    let (s, d) = (attr(eg, Attr::List(x_shape)), attr(eg, Attr::List(vec![0])));
+    let counts = eg.add(TensorLang::Broadcast([s, d, counts]));
+    let weighted = eg.add(TensorLang::Binary(Binary::Mul, [v("?x"), counts]));
+    Some(eg.add(TensorLang::ReduceSum([v("?axes"), weighted])))
 }
 
 /// `concat(x, y)^T g = concat(x^T g, y^T g)` (stacked rows): the weight gradient of
