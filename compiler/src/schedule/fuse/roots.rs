@@ -68,17 +68,20 @@ impl<'g> Scheduler<'g> {
                 }
             }
             Op::ScatterAdd { rows } => {
-                let domain = self.shape(x[0]).to_vec();
+                let ni = self.shape(x[1]).len();
+                let values = self.unflattened_rows(x[0], ni);
+                let domain = self.shape(values).to_vec();
                 self.start(&domain);
                 let ident = self.identity();
-                let ni = self.shape(x[1]).len();
                 let index = self.access(x[1], Acc::Coords(ident[..ni].to_vec()))?;
                 let row = self.check(v, "scatter_add", *rows, index);
-                let value = self.access(x[0], Acc::Coords(ident.clone()))?;
+                let value = self.access(values, Acc::Coords(ident.clone()))?;
                 let out_strides = strides(self.shape(v));
+                // Within a row, the values' trailing axes in row-major order: the
+                // output row's order (a reshape keeps it).
                 let rest = ident[ni..]
                     .iter()
-                    .zip(&out_strides[1..])
+                    .zip(&strides(&domain[ni..]))
                     .fold(Affine::zero(domain.len()), |acc, (c, &s)| acc.scaled_add(c, s as i64));
                 self.cur.stores.push(Store::ScatterAdd {
                     buf,
@@ -165,5 +168,26 @@ impl<'g> Scheduler<'g> {
             }
         }
         Ok(())
+    }
+
+    /// The values a scatter-add of `ni` index axes reads: `values` itself, or, when it
+    /// is an unbuffered reshape that keeps the index axes and only flattens each row
+    /// (GAT's `[E, H, C] -> [E, H*C]`), the reshape's operand, so that the loop runs
+    /// over `[E, H, C]` and per-head values (`[E, H]` attention weights broadcast over
+    /// `C`) are read at affine indices instead of from a buffer of their own.
+    fn unflattened_rows(&self, values: ValueId, ni: usize) -> ValueId {
+        let node = self.g.node(values);
+        match node.op {
+            Op::Reshape { .. } if !self.buf_of.contains_key(&values.index()) => {
+                let inner = node.operands[0];
+                let (outer, flat) = (self.shape(inner), self.shape(values));
+                if outer.len() > ni && outer[..ni] == flat[..ni] {
+                    inner
+                } else {
+                    values
+                }
+            }
+            _ => values,
+        }
     }
 }
