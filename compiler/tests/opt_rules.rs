@@ -217,6 +217,25 @@ fn instance(rule: &str, t: &mut Instance) -> ValueId {
             let xt = t.b.transpose(xi, &[1, 0]);
             t.b.matmul(xt, g)
         }
+        "scatter-of-reshape" => {
+            let x = t.tensor(&[m + 3, 2, 3]);
+            let i = t.indices(&[m + 3], m as u64);
+            let r = t.b.reshape(x, &[m + 3, 6]);
+            t.b.scatter_add(r, i, m)
+        }
+        "scatter-of-broadcast" => {
+            let x = t.tensor(&[m + 3, 2]);
+            let i = t.indices(&[m + 3], m as u64);
+            let b = t.b.broadcast(x, &[m + 3, 2, 3], &[0, 1]);
+            t.b.scatter_add(b, i, m)
+        }
+        "scatter-of-scaled" => {
+            let (x, c) = (t.tensor(&[m + 3, 2, 3]), t.tensor(&[2, 3]));
+            let i = t.indices(&[m + 3], m as u64);
+            let c = t.b.broadcast(c, &[m + 3, 2, 3], &[1, 2]);
+            let xc = t.b.mul(x, c);
+            t.b.scatter_add(xc, i, m)
+        }
         "sum-of-gather" => {
             let x = t.tensor(&[m, k]);
             let i = t.indices(&[4 * m + 3], m as u64);

@@ -155,6 +155,10 @@ pub fn table() -> Vec<Rule> {
         pat("scatter-of-matmul",        MessagePassing,  "(scatter_add ?rows (matmul ?a ?b) ?i)",        "(matmul (scatter_add ?rows ?a ?i) ?b)",   Some(i_vector)),
         app("gathered-weight-gradient", MessagePassing,  "(matmul (transpose ?p (gather ?x ?i)) ?g)",    scatter_then_matmul,                       Some(p_swaps_x_matrix_i_vector)),
         app("sum-of-gather",            MessagePassing,  "(reduce_sum ?axes (gather ?x ?i))",             counted_sum,                               Some(axes_0_x_matrix_i_vector_4_per_row)),
+        // Scatter-adds are linear: what is the same along a row's positions comes out.
+        app("scatter-of-reshape",       MessagePassing,  "(scatter_add ?rows (reshape ?s ?v) ?i)",       reshape_after_scatter,                     Some(reshape_keeps_positions)),
+        app("scatter-of-broadcast",     MessagePassing,  "(scatter_add ?rows (broadcast ?s ?d ?x) ?i)",  broadcast_after_scatter,                   Some(broadcast_keeps_positions)),
+        app("scatter-of-scaled",        MessagePassing,  "(scatter_add ?rows (mul ?x (broadcast ?s ?d ?c)) ?i)", scale_after_scatter,               Some(c_same_at_every_position)),
         app("concat-weight-gradient",   MessagePassing,  "(matmul (transpose ?p (concat ?axis ?x ?y)) ?g)", stacked_matmuls,                     Some(p_swaps_axis_is_1_a_part_gathered)),
         pat("concat3-split",            MessagePassing,  "(concat ?axis ?x ?y ?z)",                      "(concat ?axis (concat ?axis ?x ?y) ?z)",  None),
         app("slice-of-matmul",          MessagePassing,  "(slice ?axis ?s ?e (matmul ?a ?b))",          slice_matmul_operand,                      None),
@@ -209,6 +213,20 @@ fn p_swaps_x_matrix_i_vector(eg: &TensorGraph, v: &Vars) -> bool {
 fn axes_0_x_matrix_i_vector_4_per_row(eg: &TensorGraph, v: &Vars) -> bool {
     let (rows, indices) = (shape(eg, v("?x")), shape(eg, v("?i")));
     list(eg, v("?axes")) == [0] && x_matrix_i_vector(eg, v) && indices[0] >= 4 * rows[0]
+}
+/// A reshape that keeps the position axis (`[E, H, C] -> [E, H*C]`).
+fn reshape_keeps_positions(eg: &TensorGraph, v: &Vars) -> bool {
+    let (inner, outer) = (shape(eg, v("?v")), list(eg, v("?s")));
+    i_vector(eg, v) && inner.len() >= 2 && outer.len() >= 2 && inner[0] == outer[0]
+}
+/// A broadcast whose operand has the position axis as its own first axis.
+fn broadcast_keeps_positions(eg: &TensorGraph, v: &Vars) -> bool {
+    let d = list(eg, v("?d"));
+    i_vector(eg, v) && d.first() == Some(&0) && shape(eg, v("?x")).first() == shape(eg, v("?i")).first()
+}
+/// A factor broadcast along the position axis: the same at every position.
+fn c_same_at_every_position(eg: &TensorGraph, v: &Vars) -> bool {
+    i_vector(eg, v) && !list(eg, v("?d")).contains(&0)
 }
 /// Also: a part is a gather, so that splitting leaves it to `gathered-weight-gradient`
 /// (split for nothing, it measured slower: more GEMM calls, the same flops).
@@ -300,6 +318,41 @@ fn scatter_then_matmul(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
     let summed = eg.add(TensorLang::ScatterAdd([rows, v("?g"), v("?i")]));
     let xt = eg.add(TensorLang::Transpose([v("?p"), v("?x")]));
     Some(eg.add(TensorLang::MatMul([xt, summed])))
+}
+
+/// `[rows] + shape[1..]`: a scatter-add's output shape for values of `shape`.
+fn scattered(eg: &mut TensorGraph, rows: Id, shape: &[usize]) -> Option<Id> {
+    let rows = int(eg, rows)?;
+    Some(attr(
+        eg,
+        Attr::List(std::iter::once(rows).chain(shape[1..].iter().copied()).collect()),
+    ))
+}
+
+/// `scatter_add(reshape(v)) = reshape(scatter_add(v))` when each position's row is
+/// only flattened.
+fn reshape_after_scatter(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let s = scattered(eg, v("?rows"), &list(eg, v("?s")))?;
+    let summed = eg.add(TensorLang::ScatterAdd([v("?rows"), v("?v"), v("?i")]));
+    Some(eg.add(TensorLang::Reshape([s, summed])))
+}
+
+/// `scatter_add(broadcast(x)) = broadcast(scatter_add(x))` when the broadcast adds
+/// only axes after the position axis: GAT's per-head weights repeated per channel are
+/// summed per node before they are repeated.
+fn broadcast_after_scatter(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let s = scattered(eg, v("?rows"), &list(eg, v("?s")))?;
+    let summed = eg.add(TensorLang::ScatterAdd([v("?rows"), v("?x"), v("?i")]));
+    Some(eg.add(TensorLang::Broadcast([s, v("?d"), summed])))
+}
+
+/// `scatter_add(x * c) = scatter_add(x) * c` for a factor `c` the same at every
+/// position (GAT's attention vectors).
+fn scale_after_scatter(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let s = scattered(eg, v("?rows"), &list(eg, v("?s")))?;
+    let summed = eg.add(TensorLang::ScatterAdd([v("?rows"), v("?x"), v("?i")]));
+    let c = eg.add(TensorLang::Broadcast([s, v("?d"), v("?c")]));
+    Some(eg.add(TensorLang::Binary(Binary::Mul, [summed, c])))
 }
 
 /// `sum_e x[i[e]] = sum_n count(n) x[n]` with `count = scatter_add(1, i)`: a bias
