@@ -43,7 +43,7 @@ pub fn reference(x: f64) -> f64 {
 }
 
 /// `k[0] + k[1] s + ..` by Horner's rule with fma, highest coefficient first: the order
-/// both backends evaluate it in.
+/// both backends evaluate it in (for `tanh`'s model too).
 pub fn horner(k: &[f32], s: f32) -> f32 {
     let (last, rest) = k.split_last().expect("a polynomial has a coefficient");
     rest.iter().rev().fold(*last, |acc, &c| acc.mul_add(s, c))

@@ -81,13 +81,11 @@ pub fn print_program(p: &Program) -> String {
         };
         match &kernel.body {
             KernelBody::Loop(lk) => {
-                let kind = match (lk.scatter_rows, lk.row_blocks) {
-                    (Some(_), _) if lk.col_chunks.is_some() => {
-                        format!("scatter in column chunks of {}", lk.col_chunks.unwrap_or(0))
-                    }
-                    (Some(_), _) => "scatter".to_string(),
-                    (None, Some(rows)) => format!("loop in blocks of {rows} rows"),
-                    (None, None) => "loop".to_string(),
+                let kind = match (lk.scatter_rows, lk.row_blocks, lk.col_chunks) {
+                    (Some(_), _, Some(chunk)) => format!("scatter in column chunks of {chunk}"),
+                    (Some(_), _, None) => "scatter".to_string(),
+                    (None, Some(rows), _) => format!("loop in blocks of {rows} rows"),
+                    (None, None, _) => "loop".to_string(),
                 };
                 let _ = writeln!(s, "  k{k}: {kind} {:?} {split} {{", lk.domain);
                 for (i, e) in lk.exprs.iter().enumerate() {

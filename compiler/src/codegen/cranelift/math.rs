@@ -1,12 +1,12 @@
-//! `exp`, `log`, `tanh` and `erf` as straight-line Cranelift code, for an f32 or an f32x4 alike:
-//! no library call, no branch, so the vectorized loops stay vectorized.
+//! `exp`, `log`, `tanh` and `erf` as straight-line Cranelift code, for an f32 or an
+//! f32x4 alike: no library call, no branch, so the vectorized loops stay vectorized.
 //!
 //! In: an f32 or f32x4 value. Out: the function's value. Each is the algorithm of the
 //! PTX backend ([`crate::codegen::ptx::math`]: range reduction, polynomial, scaling by
 //! powers of two built from bits, special values by selects), performing the same f32
 //! operations in the same order as its Rust model (`exp_model`, `log_model`,
-//! `tanh_model`, `ir::erf::model`). With the host's `fma` the CPU's results are those models' bit for bit,
-//! and so the GPU's; without it (a multiply and an add) they stay within the models'
+//! `tanh_model`, `ir::erf::model`). With the host's `fma` the CPU's results are those
+//! models' bit for bit, and so the GPU's; without it (a multiply and an add) they stay within the models'
 //! 1e-6. A scalar and a vector lane run the same instructions, so a value never depends
 //! on whether its element fell in a vector body or a scalar tail (results stay
 //! independent of the thread count).

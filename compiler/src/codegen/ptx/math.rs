@@ -148,8 +148,7 @@ pub fn tanh_model(x: f32) -> f32 {
     let a = x.abs();
     let c = if a < TANH_CLAMP { a } else { TANH_CLAMP };
     let s = c * c;
-    let horner = |k: &[f32; 5]| k[..4].iter().rev().fold(k[4], |acc, &c| acc.mul_add(s, c));
-    let y = c * horner(&TANH_P) / horner(&TANH_Q);
+    let y = c * erf_formula::horner(&TANH_P, s) / erf_formula::horner(&TANH_Q, s);
     let y = if a >= TANH_ONE { 1.0 } else { y };
     // tanh(-0) = -0.
     y.copysign(x)
