@@ -156,6 +156,10 @@ struct RunOpts {
     /// With --profile: the evaluation (inference) step instead of the training step
     #[arg(long)]
     eval_step: bool,
+    /// With --profile: compare the step compiled with this compiler switch (an
+    /// environment variable) unset and set to 1, alternated in one process
+    #[arg(long)]
+    compare: Option<String>,
 }
 
 fn bench(w: Workload, o: &RunOpts) -> Result<(), String> {
@@ -195,6 +199,9 @@ fn bench(w: Workload, o: &RunOpts) -> Result<(), String> {
         return Ok(());
     }
     let batches = workload::batches(&data, b);
+    if let (true, Some(var)) = (o.profile, &o.compare) {
+        return profile::compare(&mut session, &batches[0], o.threads, o.steps, var, o.eval_step);
+    }
     if o.profile {
         return profile::profile(
             &mut session,

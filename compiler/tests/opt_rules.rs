@@ -242,6 +242,33 @@ fn instance(rule: &str, t: &mut Instance) -> ValueId {
             let xi = t.b.gather(x, i);
             t.b.reduce_sum(xi, &[0])
         }
+        "reshape-of-gather" => {
+            let x = t.tensor(&[m, 2 * k]);
+            let i = t.indices(&[m + 3], m as u64);
+            let xi = t.b.gather(x, i);
+            t.b.reshape(xi, &[m + 3, 2, k])
+        }
+        "gathered-times-invariant" => {
+            let (x, c) = (t.tensor(&[m, 2, k]), t.tensor(&[k]));
+            let i = t.indices(&[2 * m], m as u64);
+            let xi = t.b.gather(x, i);
+            let c = t.b.broadcast(c, &[2 * m, 2, k], &[2]);
+            t.b.mul(xi, c)
+        }
+        "sum-of-gathered-rows" => {
+            let x = t.tensor(&[m, 2, k]);
+            let i = t.indices(&[2 * m], m as u64);
+            let xi = t.b.gather(x, i);
+            t.b.reduce_sum(xi, &[2])
+        }
+        "sum-of-gathered-product" => {
+            let (x, y) = (t.tensor(&[m, 2, k]), t.tensor(&[2 * m, 2]));
+            let i = t.indices(&[2 * m], m as u64);
+            let xi = t.b.gather(x, i);
+            let y = t.b.broadcast(y, &[2 * m, 2, k], &[0, 1]);
+            let xy = t.b.mul(xi, y);
+            t.b.reduce_sum(xy, &[0, 2])
+        }
         "concat-weight-gradient" => {
             let (x, y, g) = (t.tensor(&[m, k]), t.tensor(&[m + 3, 2]), t.tensor(&[m + 3, n]));
             let i = t.indices(&[m + 3], m as u64);

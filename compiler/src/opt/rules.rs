@@ -159,6 +159,16 @@ pub fn table() -> Vec<Rule> {
         app("scatter-of-reshape",       MessagePassing,  "(scatter_add ?rows (reshape ?s ?v) ?i)",       reshape_after_scatter,                     Some(reshape_keeps_positions)),
         app("scatter-of-broadcast",     MessagePassing,  "(scatter_add ?rows (broadcast ?s ?d ?x) ?i)",  broadcast_after_scatter,                   Some(broadcast_keeps_positions)),
         app("scatter-of-scaled",        MessagePassing,  "(scatter_add ?rows (mul ?x (broadcast ?s ?d ?c)) ?i)", scale_after_scatter,               Some(c_same_at_every_position)),
+        // A gather reads rows: what is done to every row the same way, or summed within
+        // each row, can be done to the N rows before E positions read them (GAT's
+        // per-head scores `sum(z_j * a, -1)` per node, then read per edge), and a sum
+        // over the positions of gathered rows times a cotangent sums the cotangent per
+        // row first when it is broadcast within each position (the attention vectors'
+        // gradients: one cotangent per head, repeated over the head's channels).
+        app("reshape-of-gather",        MessagePassing,  "(reshape ?s (gather ?x ?i))",                  gather_reshaped_rows,                      Some(reshape_keeps_rows)),
+        app("gathered-times-invariant", MessagePassing,  "(mul (gather ?x ?i) (broadcast ?s ?d ?c))",    scale_before_gather,                       Some(c_same_at_every_position_i_reads_rows_again)),
+        pat("sum-of-gathered-rows",     MessagePassing,  "(reduce_sum ?axes (gather ?x ?i))",             "(gather (reduce_sum ?axes ?x) ?i)",       Some(axes_within_rows_i_reads_rows_again)),
+        app("sum-of-gathered-product",  MessagePassing,  "(reduce_sum ?axes (mul (gather ?x ?i) (broadcast ?s ?d ?y)))", scatter_then_sum,           Some(axes_0_y_smaller_i_reads_rows_again)),
         app("concat-weight-gradient",   MessagePassing,  "(matmul (transpose ?p (concat ?axis ?x ?y)) ?g)", stacked_matmuls,                     Some(p_swaps_axis_is_1_a_part_gathered)),
         pat("concat3-split",            MessagePassing,  "(concat ?axis ?x ?y ?z)",                      "(concat ?axis (concat ?axis ?x ?y) ?z)",  None),
         app("slice-of-matmul",          MessagePassing,  "(slice ?axis ?s ?e (matmul ?a ?b))",          slice_matmul_operand,                      None),
@@ -213,6 +223,51 @@ fn p_swaps_x_matrix_i_vector(eg: &TensorGraph, v: &Vars) -> bool {
 fn axes_0_x_matrix_i_vector_4_per_row(eg: &TensorGraph, v: &Vars) -> bool {
     let (rows, indices) = (shape(eg, v("?x")), shape(eg, v("?i")));
     list(eg, v("?axes")) == [0] && x_matrix_i_vector(eg, v) && indices[0] >= 4 * rows[0]
+}
+/// How many positions read each row of `?x` through `?i` (a vector), on average.
+fn indices_per_row(eg: &TensorGraph, v: &Vars) -> f64 {
+    let (rows, indices) = (shape(eg, v("?x")), shape(eg, v("?i")));
+    match (rows.first(), &indices[..]) {
+        (Some(&r), &[e]) if r > 0 => e as f64 / r as f64,
+        _ => 0.0,
+    }
+}
+/// At least 1.5 positions per row: work moved from positions to rows then pays (it
+/// breaks even at 1 to 1.2), and the choice cannot flip between a batch of graphs'
+/// capacities and its probe near 2 per row, the ratio of molecules and trees (see
+/// `axes_0_x_matrix_i_vector_4_per_row`).
+fn i_reads_rows_again(eg: &TensorGraph, v: &Vars) -> bool {
+    indices_per_row(eg, v) >= 1.5
+}
+/// A reshape of gathered rows that keeps the position axis and regroups only within
+/// each row (`[E, H*C] -> [E, H, C]`).
+fn reshape_keeps_rows(eg: &TensorGraph, v: &Vars) -> bool {
+    let (x, s) = (shape(eg, v("?x")), list(eg, v("?s")));
+    let i = shape(eg, v("?i"));
+    i.len() == 1
+        && !x.is_empty()
+        && s.first() == i.first()
+        && x[1..].iter().product::<usize>() == s[1..].iter().product()
+}
+fn c_same_at_every_position_i_reads_rows_again(eg: &TensorGraph, v: &Vars) -> bool {
+    c_same_at_every_position(eg, v) && i_reads_rows_again(eg, v)
+}
+fn axes_within_rows_i_reads_rows_again(eg: &TensorGraph, v: &Vars) -> bool {
+    !list(eg, v("?axes")).contains(&0) && i_reads_rows_again(eg, v)
+}
+/// A sum over the positions (axis 0, maybe more) of gathered rows times a factor
+/// broadcast within each position from fewer values (`[E, H] -> [E, H, C]`): the scatter
+/// of those is cheaper than the product it replaces. (A full `[E, C]` factor would make
+/// the scatter as costly as the product; measured slower on gnn-nonlinear's gradients,
+/// where the product is fused into the loop that computes the factor.)
+fn axes_0_y_smaller_i_reads_rows_again(eg: &TensorGraph, v: &Vars) -> bool {
+    let (y, s, d) = (shape(eg, v("?y")), list(eg, v("?s")), list(eg, v("?d")));
+    let per_position = |t: &[usize]| t[1..].iter().product::<usize>();
+    list(eg, v("?axes")).contains(&0)
+        && d.first() == Some(&0)
+        && y.first() == s.first()
+        && per_position(&y) < per_position(&s)
+        && i_reads_rows_again(eg, v)
 }
 /// A reshape that keeps the position axis (`[E, H, C] -> [E, H*C]`).
 fn reshape_keeps_positions(eg: &TensorGraph, v: &Vars) -> bool {
@@ -318,6 +373,38 @@ fn scatter_then_matmul(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
     let summed = eg.add(TensorLang::ScatterAdd([rows, v("?g"), v("?i")]));
     let xt = eg.add(TensorLang::Transpose([v("?p"), v("?x")]));
     Some(eg.add(TensorLang::MatMul([xt, summed])))
+}
+
+/// `reshape(gather(x, i)) = gather(reshape(x), i)` for a reshape within rows.
+fn gather_reshaped_rows(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let rows = shape(eg, v("?x"))[0];
+    let s = list(eg, v("?s"));
+    let s = attr(
+        eg,
+        Attr::List(std::iter::once(rows).chain(s[1..].iter().copied()).collect()),
+    );
+    let x = eg.add(TensorLang::Reshape([s, v("?x")]));
+    Some(eg.add(TensorLang::Gather([x, v("?i")])))
+}
+
+/// `gather(x, i) * c = gather(x * c, i)` for a factor `c` the same at every position.
+fn scale_before_gather(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let x_shape = shape(eg, v("?x"));
+    let s = attr(eg, Attr::List(x_shape));
+    let c = eg.add(TensorLang::Broadcast([s, v("?d"), v("?c")]));
+    let scaled = eg.add(TensorLang::Binary(Binary::Mul, [v("?x"), c]));
+    Some(eg.add(TensorLang::Gather([scaled, v("?i")])))
+}
+
+/// `sum_e x[i[e]] * broadcast(y)[e] = sum_n x[n] * broadcast(scatter_add(y, i))[n]`.
+fn scatter_then_sum(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let x_shape = shape(eg, v("?x"));
+    let rows = attr(eg, Attr::Int(x_shape[0] as i64));
+    let summed = eg.add(TensorLang::ScatterAdd([rows, v("?y"), v("?i")]));
+    let s = attr(eg, Attr::List(x_shape));
+    let summed = eg.add(TensorLang::Broadcast([s, v("?d"), summed]));
+    let product = eg.add(TensorLang::Binary(Binary::Mul, [v("?x"), summed]));
+    Some(eg.add(TensorLang::ReduceSum([v("?axes"), product])))
 }
 
 /// `[rows] + shape[1..]`: a scatter-add's output shape for values of `shape`.

@@ -136,7 +136,7 @@ impl<'g> Scheduler<'g> {
             }
             (Op::Reshape { .. }, Acc::Linear(l)) => self.access(x[0], Acc::Linear(l)),
             (Op::Gather, Acc::Coords(c)) => {
-                let table = *self.buf_of.get(&x[0].index()).ok_or(x[0].index())?;
+                let table = self.gather_table(x[0])?;
                 let ni = self.shape(x[1]).len();
                 let index = self.access(x[1], Acc::Coords(c[..ni].to_vec()))?;
                 let tshape = self.shape(x[0]);
@@ -183,6 +183,25 @@ impl<'g> Scheduler<'g> {
             // Linear access through a broadcast, transpose, slice, gather or one-hot,
             // or an op that always has a buffer: give `v` a buffer.
             _ => Err(v.index()),
+        }
+    }
+
+    /// The buffer a gather reads rows of `table` from: its own, or through reshapes that
+    /// keep the rows (`[N, H*C] -> [N, H, C]`, the same memory), the reshaped value's.
+    /// Err: the value to give a buffer (the innermost such reshape's operand).
+    fn gather_table(&self, table: ValueId) -> Res<BufId> {
+        let mut t = table;
+        loop {
+            if let Some(&buf) = self.buf_of.get(&t.index()) {
+                return Ok(buf);
+            }
+            let node = self.g.node(t);
+            match node.op {
+                Op::Reshape { .. } if self.shape(node.operands[0]).first() == self.shape(t).first() => {
+                    t = node.operands[0];
+                }
+                _ => return Err(t.index()),
+            }
         }
     }
 
