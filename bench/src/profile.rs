@@ -249,12 +249,17 @@ pub fn compare(
     let _awake = pool.hold();
     let (mut each_a, mut each_b) = (vec![0.0; a.0.kernels.len()], vec![0.0; b.0.kernels.len()]);
     let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    let mut ka = vec![Vec::with_capacity(reps); a.0.kernels.len()];
+    let mut kb = vec![Vec::with_capacity(reps); b.0.kernels.len()];
     for rep in 0..reps + 20 {
         let x = run_once(&a.0, &a.1, &mut mem_a, &pool, threads, &mut each_a);
         let y = run_once(&b.0, &b.1, &mut mem_b, &pool, threads, &mut each_b);
         if rep >= 20 {
             ta.push(x);
             tb.push(y);
+            for (k, &us) in ka.iter_mut().zip(&each_a).chain(kb.iter_mut().zip(&each_b)) {
+                k.push(us);
+            }
         }
     }
     mem_a.check()?;
@@ -268,5 +273,17 @@ pub fn compare(
         p10(tb),
         median(ratios)
     );
+    // The kernels that differ most: each side's slowest, by median.
+    let slowest = |times: Vec<Vec<f64>>| {
+        let mut m: Vec<(usize, f64)> = times.into_iter().map(median).enumerate().collect();
+        m.sort_by(|x, y| y.1.total_cmp(&x.1));
+        m.truncate(8);
+        m.iter()
+            .map(|(k, us)| format!("k{k} {us:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("  A slowest kernels (us): {}", slowest(ka));
+    println!("  B slowest kernels (us): {}", slowest(kb));
     Ok(())
 }

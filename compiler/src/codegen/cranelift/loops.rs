@@ -5,12 +5,14 @@
 //! axis, or the scatter rows, limited to this call's `start..end`), each expression at
 //! the depth of the deepest axis it reads (`schedule::analysis`), the stores innermost,
 //! and a vectorized innermost loop where everything along it is contiguous f32 math.
-//! The expressions themselves are rendered by [`super::exprs`], the ops by [`super::ops`].
+//! Short inner axes of a known extent (GAT's heads and channels, `[E, 4, 8]`) are
+//! unrolled into straight-line code. The expressions are rendered by [`super::exprs`],
+//! the ops by [`super::ops`], the stores and output initialization by [`super::stores`].
 
 use super::Imports;
 use crate::ir::{DType, Unary};
 use crate::schedule::analysis::{expr_levels, live_exprs};
-use crate::schedule::{Affine, Expr, LoopKernel, Program, ReduceOp, Store};
+use crate::schedule::{Affine, Expr, LoopKernel, Program, Store};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Block, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -20,10 +22,17 @@ pub(super) const I64: Type = types::I64;
 pub(super) const I32: Type = types::I32;
 pub(super) const F32: Type = types::F32;
 
+/// Unrolling limits: an innermost vector axis of up to this many elements runs as
+/// straight-line code; so does an outer axis of up to [`UNROLLED_AXIS`] iterations
+/// holding up to [`UNROLLED_ELEMENTS`] elements in all (GAT's `[E, 4, 8]`: 8 bodies).
+const UNROLLED_INNER: usize = 32;
+const UNROLLED_AXIS: usize = 4;
+const UNROLLED_ELEMENTS: usize = 64;
+
 /// The state of one kernel's code generation.
 pub(super) struct Gen<'a, 'f, 'b> {
     /// Each domain axis's loop bound (a dynamic capacity's is read at run time).
-    bounds: Vec<Value>,
+    pub(super) bounds: Vec<Value>,
     pub(super) fb: &'a mut FunctionBuilder<'f>,
     pub(super) p: &'b Program,
     pub(super) lk: &'b LoopKernel,
@@ -33,24 +42,24 @@ pub(super) struct Gen<'a, 'f, 'b> {
     pub(super) r: usize,
     pub(super) level: Vec<usize>,
     pub(super) live: Vec<bool>,
-    vector: bool,
-    base: Vec<Option<Value>>,
-    ival: Vec<Option<Value>>,
+    pub(super) vector: bool,
+    pub(super) base: Vec<Option<Value>>,
+    pub(super) ival: Vec<Option<Value>>,
     /// Scalar and vector values of the expressions computed so far.
     pub(super) sval: Vec<Option<Value>>,
     pub(super) vval: Vec<Option<Value>>,
-    start: Value,
-    end: Value,
+    pub(super) start: Value,
+    pub(super) end: Value,
     pub(super) err: Value,
-    exit: Block,
+    pub(super) exit: Block,
     /// The scatter row expression and the level its guard sits at.
-    guard: Option<(usize, usize)>,
+    pub(super) guard: Option<(usize, usize)>,
     /// Per store, while the vector loops of the innermost axis run: the two f32x4
     /// accumulators (one per unrolled body) of a sum along that axis.
-    accumulators: Vec<Option<[Variable; 2]>>,
+    pub(super) accumulators: Vec<Option<[Variable; 2]>>,
     /// In a kernel split in row blocks (`LoopKernel::row_blocks`), the block being run:
     /// its reductions over axis 0 go to that block's slice of their partial buffers.
-    block: Option<Value>,
+    pub(super) block: Option<Value>,
 }
 
 pub(super) fn scalar_flags() -> MemFlagsData {
@@ -169,79 +178,8 @@ pub(super) fn emit(
 }
 
 impl Gen<'_, '_, '_> {
-    fn iconst(&mut self, v: i64) -> Value {
+    pub(super) fn iconst(&mut self, v: i64) -> Value {
         self.fb.ins().iconst(I64, v)
-    }
-
-    /// Fills `[lo, hi)` elements of buffer `b` with `v`.
-    fn fill(&mut self, b: usize, lo: Value, hi: Value, v: f32) {
-        let base = self.base[b].unwrap();
-        let byte = self.fb.ins().ishl_imm_u(lo, 2);
-        let ptr = self.fb.ins().iadd(base, byte);
-        let n = self.fb.ins().isub(hi, lo);
-        let val = self.fb.ins().f32const(v);
-        self.fb.ins().call(self.im.fill, &[ptr, n, val]);
-    }
-
-    /// Reductions start at their identity and scatter targets at zero, over the part of
-    /// the output this call owns.
-    fn init_outputs(&mut self) {
-        for s in &self.lk.stores {
-            match s {
-                // A row block's partial sums start at the block (`emit_blocks`).
-                Store::Reduce { at, .. } if self.lk.row_blocks.is_some() && at.coef[0] == 0 => {}
-                Store::Reduce { buf, at, op, .. } => {
-                    let len = self.p.buffers[*buf].len as i64;
-                    let (lo, hi) = if self.r > 0 && at.coef[0] != 0 {
-                        let (first, last) = self.own_rows();
-                        let lo = self.fb.ins().imul_imm_s(first, at.coef[0]);
-                        let hi = self.fb.ins().imul_imm_s(last, at.coef[0]);
-                        (lo, hi)
-                    } else {
-                        (self.iconst(0), self.iconst(len))
-                    };
-                    self.fill(*buf, lo, hi, op.init());
-                }
-                Store::ScatterAdd { .. } if self.lk.zeroed => {}
-                Store::ScatterAdd { buf, row_len, .. } => {
-                    let lo = self.fb.ins().imul_imm_s(self.start, *row_len);
-                    let hi = self.fb.ins().imul_imm_s(self.end, *row_len);
-                    self.fill(*buf, lo, hi, 0.0);
-                }
-                Store::Write { .. } => {}
-            }
-        }
-    }
-
-    /// The rows `start..end` stand for: themselves, or in a kernel split in row blocks,
-    /// the rows of blocks `start..end`.
-    fn own_rows(&mut self) -> (Value, Value) {
-        let Some(rows) = self.lk.row_blocks else {
-            return (self.start, self.end);
-        };
-        let first = self.fb.ins().imul_imm_s(self.start, rows as i64);
-        let last = self.fb.ins().imul_imm_s(self.end, rows as i64);
-        let last = self.fb.ins().smin(last, self.bounds[0]);
-        (first, last)
-    }
-
-    /// Elements of one block's slice of a partial buffer (`LoopKernel::row_blocks`).
-    fn block_len(&self, buf: usize) -> i64 {
-        (self.p.buffers[buf].len / self.lk.blocks()) as i64
-    }
-
-    /// Where a reduction store writes: `at`, moved to the current row block's slice
-    /// when it reduces over axis 0 in a kernel split in row blocks.
-    fn reduce_index(&mut self, buf: usize, at: &Affine, lane: i64) -> Value {
-        let idx = self.affine(at, lane);
-        match self.block {
-            Some(block) if at.coef[0] == 0 => {
-                let len = self.block_len(buf);
-                let skip = self.fb.ins().imul_imm_s(block, len);
-                self.fb.ins().iadd(idx, skip)
-            }
-            _ => idx,
-        }
     }
 
     /// `at` with the loop indices' current values; `lane` is added to the innermost.
@@ -319,6 +257,37 @@ impl Gen<'_, '_, '_> {
         self.emit_axis(d, lo, hi);
     }
 
+    /// Whether the loop has inline exp/log/tanh/erf or Philox, which are long: it runs
+    /// one f32x4 body per iteration and unrolls nothing (the unrolled copies would
+    /// multiply code and compile time for little gain on such latency-bound math).
+    fn long(&self) -> bool {
+        self.lk.exprs.iter().enumerate().any(|(e, x)| {
+            self.live[e]
+                && self.level[e] == self.r
+                && matches!(
+                    x,
+                    Expr::Unary(Unary::Exp | Unary::Log | Unary::Tanh | Unary::Erf, _) | Expr::Philox { .. }
+                )
+        })
+    }
+
+    /// Whether short axes of a known extent may become straight-line code.
+    fn unrolls(&self) -> bool {
+        self.lk.col_chunks.is_none() && !self.long()
+    }
+
+    /// The extent of axis `d` when it runs unrolled: an axis inside the outermost, not
+    /// innermost-vectorized, of a known extent up to [`UNROLLED_AXIS`], whose iterations
+    /// together hold at most [`UNROLLED_ELEMENTS`] elements, and where no scatter guard
+    /// sits.
+    fn unrolled_extent(&self, d: usize) -> Option<usize> {
+        let n = self.lk.domain[d];
+        let below: usize = self.lk.domain[d..].iter().product();
+        let guarded = matches!(self.guard, Some((_, l)) if l == d + 1);
+        let fits = d > 0 && n <= UNROLLED_AXIS && below <= UNROLLED_ELEMENTS;
+        (fits && !guarded && self.p.dynamic_slot(n).is_none() && self.unrolls()).then_some(n)
+    }
+
     /// Axis 0 of a kernel split in blocks of `rows` rows: for each block `start..end`,
     /// its partial slices start at the reductions' identity, then its rows run.
     fn emit_blocks(&mut self, rows: i64) {
@@ -357,6 +326,21 @@ impl Gen<'_, '_, '_> {
     fn emit_axis(&mut self, d: usize, lo: Value, hi: Value) {
         if d == self.r - 1 && self.vector {
             self.emit_inner_vector(lo, hi);
+            return;
+        }
+        // A short axis inside the outermost (GAT's heads, a 2-class output): its
+        // iterations one after another, each index a constant.
+        if let Some(n) = self.unrolled_extent(d) {
+            for k in 0..n {
+                let i = self.iconst(k as i64);
+                self.ival[d] = Some(i);
+                self.emit_level(d + 1);
+                if d + 1 < self.r {
+                    self.emit_loop(d + 1);
+                } else {
+                    self.emit_stores_scalar();
+                }
+            }
             return;
         }
         let var = self.fb.declare_var(I64);
@@ -413,17 +397,7 @@ impl Gen<'_, '_, '_> {
                 self.accumulators[k] = Some(accs);
             }
         }
-        // Inline exp/log/tanh/erf and Philox are long: a loop that has them runs one
-        // f32x4 body per iteration (the unrolled pair would double code and compile time
-        // for little gain on such latency-bound math).
-        let long = self.lk.exprs.iter().enumerate().any(|(e, x)| {
-            self.live[e]
-                && self.level[e] == self.r
-                && matches!(
-                    x,
-                    Expr::Unary(Unary::Exp | Unary::Log | Unary::Tanh | Unary::Erf, _) | Expr::Philox { .. }
-                )
-        });
+        let long = self.long();
         let steps: &[(i64, &[i64])] = if long {
             &[(4, &[0]), (1, &[])]
         } else {
@@ -438,6 +412,24 @@ impl Gen<'_, '_, '_> {
         let whole = (d > 0 || self.lk.aligned_split())
             .then_some(self.lk.domain[d])
             .filter(|&n| self.p.dynamic_slot(n).is_none());
+        // A short inner axis of a known extent, walked whole: straight-line code, one
+        // f32x4 body per four elements, then the remainder's scalars (a loop for one
+        // or two iterations costs its counter and branches at every outer iteration).
+        if let Some(n) = whole.filter(|&n| d > 0 && n <= UNROLLED_INNER && self.unrolls()) {
+            let zero = self.iconst(0);
+            self.ival[d] = Some(zero);
+            for b in 0..n as i64 / 4 {
+                self.emit_vector_body(4 * b);
+            }
+            self.flush_accumulators();
+            for j in n / 4 * 4..n {
+                let i = self.iconst(j as i64);
+                self.ival[d] = Some(i);
+                self.emit_level(self.r);
+                self.emit_stores_scalar();
+            }
+            return;
+        }
         let reached = |step: i64| match whole.map(|n| n as i64) {
             None => true,
             Some(n) if step == 1 => n % 4 != 0,
@@ -483,112 +475,6 @@ impl Gen<'_, '_, '_> {
                 self.vval[e] = Some(v);
             }
         }
-        for (k, s) in self.lk.stores.clone().into_iter().enumerate() {
-            match s {
-                Store::Write { buf, at, value } => {
-                    let v = self.splat_f(value);
-                    let idx = self.affine(&at, lane);
-                    let a = self.addr(buf, idx);
-                    self.fb.ins().store(vector_flags(), v, a, 0);
-                }
-                Store::Reduce { value, op, .. } if self.accumulators[k].is_some() => {
-                    let acc = self.accumulators[k].unwrap()[(lane / 4) as usize];
-                    let v = self.splat_f(value);
-                    let old = self.fb.use_var(acc);
-                    let new = self.combine(op, old, v);
-                    self.fb.def_var(acc, new);
-                }
-                Store::Reduce { buf, at, value, op } => {
-                    let v = self.splat_f(value);
-                    let idx = self.reduce_index(buf, &at, lane);
-                    let a = self.addr(buf, idx);
-                    let old = self.fb.ins().load(F32X4, vector_flags(), a, 0);
-                    let new = self.combine(op, old, v);
-                    self.fb.ins().store(vector_flags(), new, a, 0);
-                }
-                Store::ScatterAdd {
-                    buf,
-                    row,
-                    row_len,
-                    at,
-                    value,
-                } => {
-                    let v = self.splat_f(value);
-                    let idx = self.row_index(row, row_len, &at, lane);
-                    let a = self.addr(buf, idx);
-                    let old = self.fb.ins().load(F32X4, vector_flags(), a, 0);
-                    let new = self.fb.ins().fadd(old, v);
-                    self.fb.ins().store(vector_flags(), new, a, 0);
-                }
-            }
-        }
-    }
-
-    /// Combines each inner reduction's accumulators into its output element: `a op b`
-    /// lane-wise, then lanes `((l0 op l1) op l2) op l3`, then the element.
-    fn flush_accumulators(&mut self) {
-        for k in 0..self.accumulators.len() {
-            let Some([a, b]) = self.accumulators[k].take() else {
-                continue;
-            };
-            let Store::Reduce { buf, at, op, .. } = self.lk.stores[k].clone() else {
-                continue;
-            };
-            let (a, b) = (self.fb.use_var(a), self.fb.use_var(b));
-            let v = self.combine(op, a, b);
-            let mut acc = self.fb.ins().extractlane(v, 0);
-            for lane in 1..4u8 {
-                let x = self.fb.ins().extractlane(v, lane);
-                acc = self.combine(op, acc, x);
-            }
-            let idx = self.reduce_index(buf, &at, 0);
-            let addr = self.addr(buf, idx);
-            let old = self.fb.ins().load(F32, scalar_flags(), addr, 0);
-            let new = self.combine(op, old, acc);
-            self.fb.ins().store(scalar_flags(), new, addr, 0);
-        }
-    }
-
-    /// `op(old, v)` with the interpreter's rule.
-    fn combine(&mut self, op: ReduceOp, old: Value, v: Value) -> Value {
-        match op {
-            ReduceOp::Sum => self.fb.ins().fadd(old, v),
-            ReduceOp::Max => self.select_greater(v, old),
-        }
-    }
-
-    fn emit_stores_scalar(&mut self) {
-        for s in self.lk.stores.clone() {
-            match s {
-                Store::Write { buf, at, value } => {
-                    let v = self.s(value);
-                    let idx = self.affine(&at, 0);
-                    let a = self.addr(buf, idx);
-                    self.fb.ins().store(scalar_flags(), v, a, 0);
-                }
-                Store::Reduce { buf, at, value, op } => {
-                    let v = self.s(value);
-                    let idx = self.reduce_index(buf, &at, 0);
-                    let a = self.addr(buf, idx);
-                    let old = self.fb.ins().load(F32, scalar_flags(), a, 0);
-                    let new = self.combine(op, old, v);
-                    self.fb.ins().store(scalar_flags(), new, a, 0);
-                }
-                Store::ScatterAdd {
-                    buf,
-                    row,
-                    row_len,
-                    at,
-                    value,
-                } => {
-                    let v = self.s(value);
-                    let idx = self.row_index(row, row_len, &at, 0);
-                    let a = self.addr(buf, idx);
-                    let old = self.fb.ins().load(F32, scalar_flags(), a, 0);
-                    let new = self.fb.ins().fadd(old, v);
-                    self.fb.ins().store(scalar_flags(), new, a, 0);
-                }
-            }
-        }
+        self.emit_vector_stores(lane);
     }
 }

@@ -22,7 +22,8 @@
 //! in kernel order, so the machine code does not depend on the thread count (deep models
 //! have thousands of kernels, and compiling them is most of their compile time).
 //!
-//! Files: [`loops`] the loop structure and stores, [`exprs`] each expression (scalar
+//! Files: [`loops`] the loop structure (short inner axes unrolled), [`stores`] the
+//! stores and output initialization, [`exprs`] each expression (scalar
 //! and f32x4, inline Philox with `ir::philox`'s constants), [`ops`] the elementwise op
 //! table (one row per op of `ir::ops`).
 
@@ -31,6 +32,7 @@ mod loops;
 mod math;
 mod ops;
 mod segment;
+mod stores;
 
 use crate::schedule::{BatchAxis, KernelBody, Program, MATMUL_BLOCK, MAX_BATCH_AXES};
 use cranelift_codegen::control::ControlPlane;
