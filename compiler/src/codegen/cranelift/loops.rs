@@ -69,12 +69,15 @@ pub(super) fn vector_flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
 
+/// The body of `lk`'s function; `split`: whether threads may split its range (else
+/// every call runs the whole of it).
 pub(super) fn emit(
     fb: &mut FunctionBuilder,
     p: &Program,
     lk: &LoopKernel,
     im: &Imports,
     fma: bool,
+    split: bool,
 ) -> Result<(), String> {
     let r = lk.domain.len();
     let n = lk.exprs.len();
@@ -116,9 +119,12 @@ pub(super) fn emit(
         exprs_ok && stores_ok
     };
     // Threads that own output rows skip the others' positions; threads that own
-    // column chunks (`col_chunks`) take every position.
+    // column chunks (`col_chunks`) take every position, and so does a scatter that
+    // runs whole on one thread, unless its rows are a batch's count read at run time
+    // (a row past the count belongs to no one).
+    let owns_all_rows = !split && lk.scatter_rows.is_some_and(|r| p.dynamic_slot(r).is_none());
     let guard = lk.stores.iter().find_map(|s| match s {
-        Store::ScatterAdd { row, .. } if lk.col_chunks.is_none() => Some((*row, level[*row])),
+        Store::ScatterAdd { row, .. } if lk.col_chunks.is_none() && !owns_all_rows => Some((*row, level[*row])),
         _ => None,
     });
 

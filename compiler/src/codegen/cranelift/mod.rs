@@ -351,7 +351,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
         {
             let mut fb = FunctionBuilder::new(&mut func, &mut fctx);
             match &kernel.body {
-                KernelBody::Loop(lk) => loops::emit(&mut fb, p, lk, &imports, fma)?,
+                KernelBody::Loop(lk) => loops::emit(&mut fb, p, lk, &imports, fma, kernel.parallel)?,
                 KernelBody::MatMul(mm) => {
                     if mm.batch.len() > MAX_BATCH_AXES {
                         return Err(format!("kernel k{i}: a matmul with {} batch axes", mm.batch.len()));
