@@ -311,13 +311,20 @@ fn random_uniform_is_bit_identical_to_philox() {
     let half = b.constant(0.5, &[7, 33]);
     let mask = b.greater(u, half);
     let flat = b.reshape(u, &[231]);
+    // Rows of 23 (sixteen-element steps, then four, then one, from unaligned starts)
+    // and a rank-1 loop whose thread parts end at multiples of 8, not 16 (on 3
+    // threads, the first part is 13336 elements).
+    let rows = b.random_uniform(seed, step, 6, &[5, 23]);
+    let long = b.random_uniform(seed, step, 7, &[40_016]);
     b.output("u", u);
     b.output("mask", mask);
     b.output("flat", flat);
+    b.output("rows", rows);
+    b.output("long", long);
     let g = b.finish();
     let args = random_args(&g, |_| 1, 3);
     let want = mpc_compiler::interp::run(&g, &args).unwrap();
-    for threads in [1, 2] {
+    for threads in [1, 2, 3] {
         let got = run_jit(&g, &args, threads).unwrap();
         for ((n, w), (_, v)) in want.iter().zip(&got) {
             assert_eq!(w.floats(), v.as_slice(), "{n}");

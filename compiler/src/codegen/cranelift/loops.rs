@@ -60,6 +60,9 @@ pub(super) struct Gen<'a, 'f, 'b> {
     /// In a kernel split in row blocks (`LoopKernel::row_blocks`), the block being run:
     /// its reductions over axis 0 go to that block's slice of their partial buffers.
     pub(super) block: Option<Value>,
+    /// While a 16-element step of a loop with Philox runs: each Philox expression's
+    /// four f32x4 uniforms, drawn at once (`philox::philox_x16`).
+    pub(super) philox16: Vec<Option<[Value; 4]>>,
 }
 
 pub(super) fn scalar_flags() -> MemFlagsData {
@@ -157,6 +160,7 @@ pub(super) fn emit(
         guard,
         accumulators: vec![None; lk.stores.len()],
         block: None,
+        philox16: vec![None; n],
     };
     // Buffer bases.
     let mut used: Vec<usize> = lk.stores.iter().map(Store::buf).collect();
@@ -404,7 +408,13 @@ impl Gen<'_, '_, '_> {
             }
         }
         let long = self.long();
-        let steps: &[(i64, &[i64])] = if long {
+        let philox: Vec<usize> = (0..self.lk.exprs.len())
+            .filter(|&e| self.live[e] && self.level[e] == self.r && matches!(self.lk.exprs[e], Expr::Philox { .. }))
+            .collect();
+        // With Philox: sixteen elements a step, four calls drawn at once.
+        let steps: &[(i64, &[i64])] = if !philox.is_empty() {
+            &[(16, &[0, 4, 8, 12]), (4, &[0]), (1, &[])]
+        } else if long {
             &[(4, &[0]), (1, &[])]
         } else {
             &[(8, &[0, 4]), (4, &[0]), (1, &[])]
@@ -439,6 +449,10 @@ impl Gen<'_, '_, '_> {
         let reached = |step: i64| match whole.map(|n| n as i64) {
             None => true,
             Some(n) if step == 1 => n % 4 != 0,
+            // A rank-1 loop's parts start at multiples of 8, not 16: the four-element
+            // step finishes every part.
+            Some(_) if step == 4 && !philox.is_empty() && d == 0 => true,
+            Some(n) if step == 4 && !philox.is_empty() => n % 16 >= 4,
             Some(n) if step == 4 && !long => n % 8 >= 4,
             Some(n) => n >= step,
         };
@@ -462,9 +476,15 @@ impl Gen<'_, '_, '_> {
                 self.emit_level(self.r);
                 self.emit_stores_scalar();
             } else {
+                if step == 16 {
+                    for &e in &philox {
+                        self.philox16[e] = Some(self.vector_philox16(e));
+                    }
+                }
                 for &lane in lanes {
                     self.emit_vector_body(lane);
                 }
+                self.philox16.iter_mut().for_each(|p| *p = None);
             }
             self.fb.def_var(var, last);
             self.fb.ins().jump(header, &[]);

@@ -24,13 +24,14 @@
 //!
 //! Files: [`loops`] the loop structure (short inner axes unrolled), [`stores`] the
 //! stores and output initialization, [`exprs`] each expression (scalar
-//! and f32x4, inline Philox with `ir::philox`'s constants), [`ops`] the elementwise op
+//! and f32x4), [`philox`] inline Philox with `ir::philox`'s constants, [`ops`] the elementwise op
 //! table (one row per op of `ir::ops`).
 
 mod exprs;
 mod loops;
 mod math;
 mod ops;
+mod philox;
 mod segment;
 mod stores;
 
