@@ -145,10 +145,10 @@ impl Gen<'_, '_, '_> {
                 let x = self.s(index);
                 let x = self.fb.ins().sextend(I64, x);
                 let c = self.affine(&class, 0);
+                // 1.0 or 0.0 from the compare's 1 or 0, without a branch.
                 let eq = self.fb.ins().icmp(IntCC::Equal, x, c);
-                let one = self.fb.ins().f32const(1.0);
-                let zero = self.fb.ins().f32const(0.0);
-                self.fb.ins().select(eq, one, zero)
+                let eq = self.fb.ins().uextend(I32, eq);
+                self.fb.ins().fcvt_from_sint(F32, eq)
             }
             Expr::Philox { seed, step, stream, at } => {
                 let idx = self.affine(&at, 0);

@@ -59,15 +59,14 @@ impl Gen<'_, '_, '_> {
 
     /// `if cond(a, b) { then } else { other }` per lane; `then`/`other` f32 or i32 alike.
     fn pick(&mut self, cc: FloatCC, a: Value, b: Value, then: Value, other: Value) -> Value {
-        let c = self.fb.ins().fcmp(cc, a, b);
-        if self.is_vector(a) {
-            // The compare's lanes are all-ones or zero: a bit mask of `then`'s type.
-            let ty = self.fb.func.dfg.value_type(then);
-            let m = self.fb.ins().bitcast(ty, little(), c);
-            self.fb.ins().bitselect(m, then, other)
-        } else {
-            self.fb.ins().select(c, then, other)
+        if !self.is_vector(a) {
+            return self.pick_scalar(cc, a, b, then, other);
         }
+        let c = self.fb.ins().fcmp(cc, a, b);
+        // The compare's lanes are all-ones or zero: a bit mask of `then`'s type.
+        let ty = self.fb.func.dfg.value_type(then);
+        let m = self.fb.ins().bitcast(ty, little(), c);
+        self.fb.ins().bitselect(m, then, other)
     }
 
     /// `x · 2^n` for an integer `n` (i32 or i32x4) in [-252, 254]: two exact powers of

@@ -65,19 +65,40 @@ impl Gen<'_, '_, '_> {
 
     /// `if a > b { a } else { b }` (the interpreter's max rule: NaN in `a` gives `b`).
     pub(super) fn select_greater(&mut self, a: Value, b: Value) -> Value {
-        let c = self.fb.ins().fcmp(FloatCC::GreaterThan, a, b);
-        if self.is_vector(a) {
-            let m = self.mask_f(c);
-            self.fb.ins().bitselect(m, a, b)
-        } else {
-            self.fb.ins().select(c, a, b)
+        if !self.is_vector(a) {
+            return self.pick_scalar(FloatCC::GreaterThan, a, b, a, b);
         }
+        let c = self.fb.ins().fcmp(FloatCC::GreaterThan, a, b);
+        let m = self.mask_f(c);
+        self.fb.ins().bitselect(m, a, b)
+    }
+
+    /// `if cc(a, b) { then } else { other }` for f32 `a`, `b` and f32 or i32 `then`,
+    /// `other`, without a branch: Cranelift lowers a scalar float `select` to a compare
+    /// and a jump, which mispredicts on data (half of a ReLU's inputs are negative,
+    /// at random); the same in lane 0 of vectors is a compare and a blend.
+    pub(super) fn pick_scalar(&mut self, cc: FloatCC, a: Value, b: Value, then: Value, other: Value) -> Value {
+        let lift = |g: &mut Self, x: Value| {
+            let ty = g.fb.func.dfg.value_type(x);
+            let vty = if ty == types::I32 { types::I32X4 } else { types::F32X4 };
+            g.fb.ins().scalar_to_vector(vty, x)
+        };
+        let (va, vb) = (lift(self, a), lift(self, b));
+        let (vt, vo) = (lift(self, then), lift(self, other));
+        let c = self.fb.ins().fcmp(cc, va, vb);
+        let vty = self.fb.func.dfg.value_type(vt);
+        let m = self
+            .fb
+            .ins()
+            .bitcast(vty, MemFlagsData::new().with_endianness(Endianness::Little), c);
+        let picked = self.fb.ins().bitselect(m, vt, vo);
+        self.fb.ins().extractlane(picked, 0)
     }
 
     /// `1.0` where `a > b`, else `0.0`.
     fn one_if_greater(&mut self, a: Value, b: Value) -> Value {
-        let c = self.fb.ins().fcmp(FloatCC::GreaterThan, a, b);
         if self.is_vector(a) {
+            let c = self.fb.ins().fcmp(FloatCC::GreaterThan, a, b);
             let m = self.mask_f(c);
             let one = self.fb.ins().f32const(1.0);
             let one = self.fb.ins().splat(types::F32X4, one);
@@ -85,7 +106,7 @@ impl Gen<'_, '_, '_> {
         } else {
             let one = self.fb.ins().f32const(1.0);
             let zero = self.fb.ins().f32const(0.0);
-            self.fb.ins().select(c, one, zero)
+            self.pick_scalar(FloatCC::GreaterThan, a, b, one, zero)
         }
     }
 

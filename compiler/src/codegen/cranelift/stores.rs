@@ -6,6 +6,7 @@
 
 use super::loops::{scalar_flags, vector_flags, Gen, F32, F32X4};
 use crate::schedule::{Affine, ReduceOp, Store};
+use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
 impl Gen<'_, '_, '_> {
@@ -109,6 +110,13 @@ impl Gen<'_, '_, '_> {
     pub(super) fn combine(&mut self, op: ReduceOp, old: Value, v: Value) -> Value {
         match op {
             ReduceOp::Sum => self.fb.ins().fadd(old, v),
+            // A running maximum rarely changes: a scalar one keeps the compare and
+            // the (well predicted) branch, off the loop-carried chain that a blend
+            // would lengthen.
+            ReduceOp::Max if !self.is_vector(v) => {
+                let c = self.fb.ins().fcmp(FloatCC::GreaterThan, v, old);
+                self.fb.ins().select(c, v, old)
+            }
             ReduceOp::Max => self.select_greater(v, old),
         }
     }
