@@ -7,7 +7,7 @@
 
 use super::loops::{scalar_flags, vector_flags, Gen, F32, F32X4, I32, I64};
 use crate::ir::{DType, Unary};
-use crate::schedule::Expr;
+use crate::schedule::{Affine, Expr};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 
@@ -72,7 +72,8 @@ impl Gen<'_, '_, '_> {
                 let idx = self.affine(&at, lane);
                 let idx = self.fb.ins().ireduce(I32, idx);
                 let (seed, step) = (self.s(seed), self.s(step));
-                self.philox_x4(idx, step, seed, stream)
+                let aligned = self.philox_aligned(&at);
+                self.philox_x4(idx, step, seed, stream, aligned)
             }
             _ => unreachable!("not vectorizable"),
         }
@@ -86,7 +87,19 @@ impl Gen<'_, '_, '_> {
         let idx = self.affine(&at, 0);
         let idx = self.fb.ins().ireduce(I32, idx);
         let (seed, step) = (self.s(seed), self.s(step));
-        self.philox_x16(idx, step, seed, stream)
+        let aligned = self.philox_aligned(&at);
+        self.philox_x16(idx, step, seed, stream, aligned)
+    }
+
+    /// Whether a Philox index `at` read four elements at a time from a vector step is
+    /// a multiple of 4 whatever the loop indices: every outer coefficient and the
+    /// offset are, the innermost coefficient is 1, and the innermost loop starts at a
+    /// multiple of 4 (at 0, at a column chunk, or at a rank-1 loop's thread part, cut
+    /// at multiples of 8). Then the code needs no test and no scalar fallback.
+    fn philox_aligned(&self, at: &Affine) -> bool {
+        let inner = self.r - 1;
+        let starts_aligned = inner > 0 || self.lk.aligned_split();
+        starts_aligned && at.coef[inner] == 1 && at.offset % 4 == 0 && at.coef[..inner].iter().all(|c| c % 4 == 0)
     }
 
     /// Expression `e`'s scalar value, from its operands' scalar values.

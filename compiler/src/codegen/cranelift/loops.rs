@@ -22,12 +22,16 @@ pub(super) const I64: Type = types::I64;
 pub(super) const I32: Type = types::I32;
 pub(super) const F32: Type = types::F32;
 
-/// Unrolling limits: an innermost vector axis of up to this many elements runs as
-/// straight-line code; so does an outer axis of up to [`UNROLLED_AXIS`] iterations
-/// holding up to [`UNROLLED_ELEMENTS`] elements in all (GAT's `[E, 4, 8]`: 8 bodies).
+/// Unrolling limits, for the loops over gathered rows or scatters (`per_position`),
+/// where a short axis's counter and branches cost about as much as the work: an
+/// innermost vector axis of up to this many elements runs as straight-line code (up to
+/// 8 in any loop: no more code than the loop), and so does an outer axis of up to
+/// [`UNROLLED_AXIS`] iterations (GAT's `[E, 4, 8]`: 8 bodies); either only while the
+/// copies hold at most [`UNROLLED_OPS`] expressions and stores in all. Elsewhere
+/// (attention's `[B, T, 4, 16]` layouts) unrolled copies only cost Cranelift time.
 const UNROLLED_INNER: usize = 32;
 const UNROLLED_AXIS: usize = 4;
-const UNROLLED_ELEMENTS: usize = 64;
+const UNROLLED_OPS: usize = 64;
 
 /// The state of one kernel's code generation.
 pub(super) struct Gen<'a, 'f, 'b> {
@@ -287,15 +291,31 @@ impl Gen<'_, '_, '_> {
     }
 
     /// The extent of axis `d` when it runs unrolled: an axis inside the outermost, not
-    /// innermost-vectorized, of a known extent up to [`UNROLLED_AXIS`], whose iterations
-    /// together hold at most [`UNROLLED_ELEMENTS`] elements, and where no scatter guard
-    /// sits.
+    /// innermost-vectorized, of a known extent up to [`UNROLLED_AXIS`], whose unrolled
+    /// copies fit [`UNROLLED_OPS`], and where no scatter guard sits.
     fn unrolled_extent(&self, d: usize) -> Option<usize> {
         let n = self.lk.domain[d];
         let below: usize = self.lk.domain[d..].iter().product();
         let guarded = matches!(self.guard, Some((_, l)) if l == d + 1);
-        let fits = d > 0 && n <= UNROLLED_AXIS && below <= UNROLLED_ELEMENTS;
+        let fits = d > 0 && n <= UNROLLED_AXIS && self.unrolled_ops(below) <= UNROLLED_OPS && self.per_position();
         (fits && !guarded && self.p.dynamic_slot(n).is_none() && self.unrolls()).then_some(n)
+    }
+
+    /// Whether the loop reads gathered rows or scatters: work per position of a message
+    /// (a few heads of a few channels), where a short axis's loop counter and branches
+    /// cost about as much as the work. Elsewhere an unrolled axis only adds code.
+    fn per_position(&self) -> bool {
+        self.lk.exprs.iter().any(|e| matches!(e, Expr::LoadRow { .. }))
+            || self.lk.stores.iter().any(|s| matches!(s, Store::ScatterAdd { .. }))
+    }
+
+    /// Expressions and stores of the innermost level when `elements` of it run as
+    /// straight-line code, four per vector body.
+    fn unrolled_ops(&self, elements: usize) -> usize {
+        let inner = (0..self.lk.exprs.len())
+            .filter(|&e| self.live[e] && self.level[e] == self.r)
+            .count();
+        elements.div_ceil(4) * (inner + self.lk.stores.len())
     }
 
     /// Axis 0 of a kernel split in blocks of `rows` rows: for each block `start..end`,
@@ -431,7 +451,12 @@ impl Gen<'_, '_, '_> {
         // A short inner axis of a known extent, walked whole: straight-line code, one
         // f32x4 body per four elements, then the remainder's scalars (a loop for one
         // or two iterations costs its counter and branches at every outer iteration).
-        if let Some(n) = whole.filter(|&n| d > 0 && n <= UNROLLED_INNER && self.unrolls()) {
+        // Up to 8 elements that is no more code than the loop; beyond, only per position.
+        let straight = |n: usize| {
+            let short = n <= 8 || (n <= UNROLLED_INNER && self.per_position());
+            short && self.unrolled_ops(n) <= UNROLLED_OPS && self.unrolls()
+        };
+        if let Some(n) = whole.filter(|&n| d > 0 && straight(n)) {
             let zero = self.iconst(0);
             self.ival[d] = Some(zero);
             for b in 0..n as i64 / 4 {

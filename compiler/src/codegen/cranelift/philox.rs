@@ -38,25 +38,18 @@ impl Gen<'_, '_, '_> {
     /// The uniforms of elements `first..first + 4`: when `first` is a multiple of 4, the
     /// four words of one call (the common case: rows of a multiple of 4), else four
     /// scalar draws. Either way each element gets `ir::philox::uniform`'s value.
-    pub(super) fn philox_x4(&mut self, first: Value, step: Value, seed: Value, stream: u32) -> Value {
+    /// `aligned`: `first` is known to be a multiple of 4 (no test, no scalar draws).
+    pub(super) fn philox_x4(&mut self, first: Value, step: Value, seed: Value, stream: u32, aligned: bool) -> Value {
+        if aligned {
+            return self.philox_call_x4(first, step, seed, stream);
+        }
         let result = self.fb.declare_var(F32X4);
         let (aligned, unaligned, done) = (self.fb.create_block(), self.fb.create_block(), self.fb.create_block());
         let low = self.fb.ins().band_imm_u(first, 3);
         self.fb.ins().brif(low, unaligned, &[], aligned, &[]);
 
         self.fb.switch_to_block(aligned);
-        let block = self.fb.ins().ushr_imm_u(first, 2);
-        let c = self.philox_words(block, step, seed, stream);
-        let mut v = self.fb.ins().scalar_to_vector(types::I32X4, c[0]);
-        for (lane, &w) in c.iter().enumerate().skip(1) {
-            v = self.fb.ins().insertlane(v, w, lane as u8);
-        }
-        let bits = self.fb.ins().ushr_imm_u(v, philox::UNIFORM_SHIFT as i64);
-        // Below 2^24 after the shift: the signed conversion is the unsigned one.
-        let f = self.fb.ins().fcvt_from_sint(F32X4, bits);
-        let scale = self.fb.ins().f32const(philox::UNIFORM_SCALE);
-        let scale = self.fb.ins().splat(F32X4, scale);
-        let u = self.fb.ins().fmul(f, scale);
+        let u = self.philox_call_x4(first, step, seed, stream);
         self.fb.def_var(result, u);
         self.fb.ins().jump(done, &[]);
 
@@ -73,6 +66,22 @@ impl Gen<'_, '_, '_> {
 
         self.fb.switch_to_block(done);
         self.fb.use_var(result)
+    }
+
+    /// The uniforms of elements `first..first + 4`, `first` a multiple of 4: one call.
+    fn philox_call_x4(&mut self, first: Value, step: Value, seed: Value, stream: u32) -> Value {
+        let block = self.fb.ins().ushr_imm_u(first, 2);
+        let c = self.philox_words(block, step, seed, stream);
+        let mut v = self.fb.ins().scalar_to_vector(types::I32X4, c[0]);
+        for (lane, &w) in c.iter().enumerate().skip(1) {
+            v = self.fb.ins().insertlane(v, w, lane as u8);
+        }
+        let bits = self.fb.ins().ushr_imm_u(v, philox::UNIFORM_SHIFT as i64);
+        // Below 2^24 after the shift: the signed conversion is the unsigned one.
+        let f = self.fb.ins().fcvt_from_sint(F32X4, bits);
+        let scale = self.fb.ins().f32const(philox::UNIFORM_SCALE);
+        let scale = self.fb.ins().splat(F32X4, scale);
+        self.fb.ins().fmul(f, scale)
     }
 
     /// The four words of Philox4x32-10 (`ir::philox::philox4x32`), inline, with its
@@ -107,19 +116,26 @@ impl Gen<'_, '_, '_> {
     /// The uniforms of elements `first..first + 16` as four f32x4: when `first` is a
     /// multiple of 4, four calls at once in i32x4 lanes ([`Self::philox_words_x4`]),
     /// else four [`Self::philox_x4`].
-    pub(super) fn philox_x16(&mut self, first: Value, step: Value, seed: Value, stream: u32) -> [Value; 4] {
+    /// `aligned`: `first` is known to be a multiple of 4 (the vector path alone).
+    pub(super) fn philox_x16(
+        &mut self,
+        first: Value,
+        step: Value,
+        seed: Value,
+        stream: u32,
+        aligned: bool,
+    ) -> [Value; 4] {
+        if aligned {
+            return self.philox_calls_x16(first, step, seed, stream);
+        }
         let result = [(); 4].map(|_| self.fb.declare_var(F32X4));
         let (aligned, unaligned, done) = (self.fb.create_block(), self.fb.create_block(), self.fb.create_block());
         let low = self.fb.ins().band_imm_u(first, 3);
         self.fb.ins().brif(low, unaligned, &[], aligned, &[]);
 
         self.fb.switch_to_block(aligned);
-        let block = self.fb.ins().ushr_imm_u(first, 2);
-        let words = self.philox_words_x4(block, step, seed, stream);
-        // Element 4b + w is word w of call b: the words' transpose.
-        let elements = self.transpose4(words);
-        for (var, bits) in result.iter().zip(elements) {
-            let u = self.unit_x4(bits);
+        let uniforms = self.philox_calls_x16(first, step, seed, stream);
+        for (var, u) in result.iter().zip(uniforms) {
             self.fb.def_var(*var, u);
         }
         self.fb.ins().jump(done, &[]);
@@ -127,13 +143,21 @@ impl Gen<'_, '_, '_> {
         self.fb.switch_to_block(unaligned);
         for (k, var) in result.iter().enumerate() {
             let at = self.fb.ins().iadd_imm_u(first, 4 * k as i64);
-            let u = self.philox_x4(at, step, seed, stream);
+            let u = self.philox_x4(at, step, seed, stream, false);
             self.fb.def_var(*var, u);
         }
         self.fb.ins().jump(done, &[]);
 
         self.fb.switch_to_block(done);
         result.map(|var| self.fb.use_var(var))
+    }
+
+    /// The uniforms of elements `first..first + 16`, `first` a multiple of 4: four calls.
+    fn philox_calls_x16(&mut self, first: Value, step: Value, seed: Value, stream: u32) -> [Value; 4] {
+        let block = self.fb.ins().ushr_imm_u(first, 2);
+        let words = self.philox_words_x4(block, step, seed, stream);
+        // Element 4b + w is word w of call b: the words' transpose.
+        self.transpose4(words).map(|bits| self.unit_x4(bits))
     }
 
     /// Four words' top 24 bits as f32x4 in `[0, 1)` (`ir::philox::to_unit`).
