@@ -130,6 +130,16 @@ impl<'g> Scheduler<'g> {
                 c[*axis].offset += *start as i64;
                 self.access(x[0], Acc::Coords(c))
             }
+            // A slice with nothing but unit axes before its axis is one contiguous block
+            // of its operand: a linear index moves by the block's start (an edge list's
+            // sources and destinations, `edges[0]` and `edges[1]` flattened, are read in
+            // place instead of copied every step).
+            (Op::Slice { axis, start, .. }, Acc::Linear(mut l))
+                if self.shape(x[0])[..*axis].iter().all(|&n| n == 1) =>
+            {
+                l.offset += (*start * strides(self.shape(x[0]))[*axis]) as i64;
+                self.access(x[0], Acc::Linear(l))
+            }
             (Op::Reshape { .. }, Acc::Coords(c)) => {
                 let l = Affine::linear(&c, self.shape(v), rank);
                 self.access(x[0], Acc::Linear(l))
