@@ -20,7 +20,9 @@
 //!   steps) and the schedule of `schedule.rs`, and print one JSON line with peak RSS.
 //!   `--write-only` writes the run directory and exits; `--params` prints the parameter
 //!   names and sizes and exits; `--profile` times every kernel of the training step on
-//!   its own instead (`profile.rs`), `--kernels FILE` also writes their listing.
+//!   its own instead (`profile.rs`), `--kernels FILE` also writes their listing;
+//!   `--profile --compare VAR` runs the step compiled with the compiler switch `VAR` (an
+//!   environment variable an experiment adds) unset and set, alternated in one process.
 //! - `opt`: e-graph optimization time of every example's training step.
 //! - `chain`: compile time and peak RSS of an N-layer chain model, stage by stage
 //!   (`chain.rs`); `--session` also times the JIT session's creation on T threads.

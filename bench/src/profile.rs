@@ -1,5 +1,6 @@
 //! `--profile`: where a training step's time goes. Times each kernel of a session's
-//! training step on its own and prints a table, slowest first.
+//! training step on its own and prints a table, slowest first. `--compare VAR`: the
+//! step compiled with a compiler switch unset and set, alternated in one process.
 //!
 //! In: a JIT session and one batch. Out: the table on stdout (and, with `--kernels FILE`,
 //! the kernel listing as `mpc compile FILE --emit kernels` prints it, so the `k` numbers

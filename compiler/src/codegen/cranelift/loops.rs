@@ -255,6 +255,13 @@ impl Gen<'_, '_, '_> {
             return;
         }
         let split = d == 0 && self.lk.scatter_rows.is_none();
+        if let (false, Some(chunk)) = (split, self.lk.col_chunks) {
+            let whole_chunks = self.lk.domain[d].is_multiple_of(chunk) && chunk.is_multiple_of(4);
+            if d + 1 == self.r && self.vector && whole_chunks {
+                self.emit_chunks(d, chunk);
+                return;
+            }
+        }
         let (lo, hi) = match (split, self.lk.col_chunks) {
             (true, _) => (self.start, self.end),
             // The innermost axis of a scatter split by columns: this call's chunks.
@@ -269,6 +276,29 @@ impl Gen<'_, '_, '_> {
             self.emit_guard(0, self.exit);
         }
         self.emit_axis(d, lo, hi);
+    }
+
+    /// The innermost axis of a scatter split by columns, whose chunks are whole vectors:
+    /// a loop over this call's chunks, each chunk's vector bodies as straight-line code.
+    fn emit_chunks(&mut self, d: usize, chunk: usize) {
+        let var = self.fb.declare_var(I64);
+        self.fb.def_var(var, self.start);
+        let (header, body, done) = (self.fb.create_block(), self.fb.create_block(), self.fb.create_block());
+        self.fb.ins().jump(header, &[]);
+        self.fb.switch_to_block(header);
+        let c = self.fb.use_var(var);
+        let more = self.fb.ins().icmp(IntCC::SignedLessThan, c, self.end);
+        self.fb.ins().brif(more, body, &[], done, &[]);
+        self.fb.switch_to_block(body);
+        let first = self.fb.ins().imul_imm_s(c, chunk as i64);
+        self.ival[d] = Some(first);
+        for lane in (0..chunk as i64).step_by(4) {
+            self.emit_vector_body(lane);
+        }
+        let next = self.fb.ins().iadd_imm_s(c, 1);
+        self.fb.def_var(var, next);
+        self.fb.ins().jump(header, &[]);
+        self.fb.switch_to_block(done);
     }
 
     /// Whether the loop has inline exp/log/tanh/erf or Philox, which are long: it runs
