@@ -76,12 +76,7 @@ impl Gen<'_, '_, '_> {
         for (lane, &w) in c.iter().enumerate().skip(1) {
             v = self.fb.ins().insertlane(v, w, lane as u8);
         }
-        let bits = self.fb.ins().ushr_imm_u(v, philox::UNIFORM_SHIFT as i64);
-        // Below 2^24 after the shift: the signed conversion is the unsigned one.
-        let f = self.fb.ins().fcvt_from_sint(F32X4, bits);
-        let scale = self.fb.ins().f32const(philox::UNIFORM_SCALE);
-        let scale = self.fb.ins().splat(F32X4, scale);
-        self.fb.ins().fmul(f, scale)
+        self.unit_x4(v)
     }
 
     /// The four words of Philox4x32-10 (`ir::philox::philox4x32`), inline, with its

@@ -7,7 +7,7 @@
 use super::loops::{scalar_flags, vector_flags, Gen, F32, F32X4};
 use crate::schedule::{Affine, ReduceOp, Store};
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{InstBuilder, Value};
+use cranelift_codegen::ir::{InstBuilder, Type, Value};
 
 impl Gen<'_, '_, '_> {
     /// Fills `[lo, hi)` elements of buffer `b` with `v`.
@@ -121,6 +121,15 @@ impl Gen<'_, '_, '_> {
         }
     }
 
+    /// `buf[idx] = f(buf[idx])` for an f32 (`F32`) or four (`F32X4`).
+    fn update(&mut self, ty: Type, buf: usize, idx: Value, f: impl FnOnce(&mut Self, Value) -> Value) {
+        let flags = if ty == F32X4 { vector_flags() } else { scalar_flags() };
+        let a = self.addr(buf, idx);
+        let old = self.fb.ins().load(ty, flags, a, 0);
+        let new = f(self, old);
+        self.fb.ins().store(flags, new, a, 0);
+    }
+
     pub(super) fn emit_stores_scalar(&mut self) {
         for s in self.lk.stores.clone() {
             match s {
@@ -133,10 +142,7 @@ impl Gen<'_, '_, '_> {
                 Store::Reduce { buf, at, value, op } => {
                     let v = self.s(value);
                     let idx = self.reduce_index(buf, &at, 0);
-                    let a = self.addr(buf, idx);
-                    let old = self.fb.ins().load(F32, scalar_flags(), a, 0);
-                    let new = self.combine(op, old, v);
-                    self.fb.ins().store(scalar_flags(), new, a, 0);
+                    self.update(F32, buf, idx, |g, old| g.combine(op, old, v));
                 }
                 Store::ScatterAdd {
                     buf,
@@ -147,10 +153,7 @@ impl Gen<'_, '_, '_> {
                 } => {
                     let v = self.s(value);
                     let idx = self.row_index(row, row_len, &at, 0);
-                    let a = self.addr(buf, idx);
-                    let old = self.fb.ins().load(F32, scalar_flags(), a, 0);
-                    let new = self.fb.ins().fadd(old, v);
-                    self.fb.ins().store(scalar_flags(), new, a, 0);
+                    self.update(F32, buf, idx, |g, old| g.fb.ins().fadd(old, v));
                 }
             }
         }
@@ -176,10 +179,7 @@ impl Gen<'_, '_, '_> {
                 Store::Reduce { buf, at, value, op } => {
                     let v = self.splat_f(value);
                     let idx = self.reduce_index(buf, &at, lane);
-                    let a = self.addr(buf, idx);
-                    let old = self.fb.ins().load(F32X4, vector_flags(), a, 0);
-                    let new = self.combine(op, old, v);
-                    self.fb.ins().store(vector_flags(), new, a, 0);
+                    self.update(F32X4, buf, idx, |g, old| g.combine(op, old, v));
                 }
                 Store::ScatterAdd {
                     buf,
@@ -190,10 +190,7 @@ impl Gen<'_, '_, '_> {
                 } => {
                     let v = self.splat_f(value);
                     let idx = self.row_index(row, row_len, &at, lane);
-                    let a = self.addr(buf, idx);
-                    let old = self.fb.ins().load(F32X4, vector_flags(), a, 0);
-                    let new = self.fb.ins().fadd(old, v);
-                    self.fb.ins().store(vector_flags(), new, a, 0);
+                    self.update(F32X4, buf, idx, |g, old| g.fb.ins().fadd(old, v));
                 }
             }
         }
