@@ -20,6 +20,15 @@ use mpc_runtime::session::Session;
 use std::path::Path;
 use std::time::Instant;
 
+/// What the JIT session runs: the training (or evaluation) step, before the e-graph.
+fn step_graph(session: &Session, eval: bool) -> &mpc_compiler::ir::Graph {
+    if eval {
+        &session.compiled.eval
+    } else {
+        &session.compiled.train_step
+    }
+}
+
 /// A buffer for the profiler: 64-byte aligned, zeroed.
 fn aligned(bytes: usize) -> Vec<[u8; 64]> {
     vec![[0u8; 64]; bytes.div_ceil(64).max(1)]
@@ -35,12 +44,7 @@ pub fn profile(
     kernels_out: Option<&Path>,
     eval: bool,
 ) -> Result<(), String> {
-    // What the JIT session runs: the e-graph-optimized training (or evaluation) step.
-    let step = if eval {
-        &session.compiled.eval
-    } else {
-        &session.compiled.train_step
-    };
+    let step = step_graph(session, eval);
     let (program, jit) = pipeline::for_cpu(step)?;
     if let Some(path) = kernels_out {
         std::fs::write(path, schedule::print_program(&program)).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -233,11 +237,7 @@ pub fn compare(
     var: &str,
     eval: bool,
 ) -> Result<(), String> {
-    let step = if eval {
-        &session.compiled.eval
-    } else {
-        &session.compiled.train_step
-    };
+    let step = step_graph(session, eval);
     // SAFETY (set_var/remove_var): the bench is one thread here; no pool exists yet.
     unsafe { std::env::remove_var(var) };
     let a = pipeline::for_cpu(step)?;
