@@ -46,18 +46,18 @@ pub(super) struct Gen<'a, 'f, 'b> {
     pub(super) r: usize,
     pub(super) level: Vec<usize>,
     pub(super) live: Vec<bool>,
-    pub(super) vector: bool,
+    vector: bool,
     pub(super) base: Vec<Option<Value>>,
-    pub(super) ival: Vec<Option<Value>>,
+    ival: Vec<Option<Value>>,
     /// Scalar and vector values of the expressions computed so far.
     pub(super) sval: Vec<Option<Value>>,
     pub(super) vval: Vec<Option<Value>>,
     pub(super) start: Value,
     pub(super) end: Value,
     pub(super) err: Value,
-    pub(super) exit: Block,
+    exit: Block,
     /// The scatter row expression and the level its guard sits at.
-    pub(super) guard: Option<(usize, usize)>,
+    guard: Option<(usize, usize)>,
     /// Per store, while the vector loops of the innermost axis run: the two f32x4
     /// accumulators (one per unrolled body) of a sum along that axis.
     pub(super) accumulators: Vec<Option<[Variable; 2]>>,
