@@ -114,6 +114,8 @@ impl Gen<'_, '_, '_> {
         let rounder_bits = self.int(x, ROUNDER.to_bits() as i32);
         let ni = self.fb.ins().isub(t_bits, rounder_bits);
         let y = self.scale(p, ni);
+        let zero = self.float_like(x, 0.0);
+        let y = self.pick(FloatCC::LessThan, x, lo, zero, y);
         self.pick(FloatCC::Unordered, x, x, x, y)
     }
 

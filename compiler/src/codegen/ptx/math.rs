@@ -7,8 +7,11 @@
 //!
 //! - `exp`: `n = rint(x·log2 e)`, `r = x - n·ln2` (two-constant Cody-Waite, with fma), a
 //!   degree-7 Taylor polynomial of `e^r` on `|r| ≤ ln2/2` (truncation < 6e-9), then scaling
-//!   by `2^n` as two exact powers of two built from bits (so subnormal results and
-//!   overflow to `inf` come out right).
+//!   by `2^n` as two exact powers of two built from bits (so overflow to `inf` comes out
+//!   right). A result below the smallest normal f32 is 0, as with `ex2.approx.ftz` and
+//!   XLA's flush-to-zero CPU code: making a subnormal costs an x86 core a microcode assist
+//!   (a masked softmax's padded scores made its exp loop twice as slow), and the 1.2e-38
+//!   it loses is below every tolerance a model's numbers have.
 //! - `log`: `x = m·2^e` with `m` in `[√½, √2)` (subnormals scaled by `2^23` first), then
 //!   fdlibm's `logf` kernel: `s = f/(2+f)`, `R(s²)` of degree 7, and
 //!   `e·ln2_hi - ((hfsq - (s·(hfsq+R) + e·ln2_lo)) - f)`.
@@ -43,7 +46,9 @@ pub(crate) const EXP_C: [f32; 8] = [
     1.0,
     1.0,
 ];
-pub(crate) const EXP_LO: f32 = -104.0;
+/// The smallest argument whose `exp` is a normal f32 (`ln(f32::MIN_POSITIVE)`, rounded
+/// up): below it `exp` is 0 (see the module doc), and arguments are clamped to it.
+pub(crate) const EXP_LO: f32 = -87.336_54;
 pub(crate) const EXP_HI: f32 = 89.0;
 
 /// fdlibm `logf` constants (Lg1..Lg7, by their bits).
@@ -106,6 +111,9 @@ pub fn exp_model(x: f32) -> f32 {
     let ni = n as i32;
     let n1 = ni >> 1;
     let n2 = ni - n1;
+    if x < EXP_LO {
+        return 0.0;
+    }
     p * pow2(n1) * pow2(n2)
 }
 
@@ -183,6 +191,9 @@ pub(super) fn exp(b: &mut Body, x: &str) -> String {
     let y = b.f();
     b.op(format!("mul.rn.f32 {y}, {p}, {s1};"));
     b.op(format!("mul.rn.f32 {y}, {y}, {s2};"));
+    let flush = b.p();
+    b.op(format!("setp.lt.f32 {flush}, {x}, {};", fconst(EXP_LO)));
+    b.op(format!("selp.f32 {y}, 0f00000000, {y}, {flush};"));
     let nan = b.p();
     b.op(format!("setp.nan.f32 {nan}, {x}, {x};"));
     b.op(format!("selp.f32 {y}, {x}, {y}, {nan};"));
@@ -319,9 +330,11 @@ mod tests {
         assert_eq!(exp_model(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp_model(-200.0), 0.0);
         assert!(exp_model(f32::NAN).is_nan());
-        // Subnormal results: close in absolute terms.
-        for x in sweep(-103.0, -87.5, 1000) {
-            assert!((exp_model(x) as f64 - (x as f64).exp()).abs() < 2e-45, "{x}");
+        // Results stay normal down to the flush point, and are 0 below it.
+        assert!(exp_model(EXP_LO) >= f32::MIN_POSITIVE);
+        assert!(rel(exp_model(EXP_LO), (EXP_LO as f64).exp()) < 5e-7);
+        for x in sweep(-103.0, EXP_LO.next_down(), 1000) {
+            assert_eq!(exp_model(x), 0.0, "{x}");
         }
     }
 
