@@ -15,7 +15,7 @@
 //! changed, then cached). Either way losses and accuracies over all rows are exact.
 
 pub use crate::backend::Backend;
-use crate::backend::{Engine, Outputs, StepKey, StepKind, Variables};
+use crate::backend::{Engine, Job, Outputs, StepKey, StepKind, Variables};
 use crate::data::{Dataset, Tensor};
 use crate::init;
 use mpc_compiler::ir::ArgKind;
@@ -119,9 +119,7 @@ impl Session {
             session.positions = (0..n as i32).collect();
         }
         let rows = session.batch_size();
-        for &kind in kinds {
-            session.prepare(kind, rows)?;
-        }
+        session.prepare_all(kinds, rows)?;
         Ok(session)
     }
 
@@ -225,43 +223,62 @@ impl Session {
     /// Has the engine compile step `kind` for batches of `rows` rows (once); other batch
     /// sizes than the compiled one are lowered again first (cached).
     fn prepare(&mut self, kind: StepKind, rows: usize) -> Result<StepKey, String> {
-        let key = StepKey { kind, rows };
-        if self.prepared.contains(&key) {
-            return Ok(key);
+        self.prepare_all(&[kind], rows)?;
+        Ok(StepKey { kind, rows })
+    }
+
+    /// [`Session::prepare`] for several steps at once, which an engine may compile side
+    /// by side (a session's training and evaluation steps).
+    fn prepare_all(&mut self, kinds: &[StepKind], rows: usize) -> Result<(), String> {
+        let todo: Vec<StepKind> = kinds
+            .iter()
+            .copied()
+            .filter(|&kind| !self.prepared.contains(&StepKey { kind, rows }))
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
         }
-        let steps = if rows == self.batch_size() {
-            None
-        } else {
-            if !self.other_rows.contains_key(&rows) {
-                let steps = pipeline::steps_for_rows(&self.compiled, rows)?;
-                self.other_rows.insert(rows, steps);
-            }
-            self.other_rows.get(&rows)
-        };
-        let opt = &self.compiled.model.train.optimizer;
-        let pick = |kind, steps| step_of(kind, opt, steps);
-        let c = &self.compiled;
-        let step = match steps {
-            Some(s) => pick(kind, [&s.forward, &s.eval, &s.train_step]),
-            None => pick(kind, [&c.forward, &c.eval, &c.train_step]),
-        };
+        let own_rows = rows == self.batch_size();
+        if !own_rows && !self.other_rows.contains_key(&rows) {
+            let steps = pipeline::steps_for_rows(&self.compiled, rows)?;
+            self.other_rows.insert(rows, steps);
+        }
         // A batch of graphs: kernels that run over each batch's own node and edge counts.
-        if steps.is_none() && self.probe.is_none() {
+        if own_rows && self.probe.is_none() {
             self.probe = Some(pipeline::capacity_probe(&self.compiled)?);
         }
-        match self.probe.as_ref().and_then(Option::as_ref) {
-            Some((capacities, probe)) if steps.is_none() && kind != StepKind::Update => {
-                let probe_step = pick(kind, [&probe.forward, &probe.eval, &probe.train_step]);
-                self.engine.prepare_dynamic(key, &step, &probe_step, capacities)?
+        let (c, opt) = (&self.compiled, &self.compiled.model.train.optimizer);
+        let steps = if own_rows { None } else { self.other_rows.get(&rows) };
+        let probe = self.probe.as_ref().and_then(Option::as_ref).filter(|_| own_rows);
+        let jobs: Vec<Job> = todo
+            .iter()
+            .map(|&kind| {
+                let step = match steps {
+                    Some(s) => step_in(kind, opt, s),
+                    None => step_of(kind, opt, [&c.forward, &c.eval, &c.train_step]),
+                };
+                let dynamic = match probe {
+                    Some((capacities, probe)) if kind != StepKind::Update => {
+                        Some((step_in(kind, opt, probe), &capacities[..]))
+                    }
+                    _ => None,
+                };
+                Job {
+                    key: StepKey { kind, rows },
+                    step,
+                    dynamic,
+                }
+            })
+            .collect();
+        self.engine.prepare_all(&jobs)?;
+        for kind in todo {
+            self.prepared.insert(StepKey { kind, rows });
+            match kind {
+                StepKind::Train | StepKind::Gradients | StepKind::Update => self.compiles.0 += 1,
+                StepKind::Eval => self.compiles.1 += 1,
             }
-            _ => self.engine.prepare(key, &step)?,
         }
-        self.prepared.insert(key);
-        match kind {
-            StepKind::Train | StepKind::Gradients | StepKind::Update => self.compiles.0 += 1,
-            StepKind::Eval => self.compiles.1 += 1,
-        }
-        Ok(key)
+        Ok(())
     }
 
     /// Runs step `kind` on `batch` with the session's variables (a training step
@@ -463,6 +480,11 @@ fn step_of<'a>(kind: StepKind, opt: &pipeline::Optimizer, [forward, eval, train]
         StepKind::Gradients => Cow::Owned(pipeline::gradient_step(forward)),
         StepKind::Update => Cow::Owned(pipeline::update_step(forward, opt)),
     }
+}
+
+/// [`step_of`] among `steps`.
+fn step_in<'a>(kind: StepKind, opt: &pipeline::Optimizer, steps: &'a Steps) -> Cow<'a, Step> {
+    step_of(kind, opt, [&steps.forward, &steps.eval, &steps.train_step])
 }
 
 /// The compiled batch size: the label's first axis.

@@ -7,13 +7,14 @@
 //! vectors, so a training step copies and allocates nothing.
 
 use super::pool::Pool;
-use super::{lookup, read_outputs, Engine, Outputs, StepKey, Variables};
+use super::{lookup, read_outputs, Engine, Job, Outputs, StepKey, Variables};
 use mpc_compiler::ir::DType;
 use mpc_compiler::pipeline;
 use mpc_compiler::pipeline::JitProgram;
 use mpc_compiler::schedule::{plan, BufKind, Kernel, KernelBody, Program};
 use mpc_compiler::signature::{Step, SIZES};
 use mpc_compiler::tensor::{Tensor, TensorRef};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -32,21 +33,50 @@ impl Jit {
     }
 }
 
+/// Optimizes, schedules and compiles one job's step.
+fn build(job: &Job) -> Result<(Program, JitProgram), String> {
+    match &job.dynamic {
+        Some((probe, capacities)) => pipeline::for_cpu_dynamic(&job.step, probe, capacities),
+        None => pipeline::for_cpu(&job.step),
+    }
+}
+
 impl Engine for Jit {
     fn prepare(&mut self, key: StepKey, step: &Step) -> Result<(), String> {
-        if !self.steps.contains_key(&key) {
-            let (program, code) = pipeline::for_cpu(step)?;
-            let exe = Executable::new(program, code, self.pool.clone());
-            self.steps.insert(key, (exe, step.clone()));
-        }
-        Ok(())
+        self.prepare_all(&[Job {
+            key,
+            step: Cow::Borrowed(step),
+            dynamic: None,
+        }])
     }
 
     fn prepare_dynamic(&mut self, key: StepKey, step: &Step, probe: &Step, capacities: &[usize]) -> Result<(), String> {
-        if !self.steps.contains_key(&key) {
-            let (program, code) = pipeline::for_cpu_dynamic(step, probe, capacities)?;
+        self.prepare_all(&[Job {
+            key,
+            step: Cow::Borrowed(step),
+            dynamic: Some((Cow::Borrowed(probe), capacities)),
+        }])
+    }
+
+    /// Each job on a thread of its own: a step's e-graph optimization and scheduling
+    /// run on one core, so the training step's keep one core busy while the other
+    /// compiles the evaluation step (Cranelift then shares both between them).
+    fn prepare_all(&mut self, jobs: &[Job]) -> Result<(), String> {
+        let todo: Vec<&Job> = jobs.iter().filter(|j| !self.steps.contains_key(&j.key)).collect();
+        let built: Vec<Result<(Program, JitProgram), String>> = match todo.len() {
+            0 | 1 => todo.iter().map(|j| build(j)).collect(),
+            _ => std::thread::scope(|scope| {
+                let handles: Vec<_> = todo.iter().map(|j| scope.spawn(move || build(j))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a compiling thread panicked"))
+                    .collect()
+            }),
+        };
+        for (job, b) in todo.into_iter().zip(built) {
+            let (program, code) = b?;
             let exe = Executable::new(program, code, self.pool.clone());
-            self.steps.insert(key, (exe, step.clone()));
+            self.steps.insert(job.key, (exe, job.step.clone().into_owned()));
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ pub mod pool;
 
 use mpc_compiler::signature::{Role, Step};
 use mpc_compiler::tensor::{Tensor, TensorRef};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Which engine runs the steps of a session.
@@ -114,6 +115,14 @@ pub struct Outputs {
     pub predictions: Option<Vec<f32>>,
 }
 
+/// One step for an engine to compile: under `key`, and for a batch of graphs the same
+/// step at other capacities and the capacities it runs at ([`Engine::prepare_dynamic`]).
+pub struct Job<'a> {
+    pub key: StepKey,
+    pub step: Cow<'a, Step>,
+    pub dynamic: Option<(Cow<'a, Step>, &'a [usize])>,
+}
+
 /// An execution engine: prepare a step for a shape, run it on named host tensors, read
 /// the results back.
 pub trait Engine {
@@ -132,6 +141,18 @@ pub trait Engine {
         _capacities: &[usize],
     ) -> Result<(), String> {
         self.prepare(key, step)
+    }
+
+    /// Prepares every job (`prepare` or `prepare_dynamic`), one after the other unless
+    /// the engine can do better.
+    fn prepare_all(&mut self, jobs: &[Job]) -> Result<(), String> {
+        for j in jobs {
+            match &j.dynamic {
+                Some((probe, capacities)) => self.prepare_dynamic(j.key, &j.step, probe, capacities)?,
+                None => self.prepare(j.key, &j.step)?,
+            }
+        }
+        Ok(())
     }
 
     /// Runs the prepared step `key` on `inputs` (every data argument: the batch's

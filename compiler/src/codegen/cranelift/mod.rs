@@ -18,7 +18,8 @@
 //! do not depend on how threads split the pairs. Segment kernels (scatter-max and its argmax) call
 //! [`segment`]'s library code.
 //!
-//! Kernels are built one by one and compiled by several threads in batches, then defined
+//! Kernels are built one by one and compiled by several threads in batches (one shared
+//! queue, largest function first), then defined
 //! in kernel order, so the machine code does not depend on the thread count (deep models
 //! have thousands of kernels, and compiling them is most of their compile time).
 //!
@@ -46,6 +47,8 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module, ModuleReloc};
 use segment::{mpc_segment, op_code};
 use std::fmt::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// A compiled kernel: `(bufs, start, end, err)`.
 pub type KernelFn = unsafe extern "C" fn(*const *mut u8, i64, i64, *mut i32);
@@ -160,42 +163,49 @@ unsafe extern "C" fn mpc_sgemm(
 
 /// Kernels compiled together: built one after the other (cheap), compiled by up to
 /// [`MAX_THREADS`] threads at once, defined in order. A batch bounds the memory that
-/// built but not yet compiled functions hold.
-const BATCH: usize = 64;
+/// built but not yet compiled functions hold (a whole example step is one batch).
+const BATCH: usize = 128;
 const MAX_THREADS: usize = 8;
 
-/// Compiles the functions of `batch` (on `threads` threads, each a contiguous part) and
-/// defines them in `module` in order, so the code does not depend on the thread count.
-/// Deep models have thousands of kernels: compiling them is most of their compile time.
+/// Compiles the functions of `batch` on `threads` threads and defines them in `module`
+/// in kernel order, so the code does not depend on the thread count. Deep models have
+/// thousands of kernels: compiling them is most of their compile time.
+///
+/// The threads share one queue, largest function first (by instruction count): one
+/// kernel can take a fifth of a step's compile time (the transformer's three dropout
+/// streams), and fixed halves left one thread idle for a third of the batch.
 fn define_batch(
     module: &mut JITModule,
     batch: &mut Vec<(FuncId, Function, usize)>,
     threads: usize,
 ) -> Result<(), String> {
     let isa = module.isa();
-    let part = batch.len().div_ceil(threads.max(1)).max(1);
     let compiled: Vec<Result<Compiled, String>> = if threads <= 1 || batch.len() <= 1 {
         batch
             .iter_mut()
             .map(|(id, f, i)| compile_one(isa, *id, f, *i))
             .collect()
     } else {
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&j| std::cmp::Reverse(batch[j].1.dfg.num_insts()));
+        let jobs: Vec<Mutex<&mut (FuncId, Function, usize)>> = batch.iter_mut().map(Mutex::new).collect();
+        let next = AtomicUsize::new(0);
+        let done: Vec<Mutex<Option<Result<Compiled, String>>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|scope| {
-            let handles: Vec<_> = batch
-                .chunks_mut(part)
-                .map(|fs| {
-                    scope.spawn(move || {
-                        fs.iter_mut()
-                            .map(|(id, f, i)| compile_one(isa, *id, f, *i))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("a Cranelift thread panicked"))
-                .collect()
-        })
+            for _ in 0..threads.min(jobs.len()) {
+                scope.spawn(|| {
+                    while let Some(&j) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let mut job = jobs[j].lock().expect("each job is taken once");
+                        let (id, f, i) = &mut **job;
+                        let c = compile_one(isa, *id, f, *i);
+                        *done[j].lock().expect("each result is written once") = Some(c);
+                    }
+                });
+            }
+        });
+        done.into_iter()
+            .map(|c| c.into_inner().ok().flatten().expect("a Cranelift thread panicked"))
+            .collect()
     };
     for ((id, _, _), c) in batch.drain(..).zip(compiled) {
         let c = c?;
