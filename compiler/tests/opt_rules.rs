@@ -236,6 +236,24 @@ fn instance(rule: &str, t: &mut Instance) -> ValueId {
             let xc = t.b.mul(x, c);
             t.b.scatter_add(xc, i, m)
         }
+        "scatter-of-biased" => {
+            let (x, c) = (t.tensor(&[m + 3, 2, 3]), t.tensor(&[3]));
+            let i = t.indices(&[m + 3], m as u64);
+            let c = t.b.broadcast(c, &[m + 3, 2, 3], &[2]);
+            let xc = t.b.add(x, c);
+            t.b.scatter_add(xc, i, m)
+        }
+        "weight-gradient-of-aggregate" => {
+            let (x, g) = (t.tensor(&[m, k]), t.tensor(&[m + 2, k + 2]));
+            let (i, j) = (
+                t.indices(&[2 * m + 5], m as u64),
+                t.indices(&[2 * m + 5], (m + 2) as u64),
+            );
+            let gj = t.b.gather(g, j);
+            let aggregated = t.b.scatter_add(gj, i, m);
+            let xt = t.b.transpose(x, &[1, 0]);
+            t.b.matmul(xt, aggregated)
+        }
         "sum-of-gather" => {
             let x = t.tensor(&[m, k]);
             let i = t.indices(&[4 * m + 3], m as u64);

@@ -159,6 +159,12 @@ pub fn table() -> Vec<Rule> {
         app("scatter-of-reshape",       MessagePassing,  "(scatter_add ?rows (reshape ?s ?v) ?i)",       reshape_after_scatter,                     Some(reshape_keeps_positions)),
         app("scatter-of-broadcast",     MessagePassing,  "(scatter_add ?rows (broadcast ?s ?d ?x) ?i)",  broadcast_after_scatter,                   Some(broadcast_keeps_positions)),
         app("scatter-of-scaled",        MessagePassing,  "(scatter_add ?rows (mul ?x (broadcast ?s ?d ?c)) ?i)", scale_after_scatter,               Some(c_same_at_every_position)),
+        app("scatter-of-biased",        MessagePassing,  "(scatter_add ?rows (add ?x (broadcast ?s ?d ?c)) ?i)", bias_after_scatter,                Some(c_same_at_every_position)),
+        // x^T (S g) for an aggregation S (gather by j, scatter-add by i) is (S^T x)^T g:
+        // a weight gradient of messages `linear(src)` then reads the aggregate of the
+        // layer's input that the forward pass computes (after `scatter-of-matmul` moved
+        // the linear map behind the aggregation), instead of scattering the cotangent.
+        app("weight-gradient-of-aggregate", MessagePassing, "(matmul (transpose ?p ?x) (scatter_add ?rows (gather ?g ?j) ?i))", aggregate_then_matmul, Some(p_swaps_x_narrower_than_g_i_j_vectors)),
         // A gather reads rows: what is done to every row the same way, or summed within
         // each row, can be done to the N rows before E positions read them (GAT's
         // per-head scores `sum(z_j * a, -1)` per node, then read per edge), and a sum
@@ -282,6 +288,14 @@ fn broadcast_keeps_positions(eg: &TensorGraph, v: &Vars) -> bool {
 /// A factor broadcast along the position axis: the same at every position.
 fn c_same_at_every_position(eg: &TensorGraph, v: &Vars) -> bool {
     i_vector(eg, v) && !list(eg, v("?d")).contains(&0)
+}
+/// Also: `x` narrower than `g`, so that the new aggregate moves fewer columns (at equal
+/// widths the two forms cost the same, and extraction, which counts a shared aggregate
+/// once per use, could pick either).
+fn p_swaps_x_narrower_than_g_i_j_vectors(eg: &TensorGraph, v: &Vars) -> bool {
+    let (x, g) = (shape(eg, v("?x")), shape(eg, v("?g")));
+    let vector = |i: &str| shape(eg, v(i)).len() == 1;
+    p_swaps(eg, v) && x.len() == 2 && g.len() == 2 && x[1] < g[1] && vector("?i") && vector("?j")
 }
 /// Also: a part is a gather, so that splitting leaves it to `gathered-weight-gradient`
 /// (split for nothing, it measured slower: more GEMM calls, the same flops).
@@ -440,6 +454,33 @@ fn scale_after_scatter(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
     let summed = eg.add(TensorLang::ScatterAdd([v("?rows"), v("?x"), v("?i")]));
     let c = eg.add(TensorLang::Broadcast([s, v("?d"), v("?c")]));
     Some(eg.add(TensorLang::Binary(Binary::Mul, [summed, c])))
+}
+
+/// `scatter_add(x + c) = scatter_add(x) + count * c` for a term `c` the same at every
+/// position, `count = scatter_add(1, i)` (each row's number of positions): a message
+/// `linear(src)`'s bias comes out of the aggregation, so that `scatter-of-matmul` can
+/// move its weight behind it (the aggregate of `[E, F]` inputs, not of `[E, H]` outputs).
+fn bias_after_scatter(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let out_shape = list(eg, v("?s"));
+    let s = scattered(eg, v("?rows"), &out_shape)?;
+    let summed = eg.add(TensorLang::ScatterAdd([v("?rows"), v("?x"), v("?i")]));
+    let ones = constant_node(eg, 1.0, &shape(eg, v("?i")));
+    let counts = eg.add(TensorLang::ScatterAdd([v("?rows"), ones, v("?i")]));
+    let rows_axis = attr(eg, Attr::List(vec![0]));
+    let counts = eg.add(TensorLang::Broadcast([s, rows_axis, counts]));
+    let c = eg.add(TensorLang::Broadcast([s, v("?d"), v("?c")]));
+    let bias = eg.add(TensorLang::Binary(Binary::Mul, [counts, c]));
+    Some(eg.add(TensorLang::Binary(Binary::Add, [summed, bias])))
+}
+
+/// `x^T scatter_add(gather(g, j), i) = scatter_add(gather(x, i), j)^T g` (both are
+/// `sum_e x[i[e]]^T g[j[e]]`); the new scatter has `g`'s rows.
+fn aggregate_then_matmul(eg: &mut TensorGraph, v: &Vars) -> Option<Id> {
+    let rows = attr(eg, Attr::Int(*shape(eg, v("?g")).first()? as i64));
+    let read = eg.add(TensorLang::Gather([v("?x"), v("?i")]));
+    let summed = eg.add(TensorLang::ScatterAdd([rows, read, v("?j")]));
+    let st = eg.add(TensorLang::Transpose([v("?p"), summed]));
+    Some(eg.add(TensorLang::MatMul([st, v("?g")])))
 }
 
 /// `sum_e x[i[e]] = sum_n count(n) x[n]` with `count = scatter_add(1, i)`: a bias
