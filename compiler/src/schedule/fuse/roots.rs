@@ -157,6 +157,20 @@ impl<'g> Scheduler<'g> {
                 let reads = [mm.a.buf, mm.b.buf];
                 self.place_library(KernelBody::MatMul(mm), &reads, buf);
             }
+            // A reshape of a transpose (attention's heads merged back into rows): the
+            // loop runs over the transpose's shape and writes each element at its
+            // row-major linear index, which a reshape keeps, so the transpose stays
+            // index arithmetic instead of a buffer and a copy. (Other reshapes keep
+            // their own domain, and so their place in the kernels of that domain.)
+            Op::Reshape { .. } if self.unbuffered_transpose(x[0]) => {
+                let domain = self.shape(x[0]).to_vec();
+                self.start(&domain);
+                let ident = self.identity();
+                let value = self.access(x[0], Acc::Coords(ident.clone()))?;
+                let at = Affine::linear(&ident, &domain, domain.len());
+                self.cur.stores.push(Store::Write { buf, at, value });
+                self.place_loop();
+            }
             _ => {
                 let domain = self.shape(v).to_vec();
                 self.start(&domain);
@@ -168,6 +182,10 @@ impl<'g> Scheduler<'g> {
             }
         }
         Ok(())
+    }
+
+    fn unbuffered_transpose(&self, v: ValueId) -> bool {
+        matches!(self.g.node(v).op, Op::Transpose { .. }) && !self.buf_of.contains_key(&v.index())
     }
 
     /// The values a scatter-add of `ni` index axes reads: `values` itself, or, when it
