@@ -17,10 +17,6 @@ mod run;
 mod sample;
 mod train;
 
-/// mimalloc: compiling a step is many small allocations (see the workspace manifest).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use load::{fail, Loaded};

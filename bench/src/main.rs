@@ -36,10 +36,6 @@ mod schedule;
 mod timing;
 mod workload;
 
-/// The CLI's allocator, so that compile times are the CLI's (see the workspace manifest).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::{Parser, Subcommand};
 use mpc_compiler::pipeline::compile;
 use mpc_compiler::specialize;
