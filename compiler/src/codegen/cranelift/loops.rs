@@ -281,21 +281,29 @@ impl Gen<'_, '_, '_> {
     /// The innermost axis of a scatter split by columns, whose chunks are whole vectors:
     /// a loop over this call's chunks, each chunk's vector bodies as straight-line code.
     fn emit_chunks(&mut self, d: usize, chunk: usize) {
+        self.emit_parts(|g, c| {
+            let first = g.fb.ins().imul_imm_s(c, chunk as i64);
+            g.ival[d] = Some(first);
+            for lane in (0..chunk as i64).step_by(4) {
+                g.emit_vector_body(lane);
+            }
+        });
+    }
+
+    /// A loop over this call's parts `start..end` (row blocks, column chunks): `body`
+    /// emits one part's code from its number.
+    fn emit_parts(&mut self, body: impl FnOnce(&mut Self, Value)) {
         let var = self.fb.declare_var(I64);
         self.fb.def_var(var, self.start);
-        let (header, body, done) = (self.fb.create_block(), self.fb.create_block(), self.fb.create_block());
+        let (header, block, done) = (self.fb.create_block(), self.fb.create_block(), self.fb.create_block());
         self.fb.ins().jump(header, &[]);
         self.fb.switch_to_block(header);
-        let c = self.fb.use_var(var);
-        let more = self.fb.ins().icmp(IntCC::SignedLessThan, c, self.end);
-        self.fb.ins().brif(more, body, &[], done, &[]);
-        self.fb.switch_to_block(body);
-        let first = self.fb.ins().imul_imm_s(c, chunk as i64);
-        self.ival[d] = Some(first);
-        for lane in (0..chunk as i64).step_by(4) {
-            self.emit_vector_body(lane);
-        }
-        let next = self.fb.ins().iadd_imm_s(c, 1);
+        let part = self.fb.use_var(var);
+        let more = self.fb.ins().icmp(IntCC::SignedLessThan, part, self.end);
+        self.fb.ins().brif(more, block, &[], done, &[]);
+        self.fb.switch_to_block(block);
+        body(self, part);
+        let next = self.fb.ins().iadd_imm_s(part, 1);
         self.fb.def_var(var, next);
         self.fb.ins().jump(header, &[]);
         self.fb.switch_to_block(done);
@@ -351,34 +359,24 @@ impl Gen<'_, '_, '_> {
     /// Axis 0 of a kernel split in blocks of `rows` rows: for each block `start..end`,
     /// its partial slices start at the reductions' identity, then its rows run.
     fn emit_blocks(&mut self, rows: i64) {
-        let var = self.fb.declare_var(I64);
-        self.fb.def_var(var, self.start);
-        let (header, body, done) = (self.fb.create_block(), self.fb.create_block(), self.fb.create_block());
-        self.fb.ins().jump(header, &[]);
-        self.fb.switch_to_block(header);
-        let block = self.fb.use_var(var);
-        let more = self.fb.ins().icmp(IntCC::SignedLessThan, block, self.end);
-        self.fb.ins().brif(more, body, &[], done, &[]);
-        self.fb.switch_to_block(body);
-        self.block = Some(block);
-        for s in self.lk.stores.clone() {
-            if let Store::Reduce { buf, at, op, .. } = s {
-                if at.coef[0] == 0 {
-                    let len = self.block_len(buf);
-                    let lo = self.fb.ins().imul_imm_s(block, len);
-                    let hi = self.fb.ins().iadd_imm_s(lo, len);
-                    self.fill(buf, lo, hi, op.init());
+        self.emit_parts(|g, block| {
+            g.block = Some(block);
+            let lk = g.lk;
+            for s in &lk.stores {
+                if let Store::Reduce { buf, at, op, .. } = s {
+                    if at.coef[0] == 0 {
+                        let len = g.block_len(*buf);
+                        let lo = g.fb.ins().imul_imm_s(block, len);
+                        let hi = g.fb.ins().iadd_imm_s(lo, len);
+                        g.fill(*buf, lo, hi, op.init());
+                    }
                 }
             }
-        }
-        let lo = self.fb.ins().imul_imm_s(block, rows);
-        let hi = self.fb.ins().iadd_imm_s(lo, rows);
-        let hi = self.fb.ins().smin(hi, self.bounds[0]);
-        self.emit_axis(0, lo, hi);
-        let next = self.fb.ins().iadd_imm_s(block, 1);
-        self.fb.def_var(var, next);
-        self.fb.ins().jump(header, &[]);
-        self.fb.switch_to_block(done);
+            let lo = g.fb.ins().imul_imm_s(block, rows);
+            let hi = g.fb.ins().iadd_imm_s(lo, rows);
+            let hi = g.fb.ins().smin(hi, g.bounds[0]);
+            g.emit_axis(0, lo, hi);
+        });
         self.block = None;
     }
 

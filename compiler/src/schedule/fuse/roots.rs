@@ -157,25 +157,22 @@ impl<'g> Scheduler<'g> {
                 let reads = [mm.a.buf, mm.b.buf];
                 self.place_library(KernelBody::MatMul(mm), &reads, buf);
             }
-            // A reshape of a transpose (attention's heads merged back into rows): the
-            // loop runs over the transpose's shape and writes each element at its
-            // row-major linear index, which a reshape keeps, so the transpose stays
-            // index arithmetic instead of a buffer and a copy. (Other reshapes keep
-            // their own domain, and so their place in the kernels of that domain.)
-            Op::Reshape { .. } if self.unbuffered_transpose(x[0]) => {
-                let domain = self.shape(x[0]).to_vec();
-                self.start(&domain);
-                let ident = self.identity();
-                let value = self.access(x[0], Acc::Coords(ident.clone()))?;
-                let at = Affine::linear(&ident, &domain, domain.len());
-                self.cur.stores.push(Store::Write { buf, at, value });
-                self.place_loop();
-            }
             _ => {
-                let domain = self.shape(v).to_vec();
+                // A reshape of a transpose (attention's heads merged back into rows): the
+                // loop runs over the transpose's shape and writes each element at its
+                // row-major linear index, which a reshape keeps, so the transpose stays
+                // index arithmetic instead of a buffer and a copy. (Other reshapes keep
+                // their own domain, and so their place in the kernels of that domain.)
+                let through = matches!(node.op, Op::Reshape { .. }) && self.unbuffered_transpose(x[0]);
+                let domain = if through { self.shape(x[0]) } else { self.shape(v) }.to_vec();
                 self.start(&domain);
                 let ident = self.identity();
-                let value = self.inline(v, Acc::Coords(ident.clone()))?;
+                let acc = Acc::Coords(ident.clone());
+                let value = if through {
+                    self.access(x[0], acc)?
+                } else {
+                    self.inline(v, acc)?
+                };
                 let at = Affine::linear(&ident, &domain, domain.len());
                 self.cur.stores.push(Store::Write { buf, at, value });
                 self.place_loop();
