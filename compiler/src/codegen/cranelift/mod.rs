@@ -34,6 +34,7 @@ mod math;
 mod ops;
 mod philox;
 mod segment;
+mod small_matmul;
 mod stores;
 
 use crate::schedule::{BatchAxis, KernelBody, Program, MATMUL_BLOCK, MAX_BATCH_AXES};
@@ -87,8 +88,9 @@ unsafe extern "C" fn mpc_fill(p: *mut f32, n: i64, v: f32) {
 /// column blocks per batch): task `p` is batch `j = p / (blocks · cols)`, row block
 /// `(p / cols) % blocks`, column block `p % cols` (`ceil(n / cols)` columns), batch
 /// coordinates `(j / len1, j % len1)`, each operand's base moved by `j0 * s0 + j1 * s1`
-/// (`sa*`, `sb*`, `sc*`). One GEMM call per task, whichever thread runs it, so the
-/// result does not depend on the split.
+/// (`sa*`, `sb*`, `sc*`). One GEMM call per task (for a product of at most 32 columns
+/// by a depth of 64, our own AVX2 code: `small_matmul`), whichever thread runs it, so
+/// the result does not depend on the split.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn mpc_sgemm(
     m: i64,
@@ -137,6 +139,22 @@ unsafe extern "C" fn mpc_sgemm(
             }
             continue;
         }
+        let (a, b) = (
+            a.offset((j0 * sa0 + j1 * sa1 + r0 * ars) as isize),
+            b.offset((j0 * sb0 + j1 * sb1 + c0 * bcs) as isize),
+        );
+        if small_matmul::fits(n as usize, k as usize) {
+            let (a, b) = ((a, ars as isize, acs as isize), (b, brs as isize, bcs as isize));
+            small_matmul::matmul(
+                rows as usize,
+                n as usize,
+                k as usize,
+                a,
+                b,
+                (dst, crs as isize, ccs as isize),
+            );
+            continue;
+        }
         gemm::gemm(
             rows as usize,
             n as usize,
@@ -145,10 +163,10 @@ unsafe extern "C" fn mpc_sgemm(
             ccs as isize,
             crs as isize,
             false,
-            a.offset((j0 * sa0 + j1 * sa1 + r0 * ars) as isize),
+            a,
             acs as isize,
             ars as isize,
-            b.offset((j0 * sb0 + j1 * sb1 + c0 * bcs) as isize),
+            b,
             bcs as isize,
             brs as isize,
             0.0f32,

@@ -234,6 +234,11 @@ impl Gen<'_, '_, '_> {
 
     /// The i32x4 of 32-bit lanes `pick` of `a`'s and `b`'s lanes (0-3 `a`, 4-7 `b`).
     fn shuffle32(&mut self, a: Value, b: Value, pick: [u8; 4]) -> Value {
+        self.shuffle_lanes(I32X4, a, b, pick)
+    }
+
+    /// The 32-bit lanes `pick` of `a` (0-3) and `b` (4-7), as a vector of type `ty`.
+    pub(super) fn shuffle_lanes(&mut self, ty: types::Type, a: Value, b: Value, pick: [u8; 4]) -> Value {
         let bytes: Vec<u8> = pick.iter().flat_map(|&l| (0..4).map(move |k| 4 * l + k)).collect();
         let mask = self.fb.func.dfg.immediates.push(ConstantData::from(bytes));
         let flags = MemFlagsData::new().with_endianness(Endianness::Little);
@@ -242,7 +247,7 @@ impl Gen<'_, '_, '_> {
             self.fb.ins().bitcast(types::I8X16, flags, b),
         );
         let v = self.fb.ins().shuffle(a, b, mask);
-        self.fb.ins().bitcast(I32X4, flags, v)
+        self.fb.ins().bitcast(ty, flags, v)
     }
 }
 

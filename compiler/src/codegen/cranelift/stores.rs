@@ -93,15 +93,30 @@ impl Gen<'_, '_, '_> {
             };
             let (a, b) = (self.fb.use_var(a), self.fb.use_var(b));
             let v = self.combine(op, a, b);
-            let mut acc = self.fb.ins().extractlane(v, 0);
-            for lane in 1..4u8 {
-                let x = self.fb.ins().extractlane(v, lane);
-                acc = self.combine(op, acc, x);
-            }
             let idx = self.reduce_index(buf, &at, 0);
             let addr = self.addr(buf, idx);
             let old = self.fb.ins().load(F32, scalar_flags(), addr, 0);
-            let new = self.combine(op, old, acc);
+            let new = match op {
+                ReduceOp::Sum => {
+                    let mut acc = self.fb.ins().extractlane(v, 0);
+                    for lane in 1..4u8 {
+                        let x = self.fb.ins().extractlane(v, lane);
+                        acc = self.combine(op, acc, x);
+                    }
+                    self.combine(op, old, acc)
+                }
+                // Lanes by halves in vector registers, then the element: a scalar max
+                // would branch on data (`combine`), and these maxima are not running
+                // ones, so every branch would be a coin toss.
+                ReduceOp::Max => {
+                    let high = self.shuffle_lanes(F32X4, v, v, [2, 3, 2, 3]);
+                    let v = self.combine(op, v, high);
+                    let second = self.shuffle_lanes(F32X4, v, v, [1, 1, 1, 1]);
+                    let v = self.combine(op, v, second);
+                    let acc = self.fb.ins().extractlane(v, 0);
+                    self.pick_scalar(FloatCC::GreaterThan, acc, old, acc, old)
+                }
+            };
             self.fb.ins().store(scalar_flags(), new, addr, 0);
         }
     }
