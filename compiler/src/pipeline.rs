@@ -12,7 +12,7 @@
 //! schedule      graph -> kernel Program (fused loops, GEMMs)          kernels
 //! split_reductions  (CPU) Program -> outer-axis sums in row blocks    kernels
 //! zero_scatter_targets  (CPU) serial scatters' outputs zeroed in parallel  kernels
-//! split_scatter_columns  (CPU) zeroed scatters split by column chunks  kernels
+//! split_scatter_columns  (CPU) zeroed scatters split by column chunks (or rows)  kernels
 //! memory        steps scheduled -> bytes a run needs (Footprint)      (mpc inspect)
 //! codegen_cpu   Program -> native functions (Cranelift JIT)           clif
 //! codegen_ptx   Program -> PTX text and launch shapes                 ptx
@@ -237,8 +237,9 @@ pub fn zero_scatter_targets(program: &mut Program) {
 }
 
 /// split_scatter_columns: for the CPU, a scatter-add whose output is zeroed already
-/// and whose rows are two cache lines or more is split between threads by column
-/// chunks (each thread walks every position in order, over its own columns).
+/// and whose rows are four cache lines or more is split between threads by column
+/// chunks (each thread walks every position in order, over its own columns); a
+/// narrower one with inline exp/log/tanh/erf per position, by output rows.
 pub fn split_scatter_columns(program: &mut Program) {
     schedule::scatter_columns::split_scatter_columns(program)
 }
