@@ -316,8 +316,9 @@ impl Gen<'_, '_, '_> {
     }
 
     /// Whether the loop has inline exp/log/tanh/erf or Philox, which are long: it runs
-    /// one f32x4 body per iteration and unrolls nothing (the unrolled copies would
-    /// multiply code and compile time for little gain on such latency-bound math).
+    /// one f32x4 body per iteration and unrolls nothing but rows of up to [`ROW_INNER`]
+    /// (the unrolled copies would multiply code and compile time for little gain on such
+    /// latency-bound math).
     fn long(&self) -> bool {
         self.lk.exprs.iter().enumerate().any(|(e, x)| {
             self.live[e]

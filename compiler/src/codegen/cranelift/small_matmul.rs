@@ -8,10 +8,11 @@
 //! Why: attention's per-head products are 16x16 by 16, one call per (batch, head), 256
 //! per step on the transformer example. `gemm` packs both operands and dispatches per
 //! call, which for such a product costs several times its 4096 multiply-adds (the
-//! `q k^T` product ran at a tenth of the machine's peak). Here `b` is copied into a
-//! zero-padded row-major tile on the stack (any strides: a transposed `k` is packed the
-//! same way), and each block of 4 rows by 16 columns of `c` accumulates in 8 f32x8
-//! registers over the depth, then is written with `c`'s strides.
+//! `q k^T` product ran at a tenth of the machine's peak). Here `b` is read in place when
+//! its rows are contiguous and a whole number of 16 columns (attention's `v`), else
+//! copied into a zero-padded row-major tile on the stack (any strides: a transposed `k`);
+//! each block of 4 rows by 16 columns of `c` accumulates in 8 f32x8 registers over the
+//! depth, then is written with `c`'s strides.
 //!
 //! Every element is `a[i,0] b[0,j]` then `+ a[i,p] b[p,j]` for `p = 1..k` in order, each
 //! step one fma: the same on every thread and at every thread count.
@@ -22,6 +23,10 @@ const MAX_N: usize = 32;
 const MAX_K: usize = 64;
 const TILE_COLS: usize = 16;
 const TILE_ROWS: usize = 4;
+
+/// A strided matrix view: base, row stride, column stride (in elements).
+type View = (*const f32, isize, isize);
+type ViewMut = (*mut f32, isize, isize);
 
 /// Whether `c (rows x n) = a (rows x k) · b (k x n)` runs here on this host.
 pub(super) fn fits(n: usize, k: usize) -> bool {
@@ -45,45 +50,29 @@ fn host_has_avx2_fma() -> bool {
 /// # Safety
 /// `fits(n, k)` holds; the views cover `rows x k`, `k x n` and `rows x n` elements at
 /// their strides; `c` does not overlap `a` or `b`.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn matmul(
-    rows: usize,
-    n: usize,
-    k: usize,
-    (a, ars, acs): (*const f32, isize, isize),
-    (b, brs, bcs): (*const f32, isize, isize),
-    (c, crs, ccs): (*mut f32, isize, isize),
-) {
+pub(super) unsafe fn matmul(rows: usize, n: usize, k: usize, a: View, b: View, c: ViewMut) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `fits` checked AVX2 and FMA; the caller vouches for the views.
     unsafe {
-        avx2::matmul(rows, n, k, (a, ars, acs), (b, brs, bcs), (c, crs, ccs))
+        avx2::matmul(rows, n, k, a, b, c)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (rows, n, k, a, ars, acs, b, brs, bcs, c, crs, ccs);
+        let _ = (rows, n, k, a, b, c);
         unreachable!("small_matmul::fits is false off x86-64");
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{MAX_K, MAX_N, TILE_COLS, TILE_ROWS};
+    use super::{View, ViewMut, MAX_K, MAX_N, TILE_COLS, TILE_ROWS};
     use std::arch::x86_64::*;
 
     /// Columns of the packed tile: `MAX_N` rounded up to whole column blocks.
     const PACKED: usize = MAX_N.div_ceil(TILE_COLS) * TILE_COLS;
 
     #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn matmul(
-        rows: usize,
-        n: usize,
-        k: usize,
-        (a, ars, acs): (*const f32, isize, isize),
-        (b, brs, bcs): (*const f32, isize, isize),
-        (c, crs, ccs): (*mut f32, isize, isize),
-    ) {
+    pub(super) unsafe fn matmul(rows: usize, n: usize, k: usize, a: View, (b, brs, bcs): View, c: ViewMut) {
         // `b` as `k` rows of `width` floats (zeros past column `n`), unless its rows
         // are such rows already (`v` in attention's `weights v`).
         let width = n.next_multiple_of(TILE_COLS);
@@ -109,10 +98,10 @@ mod avx2 {
         let mut i = 0;
         while i < rows {
             if rows - i >= TILE_ROWS {
-                rows_of::<TILE_ROWS>(i, n, k, (tile, stride), (a, ars, acs), (c, crs, ccs));
+                rows_of::<TILE_ROWS>(i, n, k, (tile, stride), a, c);
                 i += TILE_ROWS;
             } else {
-                rows_of::<1>(i, n, k, (tile, stride), (a, ars, acs), (c, crs, ccs));
+                rows_of::<1>(i, n, k, (tile, stride), a, c);
                 i += 1;
             }
         }
@@ -127,8 +116,8 @@ mod avx2 {
         n: usize,
         k: usize,
         (tile, stride): (*const f32, isize),
-        (a, ars, acs): (*const f32, isize, isize),
-        (c, crs, ccs): (*mut f32, isize, isize),
+        (a, ars, acs): View,
+        (c, crs, ccs): ViewMut,
     ) {
         for col in (0..n).step_by(TILE_COLS) {
             let mut acc = [[_mm256_setzero_ps(); 2]; R];

@@ -82,7 +82,8 @@ impl Gen<'_, '_, '_> {
     }
 
     /// Combines each inner reduction's accumulators into its output element: `a op b`
-    /// lane-wise, then lanes `((l0 op l1) op l2) op l3`, then the element.
+    /// lane-wise, then a sum's lanes `((l0 + l1) + l2) + l3` (a max's by vector halves),
+    /// then the element.
     pub(super) fn flush_accumulators(&mut self) {
         for k in 0..self.accumulators.len() {
             let Some([a, b]) = self.accumulators[k].take() else {
