@@ -192,11 +192,16 @@ fn run_once(
     threads: usize,
     each: &mut [f64],
 ) -> f64 {
-    let bufs = memory.ptrs.as_ptr() as usize;
+    // The buffers' pointers, then the run-time sizes' (none: the programs profiled here
+    // have static sizes), gathered into each kernel's table.
+    let ptrs: Vec<usize> = memory.ptrs.iter().map(|&p| p as usize).chain([0]).collect();
+    let mut tables = Vec::new();
+    jit.fill_tables(&ptrs, &mut tables);
     let errs = memory.errors.as_mut_ptr() as usize;
     let t_all = Instant::now();
     for (k, kernel) in program.kernels.iter().enumerate() {
         let f = jit.fns[k];
+        let bufs = tables[jit.table_start(k)..].as_ptr() as usize;
         let range = kernel.range as i64;
         let t = Instant::now();
         if splits(kernel, threads) {

@@ -88,19 +88,18 @@ impl Session {
     }
 
     fn create(compiled: Compiled, seed: u64, backend: Backend, kinds: &[StepKind]) -> Result<Session, String> {
-        let params = init::initialize(&specialize::params(&compiled.model, &compiled.dims)?, seed);
-        // Where a gradient step leaves its gradients (the JIT swaps its outputs in).
-        let grads = match kinds.contains(&StepKind::Gradients) {
-            true => params.iter().map(|(n, v)| (n.clone(), vec![0.0; v.len()])).collect(),
-            false => BTreeMap::new(),
-        };
+        let shapes = specialize::params(&compiled.model, &compiled.dims)?;
         let state = compiled
             .train_step
             .args(ArgKind::State)
             .map(|(_, name, ty)| (name.to_string(), vec![0.0; ty.numel()]))
             .collect();
         let mut session = Session {
-            vars: Variables { params, state, grads },
+            vars: Variables {
+                params: BTreeMap::new(),
+                state,
+                grads: BTreeMap::new(),
+            },
             step: 0,
             seed,
             backend,
@@ -119,7 +118,19 @@ impl Session {
             session.positions = (0..n as i32).collect();
         }
         let rows = session.batch_size();
-        session.prepare_all(kinds, rows)?;
+        // The parameters' draws (a tenth of the transformer's compile time) do not need
+        // the steps: they run on a thread of their own while the engine compiles.
+        let params = std::thread::scope(|scope| {
+            let draws = scope.spawn(|| init::initialize(&shapes, seed));
+            let prepared = session.prepare_all(kinds, rows);
+            let params = draws.join().expect("the parameter initialization panicked");
+            prepared.map(|()| params)
+        })?;
+        // Where a gradient step leaves its gradients (the JIT swaps its outputs in).
+        if kinds.contains(&StepKind::Gradients) {
+            session.vars.grads = params.iter().map(|(n, v)| (n.clone(), vec![0.0; v.len()])).collect();
+        }
+        session.vars.params = params;
         Ok(session)
     }
 

@@ -7,6 +7,7 @@ mod common;
 
 use common::jit::*;
 use mpc_compiler::ir::{ArgKind, Builder, Graph, Type, ValueId};
+use mpc_compiler::pipeline;
 use mpc_compiler::schedule::{schedule, KernelBody};
 
 fn f(b: &mut Builder, name: &str, shape: &[usize]) -> ValueId {
@@ -233,6 +234,35 @@ fn matmuls_fold_transposes() {
     // The GEMM sums in its own order: results near zero after cancellation differ by
     // a few ulps of the terms, so this one compares at 1e-4.
     check_tol(g, 1, 1e-4, "matmul");
+}
+
+/// Kernels that differ only in their buffers (the same product of equally sized
+/// operands here; equally sized parameters' Adam updates, repeated layers in models)
+/// are one compiled function, and each still reads and writes its own buffers.
+#[test]
+fn kernels_alike_but_for_their_buffers_share_one_function() {
+    let mut b = Builder::new("alike");
+    let x = f(&mut b, "x", &[40, 9]);
+    let y = f(&mut b, "y", &[40, 9]);
+    let w = f(&mut b, "w", &[9, 5]);
+    let p = b.matmul(x, w);
+    let q = b.matmul(y, w);
+    let w3 = f(&mut b, "w3", &[9, 3]);
+    let v = b.matmul(x, w3);
+    b.output("p", p);
+    b.output("q", q);
+    b.output("v", v);
+    let g = b.finish();
+    let program = pipeline::schedule_cpu(&g);
+    let code = pipeline::codegen_cpu(&program).unwrap();
+    assert_eq!(
+        program.kernels.len(),
+        3,
+        "{}",
+        mpc_compiler::schedule::print_program(&program)
+    );
+    assert_eq!(code.functions(), 2, "x w and y w are one function, x w3 another");
+    check_tol(g, 1, 1e-4, "alike");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! (allocated once). [`Jit`] swaps the parameter and state outputs with the session's
 //! vectors, so a training step copies and allocates nothing.
 
+use super::arena::Arena;
 use super::pool::Pool;
 use super::{lookup, read_outputs, Engine, Job, Outputs, StepKey, Variables};
 use mpc_compiler::ir::DType;
@@ -95,29 +96,6 @@ impl Engine for Jit {
     }
 }
 
-#[repr(C, align(64))]
-#[derive(Clone, Copy)]
-struct Line([u8; 64]);
-
-/// `n` zero lines from the allocator's zeroed memory: fresh pages are mapped when a
-/// step first touches them, not written here (`vec![Line(..); n]` wrote every byte,
-/// 5 ms of the transformer's compile time).
-fn zeroed_lines(n: usize) -> Vec<Line> {
-    if n == 0 {
-        return Vec::new();
-    }
-    let layout = std::alloc::Layout::array::<Line>(n).expect("arena size fits the address space");
-    // SAFETY: `layout` has a non-zero size; zero bytes are a valid `Line`; the memory is
-    // handed to a Vec of the same layout, which frees it with it.
-    unsafe {
-        let ptr = std::alloc::alloc_zeroed(layout) as *mut Line;
-        if ptr.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        Vec::from_raw_parts(ptr, n, n)
-    }
-}
-
 /// Kernels with less work than this run on one thread. Measured on 2 threads with the
 /// workers spinning between kernels (bench/README.md, 2026-12-03): 16K split kernels of
 /// 10-40 us (GAT's per-edge loops, the transformer's layer norms) and made steps 5-10%
@@ -133,11 +111,13 @@ pub fn splits(kernel: &mpc_compiler::schedule::Kernel, threads: usize) -> bool {
 pub struct Executable {
     pub program: Program,
     jit: JitProgram,
-    arena: Vec<Line>,
+    arena: Arena,
     offsets: Vec<Option<usize>>,
     /// Output buffers, in `program.outputs` order.
     outputs: Vec<Tensor>,
     ptrs: Vec<usize>,
+    /// The kernels' tables of base pointers, made from `ptrs` (`JitProgram::fill_tables`).
+    tables: Vec<usize>,
     /// For each buffer, its index in `outputs`.
     output_of: Vec<Option<usize>>,
     pool: Arc<Pool>,
@@ -171,10 +151,11 @@ impl Executable {
         let threads = pool.threads();
         Executable {
             output_of,
-            arena: zeroed_lines(plan.arena_bytes.div_ceil(64)),
+            arena: Arena::zeroed(plan.arena_bytes),
             offsets: plan.offsets,
             // The buffers, then the run-time sizes (Program::dynamic).
             ptrs: vec![0; program.buffers.len() + 1],
+            tables: Vec::new(),
             sizes: program.dynamic.iter().map(|&c| c as i64).collect(),
             outputs,
             program,
@@ -227,7 +208,7 @@ impl Executable {
 
     /// Bytes of temporaries (the arena).
     pub fn arena_bytes(&self) -> usize {
-        self.arena.len() * 64
+        self.arena.len()
     }
 
     /// The output called `name`.
@@ -250,7 +231,7 @@ impl Executable {
     /// are checked. A failed bounds check (a token id or label out of range) stops the
     /// run with an error naming the node.
     pub fn run<'a>(&mut self, arg: &mut dyn FnMut(&str) -> Option<TensorRef<'a>>) -> Result<(), String> {
-        let arena = self.arena.as_mut_ptr() as *mut u8;
+        let arena = self.arena.as_mut_ptr();
         for (b, buf) in self.program.buffers.iter().enumerate() {
             self.ptrs[b] = match &buf.kind {
                 BufKind::Temp => match self.offsets[b] {
@@ -289,12 +270,14 @@ impl Executable {
         self.read_sizes(arg)?;
         let n = self.program.buffers.len();
         self.ptrs[n] = self.sizes.as_ptr() as usize;
+        self.jit.fill_tables(&self.ptrs, &mut self.tables);
         let threads = self.pool.threads();
-        let bufs = self.ptrs.as_ptr() as *const *mut u8;
         let pool = self.pool.clone();
         let _awake = pool.hold();
         for (k, kernel) in self.program.kernels.iter().enumerate() {
             let f = self.jit.fns[k];
+            // SAFETY: the kernel's table lies inside `tables`.
+            let bufs = unsafe { self.tables.as_ptr().add(self.jit.table_start(k)) } as *const *mut u8;
             let range = self.range(kernel) as i64;
             if splits(kernel, threads) {
                 let errors = SendPtr(self.errors.as_mut_ptr());

@@ -12,6 +12,7 @@
 //! - [`cuda::Cuda`]: the same kernels as PTX (`pipeline::for_ptx`) on an NVIDIA GPU
 //!   through cudarc, variables resident on the device.
 
+mod arena;
 pub mod cuda;
 pub mod interp;
 pub mod jit;

@@ -9,7 +9,7 @@
 //! unrolled into straight-line code. The expressions are rendered by [`super::exprs`],
 //! the ops by [`super::ops`], the stores and output initialization by [`super::stores`].
 
-use super::Imports;
+use super::{Imports, Table};
 use crate::ir::{DType, Unary};
 use crate::schedule::analysis::{expr_levels, live_exprs};
 use crate::schedule::{Affine, Expr, LoopKernel, Program, Store};
@@ -89,6 +89,7 @@ pub(super) fn emit(
     p: &Program,
     lk: &LoopKernel,
     im: &Imports,
+    table: &mut Table,
     fma: bool,
     split: bool,
 ) -> Result<(), String> {
@@ -147,7 +148,11 @@ pub(super) fn emit(
     let params = fb.block_params(entry).to_vec();
     let exit = fb.create_block();
     // Each axis's bound: a constant, or a dynamic capacity's count read at run time.
-    let bounds = lk.domain.iter().map(|&n| super::extent(fb, params[0], p, n)).collect();
+    let bounds = lk
+        .domain
+        .iter()
+        .map(|&n| super::extent(fb, params[0], table, p, n))
+        .collect();
     let mut g = Gen {
         bounds,
         fb,
@@ -172,16 +177,16 @@ pub(super) fn emit(
         block: None,
         philox16: vec![None; n],
     };
-    // Buffer bases.
-    let mut used: Vec<usize> = lk.stores.iter().map(Store::buf).collect();
-    used.extend(lk.exprs.iter().filter_map(|e| match e {
+    // Buffer bases, in the order the kernel names them (the table's order).
+    let stored = lk.stores.iter().map(Store::buf);
+    let loaded = lk.exprs.iter().filter_map(|e| match e {
         Expr::Load { buf, .. } | Expr::LoadRow { buf, .. } => Some(*buf),
         _ => None,
-    }));
-    used.sort();
-    used.dedup();
-    for b in used {
-        g.base[b] = Some(g.fb.ins().load(I64, scalar_flags(), params[0], (b * 8) as i32));
+    });
+    for b in stored.chain(loaded) {
+        if g.base[b].is_none() {
+            g.base[b] = Some(table.base(g.fb, params[0], b));
+        }
     }
     g.init_outputs();
     g.emit_level(0);

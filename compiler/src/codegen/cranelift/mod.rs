@@ -1,10 +1,12 @@
 //! Cranelift codegen: one JIT function per kernel of a [`Program`].
 //!
 //! In: a scheduled kernel program. Out: [`JitProgram`], native functions of type
-//! [`KernelFn`] `(bufs, start, end, err)`: `bufs` is the table of buffer base pointers
-//! (indexed by `BufId`), `start..end` the part of the kernel's `range` this call does
+//! [`KernelFn`] `(bufs, start, end, err)`: `bufs` is the kernel's table of buffer base
+//! pointers ([`JitProgram::fill_tables`]: the buffers it touches, in the order its code
+//! first names them), `start..end` the part of the kernel's `range` this call does
 //! (threads call disjoint parts), `err` two i32 slots a failed bounds check writes
-//! (check number + 1, offending index).
+//! (check number + 1, offending index). Kernels that differ only in their buffers are
+//! one function, compiled once.
 //!
 //! Loop kernels become loop nests; an expression is computed in the loop of the deepest
 //! axis it depends on (so a gather's row index is loaded once per row). The innermost
@@ -39,7 +41,10 @@ mod stores;
 
 use crate::schedule::{BatchAxis, KernelBody, Program, MATMUL_BLOCK, MAX_BATCH_AXES};
 use cranelift_codegen::control::ControlPlane;
-use cranelift_codegen::ir::{types, AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Signature, UserFuncName};
+use cranelift_codegen::ir::function::FunctionStencil;
+use cranelift_codegen::ir::{
+    types, AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
+};
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
@@ -47,7 +52,9 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module, ModuleReloc};
 use segment::{mpc_segment, op_code};
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -57,7 +64,61 @@ pub type KernelFn = unsafe extern "C" fn(*const *mut u8, i64, i64, *mut i32);
 /// The JIT-compiled kernels of one program; the code lives as long as this value.
 pub struct JitProgram {
     module: Option<JITModule>,
+    /// Kernel k's function (alike kernels share one).
     pub fns: Vec<KernelFn>,
+    /// Every kernel's table, one after the other: the buffer (by `BufId`) whose base
+    /// pointer each slot holds, `Program::buffers.len()` for the run-time sizes.
+    table_bufs: Vec<usize>,
+    /// Where kernel k's table starts in `table_bufs`.
+    table_starts: Vec<usize>,
+}
+
+impl JitProgram {
+    /// Every kernel's table of base pointers from the buffers' (`ptrs`, by `BufId`,
+    /// then the run-time sizes' pointer), into `tables`; kernel k's table starts at
+    /// [`JitProgram::table_start`].
+    pub fn fill_tables(&self, ptrs: &[usize], tables: &mut Vec<usize>) {
+        tables.clear();
+        tables.extend(self.table_bufs.iter().map(|&b| ptrs[b]));
+    }
+
+    pub fn table_start(&self, kernel: usize) -> usize {
+        self.table_starts[kernel]
+    }
+
+    /// How many functions were compiled: kernels alike but for their buffers share one.
+    pub fn functions(&self) -> usize {
+        let mut code: Vec<usize> = self.fns.iter().map(|&f| f as usize).collect();
+        code.sort_unstable();
+        code.dedup();
+        code.len()
+    }
+}
+
+/// A kernel's table of base pointers (the `bufs` its function receives), as the code
+/// is built: the buffers it touches in the order the code first names them. Numbered
+/// by the code rather than by buffer id, kernels that differ only in their buffers are
+/// the same function (the Adam update of equally sized parameters, a repeated layer).
+#[derive(Default)]
+pub(super) struct Table {
+    bufs: Vec<usize>,
+}
+
+impl Table {
+    /// The byte offset of buffer `buf`'s slot (`Program::buffers.len()`: the sizes').
+    pub(super) fn slot(&mut self, buf: usize) -> i32 {
+        let j = self.bufs.iter().position(|&b| b == buf).unwrap_or_else(|| {
+            self.bufs.push(buf);
+            self.bufs.len() - 1
+        });
+        (j * 8) as i32
+    }
+
+    /// Buffer `buf`'s base pointer, loaded from the table `bufs`.
+    pub(super) fn base(&mut self, fb: &mut FunctionBuilder, bufs: Value, buf: usize) -> Value {
+        let slot = self.slot(buf);
+        fb.ins().load(types::I64, MemFlagsData::trusted(), bufs, slot)
+    }
 }
 
 // The module only holds finished machine code; the function pointers are plain code.
@@ -199,9 +260,10 @@ fn define_batch(
 ) -> Result<(), String> {
     let isa = module.isa();
     let compiled: Vec<Result<Compiled, String>> = if threads <= 1 || batch.len() <= 1 {
+        let mut ctx = Context::new();
         batch
             .iter_mut()
-            .map(|(id, f, i)| compile_one(isa, *id, f, *i))
+            .map(|(id, f, i)| compile_one(isa, &mut ctx, *id, f, *i))
             .collect()
     } else {
         let mut order: Vec<usize> = (0..batch.len()).collect();
@@ -212,10 +274,11 @@ fn define_batch(
         std::thread::scope(|scope| {
             for _ in 0..threads.min(jobs.len()) {
                 scope.spawn(|| {
+                    let mut ctx = Context::new();
                     while let Some(&j) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let mut job = jobs[j].lock().expect("each job is taken once");
                         let (id, f, i) = &mut **job;
-                        let c = compile_one(isa, *id, f, *i);
+                        let c = compile_one(isa, &mut ctx, *id, f, *i);
                         *done[j].lock().expect("each result is written once") = Some(c);
                     }
                 });
@@ -242,9 +305,18 @@ struct Compiled {
 }
 
 /// What `JITModule::define_function` does before it touches the module, so that it can
-/// run on another thread.
-fn compile_one(isa: &dyn TargetIsa, id: FuncId, func: &mut Function, kernel: usize) -> Result<Compiled, String> {
-    let mut ctx = Context::for_function(std::mem::replace(func, Function::new()));
+/// run on another thread. `ctx` is the thread's: its register allocator's and analyses'
+/// memory is reused from one function to the next (fresh contexts spent a tenth of
+/// the compile time in malloc and free).
+fn compile_one(
+    isa: &dyn TargetIsa,
+    ctx: &mut Context,
+    id: FuncId,
+    func: &mut Function,
+    kernel: usize,
+) -> Result<Compiled, String> {
+    ctx.clear();
+    ctx.func = std::mem::replace(func, Function::new());
     let alignment = ctx
         .compile(isa, &mut ControlPlane::default())
         .map_err(|e| format!("Cranelift rejected kernel k{kernel}: {:?}", e.inner))?
@@ -302,18 +374,13 @@ struct ImportIds {
 
 /// Extent `n` of a kernel: a constant, or for a dynamic capacity
 /// (`Program::dynamic`) the batch's count, from the run-time sizes, an `i64` array whose
-/// pointer follows the buffers' in `bufs`.
-pub(super) fn extent(
-    fb: &mut FunctionBuilder,
-    bufs: cranelift_codegen::ir::Value,
-    p: &Program,
-    n: usize,
-) -> cranelift_codegen::ir::Value {
+/// pointer is in the kernel's table as buffer `Program::buffers.len()`.
+pub(super) fn extent(fb: &mut FunctionBuilder, bufs: Value, table: &mut Table, p: &Program, n: usize) -> Value {
     match p.dynamic_slot(n) {
         Some(slot) => {
-            let flags = MemFlagsData::trusted();
-            let sizes = fb.ins().load(types::I64, flags, bufs, (p.buffers.len() * 8) as i32);
-            fb.ins().load(types::I64, flags, sizes, (slot * 8) as i32)
+            let sizes = table.base(fb, bufs, p.buffers.len());
+            fb.ins()
+                .load(types::I64, MemFlagsData::trusted(), sizes, (slot * 8) as i32)
         }
         None => fb.ins().iconst(types::I64, n as i64),
     }
@@ -363,6 +430,9 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
     };
     let mut fctx = FunctionBuilderContext::new();
     let mut func_ids = Vec::new();
+    let (mut table_bufs, mut table_starts) = (Vec::new(), Vec::new());
+    // The functions defined so far by their code's hash: kernel `k` and the function.
+    let mut defined: HashMap<u64, Vec<(FunctionStencil, usize, FuncId)>> = HashMap::new();
     let mut batch: Vec<(FuncId, Function, usize)> = Vec::new();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -377,10 +447,11 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
             sgemm: module.declare_func_in_func(ids.sgemm, &mut func),
             segment: module.declare_func_in_func(ids.segment, &mut func),
         };
+        let mut table = Table::default();
         {
             let mut fb = FunctionBuilder::new(&mut func, &mut fctx);
             match &kernel.body {
-                KernelBody::Loop(lk) => loops::emit(&mut fb, p, lk, &imports, fma, kernel.parallel)?,
+                KernelBody::Loop(lk) => loops::emit(&mut fb, p, lk, &imports, &mut table, fma, kernel.parallel)?,
                 KernelBody::MatMul(mm) => {
                     if mm.batch.len() > MAX_BATCH_AXES {
                         return Err(format!("kernel k{i}: a matmul with {} batch axes", mm.batch.len()));
@@ -390,9 +461,8 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                     fb.switch_to_block(entry);
                     let params = fb.block_params(entry).to_vec();
                     let (bufs, start, end) = (params[0], params[1], params[2]);
-                    let flags = MemFlagsData::trusted();
-                    let ptr = |fb: &mut FunctionBuilder, buf: usize, offset: i64| {
-                        let base = fb.ins().load(i64t, flags, bufs, (buf * 8) as i32);
+                    let mut ptr = |fb: &mut FunctionBuilder, buf: usize, offset: i64| {
+                        let base = table.base(fb, bufs, buf);
                         fb.ins().iadd_imm_s(base, offset * 4)
                     };
                     let a = ptr(&mut fb, mm.a.buf, mm.a.offset);
@@ -415,8 +485,9 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                     };
                     let (x0, x1) = (axis(0), axis(1));
                     let k = |fb: &mut FunctionBuilder, v: i64| fb.ins().iconst(i64t, v);
-                    let (m, n) = (extent(&mut fb, bufs, p, mm.m), extent(&mut fb, bufs, p, mm.n));
-                    let inner = extent(&mut fb, bufs, p, mm.k);
+                    let m = extent(&mut fb, bufs, &mut table, p, mm.m);
+                    let n = extent(&mut fb, bufs, &mut table, p, mm.n);
+                    let inner = extent(&mut fb, bufs, &mut table, p, mm.k);
                     let args = [
                         m,
                         n,
@@ -451,9 +522,8 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                     fb.switch_to_block(entry);
                     let params = fb.block_params(entry).to_vec();
                     let (bufs, start, end, err) = (params[0], params[1], params[2], params[3]);
-                    let flags = MemFlagsData::trusted();
-                    let ptr = |fb: &mut FunctionBuilder, (buf, offset): (usize, i64)| {
-                        let base = fb.ins().load(i64t, flags, bufs, (buf * 8) as i32);
+                    let mut ptr = |fb: &mut FunctionBuilder, (buf, offset): (usize, i64)| {
+                        let base = table.base(fb, bufs, buf);
                         fb.ins().iadd_imm_s(base, offset * 4)
                     };
                     let values = ptr(&mut fb, seg.values);
@@ -465,7 +535,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                         values,
                         index,
                         out,
-                        extent(&mut fb, bufs, p, seg.positions),
+                        extent(&mut fb, bufs, &mut table, p, seg.positions),
                         k(&mut fb, seg.row_len as i64),
                         k(&mut fb, seg.rows as i64),
                         k(&mut fb, seg.check as i64),
@@ -480,12 +550,25 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
             }
             fb.finalize(frontend);
         }
+        table_starts.push(table_bufs.len());
+        table_bufs.extend(table.bufs);
+        let mut hasher = std::hash::DefaultHasher::new();
+        func.stencil.hash(&mut hasher);
+        let alike = defined.entry(hasher.finish()).or_default();
+        if let Some(&(_, k, id)) = alike.iter().find(|(code, _, _)| *code == func.stencil) {
+            if let Some(t) = text.as_deref_mut() {
+                let _ = writeln!(t, "; kernel k{i}: the function of k{k}\n");
+            }
+            func_ids.push(id);
+            continue;
+        }
         if let Some(t) = text.as_deref_mut() {
             let _ = writeln!(t, "; kernel k{i}\n{}", func.display());
         }
         let id = module
             .declare_function(&format!("k{i}"), Linkage::Local, &s)
             .map_err(|e| e.to_string())?;
+        alike.push((func.stencil.clone(), i, id));
         func_ids.push(id);
         batch.push((id, func, i));
         if batch.len() == BATCH {
@@ -505,5 +588,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
     Ok(JitProgram {
         module: Some(module),
         fns,
+        table_bufs,
+        table_starts,
     })
 }
