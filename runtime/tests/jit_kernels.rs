@@ -72,6 +72,25 @@ fn long_rows_use_the_vector_loop_and_its_tail() {
     }
 }
 
+/// A loop of long math over 2^18 elements or more runs two f32x4 bodies an iteration
+/// (rows of 35: four such iterations, then a scalar tail of 3): every element as the
+/// interpreter has it.
+#[test]
+fn long_math_over_many_elements_in_two_bodies_an_iteration_and_the_tails() {
+    let mut b = Builder::new("long");
+    let x = f(&mut b, "x", &[7500, 35]);
+    let y = f(&mut b, "y", &[35]);
+    let yb = b.broadcast(y, &[7500, 35], &[1]);
+    let s = b.add(x, yb);
+    let t = b.tanh(s);
+    let e = b.exp(t);
+    let wide = b.scale(x, 3.0);
+    let r = b.erf(wide);
+    let m = b.mul(e, r);
+    b.output("m", m);
+    check(b.finish(), 1, "long math");
+}
+
 #[test]
 fn erf_agrees_on_both_branches_in_vector_lanes_and_the_tail() {
     // Inputs in [-3, 3]: the Taylor branch (|x| < 0.5), Abramowitz–Stegun above, and
