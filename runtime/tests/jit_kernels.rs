@@ -406,6 +406,38 @@ fn segment_max_argmax_and_their_transpose() {
     check(b.finish(), 6, "segment kernels");
 }
 
+/// The gradient of a max aggregation over many edges (an output of 16K elements or
+/// more): zeroed by a fill kernel, then scattered by threads that split the nodes
+/// (`Segment::zeroed`). Every element as the interpreter has it, on 1 to 3 threads,
+/// a node without edges included.
+#[test]
+fn a_large_argmax_scatter_is_zeroed_first_and_split_by_positions() {
+    let (nodes, edges_n, d) = (300, 1500, 16);
+    let mut b = Builder::new("argmax_scatter");
+    let x = f(&mut b, "x", &[nodes, d]);
+    let edges = i(&mut b, "edges", &[2, edges_n]);
+    let src = b.slice(edges, 0, 0, 1);
+    let src = b.reshape(src, &[edges_n]);
+    let dst = b.slice(edges, 0, 1, 2);
+    let dst = b.reshape(dst, &[edges_n]);
+    let xj = b.gather(x, src);
+    let am = b.scatter_argmax(xj, dst, nodes + 1);
+    let g = f(&mut b, "g", &[nodes + 1, d]);
+    let back = b.argmax_scatter(g, am, edges_n);
+    b.output("back", back);
+    let g = b.finish();
+    let program = pipeline::schedule_cpu(&g);
+    let zeroed = program
+        .kernels
+        .iter()
+        .any(|k| matches!(&k.body, KernelBody::Segment(s) if s.zeroed && k.range == nodes + 1));
+    assert!(zeroed, "{}", mpc_compiler::schedule::print_program(&program));
+    g.validate().unwrap();
+    // Indices below `nodes` leave the last node without edges.
+    let args = random_args(&g, |_| nodes as u64, 5);
+    jit_vs_interp(&g, &args, 0.0, &[1, 2, 3]).unwrap();
+}
+
 #[test]
 fn sums_and_maxima_along_the_innermost_axis_accumulate_in_vector_registers() {
     // A layer norm's shape of loop: a value written per element and its row sum in the

@@ -370,6 +370,11 @@ pub struct Segment {
     pub row_len: usize,
     pub rows: usize,
     pub check: u32,
+    /// The output is zeroed by a fill kernel just before (the CPU's
+    /// `zero_scatter_targets`): an `ArgmaxScatter` then splits its positions between
+    /// threads instead of its rows (a position's elements go to rows no other position
+    /// writes, those of its own segment), and writes only what it scatters.
+    pub zeroed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

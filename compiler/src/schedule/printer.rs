@@ -171,9 +171,10 @@ pub fn print_program(p: &Program) -> String {
                         buf(p, b)
                     }
                 };
+                let zeroed = if seg.zeroed { ", zeroed, by positions" } else { "" };
                 let _ = writeln!(
                     s,
-                    "  k{k}: segment {:?} {} = {} by {}  [positions={} row={} rows={}] {split}",
+                    "  k{k}: segment {:?} {} = {} by {}  [positions={} row={} rows={}{zeroed}] {split}",
                     seg.op,
                     buf(p, seg.out),
                     at(seg.values),

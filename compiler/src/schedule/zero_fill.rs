@@ -6,9 +6,13 @@
 //! its output zeroed by a fill kernel placed right before it, which threads split, and
 //! no longer zeroes it itself (`LoopKernel::zeroed`). An embedding table's gradient is
 //! a scatter of a few thousand rows into a table of ten thousand: the zeroing was most
-//! of that serial kernel's time.
+//! of that serial kernel's time. So is an argmax scatter's (the gradient of a max
+//! aggregation: one element per node and column into an edges-by-columns table), which
+//! then splits its positions between threads (`Segment::zeroed`) instead of having
+//! every thread read every position and keep its rows' (a data-dependent branch per
+//! element, 670 us of gnn-nonlinear's training step).
 
-use super::{Affine, BufId, Expr, Kernel, KernelBody, LoopKernel, Program, Store};
+use super::{Affine, BufId, Expr, Kernel, KernelBody, LoopKernel, Program, SegmentOp, Store};
 use std::collections::BTreeMap;
 
 /// Scatters whose outputs hold fewer elements than this zero them themselves.
@@ -18,6 +22,14 @@ const MIN_ELEMENTS: usize = 16 * 1024;
 pub fn zero_scatter_targets(p: &mut Program) {
     let mut kernels = Vec::with_capacity(p.kernels.len());
     for mut kernel in std::mem::take(&mut p.kernels) {
+        if let KernelBody::Segment(seg) = &mut kernel.body {
+            let elements = seg.rows * seg.row_len;
+            if seg.op == SegmentOp::ArgmaxScatter && !seg.zeroed && elements >= MIN_ELEMENTS {
+                kernels.push(fill(seg.out, seg.rows, seg.row_len));
+                seg.zeroed = true;
+                kernel.range = seg.positions;
+            }
+        }
         if let KernelBody::Loop(lk) = &mut kernel.body {
             if let (Some(rows), false, false) = (lk.scatter_rows, kernel.parallel, lk.zeroed) {
                 let targets: BTreeMap<BufId, usize> = lk

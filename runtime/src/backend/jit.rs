@@ -202,6 +202,8 @@ impl Executable {
                 (None, None) => kernel.range,
             },
             KernelBody::MatMul(mm) => mm.tasks(size(mm.m)),
+            // An argmax scatter into a zeroed output splits its positions (`Segment::zeroed`).
+            KernelBody::Segment(seg) if seg.zeroed => size(seg.positions),
             KernelBody::Segment(seg) => size(seg.rows),
         }
     }

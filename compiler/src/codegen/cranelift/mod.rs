@@ -531,7 +531,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                     let out = ptr(&mut fb, (seg.out, 0));
                     let k = |fb: &mut FunctionBuilder, v: i64| fb.ins().iconst(i64t, v);
                     let args = [
-                        k(&mut fb, op_code(seg.op)),
+                        k(&mut fb, op_code(seg.op, seg.zeroed)),
                         values,
                         index,
                         out,

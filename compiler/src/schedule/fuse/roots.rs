@@ -132,6 +132,7 @@ impl<'g> Scheduler<'g> {
                     row_len,
                     rows: *rows,
                     check,
+                    zeroed: false,
                 };
                 self.place_library(KernelBody::Segment(seg), &[values.0, index.0], buf);
             }
