@@ -184,7 +184,7 @@ unsafe fn scatter_positions(
 
 /// Calls `visit(position, row - start, first)` for each position whose row lies in
 /// `start..end`, in position order; `first` is true for a row's first position (`seen`
-/// is scratch, one flag per owned row). An index outside `[0, rows)` is reported
+/// is scratch: a flag per owned row, then the owned positions). An index outside `[0, rows)` is reported
 /// through `(check, err)` and skipped.
 fn own_positions(
     index: &[i32],
@@ -195,20 +195,30 @@ fn own_positions(
     seen: &mut Vec<i32>,
     mut visit: impl FnMut(usize, usize, bool),
 ) {
+    // `seen` holds a flag per owned row, then this thread's positions: gathered first
+    // without a branch on the row (on two threads half the positions are another's, at
+    // random, and a branch on it mispredicted every other one).
+    let own_rows = end - start;
     seen.clear();
-    seen.resize(end - start, 0);
+    seen.resize(own_rows + index.len(), 0);
+    let (flags, own) = seen.split_at_mut(own_rows);
+    let (mut n, mut bad) = (0, false);
     for (p, &i) in index.iter().enumerate() {
-        if i < 0 || i as usize >= rows {
+        own[n] = p as i32;
+        n += ((i as usize).wrapping_sub(start) < own_rows) as usize;
+        bad |= i as usize >= rows;
+    }
+    if bad {
+        // Reported in position order, as a loop kernel's bounds check would be.
+        for &i in index.iter().filter(|&&i| i as usize >= rows) {
             report(err, check, i);
-            continue;
         }
-        let r = i as usize;
-        if r < start || r >= end {
-            continue;
-        }
-        let first = seen[r - start] == 0;
-        seen[r - start] = 1;
-        visit(p, r - start, first);
+    }
+    for &p in &own[..n] {
+        let r = index[p as usize] as usize - start;
+        let first = flags[r] == 0;
+        flags[r] = 1;
+        visit(p as usize, r, first);
     }
 }
 
