@@ -127,25 +127,40 @@ pub unsafe extern "C" fn mpc_segment(
             let (own_rows, out) = (end - start, out.as_mut_ptr());
             let mut sink = 0.0f32;
             let sink: *mut f32 = &mut sink;
-            for (args, g) in argmax.chunks_exact(d).zip(g.chunks_exact(d)) {
-                for (c, (&a, &v)) in args.iter().zip(g).enumerate() {
-                    // -1: a row without positions, no gradient to pass.
-                    if a as usize >= rows {
-                        if a >= 0 {
-                            report(err, check, a);
-                        }
-                        continue;
-                    }
-                    let r = (a as usize).wrapping_sub(start);
-                    // SAFETY: `r < own_rows` puts the element inside this thread's rows.
-                    let at = if r < own_rows {
-                        unsafe { out.add(r * d + c) }
-                    } else {
-                        sink
-                    };
-                    unsafe { *at = v };
+            each_argmax(argmax, g, d, rows, (check, err), |a, c, v| {
+                let r = a.wrapping_sub(start);
+                // SAFETY: `r < own_rows` puts the element inside this thread's rows.
+                let at = if r < own_rows {
+                    unsafe { out.add(r * d + c) }
+                } else {
+                    sink
+                };
+                unsafe { *at = v };
+            });
+        }
+    }
+}
+
+/// Calls `put(row, column, value)` for each element of an argmax scatter's rows of `d`
+/// (`argmax`, `g`) whose row is in `[0, rows)`; -1 (a segment without positions) passes
+/// nothing, and another row outside is reported through `(check, err)`.
+fn each_argmax(
+    argmax: &[i32],
+    g: &[f32],
+    d: usize,
+    rows: usize,
+    (check, err): (i64, *mut i32),
+    mut put: impl FnMut(usize, usize, f32),
+) {
+    for (args, g) in argmax.chunks_exact(d).zip(g.chunks_exact(d)) {
+        for (c, (&a, &v)) in args.iter().zip(g).enumerate() {
+            if a as usize >= rows {
+                if a >= 0 {
+                    report(err, check, a);
                 }
+                continue;
             }
+            put(a as usize, c, v);
         }
     }
 }
@@ -167,19 +182,10 @@ unsafe fn scatter_positions(
 ) {
     let g = unsafe { std::slice::from_raw_parts(g.add(start * d), (end - start) * d) };
     let argmax = unsafe { std::slice::from_raw_parts(argmax.add(start * d), (end - start) * d) };
-    for (args, g) in argmax.chunks_exact(d).zip(g.chunks_exact(d)) {
-        for (c, (&a, &v)) in args.iter().zip(g).enumerate() {
-            // -1: a segment without positions, no gradient to pass.
-            if a as usize >= rows {
-                if a >= 0 {
-                    report(err, check, a);
-                }
-                continue;
-            }
-            // SAFETY: `a < rows`, `c < d`.
-            unsafe { *out.add(a as usize * d + c) = v };
-        }
-    }
+    // SAFETY: `each_argmax` passes rows below `rows`, columns below `d`.
+    each_argmax(argmax, g, d, rows, (check, err), |a, c, v| unsafe {
+        *out.add(a * d + c) = v
+    });
 }
 
 /// Calls `visit(position, row - start, first)` for each position whose row lies in
