@@ -11,7 +11,7 @@
 //! optimize      a Step's graph -> cheaper equivalent graph (egg)      opt
 //! schedule      graph -> kernel Program (fused loops, GEMMs)          kernels
 //! split_reductions  (CPU) Program -> outer-axis sums in row blocks    kernels
-//! zero_scatter_targets  (CPU) serial scatters' outputs zeroed in parallel  kernels
+//! zero_scatter_targets  (CPU) scatters' outputs zeroed in parallel first  kernels
 //! split_scatter_columns  (CPU) zeroed scatters split by column chunks (or rows)  kernels
 //! memory        steps scheduled -> bytes a run needs (Footprint)      (mpc inspect)
 //! codegen_cpu   Program -> native functions (Cranelift JIT)           clif
@@ -231,7 +231,9 @@ pub fn split_reductions(program: &mut Program) {
 }
 
 /// zero_scatter_targets: for the CPU, a scatter-add that runs on one thread (its adds
-/// follow position order) gets its output zeroed by a kernel that threads split.
+/// follow position order) gets its output zeroed by a kernel that threads split; so
+/// does a large argmax scatter (a max aggregation's gradient), which then splits its
+/// positions between threads.
 pub fn zero_scatter_targets(program: &mut Program) {
     schedule::zero_fill::zero_scatter_targets(program)
 }
