@@ -13,6 +13,7 @@
 //! split_reductions  (CPU) Program -> outer-axis sums in row blocks    kernels
 //! zero_scatter_targets  (CPU) scatters' outputs zeroed in parallel first  kernels
 //! split_scatter_columns  (CPU) zeroed scatters split by column chunks (or rows)  kernels
+//! fuse_max_messages  (CPU) a max aggregation's messages computed in its scatter  kernels
 //! memory        steps scheduled -> bytes a run needs (Footprint)      (mpc inspect)
 //! codegen_cpu   Program -> native functions (Cranelift JIT)           clif
 //! codegen_ptx   Program -> PTX text and launch shapes                 ptx
@@ -209,6 +210,7 @@ pub fn for_cpu_dynamic(graph: &Graph, probe: &Graph, capacities: &[usize]) -> Re
         schedule::dynamic::dynamic_capacities(capacities, (&program, &optimized), (&probe_program, &probe_optimized));
     split_reductions(&mut program);
     zero_scatter_targets(&mut program);
+    fuse_max_messages(&mut program);
     let code = codegen_cpu(&program)?;
     Ok((program, code))
 }
@@ -246,13 +248,22 @@ pub fn split_scatter_columns(program: &mut Program) {
     schedule::scatter_columns::split_scatter_columns(program)
 }
 
-/// schedule, split_reductions, zero_scatter_targets, split_scatter_columns: the kernels
-/// the CPU runs for an optimized graph.
+/// fuse_max_messages: for the CPU, a max aggregation (a segment max) whose messages
+/// one loop computes and nothing else reads takes them from that loop directly: the
+/// loop becomes a scatter-max whose threads own output rows, and the messages are
+/// never stored (an evaluation step's; training keeps them for the argmax).
+pub fn fuse_max_messages(program: &mut Program) {
+    schedule::max_messages::fuse_max_messages(program)
+}
+
+/// schedule, split_reductions, zero_scatter_targets, split_scatter_columns,
+/// fuse_max_messages: the kernels the CPU runs for an optimized graph.
 pub fn schedule_cpu(optimized: &Graph) -> Program {
     let mut program = schedule(optimized);
     split_reductions(&mut program);
     zero_scatter_targets(&mut program);
     split_scatter_columns(&mut program);
+    fuse_max_messages(&mut program);
     program
 }
 

@@ -438,6 +438,56 @@ fn a_large_argmax_scatter_is_zeroed_first_and_split_by_positions() {
     jit_vs_interp(&g, &args, 0.0, &[1, 2, 3]).unwrap();
 }
 
+/// A max aggregation whose messages feed nothing else (an evaluation step's) is one
+/// scatter-max loop: no `[E, F]` message buffer, no segment kernel. Its threads own
+/// output rows and gather their positions in blocks of 256 before running them: 1500
+/// edges make six blocks, node 300 has no edges (`-inf`, floored like the lowering
+/// does). The values are the interpreter's, and the same bits on 1 to 3 threads; an
+/// edge id out of range is an error naming it.
+#[test]
+fn a_max_aggregation_of_messages_nobody_else_reads_is_one_scatter_kernel() {
+    let (nodes, edges_n, d) = (300, 1500, 12);
+    let mut b = Builder::new("max_messages");
+    let x = f(&mut b, "x", &[nodes, d]);
+    let edges = i(&mut b, "edges", &[2, edges_n]);
+    let src = b.slice(edges, 0, 0, 1);
+    let src = b.reshape(src, &[edges_n]);
+    let dst = b.slice(edges, 0, 1, 2);
+    let dst = b.reshape(dst, &[edges_n]);
+    let xi = b.gather(x, src);
+    let xj = b.gather(x, dst);
+    let sum = b.add(xi, xj);
+    let message = b.tanh(sum);
+    let m = b.scatter_max(message, dst, nodes + 1);
+    let floor = b.constant(-1e30, &[nodes + 1, d]);
+    let m = b.max(m, floor);
+    b.output("m", m);
+    let g = b.finish();
+    g.validate().unwrap();
+    let program = pipeline::schedule_cpu(&g);
+    let listing = mpc_compiler::schedule::print_program(&program);
+    let segments = program
+        .kernels
+        .iter()
+        .filter(|k| matches!(k.body, KernelBody::Segment(_)))
+        .count();
+    assert_eq!(segments, 0, "{listing}");
+    assert!(listing.contains("max= e"), "{listing}");
+    let mut args = random_args(&g, |_| nodes as u64, 7);
+    jit_vs_interp(&g, &args, 1e-6, &[1]).unwrap();
+    let one = run_jit(&g, &args, 1).unwrap();
+    for threads in [2, 3] {
+        assert_eq!(run_jit(&g, &args, threads).unwrap(), one, "{threads} threads");
+    }
+    if let Some(mpc_compiler::interp::Value::Int(e)) = args.get_mut("edges") {
+        e[edges_n + 700] = nodes as i32 + 9;
+    }
+    for threads in [1, 2] {
+        let err = run_jit(&g, &args, threads).unwrap_err();
+        assert!(err.contains(&format!("index {}", nodes + 9)), "{err}");
+    }
+}
+
 #[test]
 fn sums_and_maxima_along_the_innermost_axis_accumulate_in_vector_registers() {
     // A layer norm's shape of loop: a value written per element and its row sum in the

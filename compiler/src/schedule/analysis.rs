@@ -1,11 +1,28 @@
-//! Backend-neutral facts about one loop kernel, which both code generators need.
+//! Backend-neutral facts about one kernel, which the code generators and the passes
+//! over programs need.
 //!
-//! In: a [`LoopKernel`]. Out: which expressions are live (needed by a store), and the
-//! loop depth at which each expression can first be computed (the deepest loop whose
-//! index it reads, directly or through its operands). A backend computes an expression
-//! once per iteration of that loop, hoisted out of the deeper ones.
+//! In: a [`LoopKernel`] (or any [`Kernel`]). Out: which expressions are live (needed by
+//! a store), the loop depth at which each expression can first be computed (the
+//! deepest loop whose index it reads, directly or through its operands: a backend
+//! computes an expression once per iteration of that loop, hoisted out of the deeper
+//! ones), and the buffers a kernel reads or writes.
 
-use super::{LoopKernel, Store};
+use super::{BufId, Expr, Kernel, KernelBody, LoopKernel, Store};
+
+/// The buffers `kernel` reads or writes (a buffer may appear more than once).
+pub fn touched(kernel: &Kernel) -> Vec<BufId> {
+    match &kernel.body {
+        KernelBody::Loop(lk) => {
+            let loaded = lk.exprs.iter().filter_map(|e| match e {
+                Expr::Load { buf, .. } | Expr::LoadRow { buf, .. } => Some(*buf),
+                _ => None,
+            });
+            loaded.chain(lk.stores.iter().map(Store::buf)).collect()
+        }
+        KernelBody::MatMul(mm) => vec![mm.a.buf, mm.b.buf, mm.out.buf],
+        KernelBody::Segment(seg) => vec![seg.values.0, seg.index.0, seg.out],
+    }
+}
 
 /// `live[e]`: expression `e` is needed by a store (its value, or a scatter's row).
 /// Fails when a store or an expression reads an expression that does not exist or comes
@@ -16,7 +33,7 @@ pub fn live_exprs(lk: &LoopKernel) -> Result<Vec<bool>, String> {
     let mut stack: Vec<usize> = Vec::new();
     for s in &lk.stores {
         stack.push(s.value());
-        if let Store::ScatterAdd { row, .. } = s {
+        if let Store::Scatter { row, .. } = s {
             stack.push(*row);
         }
     }

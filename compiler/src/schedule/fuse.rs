@@ -486,18 +486,20 @@ fn remap_store(s: Store, map: &[ExprId]) -> Store {
             value: map[value],
             op,
         },
-        Store::ScatterAdd {
+        Store::Scatter {
             buf,
             row,
             row_len,
             at,
             value,
-        } => Store::ScatterAdd {
+            op,
+        } => Store::Scatter {
             buf,
             row: map[row],
             row_len,
             at,
             value: map[value],
+            op,
         },
     }
 }

@@ -27,6 +27,7 @@
 pub mod analysis;
 pub mod dynamic;
 mod fuse;
+pub mod max_messages;
 pub mod plan;
 pub mod printer;
 pub mod row_blocks;
@@ -205,26 +206,28 @@ pub enum Store {
         value: ExprId,
         op: ReduceOp,
     },
-    /// `buf[row * row_len + at] += value`, `buf` zeroed first; a thread owns the rows
+    /// `buf[row * row_len + at] = op(buf[..], value)`, `buf` starting at `op.init()`
+    /// (zero for a scatter-add, `-inf` for a scatter-max); a thread owns the rows
     /// `range` gives it and skips the others.
-    ScatterAdd {
+    Scatter {
         buf: BufId,
         row: ExprId,
         row_len: i64,
         at: Affine,
         value: ExprId,
+        op: ReduceOp,
     },
 }
 
 impl Store {
     pub fn buf(&self) -> BufId {
         match self {
-            Store::Write { buf, .. } | Store::Reduce { buf, .. } | Store::ScatterAdd { buf, .. } => *buf,
+            Store::Write { buf, .. } | Store::Reduce { buf, .. } | Store::Scatter { buf, .. } => *buf,
         }
     }
     pub fn value(&self) -> ExprId {
         match self {
-            Store::Write { value, .. } | Store::Reduce { value, .. } | Store::ScatterAdd { value, .. } => *value,
+            Store::Write { value, .. } | Store::Reduce { value, .. } | Store::Scatter { value, .. } => *value,
         }
     }
 }

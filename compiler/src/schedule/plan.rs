@@ -5,7 +5,8 @@
 //! are live (first writer to last reader, in kernel order). Arguments and outputs live
 //! outside the arena (the caller owns them), so a step allocates nothing.
 
-use super::{BufKind, Expr, KernelBody, Program};
+use super::analysis::touched;
+use super::{BufKind, Program};
 
 /// Bytes every buffer offset is a multiple of.
 pub const ALIGN: usize = 64;
@@ -27,27 +28,8 @@ fn live_ranges(p: &Program) -> Vec<Option<(usize, usize)>> {
         })
     };
     for (k, kernel) in p.kernels.iter().enumerate() {
-        match &kernel.body {
-            KernelBody::Loop(lk) => {
-                for e in &lk.exprs {
-                    if let Expr::Load { buf, .. } | Expr::LoadRow { buf, .. } = e {
-                        touch(*buf, k);
-                    }
-                }
-                for s in &lk.stores {
-                    touch(s.buf(), k);
-                }
-            }
-            KernelBody::MatMul(mm) => {
-                touch(mm.a.buf, k);
-                touch(mm.b.buf, k);
-                touch(mm.out.buf, k);
-            }
-            KernelBody::Segment(seg) => {
-                touch(seg.values.0, k);
-                touch(seg.index.0, k);
-                touch(seg.out, k);
-            }
+        for b in touched(kernel) {
+            touch(b, k);
         }
     }
     live

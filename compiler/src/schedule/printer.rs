@@ -97,13 +97,24 @@ pub fn print_program(p: &Program) -> String {
                         Store::Reduce { buf: b, at, value, op } => {
                             format!("{}[{}] {:?}= e{value}", buf(p, *b), affine_text(at), op).to_lowercase()
                         }
-                        Store::ScatterAdd {
+                        Store::Scatter {
                             buf: b,
                             row,
                             row_len,
                             at,
                             value,
-                        } => format!("{}[e{row} * {row_len} + {}] += e{value}", buf(p, *b), affine_text(at)),
+                            op,
+                        } => {
+                            let op = match op {
+                                ReduceOp::Sum => "+",
+                                ReduceOp::Max => "max",
+                            };
+                            format!(
+                                "{}[e{row} * {row_len} + {}] {op}= e{value}",
+                                buf(p, *b),
+                                affine_text(at)
+                            )
+                        }
                     };
                     let _ = writeln!(s, "    store {line}");
                 }

@@ -57,7 +57,7 @@ fn long_rows(lk: &LoopKernel) -> bool {
         && lk.zeroed
         && lk.row_blocks.is_none()
         && lk.col_chunks.is_none()
-        && lk.stores.iter().all(|s| matches!(s, Store::ScatterAdd { .. }))
+        && lk.stores.iter().all(|s| matches!(s, Store::Scatter { .. }))
         && lk
             .exprs
             .iter()
@@ -76,7 +76,7 @@ fn splittable(p: &Program, lk: &LoopKernel) -> bool {
         && columns >= MIN_CHUNKS * CHUNK
         && columns % CHUNK == 0
         && lk.stores.iter().all(|s| match s {
-            Store::ScatterAdd { at, row_len, .. } => at.coef[1] == 1 && *row_len as usize == columns,
+            Store::Scatter { at, row_len, .. } => at.coef[1] == 1 && *row_len as usize == columns,
             Store::Write { at, .. } => at.coef[1] == 1 && at.coef[0] % CHUNK as i64 == 0,
             Store::Reduce { .. } => false,
         })

@@ -12,7 +12,7 @@
 //! every thread read every position and keep its rows' (a data-dependent branch per
 //! element, 670 us of gnn-nonlinear's training step).
 
-use super::{Affine, BufId, Expr, Kernel, KernelBody, LoopKernel, Program, SegmentOp, Store};
+use super::{Affine, BufId, Expr, Kernel, KernelBody, LoopKernel, Program, ReduceOp, SegmentOp, Store};
 use std::collections::BTreeMap;
 
 /// Scatters whose outputs hold fewer elements than this zero them themselves.
@@ -36,13 +36,20 @@ pub fn zero_scatter_targets(p: &mut Program) {
                     .stores
                     .iter()
                     .filter_map(|s| match s {
-                        Store::ScatterAdd { buf, row_len, .. } => Some((*buf, *row_len as usize)),
+                        Store::Scatter {
+                            buf,
+                            row_len,
+                            op: ReduceOp::Sum,
+                            ..
+                        } => Some((*buf, *row_len as usize)),
                         _ => None,
                     })
                     .collect();
                 let whole = |(&buf, &row_len): (&BufId, &usize)| p.buffers[buf].len == rows * row_len;
+                // A scatter-max's rows start at -inf, not zero: such a kernel keeps its own start.
+                let sums = targets.len() == lk.stores.iter().filter(|s| matches!(s, Store::Scatter { .. })).count();
                 let elements: usize = targets.iter().map(|(&b, _)| p.buffers[b].len).sum();
-                if elements >= MIN_ELEMENTS && targets.iter().all(whole) {
+                if sums && elements >= MIN_ELEMENTS && targets.iter().all(whole) {
                     kernels.extend(targets.iter().map(|(&buf, &row_len)| fill(buf, rows, row_len)));
                     lk.zeroed = true;
                 }

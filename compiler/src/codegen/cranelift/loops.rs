@@ -24,6 +24,7 @@ pub(super) const F32X4: Type = types::F32X4;
 /// `[15000, 32]` tanh loops 5-9% faster, 4.6% off its inference; smaller loops keep one
 /// body, whose code compiles faster).
 const LONG_UNROLLED_FROM: usize = 1 << 18;
+
 pub(super) const I64: Type = types::I64;
 pub(super) const I32: Type = types::I32;
 pub(super) const F32: Type = types::F32;
@@ -60,16 +61,16 @@ pub(super) struct Gen<'a, 'f, 'b> {
     pub(super) live: Vec<bool>,
     vector: bool,
     pub(super) base: Vec<Option<Value>>,
-    ival: Vec<Option<Value>>,
+    pub(super) ival: Vec<Option<Value>>,
     /// Scalar and vector values of the expressions computed so far.
     pub(super) sval: Vec<Option<Value>>,
     pub(super) vval: Vec<Option<Value>>,
     pub(super) start: Value,
     pub(super) end: Value,
     pub(super) err: Value,
-    exit: Block,
+    pub(super) exit: Block,
     /// The scatter row expression and the level its guard sits at.
-    guard: Option<(usize, usize)>,
+    pub(super) guard: Option<(usize, usize)>,
     /// Per store, while the vector loops of the innermost axis run: the two f32x4
     /// accumulators (one per unrolled body) of a sum along that axis.
     pub(super) accumulators: Vec<Option<[Variable; 2]>>,
@@ -134,7 +135,7 @@ pub(super) fn emit(
             // A sum or max along the innermost axis accumulates in registers
             // (`emit_inner_vector`).
             Store::Reduce { at, value, .. } => (at.coef[inner] == 1 || at.coef[inner] == 0) && value_f32(*value),
-            Store::ScatterAdd { at, row, value, .. } => at.coef[inner] == 1 && level[*row] < r && value_f32(*value),
+            Store::Scatter { at, row, value, .. } => at.coef[inner] == 1 && level[*row] < r && value_f32(*value),
         });
         exprs_ok && stores_ok
     };
@@ -144,7 +145,7 @@ pub(super) fn emit(
     // (a row past the count belongs to no one).
     let owns_all_rows = !split && lk.scatter_rows.is_some_and(|r| p.dynamic_slot(r).is_none());
     let guard = lk.stores.iter().find_map(|s| match s {
-        Store::ScatterAdd { row, .. } if lk.col_chunks.is_none() && !owns_all_rows => Some((*row, level[*row])),
+        Store::Scatter { row, .. } if lk.col_chunks.is_none() && !owns_all_rows => Some((*row, level[*row])),
         _ => None,
     });
 
@@ -250,22 +251,6 @@ impl Gen<'_, '_, '_> {
         }
     }
 
-    /// Skips to `skip` when the scatter row at this level is not this call's.
-    fn emit_guard(&mut self, level: usize, skip: Block) {
-        let Some((row, l)) = self.guard else { return };
-        if l != level {
-            return;
-        }
-        let r = self.sval[row].unwrap();
-        let r = self.fb.ins().sextend(I64, r);
-        let ge = self.fb.ins().icmp(IntCC::SignedGreaterThanOrEqual, r, self.start);
-        let lt = self.fb.ins().icmp(IntCC::SignedLessThan, r, self.end);
-        let ok = self.fb.ins().band(ge, lt);
-        let cont = self.fb.create_block();
-        self.fb.ins().brif(ok, cont, &[], skip, &[]);
-        self.fb.switch_to_block(cont);
-    }
-
     fn emit_loop(&mut self, d: usize) {
         if let (0, Some(rows)) = (d, self.lk.row_blocks) {
             self.emit_blocks(rows as i64);
@@ -310,17 +295,22 @@ impl Gen<'_, '_, '_> {
     /// A loop over this call's parts `start..end` (row blocks, column chunks): `body`
     /// emits one part's code from its number.
     fn emit_parts(&mut self, body: impl FnOnce(&mut Self, Value)) {
+        self.counted_loop(self.start, self.end, 1, body);
+    }
+
+    /// `for i in (lo..hi).step_by(step) { body(i) }`.
+    pub(super) fn counted_loop(&mut self, lo: Value, hi: Value, step: i64, body: impl FnOnce(&mut Self, Value)) {
         let var = self.fb.declare_var(I64);
-        self.fb.def_var(var, self.start);
+        self.fb.def_var(var, lo);
         let (header, block, done) = (self.fb.create_block(), self.fb.create_block(), self.fb.create_block());
         self.fb.ins().jump(header, &[]);
         self.fb.switch_to_block(header);
-        let part = self.fb.use_var(var);
-        let more = self.fb.ins().icmp(IntCC::SignedLessThan, part, self.end);
+        let i = self.fb.use_var(var);
+        let more = self.fb.ins().icmp(IntCC::SignedLessThan, i, hi);
         self.fb.ins().brif(more, block, &[], done, &[]);
         self.fb.switch_to_block(block);
-        body(self, part);
-        let next = self.fb.ins().iadd_imm_s(part, 1);
+        body(self, i);
+        let next = self.fb.ins().iadd_imm_s(i, step);
         self.fb.def_var(var, next);
         self.fb.ins().jump(header, &[]);
         self.fb.switch_to_block(done);
@@ -362,7 +352,7 @@ impl Gen<'_, '_, '_> {
     /// cost about as much as the work. Elsewhere an unrolled axis only adds code.
     fn per_position(&self) -> bool {
         self.lk.exprs.iter().any(|e| matches!(e, Expr::LoadRow { .. }))
-            || self.lk.stores.iter().any(|s| matches!(s, Store::ScatterAdd { .. }))
+            || self.lk.stores.iter().any(|s| matches!(s, Store::Scatter { .. }))
     }
 
     /// Expressions and stores of the innermost level when `elements` of it run as
@@ -419,6 +409,11 @@ impl Gen<'_, '_, '_> {
             }
             return;
         }
+        // The scatter's row is known in this loop: its owned positions, gathered first.
+        if matches!(self.guard, Some((_, l)) if l == d + 1) {
+            self.emit_owned_positions(d, lo, hi);
+            return;
+        }
         let var = self.fb.declare_var(I64);
         self.fb.def_var(var, lo);
         let (header, body, latch, done) = (
@@ -434,19 +429,25 @@ impl Gen<'_, '_, '_> {
         self.fb.ins().brif(c, body, &[], done, &[]);
         self.fb.switch_to_block(body);
         self.ival[d] = Some(i);
-        self.emit_level(d + 1);
-        self.emit_guard(d + 1, latch);
-        if d + 1 < self.r {
-            self.emit_loop(d + 1);
-        } else {
-            self.emit_stores_scalar();
-        }
+        self.emit_guard_and_inside(d, latch);
         self.fb.ins().jump(latch, &[]);
         self.fb.switch_to_block(latch);
         let next = self.fb.ins().iadd_imm_s(i, 1);
         self.fb.def_var(var, next);
         self.fb.ins().jump(header, &[]);
         self.fb.switch_to_block(done);
+    }
+
+    /// One iteration of axis `d` (its index set): the next level's expressions, the
+    /// guard, then the loops inside or the stores.
+    pub(super) fn emit_guard_and_inside(&mut self, d: usize, skip: Block) {
+        self.emit_level(d + 1);
+        self.emit_guard(d + 1, skip);
+        if d + 1 < self.r {
+            self.emit_loop(d + 1);
+        } else {
+            self.emit_stores_scalar();
+        }
     }
 
     /// The innermost axis: two f32x4 bodies per iteration, then one, then scalars. A

@@ -34,6 +34,7 @@ mod exprs;
 mod loops;
 mod math;
 mod ops;
+mod owned_rows;
 mod philox;
 mod segment;
 mod small_matmul;
@@ -323,6 +324,14 @@ fn compile_one(
         .buffer
         .alignment as u64;
     let code = ctx.compiled_code().expect("just compiled");
+    // For profiling: `MPC_DUMP_CODE=DIR` writes each function's machine code to
+    // `DIR/k<kernel>-<bytes>.bin` (`objdump -D -b binary -mi386:x86-64` reads it).
+    if let Ok(dir) = std::env::var("MPC_DUMP_CODE") {
+        let _ = std::fs::write(
+            format!("{dir}/k{kernel}-{}.bin", code.code_buffer().len()),
+            code.code_buffer(),
+        );
+    }
     Ok(Compiled {
         alignment,
         bytes: code.code_buffer().to_vec(),

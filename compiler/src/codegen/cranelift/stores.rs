@@ -39,11 +39,11 @@ impl Gen<'_, '_, '_> {
                     };
                     self.fill(*buf, lo, hi, op.init());
                 }
-                Store::ScatterAdd { .. } if self.lk.zeroed => {}
-                Store::ScatterAdd { buf, row_len, .. } => {
+                Store::Scatter { .. } if self.lk.zeroed => {}
+                Store::Scatter { buf, row_len, op, .. } => {
                     let lo = self.fb.ins().imul_imm_s(self.start, *row_len);
                     let hi = self.fb.ins().imul_imm_s(self.end, *row_len);
-                    self.fill(*buf, lo, hi, 0.0);
+                    self.fill(*buf, lo, hi, op.init());
                 }
                 Store::Write { .. } => {}
             }
@@ -160,16 +160,17 @@ impl Gen<'_, '_, '_> {
                     let idx = self.reduce_index(buf, &at, 0);
                     self.update(F32, buf, idx, |g, old| g.combine(op, old, v));
                 }
-                Store::ScatterAdd {
+                Store::Scatter {
                     buf,
                     row,
                     row_len,
                     at,
                     value,
+                    op,
                 } => {
                     let v = self.s(value);
                     let idx = self.row_index(row, row_len, &at, 0);
-                    self.update(F32, buf, idx, |g, old| g.fb.ins().fadd(old, v));
+                    self.update(F32, buf, idx, |g, old| g.combine(op, old, v));
                 }
             }
         }
@@ -197,16 +198,17 @@ impl Gen<'_, '_, '_> {
                     let idx = self.reduce_index(buf, &at, lane);
                     self.update(F32X4, buf, idx, |g, old| g.combine(op, old, v));
                 }
-                Store::ScatterAdd {
+                Store::Scatter {
                     buf,
                     row,
                     row_len,
                     at,
                     value,
+                    op,
                 } => {
                     let v = self.splat_f(value);
                     let idx = self.row_index(row, row_len, &at, lane);
-                    self.update(F32X4, buf, idx, |g, old| g.fb.ins().fadd(old, v));
+                    self.update(F32X4, buf, idx, |g, old| g.combine(op, old, v));
                 }
             }
         }

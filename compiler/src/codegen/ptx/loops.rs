@@ -91,7 +91,7 @@ fn parallel_axes(lk: &LoopKernel) -> Vec<bool> {
         Store::Write { at, .. } | Store::Reduce { at, .. } => {
             (0..r).all(|a| !par[a] || lk.domain[a] <= 1 || at.coef[a] != 0) && injective(at, &lk.domain)
         }
-        Store::ScatterAdd { .. } => false,
+        Store::Scatter { .. } => false,
     });
     if ok {
         par
@@ -365,20 +365,22 @@ impl Gen<'_> {
                     combine(self.b, *op, &old, &old, &v);
                     self.b.op(format!("st.global.f32 [{a}], {old};"));
                 }
-                Store::ScatterAdd {
+                Store::Scatter {
                     buf,
                     row,
                     row_len,
                     at,
                     value,
+                    op,
                 } => {
                     let v = self.f32_operand(*value)?;
+                    let sign = if *op == ReduceOp::Sum { "+" } else { "max" };
                     self.b
-                        .comment(&format!("s{si}: b{buf}[e{row} * {row_len} + ..] += e{value}"));
+                        .comment(&format!("s{si}: b{buf}[e{row} * {row_len} + ..] {sign}= e{value}"));
                     let a = self.row_address(*buf, *row, *row_len, at)?;
                     let old = self.b.f();
                     self.b.op(format!("ld.global.f32 {old}, [{a}];"));
-                    self.b.op(format!("add.rn.f32 {old}, {old}, {v};"));
+                    combine(self.b, *op, &old, &old, &v);
                     self.b.op(format!("st.global.f32 [{a}], {old};"));
                 }
             }

@@ -17,7 +17,7 @@ fn contract_fma(lk: &mut LoopKernel) {
     }
     for s in &lk.stores {
         uses[s.value()] += 1;
-        if let Store::ScatterAdd { row, .. } = s {
+        if let Store::Scatter { row, .. } = s {
             uses[*row] += 1;
         }
     }
@@ -59,7 +59,7 @@ fn drop_unit_axes(lk: &mut LoopKernel) {
     }
     for s in &mut lk.stores {
         match s {
-            Store::Write { at, .. } | Store::Reduce { at, .. } | Store::ScatterAdd { at, .. } => squeeze(at),
+            Store::Write { at, .. } | Store::Reduce { at, .. } | Store::Scatter { at, .. } => squeeze(at),
         }
     }
     lk.domain = keep.iter().map(|&a| lk.domain[a]).collect();

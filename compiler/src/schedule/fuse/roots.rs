@@ -83,12 +83,13 @@ impl<'g> Scheduler<'g> {
                     .iter()
                     .zip(&strides(&domain[ni..]))
                     .fold(Affine::zero(domain.len()), |acc, (c, &s)| acc.scaled_add(c, s as i64));
-                self.cur.stores.push(Store::ScatterAdd {
+                self.cur.stores.push(Store::Scatter {
                     buf,
                     row,
                     row_len: out_strides[0] as i64,
                     at: rest,
                     value,
+                    op: ReduceOp::Sum,
                 });
                 self.cur.scatter_rows = Some(*rows);
                 self.place_loop();

@@ -1,11 +1,12 @@
-//! Scatter-add kernels as PTX: one thread per output row.
+//! Scatter kernels (scatter-add, scatter-max) as PTX: one thread per output row.
 //!
-//! In: a loop kernel whose stores are all scatter-adds with one row expression. Out: the
-//! entry body: each thread zeroes its row, walks the whole domain in row-major order and
-//! adds the contributions whose row index is its own (the CPU's per-thread guard with
-//! one row per thread), so sums are in the interpreter's order without atomics.
+//! In: a loop kernel whose stores are all scatters with one row expression. Out: the
+//! entry body: each thread starts its row at the scatter's identity (zero, `-inf`),
+//! walks the whole domain in row-major order and combines the contributions whose row
+//! index is its own (the CPU's per-thread guard with one row per thread), so sums are in
+//! the interpreter's order without atomics.
 
-use super::{Gen, Ty};
+use super::{fconst, Gen, Ty};
 use crate::schedule::Store;
 
 impl Gen<'_> {
@@ -15,16 +16,16 @@ impl Gen<'_> {
         let mut row_expr = None;
         for st in &lk.stores {
             match st {
-                Store::ScatterAdd { row, .. } => {
+                Store::Scatter { row, .. } => {
                     if row_expr.is_some_and(|e| e != *row) {
-                        return Err("scatter-adds with different row indices in one kernel".into());
+                        return Err("scatters with different row indices in one kernel".into());
                     }
                     row_expr = Some(*row);
                 }
-                _ => return Err("a scatter kernel with stores other than scatter-adds".into()),
+                _ => return Err("a scatter kernel with stores other than scatters".into()),
             }
         }
-        let row = row_expr.ok_or("a scatter kernel without scatter-adds")?;
+        let row = row_expr.ok_or("a scatter kernel without scatters")?;
         if self.ty[row] != Ty::I32 {
             return Err("a scatter row index that is not an integer".into());
         }
@@ -36,9 +37,9 @@ impl Gen<'_> {
             lk.domain
         );
         let (t, s, head, done) = self.grid_loop(rows as u32);
-        // Zero the row.
+        // The row starts at the identity.
         for st in &lk.stores {
-            if let Store::ScatterAdd { buf, row_len, .. } = st {
+            if let Store::Scatter { buf, row_len, op, .. } = st {
                 let (j, start, a, c) = (self.b.rd(), self.b.rd(), self.b.rd(), self.b.p());
                 let l = self.b.label("zero");
                 self.b.op(format!("cvt.u64.u32 {start}, {t};"));
@@ -47,7 +48,7 @@ impl Gen<'_> {
                 self.b.put_label(&l);
                 self.b.op(format!("add.s64 {a}, {start}, {j};"));
                 self.b.op(format!("mad.lo.s64 {a}, {a}, 4, {};", self.base[*buf]));
-                self.b.op(format!("st.global.f32 [{a}], 0f00000000;"));
+                self.b.op(format!("st.global.f32 [{a}], {};", fconst(op.init())));
                 self.b.op(format!("add.s64 {j}, {j}, 1;"));
                 self.b.op(format!("setp.lt.s64 {c}, {j}, {row_len};"));
                 self.b.op(format!("@{c} bra {l};"));
