@@ -5,7 +5,9 @@
 //! PTX backend ([`crate::codegen::ptx::math`]: range reduction, polynomial, scaling by
 //! powers of two built from bits, special values by selects), performing the same f32
 //! operations in the same order as its Rust model (`exp_model`, `log_model`,
-//! `tanh_model`, `ir::erf::model`). With the host's `fma` the CPU's results are those
+//! `tanh_model`, `ir::erf::model`); `tanh` and `erf` on the signed argument where the
+//! models take its magnitude and copy the sign back, which rounds to the same bits
+//! (`odd_rational`) in fewer instructions. With the host's `fma` the CPU's results are those
 //! models' bit for bit, and so the GPU's; without it (a multiply and an add) they stay within the models'
 //! 1e-6. A scalar and a vector lane run the same instructions, so a value never depends
 //! on whether its element fell in a vector body or a scalar tail (results stay
@@ -168,28 +170,38 @@ impl Gen<'_, '_, '_> {
         self.pick(FloatCC::UnorderedOrLessThan, x, zero, nan, y)
     }
 
-    /// `tanh(x)` (see the module doc): a rational function of `x²`, no `exp`.
+    /// `tanh(x)` (see the module doc): a rational function of `x²`, no `exp`; `±1`
+    /// from `|x| = TANH_ONE` on.
     pub(super) fn tanh_inline(&mut self, x: Value) -> Value {
-        let (a, y) = self.odd_rational(x, &TANH_P, &TANH_Q, TANH_CLAMP);
-        let (one_at, one) = (self.float_like(x, TANH_ONE), self.float_like(x, 1.0));
-        let y = self.pick(FloatCC::GreaterThanOrEqual, a, one_at, one, y);
-        self.signed_like(x, y)
-    }
-
-    /// `erf(x)`: `ir::erf`'s rational function of `x²`, at most 1.
-    pub(super) fn erf_inline(&mut self, x: Value) -> Value {
-        let (_, y) = self.odd_rational(x, &erf::P, &erf::Q, erf::CLAMP);
-        let one = self.float_like(x, 1.0);
-        let y = self.pick(FloatCC::LessThan, y, one, y, one);
-        self.signed_like(x, y)
-    }
-
-    /// `(|x|, c P(c²) / Q(c²))` with `c = min(|x|, clamp)`, each polynomial by Horner's
-    /// rule with fma from its highest coefficient (`ir::erf::horner`'s order).
-    fn odd_rational(&mut self, x: Value, p: &[f32], q: &[f32], clamp: f32) -> (Value, Value) {
+        let y = self.odd_rational(x, &TANH_P, &TANH_Q, TANH_CLAMP);
         let a = self.fb.ins().fabs(x);
-        let clamp = self.float_like(x, clamp);
-        let c = self.pick(FloatCC::LessThan, a, clamp, a, clamp);
+        let one_at = self.float_like(x, TANH_ONE);
+        // 1 with x's sign bit: the bits of 1.0 or'ed with x's sign.
+        let sign = self.bits(x);
+        let sign_mask = self.int(x, i32::MIN);
+        let sign = self.fb.ins().band(sign, sign_mask);
+        let one = self.int(x, 1.0f32.to_bits() as i32);
+        let signed_one = self.fb.ins().bor(sign, one);
+        let signed_one = self.float_of_bits(signed_one);
+        self.pick(FloatCC::GreaterThanOrEqual, a, one_at, signed_one, y)
+    }
+
+    /// `erf(x)`: `ir::erf`'s rational function of `x²`, within `[-1, 1]`.
+    pub(super) fn erf_inline(&mut self, x: Value) -> Value {
+        let y = self.odd_rational(x, &erf::P, &erf::Q, erf::CLAMP);
+        let (one, minus_one) = (self.float_like(x, 1.0), self.float_like(x, -1.0));
+        self.clamp_keeping_nan(y, minus_one, one)
+    }
+
+    /// `c P(c²) / Q(c²)` with `c` = `x` clamped to `[-clamp, clamp]`, each polynomial
+    /// by Horner's rule with fma from its highest coefficient (`ir::erf::horner`'s
+    /// order). The models compute `|c| P / Q` and then give it `x`'s sign; rounding to
+    /// nearest is symmetric in sign, so the signed `c` gives the same bits (`-0` for
+    /// `-0`) with no `abs` and no sign copy. A NaN `x` stays NaN through the clamp and
+    /// the arithmetic, its own bits for a quiet NaN (the models return `x`).
+    fn odd_rational(&mut self, x: Value, p: &[f32], q: &[f32], clamp: f32) -> Value {
+        let (lo, hi) = (self.float_like(x, -clamp), self.float_like(x, clamp));
+        let c = self.clamp_keeping_nan(x, lo, hi);
         let s = self.fb.ins().fmul(c, c);
         let poly = |g: &mut Self, k: &[f32]| {
             let (last, rest) = k.split_last().expect("a polynomial has a coefficient");
@@ -202,25 +214,15 @@ impl Gen<'_, '_, '_> {
         };
         let (pv, qv) = (poly(self, p), poly(self, q));
         let y = self.fb.ins().fmul(c, pv);
-        (a, self.fb.ins().fdiv(y, qv))
+        self.fb.ins().fdiv(y, qv)
     }
 
-    /// `|y|` with `x`'s sign (`f(-0) = -0` for odd `f`), and `x` itself when it is NaN
-    /// (the clamp took NaN to the fit's end).
-    fn signed_like(&mut self, x: Value, y: Value) -> Value {
-        let y = self.copysign(y, x);
-        self.pick(FloatCC::Unordered, x, x, x, y)
-    }
-
-    /// `|magnitude|` with the sign bit of `sign`, by bits.
-    fn copysign(&mut self, magnitude: Value, sign: Value) -> Value {
-        let (mb, sb) = (self.bits(magnitude), self.bits(sign));
-        let abs_mask = self.int(magnitude, i32::MAX);
-        let sign_mask = self.int(magnitude, i32::MIN);
-        let mb = self.fb.ins().band(mb, abs_mask);
-        let sb = self.fb.ins().band(sb, sign_mask);
-        let y = self.fb.ins().bor(mb, sb);
-        self.float_of_bits(y)
+    /// `x` within `[lo, hi]`, NaN when `x` is: `hi < x ? hi : x`, then `x < lo ? lo : x`,
+    /// whose false branches keep a NaN (on x86-64 one `minps` and one `maxps`, which
+    /// return their second operand when either is NaN).
+    fn clamp_keeping_nan(&mut self, x: Value, lo: Value, hi: Value) -> Value {
+        let x = self.pick(FloatCC::LessThan, hi, x, hi, x);
+        self.pick(FloatCC::LessThan, x, lo, lo, x)
     }
 }
 
