@@ -96,6 +96,23 @@ impl Engine for Jit {
     }
 }
 
+/// Clears the upper halves of the AVX registers before JIT code runs. Cranelift's
+/// code mixes VEX and legacy SSE encodings (its register moves and spills), and after
+/// AVX code that ended without `vzeroupper` every legacy instruction pays a state
+/// transition: gnn-nonlinear's tanh scatter ran 80x slower (43 ms instead of 0.55 ms,
+/// bench/README.md, 2026-12-03) from a C harness that left one `ymm` register dirty.
+/// Compiled Rust and C code clean up after themselves; this guards the kernels against
+/// any caller or library that does not, for a cycle per kernel.
+#[inline]
+fn clean_upper_state() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: `vzeroupper` exists with AVX; it zeroes bits 128 and up of the vector
+        // registers, which the C ABI lets a call clobber, as declared.
+        unsafe { std::arch::asm!("vzeroupper", clobber_abi("C"), options(nomem, nostack, preserves_flags)) };
+    }
+}
+
 /// Kernels with less work than this run on one thread. Measured on 2 threads with the
 /// workers spinning between kernels (bench/README.md, 2026-12-03): 16K split kernels of
 /// 10-40 us (GAT's per-edge loops, the transformer's layer norms) and made steps 5-10%
@@ -288,6 +305,7 @@ impl Executable {
                     let (lo, hi) = kernel.part(range as usize, t, threads);
                     let (lo, hi) = (lo as i64, hi as i64);
                     if lo < hi {
+                        clean_upper_state();
                         let errors = &errors;
                         // SAFETY: every pointer in `bufs` is valid for its buffer's length
                         // (checked above), threads touch disjoint parts of the outputs,
@@ -297,6 +315,7 @@ impl Executable {
                 };
                 self.pool.run(&job);
             } else {
+                clean_upper_state();
                 // SAFETY: as above, on one thread.
                 unsafe { f(bufs, 0, range, self.errors.as_mut_ptr() as *mut i32) };
             }
