@@ -561,7 +561,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
         }
         table_starts.push(table_bufs.len());
         table_bufs.extend(table.bufs);
-        let mut hasher = std::hash::DefaultHasher::new();
+        let mut hasher = rustc_hash::FxHasher::default();
         func.stencil.hash(&mut hasher);
         let alike = defined.entry(hasher.finish()).or_default();
         if let Some(&(_, k, id)) = alike.iter().find(|(code, _, _)| *code == func.stencil) {
