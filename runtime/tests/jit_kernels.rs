@@ -406,6 +406,16 @@ fn segment_max_argmax_and_their_transpose() {
     check(b.finish(), 6, "segment kernels");
 }
 
+/// An `edges: i32[2, n]` argument's two rows, sources and destinations, as `[n]` views.
+fn edge_ends(b: &mut Builder, n: usize) -> (ValueId, ValueId) {
+    let edges = i(b, "edges", &[2, n]);
+    let src = b.slice(edges, 0, 0, 1);
+    let src = b.reshape(src, &[n]);
+    let dst = b.slice(edges, 0, 1, 2);
+    let dst = b.reshape(dst, &[n]);
+    (src, dst)
+}
+
 /// The gradient of a max aggregation over many edges (an output of 16K elements or
 /// more): zeroed by a fill kernel, then scattered by threads that split the nodes
 /// (`Segment::zeroed`). Every element as the interpreter has it, on 1 to 3 threads,
@@ -415,11 +425,7 @@ fn a_large_argmax_scatter_is_zeroed_first_and_split_by_positions() {
     let (nodes, edges_n, d) = (300, 1500, 16);
     let mut b = Builder::new("argmax_scatter");
     let x = f(&mut b, "x", &[nodes, d]);
-    let edges = i(&mut b, "edges", &[2, edges_n]);
-    let src = b.slice(edges, 0, 0, 1);
-    let src = b.reshape(src, &[edges_n]);
-    let dst = b.slice(edges, 0, 1, 2);
-    let dst = b.reshape(dst, &[edges_n]);
+    let (src, dst) = edge_ends(&mut b, edges_n);
     let xj = b.gather(x, src);
     let am = b.scatter_argmax(xj, dst, nodes + 1);
     let g = f(&mut b, "g", &[nodes + 1, d]);
@@ -449,11 +455,7 @@ fn a_max_aggregation_of_messages_nobody_else_reads_is_one_scatter_kernel() {
     let (nodes, edges_n, d) = (300, 1500, 12);
     let mut b = Builder::new("max_messages");
     let x = f(&mut b, "x", &[nodes, d]);
-    let edges = i(&mut b, "edges", &[2, edges_n]);
-    let src = b.slice(edges, 0, 0, 1);
-    let src = b.reshape(src, &[edges_n]);
-    let dst = b.slice(edges, 0, 1, 2);
-    let dst = b.reshape(dst, &[edges_n]);
+    let (src, dst) = edge_ends(&mut b, edges_n);
     let xi = b.gather(x, src);
     let xj = b.gather(x, dst);
     let sum = b.add(xi, xj);
