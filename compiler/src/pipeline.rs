@@ -242,8 +242,8 @@ pub fn zero_scatter_targets(program: &mut Program) {
 
 /// split_scatter_columns: for the CPU, a scatter-add whose output is zeroed already
 /// and whose rows are four cache lines or more is split between threads by column
-/// chunks (each thread walks every position in order, over its own columns); a
-/// narrower one with inline exp/log/tanh/erf per position, by output rows.
+/// chunks (each thread walks every position in order, over its own columns); any
+/// other, by output rows (each thread gathers its rows' positions, then runs them).
 pub fn split_scatter_columns(program: &mut Program) {
     schedule::scatter_columns::split_scatter_columns(program)
 }

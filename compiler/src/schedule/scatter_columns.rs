@@ -6,8 +6,7 @@
 //! zeroed, and whose rows are at least [`MIN_CHUNKS`] chunks of [`CHUNK`] floats wide,
 //! is split between threads by column chunks: every thread walks every position in
 //! order but reads, computes and adds only its own chunks' columns
-//! (`LoopKernel::col_chunks`). A narrower one whose positions compute inline `exp`,
-//! `log`, `tanh` or `erf` is split by output rows instead (`long_rows`).
+//! (`LoopKernel::col_chunks`). Any other is split by output rows (`by_rows`).
 //! Each output element still receives its adds from one thread in position order, so
 //! the result is the serial one bit for bit, on any number of threads.
 //!
@@ -16,8 +15,7 @@
 //! line (16 floats), so with rows of a multiple of 16 floats no line is shared between
 //! threads, and each thread streams only its share of the per-position values.
 
-use super::{Expr, KernelBody, LoopKernel, Program, Store};
-use crate::ir::Unary;
+use super::{KernelBody, LoopKernel, Program, Store};
 
 /// Columns per chunk: one 64-byte cache line of f32.
 pub const CHUNK: usize = 16;
@@ -31,7 +29,7 @@ pub fn split_scatter_columns(p: &mut Program) {
     for k in 0..p.kernels.len() {
         let kernel = &p.kernels[k];
         let split = matches!(&kernel.body, KernelBody::Loop(lk) if !kernel.parallel && splittable(p, lk));
-        let by_rows = matches!(&kernel.body, KernelBody::Loop(lk) if !kernel.parallel && !split && long_rows(lk));
+        let by_rows = matches!(&kernel.body, KernelBody::Loop(lk) if !kernel.parallel && !split && by_rows(lk));
         let kernel = &mut p.kernels[k];
         if let (true, KernelBody::Loop(lk)) = (split, &mut kernel.body) {
             lk.col_chunks = Some(CHUNK);
@@ -44,24 +42,24 @@ pub fn split_scatter_columns(p: &mut Program) {
     }
 }
 
-/// A scatter-add whose output is zeroed already and whose every position computes
-/// inline `exp`, `log`, `tanh` or `erf` (gnn-nonlinear's `tanh` messages summed into
-/// 32 columns): threads split it by output rows (`LoopKernel::scatter_rows`), each
-/// walking every position but computing only the messages of its own rows. That math,
-/// not the walk, is the work: the scatter went from 945 to 640 us on two threads
-/// (gnn-nonlinear's inference 14% faster). By column chunks instead, with rows of two
-/// chunks, it ran slower than on one thread (1.2-1.3 ms on an Intel Xeon, where the
-/// two threads' 64-byte lines of a row share a 128-byte prefetch pair).
-fn long_rows(lk: &LoopKernel) -> bool {
+/// A scatter-add whose output is zeroed already and that columns do not split (rows
+/// of fewer than [`MIN_CHUNKS`] chunks, or more than one axis inside the position, as
+/// a bag of embeddings' `[B, T, 64]` gradient): threads split it by output rows
+/// (`LoopKernel::scatter_rows`), each first gathering the positions of its rows
+/// without a branch per position (the CPU codegen's `owned_rows.rs`), then computing
+/// only those. With a branch per position the walk cost as much as the work (measured
+/// slower, bench/README.md); gathered, the text classifier's embedding gradient went
+/// from 99.5 us on one thread to 33.1 us on two (its step 11% faster), gnn-nonlinear's
+/// `tanh` messages summed into 32 columns from 945 to 640 us. By column chunks instead,
+/// with rows of two chunks, that one ran slower than on one thread (1.2-1.3 ms on an
+/// Intel Xeon, where the two threads' 64-byte lines of a row share a 128-byte prefetch
+/// pair).
+fn by_rows(lk: &LoopKernel) -> bool {
     lk.scatter_rows.is_some()
         && lk.zeroed
         && lk.row_blocks.is_none()
         && lk.col_chunks.is_none()
         && lk.stores.iter().all(|s| matches!(s, Store::Scatter { .. }))
-        && lk
-            .exprs
-            .iter()
-            .any(|e| matches!(e, Expr::Unary(Unary::Exp | Unary::Log | Unary::Tanh | Unary::Erf, _)))
 }
 
 /// A rank-2 scatter over `[positions, columns]` whose output is zeroed already, with
