@@ -25,11 +25,12 @@
 //! in kernel order, so the machine code does not depend on the thread count (deep models
 //! have thousands of kernels, and compiling them is most of their compile time).
 //!
-//! Files: [`loops`] the loop structure (short inner axes unrolled), [`stores`] the
+//! Files: [`compile`] the functions compiled on threads, [`loops`] the loop structure (short inner axes unrolled), [`stores`] the
 //! stores and output initialization, [`exprs`] each expression (scalar
 //! and f32x4), [`philox`] inline Philox with `ir::philox`'s constants, [`ops`] the elementwise op
-//! table (one row per op of `ir::ops`).
+//! table (one row per op of `ir::ops`), [`owned_rows`] scatters whose threads own rows.
 
+mod compile;
 mod exprs;
 mod loops;
 mod math;
@@ -41,23 +42,20 @@ mod small_matmul;
 mod stores;
 
 use crate::schedule::{BatchAxis, KernelBody, Program, MATMUL_BLOCK, MAX_BATCH_AXES};
-use cranelift_codegen::control::ControlPlane;
+use compile::{define_batch, BATCH, MAX_THREADS};
 use cranelift_codegen::ir::function::FunctionStencil;
 use cranelift_codegen::ir::{
     types, AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
 };
-use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
-use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, FuncId, Linkage, Module, ModuleReloc};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use segment::{mpc_segment, op_code};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// A compiled kernel: `(bufs, start, end, err)`.
 pub type KernelFn = unsafe extern "C" fn(*const *mut u8, i64, i64, *mut i32);
@@ -239,109 +237,6 @@ unsafe extern "C" fn mpc_sgemm(
             gemm::Parallelism::None,
         );
     }
-}
-
-/// Kernels compiled together: built one after the other (cheap), compiled by up to
-/// [`MAX_THREADS`] threads at once, defined in order. A batch bounds the memory that
-/// built but not yet compiled functions hold (a whole example step is one batch).
-const BATCH: usize = 128;
-const MAX_THREADS: usize = 8;
-
-/// Compiles the functions of `batch` on `threads` threads and defines them in `module`
-/// in kernel order, so the code does not depend on the thread count. Deep models have
-/// thousands of kernels: compiling them is most of their compile time.
-///
-/// The threads share one queue, largest function first (by instruction count): one
-/// kernel can take a fifth of a step's compile time (the transformer's three dropout
-/// streams), and fixed halves left one thread idle for a third of the batch.
-fn define_batch(
-    module: &mut JITModule,
-    batch: &mut Vec<(FuncId, Function, usize)>,
-    threads: usize,
-) -> Result<(), String> {
-    let isa = module.isa();
-    let compiled: Vec<Result<Compiled, String>> = if threads <= 1 || batch.len() <= 1 {
-        let mut ctx = Context::new();
-        batch
-            .iter_mut()
-            .map(|(id, f, i)| compile_one(isa, &mut ctx, *id, f, *i))
-            .collect()
-    } else {
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by_key(|&j| std::cmp::Reverse(batch[j].1.dfg.num_insts()));
-        let jobs: Vec<Mutex<&mut (FuncId, Function, usize)>> = batch.iter_mut().map(Mutex::new).collect();
-        let next = AtomicUsize::new(0);
-        let done: Vec<Mutex<Option<Result<Compiled, String>>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
-        std::thread::scope(|scope| {
-            for _ in 0..threads.min(jobs.len()) {
-                scope.spawn(|| {
-                    let mut ctx = Context::new();
-                    while let Some(&j) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let mut job = jobs[j].lock().expect("each job is taken once");
-                        let (id, f, i) = &mut **job;
-                        let c = compile_one(isa, &mut ctx, *id, f, *i);
-                        *done[j].lock().expect("each result is written once") = Some(c);
-                    }
-                });
-            }
-        });
-        done.into_iter()
-            .map(|c| c.into_inner().ok().flatten().expect("a Cranelift thread panicked"))
-            .collect()
-    };
-    for ((id, _, _), c) in batch.drain(..).zip(compiled) {
-        let c = c?;
-        module
-            .define_function_bytes(id, c.alignment, &c.bytes, &c.relocs)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
-/// One function's machine code, ready for the module.
-struct Compiled {
-    alignment: u64,
-    bytes: Vec<u8>,
-    relocs: Vec<ModuleReloc>,
-}
-
-/// What `JITModule::define_function` does before it touches the module, so that it can
-/// run on another thread. `ctx` is the thread's: its register allocator's and analyses'
-/// memory is reused from one function to the next (fresh contexts spent a tenth of
-/// the compile time in malloc and free).
-fn compile_one(
-    isa: &dyn TargetIsa,
-    ctx: &mut Context,
-    id: FuncId,
-    func: &mut Function,
-    kernel: usize,
-) -> Result<Compiled, String> {
-    ctx.clear();
-    ctx.func = std::mem::replace(func, Function::new());
-    let alignment = ctx
-        .compile(isa, &mut ControlPlane::default())
-        .map_err(|e| format!("Cranelift rejected kernel k{kernel}: {:?}", e.inner))?
-        .buffer
-        .alignment as u64;
-    let code = ctx.compiled_code().expect("just compiled");
-    // For profiling: `MPC_DUMP_CODE=DIR` writes each function's machine code to
-    // `DIR/k<kernel>-<bytes>.bin` (`objdump -D -b binary -mi386:x86-64` reads it).
-    if let Ok(dir) = std::env::var("MPC_DUMP_CODE") {
-        let _ = std::fs::write(
-            format!("{dir}/k{kernel}-{}.bin", code.code_buffer().len()),
-            code.code_buffer(),
-        );
-    }
-    Ok(Compiled {
-        alignment,
-        bytes: code.code_buffer().to_vec(),
-        relocs: code
-            .buffer
-            .relocs()
-            .iter()
-            .map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, id))
-            .collect(),
-    })
 }
 
 fn host_isa() -> Result<OwnedTargetIsa, String> {
