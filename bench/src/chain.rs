@@ -104,9 +104,10 @@ pub fn run(layers: usize, threads: usize, session: bool, file: Option<&std::path
     line["graphs"] = json!(graphs);
     if session {
         let compiled = pipeline::compile(&src, &[]).map_err(|d| format!("{d:?}"))?;
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), cpu_ms().unwrap_or(0.0));
         let s = Session::with_backend(compiled, 1, Backend::Jit { threads })?;
         line["session_ms"] = json!(round(ms(t)));
+        line["session_cpu_ms"] = json!(round(cpu_ms().unwrap_or(0.0) - cpu));
         line["threads"] = json!(threads);
         line["peak_rss_mb"] = json!(peak_rss_mb().map(round));
         drop(s);

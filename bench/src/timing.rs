@@ -33,15 +33,12 @@ pub fn p10(mut v: Vec<f64>) -> f64 {
 
 /// CPU time (user + system, every thread) this process has used so far, in ms, if the
 /// kernel reports it: unlike the wall clock, it does not grow when other processes
-/// share the cores. `/proc/self/stat` counts in ticks of 10 ms.
+/// share the cores (`CLOCK_PROCESS_CPUTIME_ID`, to the microsecond).
 pub fn cpu_ms() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) may hold spaces; fields after it are plain numbers.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) * 10.0)
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec, which `t` is.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    (rc == 0).then_some(t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 * 1e-6)
 }
 
 /// Peak resident set size in MB (`VmHWM`), if the kernel reports it.

@@ -14,6 +14,7 @@
 //! zero_scatter_targets  (CPU) scatters' outputs zeroed in parallel first  kernels
 //! split_scatter_columns  (CPU) zeroed scatters split by column chunks (or rows)  kernels
 //! fuse_max_messages  (CPU) a max aggregation's messages computed in its scatter  kernels
+//! share_argmax_maxima  (CPU) a segment max written by its argmax's scan  kernels
 //! memory        steps scheduled -> bytes a run needs (Footprint)      (mpc inspect)
 //! codegen_cpu   Program -> native functions (Cranelift JIT)           clif
 //! codegen_ptx   Program -> PTX text and launch shapes                 ptx
@@ -211,6 +212,7 @@ pub fn for_cpu_dynamic(graph: &Graph, probe: &Graph, capacities: &[usize]) -> Re
     split_reductions(&mut program);
     zero_scatter_targets(&mut program);
     fuse_max_messages(&mut program);
+    share_argmax_maxima(&mut program);
     let code = codegen_cpu(&program)?;
     Ok((program, code))
 }
@@ -256,14 +258,23 @@ pub fn fuse_max_messages(program: &mut Program) {
     schedule::max_messages::fuse_max_messages(program)
 }
 
+/// share_argmax_maxima: for the CPU, a segment max over the same values and index as
+/// an argmax (a training step's max aggregation and its gradient's positions) is
+/// written by the argmax's scan, which keeps the running maxima anyway.
+pub fn share_argmax_maxima(program: &mut Program) {
+    schedule::argmax_maxima::share_argmax_maxima(program)
+}
+
 /// schedule, split_reductions, zero_scatter_targets, split_scatter_columns,
-/// fuse_max_messages: the kernels the CPU runs for an optimized graph.
+/// fuse_max_messages, share_argmax_maxima: the kernels the CPU runs for an optimized
+/// graph.
 pub fn schedule_cpu(optimized: &Graph) -> Program {
     let mut program = schedule(optimized);
     split_reductions(&mut program);
     zero_scatter_targets(&mut program);
     split_scatter_columns(&mut program);
     fuse_max_messages(&mut program);
+    share_argmax_maxima(&mut program);
     program
 }
 

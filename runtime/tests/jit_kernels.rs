@@ -8,7 +8,7 @@ mod common;
 use common::jit::*;
 use mpc_compiler::ir::{ArgKind, Builder, Graph, Type, ValueId};
 use mpc_compiler::pipeline;
-use mpc_compiler::schedule::{schedule, KernelBody};
+use mpc_compiler::schedule::{schedule, KernelBody, SegmentOp};
 
 fn f(b: &mut Builder, name: &str, shape: &[usize]) -> ValueId {
     b.arg(ArgKind::Param, name, Type::f32(shape))
@@ -475,19 +475,76 @@ fn a_max_aggregation_of_messages_nobody_else_reads_is_one_scatter_kernel() {
         .count();
     assert_eq!(segments, 0, "{listing}");
     assert!(listing.contains("max= e"), "{listing}");
-    let mut args = random_args(&g, |_| nodes as u64, 7);
-    jit_vs_interp(&g, &args, 1e-6, &[1]).unwrap();
-    let one = run_jit(&g, &args, 1).unwrap();
+    interp_bits_and_bad_edge(&g, nodes, edges_n, 7);
+}
+
+/// A graph kernel test's common checks: `g`'s outputs on random inputs (edges below
+/// `nodes`, drawn with `seed`) are the interpreter's, the same bits on 1 to 3 threads,
+/// and an edge id out of range (edge 700's destination) is an error naming it.
+fn interp_bits_and_bad_edge(g: &Graph, nodes: usize, edges_n: usize, seed: u64) {
+    let mut args = random_args(g, |_| nodes as u64, seed);
+    jit_vs_interp(g, &args, 1e-6, &[1]).unwrap();
+    let one = run_jit(g, &args, 1).unwrap();
     for threads in [2, 3] {
-        assert_eq!(run_jit(&g, &args, threads).unwrap(), one, "{threads} threads");
+        assert_eq!(run_jit(g, &args, threads).unwrap(), one, "{threads} threads");
     }
     if let Some(mpc_compiler::interp::Value::Int(e)) = args.get_mut("edges") {
         e[edges_n + 700] = nodes as i32 + 9;
     }
     for threads in [1, 2] {
-        let err = run_jit(&g, &args, threads).unwrap_err();
+        let err = run_jit(g, &args, threads).unwrap_err();
         assert!(err.contains(&format!("index {}", nodes + 9)), "{err}");
     }
+}
+
+/// A training step's max aggregation needs the maxima and their positions: one argmax
+/// kernel writes both (`share_argmax_maxima`), and no segment max is left. Node 300
+/// has no edges (maxima `-inf`, positions -1); ties and NaN messages follow the max
+/// kernel's rule, so the values are the interpreter's, the same bits on 1 to 3
+/// threads; an edge id out of range is an error naming it.
+#[test]
+fn a_max_aggregation_and_its_argmax_are_one_scan() {
+    let (nodes, edges_n, d) = (300, 1500, 12);
+    let mut b = Builder::new("argmax_maxima");
+    let x = f(&mut b, "x", &[nodes, d]);
+    let (src, dst) = edge_ends(&mut b, edges_n);
+    let xi = b.gather(x, src);
+    let xj = b.gather(x, dst);
+    let sum = b.add(xi, xj);
+    // Rectified messages tie at 0 often: the first position of equal values must win.
+    let zero = b.constant(0.0, &[edges_n, d]);
+    let message = b.max(sum, zero);
+    let m = b.scatter_max(message, dst, nodes + 1);
+    let arg = b.scatter_argmax(message, dst, nodes + 1);
+    // The positions, as the gradient uses them: each row's cotangent goes to its
+    // argmax's message.
+    let cotangent = f(&mut b, "cotangent", &[nodes + 1, d]);
+    let back = b.argmax_scatter(cotangent, arg, edges_n);
+    // -inf compares badly in the tolerance check: floored as the lowering does.
+    let floor = b.constant(-1e30, &[nodes + 1, d]);
+    let m = b.max(m, floor);
+    b.output("m", m);
+    b.output("back", back);
+    let g = b.finish();
+    g.validate().unwrap();
+    let program = pipeline::schedule_cpu(&g);
+    let listing = mpc_compiler::schedule::print_program(&program);
+    let segments: Vec<_> = program
+        .kernels
+        .iter()
+        .filter_map(|k| match &k.body {
+            KernelBody::Segment(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    // The argmax (writing the maxima) and the gradient's argmax scatter.
+    assert_eq!(segments.len(), 2, "{listing}");
+    assert!(!segments.iter().any(|s| s.op == SegmentOp::Max), "{listing}");
+    assert!(
+        segments.iter().any(|s| s.op == SegmentOp::Argmax && s.maxima.is_some()),
+        "{listing}"
+    );
+    interp_bits_and_bad_edge(&g, nodes, edges_n, 11);
 }
 
 #[test]

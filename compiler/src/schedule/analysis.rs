@@ -20,7 +20,19 @@ pub fn touched(kernel: &Kernel) -> Vec<BufId> {
             loaded.chain(lk.stores.iter().map(Store::buf)).collect()
         }
         KernelBody::MatMul(mm) => vec![mm.a.buf, mm.b.buf, mm.out.buf],
-        KernelBody::Segment(seg) => vec![seg.values.0, seg.index.0, seg.out],
+        KernelBody::Segment(seg) => [seg.values.0, seg.index.0, seg.out]
+            .into_iter()
+            .chain(seg.maxima)
+            .collect(),
+    }
+}
+
+/// The buffers `kernel` writes.
+pub fn written(kernel: &Kernel) -> Vec<BufId> {
+    match &kernel.body {
+        KernelBody::Loop(lk) => lk.stores.iter().map(Store::buf).collect(),
+        KernelBody::MatMul(mm) => vec![mm.out.buf],
+        KernelBody::Segment(seg) => [seg.out].into_iter().chain(seg.maxima).collect(),
     }
 }
 

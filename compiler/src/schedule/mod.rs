@@ -25,6 +25,7 @@
 //! domain axis 0 for loops, output rows for scatter-adds, (64-row block, column block) pairs for matmuls.
 
 pub mod analysis;
+pub mod argmax_maxima;
 pub mod dynamic;
 mod fuse;
 pub mod max_messages;
@@ -378,6 +379,10 @@ pub struct Segment {
     /// threads instead of its rows (a position's elements go to rows no other position
     /// writes, those of its own segment), and writes only what it scatters.
     pub zeroed: bool,
+    /// With `Argmax`: the running maxima are written here too, the output of a segment
+    /// max over the same values that this kernel replaced (the CPU's
+    /// `share_argmax_maxima`).
+    pub maxima: Option<BufId>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

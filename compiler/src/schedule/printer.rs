@@ -183,9 +183,13 @@ pub fn print_program(p: &Program) -> String {
                     }
                 };
                 let zeroed = if seg.zeroed { ", zeroed, by positions" } else { "" };
+                let maxima = seg
+                    .maxima
+                    .map(|m| format!(" (maxima {})", buf(p, m)))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "  k{k}: segment {:?} {} = {} by {}  [positions={} row={} rows={}{zeroed}] {split}",
+                    "  k{k}: segment {:?} {}{maxima} = {} by {}  [positions={} row={} rows={}{zeroed}] {split}",
                     seg.op,
                     buf(p, seg.out),
                     at(seg.values),

@@ -321,7 +321,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
     let (f32t, i64t) = (types::F32, types::I64);
     let fill_sig = sig(&module, &[i64t, i64t, f32t], None);
     let gemm_sig = sig(&module, &[i64t; 22], None);
-    let segment_sig = sig(&module, &[i64t; 11], None);
+    let segment_sig = sig(&module, &[i64t; 12], None);
     let mut import = |name: &str, s: &Signature| {
         module
             .declare_function(name, Linkage::Import, s)
@@ -433,6 +433,10 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                     let values = ptr(&mut fb, seg.values);
                     let index = ptr(&mut fb, seg.index);
                     let out = ptr(&mut fb, (seg.out, 0));
+                    let maxima = match seg.maxima {
+                        Some(m) => ptr(&mut fb, (m, 0)),
+                        None => fb.ins().iconst(i64t, 0),
+                    };
                     let k = |fb: &mut FunctionBuilder, v: i64| fb.ins().iconst(i64t, v);
                     let args = [
                         k(&mut fb, op_code(seg.op, seg.zeroed)),
@@ -446,6 +450,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                         start,
                         end,
                         err,
+                        maxima,
                     ];
                     fb.ins().call(imports.segment, &args);
                     fb.ins().return_(&[]);

@@ -7,7 +7,8 @@
 //! scatter into an output zeroed before (`Segment::zeroed`) takes the positions
 //! `start..end` instead: each element it writes belongs to one position. An index
 //! outside `[0, rows)` writes nothing and is reported through `err` (check number + 1,
-//! offending index), like a bounds check in a loop kernel.
+//! offending index), like a bounds check in a loop kernel. An argmax may write its
+//! running maxima to a segment max's output too (`maxima`, null when not).
 
 use crate::schedule::SegmentOp;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -49,6 +50,7 @@ pub unsafe extern "C" fn mpc_segment(
     start: i64,
     end: i64,
     err: *mut i32,
+    maxima: *mut f32,
 ) {
     let (positions, d, rows) = (positions as usize, row_len as usize, rows as usize);
     if op == 3 {
@@ -97,9 +99,18 @@ pub unsafe extern "C" fn mpc_segment(
             let out = unsafe { std::slice::from_raw_parts_mut((out as *mut i32).add(start * d), own) };
             out.fill(-1);
             SCRATCH.with(|scratch| {
-                let (best, seen) = &mut *scratch.borrow_mut();
-                best.clear();
-                best.resize(own, f32::NEG_INFINITY);
+                let (scratch, seen) = &mut *scratch.borrow_mut();
+                // The running maxima are a segment max's output when the kernel writes
+                // it too (`Segment::maxima`): rows without positions stay -inf there.
+                let best: &mut [f32] = if maxima.is_null() {
+                    scratch.clear();
+                    scratch.resize(own, f32::NEG_INFINITY);
+                    scratch
+                } else {
+                    let m = unsafe { std::slice::from_raw_parts_mut(maxima.add(start * d), own) };
+                    m.fill(f32::NEG_INFINITY);
+                    m
+                };
                 own_positions(index, rows, start, end, (check, err), seen, |p, row, first| {
                     // Whole rows as slices: no bounds check per element.
                     let (slot, v, pos) = (row * d, &values[p * d..p * d + d], p as i32);

@@ -22,6 +22,10 @@ pub(super) fn emit(b: &mut Body, p: &Program, seg: &Segment, base: &[String], er
             return Err(format!("segment kernel on b{buf}, which does not exist"));
         }
     }
+    if seg.maxima.is_some() {
+        // A CPU pass (`share_argmax_maxima`); the GPU runs the plain program.
+        return Err("segment kernel that writes maxima too: not in PTX programs".into());
+    }
     let want_out = if seg.op == SegmentOp::Argmax {
         DType::I32
     } else {

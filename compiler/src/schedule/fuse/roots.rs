@@ -134,6 +134,7 @@ impl<'g> Scheduler<'g> {
                     rows: *rows,
                     check,
                     zeroed: false,
+                    maxima: None,
                 };
                 self.place_library(KernelBody::Segment(seg), &[values.0, index.0], buf);
             }
