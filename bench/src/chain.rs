@@ -58,8 +58,14 @@ impl Stages {
 }
 
 /// Times every stage of compiling the `layers`-deep chain; with `session`, also the
-/// JIT session's creation on `threads` threads (what `mpc train` does before step 1).
-pub fn run(layers: usize, threads: usize, session: bool, file: Option<&std::path::Path>) -> Result<(), String> {
+/// JIT session's creation on `threads` threads (what `mpc train` does before step 1);
+/// with `session_only`, the session alone (no stages compiled before it).
+pub fn run(
+    layers: usize,
+    threads: usize,
+    (session, session_only): (bool, bool),
+    file: Option<&std::path::Path>,
+) -> Result<(), String> {
     if layers == 0 || threads == 0 {
         return Err("--layers and --threads must be positive".into());
     }
@@ -77,7 +83,8 @@ pub fn run(layers: usize, threads: usize, session: bool, file: Option<&std::path
         .map_err(|d| format!("{d:?}"))?;
     let steps = st.time("steps", || pipeline::steps(&model, &dims, 0))?;
     let mut graphs = Vec::new();
-    for (what, step) in [("train", &steps.train_step), ("eval", &steps.eval)] {
+    let stages = [("train", &steps.train_step), ("eval", &steps.eval)];
+    for (what, step) in stages.into_iter().filter(|_| !session_only) {
         let (optimized, stats) = st.time("optimize", || pipeline::optimize(step))?;
         let kernels = st.time("schedule", || pipeline::schedule(&optimized));
         let code = st.time("codegen", || pipeline::codegen_cpu(&kernels))?;

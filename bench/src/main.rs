@@ -7,7 +7,7 @@
 //! cargo run --release -p mpc-bench -- step [--threads N] [--out DIR] [--profile]
 //! cargo run --release -p mpc-bench -- models --model fusion|graph|transformer|gat|gat-karate|gnn-nonlinear [--params] [--profile]
 //! cargo run --release -p mpc-bench -- opt
-//! cargo run --release -p mpc-bench -- chain --layers N [--threads T] [--session]
+//! cargo run --release -p mpc-bench -- chain --layers N [--threads T] [--session | --session-only]
 //! ```
 //!
 //! - `step`: the text classifier (`examples/text_classifier.mp`, B=64, T=32, vocab 10000,
@@ -25,7 +25,8 @@
 //!   environment variable an experiment adds) unset and set, alternated in one process.
 //! - `opt`: e-graph optimization time of every example's training step.
 //! - `chain`: compile time and peak RSS of an N-layer chain model, stage by stage
-//!   (`chain.rs`); `--session` also times the JIT session's creation on T threads.
+//!   (`chain.rs`); `--session` also times the JIT session's creation on T threads, and
+//!   `--session-only` times it alone, as the first compile of a process.
 
 mod bandwidth;
 mod chain;
@@ -119,6 +120,10 @@ enum Command {
         /// Also time the JIT session's creation (what `mpc train` does before step 1)
         #[arg(long)]
         session: bool,
+        /// Time only the session's creation, as the first compile of the process does it
+        /// (no stage-by-stage compile before it to warm the allocator and caches)
+        #[arg(long)]
+        session_only: bool,
     },
 }
 
@@ -255,7 +260,13 @@ fn main() {
             file,
             threads,
             session,
-        } => chain::run(layers, threads, session, file.as_deref()),
+            session_only,
+        } => chain::run(
+            layers,
+            threads,
+            (session || session_only, session_only),
+            file.as_deref(),
+        ),
         Command::Bandwidth {
             elements,
             threads,

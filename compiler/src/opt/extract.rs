@@ -5,49 +5,23 @@
 //! every e-class the roots need. egg's `Extractor` sums children's costs as trees, so a
 //! product read by two messages would count twice and the rewrite that shares it would
 //! look worse than it is. Here (greedy DAG extraction, as in extraction-gym's
-//! "faster-greedy-dag") each e-class carries the SET of e-classes its best term needs with
-//! their own costs, and a node's cost is the sum over the union of its children's sets.
-//! A worklist re-examines parents when a class improves; nodes whose children's sets
-//! contain the class itself (cycles) are skipped.
+//! "faster-greedy-dag") each e-class carries the SET of e-classes its best term needs,
+//! and a node's cost is the sum of the own costs of the classes in the union of its
+//! children's sets and itself. A worklist re-examines parents when a class improves;
+//! nodes whose children's sets contain the class itself (cycles) are skipped.
+//!
+//! The sets are bitsets over class ids (a training step's e-graph has a few thousand
+//! ids: a union is a few dozen word ORs), summed in id order with each class's own cost
+//! as its best node has it when the sum is taken. Hash sets of (class, cost) pairs,
+//! cloned for every node examined, were 40% of the transformer's optimization time.
 
 use super::analysis::{to_op, TensorGraph};
 use super::cost::{cost, work, Cost, Work};
 use super::lang::TensorLang;
 use crate::ir::Type;
 use egg::Id;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
-
-/// Hashes an e-class id with one multiplication (Fx-style). The sets of needed classes
-/// are most of extraction's work; std's SipHash (keyed per process) cost a third of it,
-/// and a fixed hash also makes the sets' iteration order, hence the float sums of their
-/// costs, the same in every run.
-#[derive(Default)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-/// A map keyed by e-class ids.
-pub type IdMap<V> = HashMap<Id, V, BuildHasherDefault<IdHasher>>;
 
 /// The cost of one e-node on its own (its children's costs not included).
 pub fn node_cost(eg: &TensorGraph, node: &TensorLang, class: Id) -> Option<Cost> {
@@ -79,75 +53,119 @@ pub fn node_cost(eg: &TensorGraph, node: &TensorLang, class: Id) -> Option<Cost>
     Some(cost(w, &children, out))
 }
 
-/// The classes a choice needs, each with its node's scalar cost.
-type CostSet = Rc<IdMap<f64>>;
+/// The classes a choice needs: bit `id` of word `id / 64`.
+#[derive(Clone)]
+struct ClassSet(Vec<u64>);
+
+impl ClassSet {
+    fn empty(ids: usize) -> ClassSet {
+        ClassSet(vec![0; ids.div_ceil(64)])
+    }
+    fn contains(&self, id: usize) -> bool {
+        self.0[id / 64] >> (id % 64) & 1 == 1
+    }
+    fn insert(&mut self, id: usize) {
+        self.0[id / 64] |= 1 << (id % 64);
+    }
+    fn union_with(&mut self, other: &ClassSet) {
+        for (w, o) in self.0.iter_mut().zip(&other.0) {
+            *w |= o;
+        }
+    }
+    /// The classes in id order.
+    fn ids(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(k, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                (w != 0).then(|| {
+                    let bit = w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    64 * k + bit
+                })
+            })
+        })
+    }
+}
 
 struct Best {
     node: TensorLang,
-    set: CostSet,
+    /// The node's own cost, scalar.
+    own: f64,
+    set: Rc<ClassSet>,
     total: f64,
 }
 
 /// Chooses an e-node for every e-class reachable from `roots`.
 pub fn extract(eg: &TensorGraph, roots: &[Id]) -> HashMap<Id, TensorLang> {
+    let ids = eg.classes().map(|c| usize::from(c.id) + 1).max().unwrap_or(0);
     // Parents of each class, to know whom to revisit.
-    let mut parents: IdMap<Vec<Id>> = IdMap::default();
+    let mut parents: Vec<Vec<Id>> = vec![Vec::new(); ids];
     for class in eg.classes() {
         for node in &class.nodes {
             for &c in node.tensor_children() {
-                parents.entry(eg.find(c)).or_default().push(class.id);
+                parents[usize::from(eg.find(c))].push(class.id);
             }
         }
     }
-    let mut best: IdMap<Best> = IdMap::default();
+    let mut best: Vec<Option<Best>> = (0..ids).map(|_| None).collect();
     let mut queue: VecDeque<Id> = eg
         .classes()
         .filter(|c| c.data.ty.is_some() && c.nodes.iter().any(|n| n.tensor_children().is_empty()))
         .map(|c| c.id)
         .collect();
-    let mut queued: HashSet<Id> = queue.iter().copied().collect();
+    let mut queued = vec![false; ids];
+    for &c in &queue {
+        queued[usize::from(c)] = true;
+    }
     while let Some(class) = queue.pop_front() {
-        queued.remove(&class);
+        let at = usize::from(class);
+        queued[at] = false;
         let mut improved = false;
         for node in &eg[class].nodes {
             let Some(own) = node_cost(eg, node, class) else {
                 continue;
             };
-            let children: Vec<Id> = node.tensor_children().iter().map(|&c| eg.find(c)).collect();
-            if children.iter().any(|c| !best.contains_key(c)) {
+            let children: Vec<usize> = node
+                .tensor_children()
+                .iter()
+                .map(|&c| usize::from(eg.find(c)))
+                .collect();
+            if children.iter().any(|&c| best[c].is_none()) {
                 continue;
             }
-            // Union of the children's sets, starting from the largest (cheapest copy).
-            let largest = children.iter().max_by_key(|c| best[c].set.len()).copied();
-            let mut set: IdMap<f64> = largest.map(|c| (*best[&c].set).clone()).unwrap_or_default();
-            for c in &children {
-                if Some(*c) != largest {
-                    for (k, v) in best[c].set.iter() {
-                        set.insert(*k, *v);
-                    }
-                }
+            let mut set = ClassSet::empty(ids);
+            for &c in &children {
+                set.union_with(&best[c].as_ref().expect("checked above").set);
             }
-            if set.contains_key(&class) {
+            if set.contains(at) {
                 continue; // a cycle through this class
             }
-            set.insert(class, own.scalar());
-            let total: f64 = set.values().sum();
-            if best.get(&class).is_none_or(|b| total < b.total - 1e-9 * b.total.abs()) {
-                best.insert(
-                    class,
-                    Best {
-                        node: node.clone(),
-                        set: Rc::new(set),
-                        total,
-                    },
-                );
+            set.insert(at);
+            let own = own.scalar();
+            let total: f64 = set
+                .ids()
+                .map(|c| {
+                    if c == at {
+                        own
+                    } else {
+                        best[c].as_ref().map_or(0.0, |b| b.own)
+                    }
+                })
+                .sum();
+            if best[at].as_ref().is_none_or(|b| total < b.total - 1e-9 * b.total.abs()) {
+                best[at] = Some(Best {
+                    node: node.clone(),
+                    own,
+                    set: Rc::new(set),
+                    total,
+                });
                 improved = true;
             }
         }
         if improved {
-            for &p in parents.get(&class).map(Vec::as_slice).unwrap_or(&[]) {
+            for &p in &parents[at] {
                 let p = eg.find(p);
-                if queued.insert(p) {
+                if !std::mem::replace(&mut queued[usize::from(p)], true) {
                     queue.push_back(p);
                 }
             }
@@ -160,7 +178,11 @@ pub fn extract(eg: &TensorGraph, roots: &[Id]) -> HashMap<Id, TensorLang> {
         if choice.contains_key(&class) {
             continue;
         }
-        let node = best.get(&class).expect("every root is extractable").node.clone();
+        let node = best[usize::from(class)]
+            .as_ref()
+            .expect("every root is extractable")
+            .node
+            .clone();
         stack.extend(node.tensor_children().iter().map(|&c| eg.find(c)));
         choice.insert(class, node);
     }

@@ -33,7 +33,8 @@ mod roots;
 use super::*;
 use crate::ir::{Graph, Op, ValueId};
 use finish::finish;
-use std::collections::{HashMap, HashSet};
+// Fx hashing: the memo of expressions (structs of vectors) was hashed with SipHash.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Schedules `graph` (which must be valid) into kernels.
 pub fn schedule(graph: &Graph) -> Program {
@@ -63,7 +64,7 @@ fn initial_materialized(g: &Graph) -> HashSet<usize> {
             uses[o.index()] += 1;
         }
     }
-    let mut m = HashSet::new();
+    let mut m = HashSet::default();
     for (i, n) in g.nodes.iter().enumerate() {
         match &n.op {
             Op::Arg { .. } | Op::Const { .. } => {}
@@ -174,12 +175,12 @@ impl<'g> Scheduler<'g> {
             g,
             mat,
             buffers: Vec::new(),
-            buf_of: HashMap::new(),
+            buf_of: HashMap::default(),
             kernels: Vec::new(),
             order: Vec::new(),
             position: Vec::new(),
-            by_domain: HashMap::new(),
-            writers: HashMap::new(),
+            by_domain: HashMap::default(),
+            writers: HashMap::default(),
             checks: Vec::new(),
             cur: LoopKernel {
                 domain: vec![],
@@ -190,7 +191,7 @@ impl<'g> Scheduler<'g> {
                 zeroed: false,
                 col_chunks: None,
             },
-            cur_memo: HashMap::new(),
+            cur_memo: HashMap::default(),
         }
     }
 
@@ -211,7 +212,7 @@ impl<'g> Scheduler<'g> {
 
     fn run(mut self) -> Res<Program> {
         let g = self.g;
-        let mut output_of: HashMap<usize, &str> = HashMap::new();
+        let mut output_of: HashMap<usize, &str> = HashMap::default();
         for (name, v) in g.outputs.iter().rev() {
             output_of.insert(v.index(), name);
         }
@@ -312,7 +313,7 @@ impl<'g> Scheduler<'g> {
         let id = self.kernels.len();
         self.kernels.push(Building {
             body,
-            memo: HashMap::new(),
+            memo: HashMap::default(),
         });
         self.insert_kernel(pos, id);
         self.writers.entry(out).or_default().push(id);
