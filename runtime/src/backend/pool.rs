@@ -127,11 +127,15 @@ impl Drop for Hold<'_> {
 
 fn worker(s: &Shared, t: usize) {
     let mut seen = 0;
+    // A new worker sleeps until the first job: the pool is made before the steps are
+    // compiled, and spinning then took a core from the compiling threads (the
+    // transformer's session: about 10 ms of `pause` on one of two cores).
+    let mut ran = false;
     loop {
         // Spin while a step holds the pool, and IDLE_SPINS more after (the gap to the
         // next step, its batch's assembly, is shorter than a wake-up).
         let mut spins = 0usize;
-        while s.generation.load(Ordering::Acquire) == seen && !s.shutdown.load(Ordering::Relaxed) {
+        while ran && s.generation.load(Ordering::Acquire) == seen && !s.shutdown.load(Ordering::Relaxed) {
             std::hint::spin_loop();
             spins = if s.holds.load(Ordering::Relaxed) > 0 {
                 0
@@ -159,6 +163,7 @@ fn worker(s: &Shared, t: usize) {
             // SAFETY: `run` keeps the closure alive until `remaining` reaches zero.
             unsafe { (*f)(t) };
         }
+        ran = true;
         s.remaining.fetch_sub(1, Ordering::Release);
     }
 }
