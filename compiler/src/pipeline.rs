@@ -213,6 +213,7 @@ pub fn for_cpu_dynamic(graph: &Graph, probe: &Graph, capacities: &[usize]) -> Re
     zero_scatter_targets(&mut program);
     fuse_max_messages(&mut program);
     share_argmax_maxima(&mut program);
+    split_long_math(&mut program);
     let code = codegen_cpu(&program)?;
     Ok((program, code))
 }
@@ -265,6 +266,13 @@ pub fn share_argmax_maxima(program: &mut Program) {
     schedule::argmax_maxima::share_argmax_maxima(program)
 }
 
+/// split_long_math: for the CPU, a large loop with `exp`, `log`, `tanh` or `erf` per
+/// element computes their arguments first, then each function in a map kernel of its
+/// own (AVX-512 library code where the host has it, sixteen lanes), then the rest.
+pub fn split_long_math(program: &mut Program) {
+    schedule::long_math::split_long_math(program)
+}
+
 /// schedule, split_reductions, zero_scatter_targets, split_scatter_columns,
 /// fuse_max_messages, share_argmax_maxima: the kernels the CPU runs for an optimized
 /// graph.
@@ -275,6 +283,7 @@ pub fn schedule_cpu(optimized: &Graph) -> Program {
     split_scatter_columns(&mut program);
     fuse_max_messages(&mut program);
     share_argmax_maxima(&mut program);
+    split_long_math(&mut program);
     program
 }
 

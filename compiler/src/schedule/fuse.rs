@@ -32,7 +32,7 @@ mod roots;
 
 use super::*;
 use crate::ir::{Graph, Op, ValueId};
-use finish::finish;
+pub(crate) use finish::finish;
 // Fx hashing: the memo of expressions (structs of vectors) was hashed with SipHash.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
@@ -391,7 +391,7 @@ impl<'g> Scheduler<'g> {
                 };
                 let mut map = Vec::with_capacity(lk.exprs.len());
                 for e in &lk.exprs {
-                    let e = remap(e, &map);
+                    let e = e.remapped(&map);
                     if let Expr::Load { buf, at } = &e {
                         let hit = kl.stores.iter().find_map(|s| match s {
                             Store::Write { buf: sb, at: sa, value } if sb == buf && sa == at => Some(*value),
@@ -405,7 +405,7 @@ impl<'g> Scheduler<'g> {
                     map.push(intern(kl, &mut b.memo, e));
                 }
                 for s in lk.stores {
-                    kl.stores.push(remap_store(s, &map));
+                    kl.stores.push(s.remapped(&map));
                 }
                 k
             }
@@ -440,67 +440,5 @@ fn empty() -> LoopKernel {
         row_blocks: None,
         zeroed: false,
         col_chunks: None,
-    }
-}
-
-fn remap(e: &Expr, map: &[ExprId]) -> Expr {
-    let m = |i: &ExprId| map[*i];
-    match e {
-        Expr::Load { .. } | Expr::Const(_) => e.clone(),
-        Expr::LoadRow { buf, row, row_len, at } => Expr::LoadRow {
-            buf: *buf,
-            row: m(row),
-            row_len: *row_len,
-            at: at.clone(),
-        },
-        Expr::Unary(op, a) => Expr::Unary(*op, m(a)),
-        Expr::Binary(op, a, b) => Expr::Binary(*op, m(a), m(b)),
-        Expr::Fma(a, b, c) => Expr::Fma(m(a), m(b), m(c)),
-        Expr::CheckIndex { index, bound, check } => Expr::CheckIndex {
-            index: m(index),
-            bound: *bound,
-            check: *check,
-        },
-        Expr::OneHot { index, class } => Expr::OneHot {
-            index: m(index),
-            class: class.clone(),
-        },
-        Expr::Philox { seed, step, stream, at } => Expr::Philox {
-            seed: m(seed),
-            step: m(step),
-            stream: *stream,
-            at: at.clone(),
-        },
-    }
-}
-
-fn remap_store(s: Store, map: &[ExprId]) -> Store {
-    match s {
-        Store::Write { buf, at, value } => Store::Write {
-            buf,
-            at,
-            value: map[value],
-        },
-        Store::Reduce { buf, at, value, op } => Store::Reduce {
-            buf,
-            at,
-            value: map[value],
-            op,
-        },
-        Store::Scatter {
-            buf,
-            row,
-            row_len,
-            at,
-            value,
-            op,
-        } => Store::Scatter {
-            buf,
-            row: map[row],
-            row_len,
-            at,
-            value: map[value],
-            op,
-        },
     }
 }

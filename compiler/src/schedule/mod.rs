@@ -28,6 +28,7 @@ pub mod analysis;
 pub mod argmax_maxima;
 pub mod dynamic;
 mod fuse;
+pub mod long_math;
 pub mod max_messages;
 pub mod plan;
 pub mod printer;
@@ -97,6 +98,13 @@ impl Affine {
             .iter()
             .zip(strides)
             .fold(Affine::zero(rank), |acc, (c, s)| acc.scaled_add(c, s as i64))
+    }
+    /// The row-major index of an element of a loop over `domain`.
+    pub fn row_major(domain: &[usize]) -> Affine {
+        Affine {
+            coef: strides(domain).iter().map(|&s| s as i64).collect(),
+            offset: 0,
+        }
     }
     /// The deepest loop axis it depends on, plus one (0: loop-invariant).
     pub fn level(&self) -> usize {
@@ -169,6 +177,37 @@ impl Expr {
             Expr::Philox { seed, step, .. } => vec![*seed, *step],
         }
     }
+    /// The same expression with its operands renumbered by `map` (old id to new).
+    pub fn remapped(&self, map: &[ExprId]) -> Expr {
+        let m = |i: &ExprId| map[*i];
+        match self {
+            Expr::Load { .. } | Expr::Const(_) => self.clone(),
+            Expr::LoadRow { buf, row, row_len, at } => Expr::LoadRow {
+                buf: *buf,
+                row: m(row),
+                row_len: *row_len,
+                at: at.clone(),
+            },
+            Expr::Unary(op, a) => Expr::Unary(*op, m(a)),
+            Expr::Binary(op, a, b) => Expr::Binary(*op, m(a), m(b)),
+            Expr::Fma(a, b, c) => Expr::Fma(m(a), m(b), m(c)),
+            Expr::CheckIndex { index, bound, check } => Expr::CheckIndex {
+                index: m(index),
+                bound: *bound,
+                check: *check,
+            },
+            Expr::OneHot { index, class } => Expr::OneHot {
+                index: m(index),
+                class: class.clone(),
+            },
+            Expr::Philox { seed, step, stream, at } => Expr::Philox {
+                seed: m(seed),
+                step: m(step),
+                stream: *stream,
+                at: at.clone(),
+            },
+        }
+    }
     /// The affine index it reads at, if any.
     pub fn affine(&self) -> Option<&Affine> {
         match self {
@@ -230,6 +269,17 @@ impl Store {
         match self {
             Store::Write { value, .. } | Store::Reduce { value, .. } | Store::Scatter { value, .. } => *value,
         }
+    }
+    /// The same store with the expressions it reads renumbered by `map`.
+    pub fn remapped(mut self, map: &[ExprId]) -> Store {
+        match &mut self {
+            Store::Write { value, .. } | Store::Reduce { value, .. } => *value = map[*value],
+            Store::Scatter { row, value, .. } => {
+                *row = map[*row];
+                *value = map[*value];
+            }
+        }
+        self
     }
 }
 

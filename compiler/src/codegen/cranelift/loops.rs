@@ -100,6 +100,9 @@ pub(super) fn emit(
     fma: bool,
     split: bool,
 ) -> Result<(), String> {
+    if super::wide_math::emit_map(fb, p, lk, im, table) {
+        return Ok(());
+    }
     let r = lk.domain.len();
     let n = lk.exprs.len();
     let live = live_exprs(lk)?;

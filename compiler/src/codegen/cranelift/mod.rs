@@ -18,7 +18,9 @@
 //! GEMM's summation order. Matmuls call [`gemm`] through a
 //! registered function, one GEMM call per (batch, 64-row block, column block), so that results
 //! do not depend on how threads split the pairs. Segment kernels (scatter-max and its argmax) call
-//! [`segment`]'s library code.
+//! [`segment`]'s library code. A loop that only maps `exp`, `log`, `tanh` or `erf` over
+//! its elements (made by the schedule's `split_long_math`) calls [`wide_math`]'s
+//! AVX-512 routines, the same algorithms on sixteen lanes, where the host has them.
 //!
 //! Kernels are built one by one and compiled by several threads in batches (one shared
 //! queue, largest function first), then defined
@@ -40,6 +42,7 @@ mod philox;
 mod segment;
 mod small_matmul;
 mod stores;
+pub mod wide_math;
 
 use crate::schedule::{BatchAxis, KernelBody, Program, MATMUL_BLOCK, MAX_BATCH_AXES};
 use compile::{define_batch, BATCH, MAX_THREADS};
@@ -268,12 +271,14 @@ pub(crate) struct Imports {
     pub fill: FuncRef,
     pub sgemm: FuncRef,
     pub segment: FuncRef,
+    pub map_math: FuncRef,
 }
 
 struct ImportIds {
     fill: FuncId,
     sgemm: FuncId,
     segment: FuncId,
+    map_math: FuncId,
 }
 
 /// Extent `n` of a kernel: a constant, or for a dynamic capacity
@@ -317,11 +322,13 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
     jb.symbol("mpc_fill", mpc_fill as *const u8);
     jb.symbol("mpc_sgemm", mpc_sgemm as *const u8);
     jb.symbol("mpc_segment", mpc_segment as *const u8);
+    jb.symbol("mpc_map_math", wide_math::mpc_map_math as *const u8);
     let mut module = JITModule::new(jb);
     let (f32t, i64t) = (types::F32, types::I64);
     let fill_sig = sig(&module, &[i64t, i64t, f32t], None);
     let gemm_sig = sig(&module, &[i64t; 22], None);
     let segment_sig = sig(&module, &[i64t; 12], None);
+    let map_sig = sig(&module, &[i64t; 4], None);
     let mut import = |name: &str, s: &Signature| {
         module
             .declare_function(name, Linkage::Import, s)
@@ -331,6 +338,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
         fill: import("mpc_fill", &fill_sig)?,
         sgemm: import("mpc_sgemm", &gemm_sig)?,
         segment: import("mpc_segment", &segment_sig)?,
+        map_math: import("mpc_map_math", &map_sig)?,
     };
     let mut fctx = FunctionBuilderContext::new();
     let mut func_ids = Vec::new();
@@ -350,6 +358,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
             fill: module.declare_func_in_func(ids.fill, &mut func),
             sgemm: module.declare_func_in_func(ids.sgemm, &mut func),
             segment: module.declare_func_in_func(ids.segment, &mut func),
+            map_math: module.declare_func_in_func(ids.map_math, &mut func),
         };
         let mut table = Table::default();
         {

@@ -89,7 +89,7 @@ fn cost_per_element(lk: &LoopKernel) -> usize {
     ((flops / 8.0).ceil() as usize).max(1)
 }
 
-pub(super) fn finish(body: KernelBody) -> Kernel {
+pub(crate) fn finish(body: KernelBody) -> Kernel {
     match body {
         KernelBody::Loop(mut lk) => {
             drop_unit_axes(&mut lk);
