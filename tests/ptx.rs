@@ -1,6 +1,8 @@
 //! The PTX backend without a GPU: every example's training and evaluation steps render as
 //! PTX (snapshots of the training step, reviewed by eye), `ptxas` assembles them for
-//! sm_80 and sm_90, and `--device cuda` without a driver is one error line, not a panic.
+//! sm_80 and sm_90, the GPU's own kernel program (its store groups and row blocks) trains
+//! every example like the CPU's when the CPU runs it, and `--device cuda` without a
+//! driver is one error line, not a panic.
 //!
 //! `ptxas` is found through `MPC_PTXAS` (a path) or `PATH`; `.ci/run` installs it from
 //! PyPI (`nvidia-cuda-nvcc`). Without it the ptxas test says it was skipped and passes.
@@ -8,11 +10,10 @@
 
 mod common;
 
-use common::examples;
+use common::{examples, json_lines};
 use mpc_compiler::internals::codegen::ptx;
 use mpc_compiler::internals::opt::{optimize, Limits};
-use mpc_compiler::pipeline::compile;
-use mpc_compiler::schedule::schedule;
+use mpc_compiler::pipeline::{compile, schedule_gpu};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -24,7 +25,7 @@ fn all_ptx() -> Vec<(String, &'static str, ptx::PtxProgram)> {
         let c = compile(&src, &[]).unwrap_or_else(|d| panic!("{name}: {d:?}"));
         for (which, graph) in [("train", &c.train_step), ("eval", &c.eval)] {
             let (opt, _) = optimize(graph, &Limits::deterministic()).unwrap();
-            let program = schedule(&opt);
+            let program = schedule_gpu(&opt);
             let p = ptx::emit(&program).unwrap_or_else(|e| panic!("{name} ({which}): {e}"));
             assert_eq!(p.launches.len(), program.kernels.len(), "{name}: one launch per kernel");
             out.push((name.clone(), which, p));
@@ -113,6 +114,36 @@ fn ptxas_assembles_every_example_for_sm80_and_sm90() {
         }
     }
     eprintln!("ptxas ({}) assembled {checked} modules", ptxas.display());
+}
+
+/// The GPU's passes (`split_store_groups`, `block_reductions`) only regroup and
+/// reassociate: with the CPU running the GPU's kernel program (`MPC_GPU_SCHEDULE`), every
+/// example's first epoch ends with the losses of the CPU's own program, to 1e-4 relative
+/// (a sum in other blocks rounds differently; Adam's steps magnify that a little).
+#[test]
+fn the_gpu_kernel_program_trains_like_the_cpu_one() {
+    let losses = |gpu_schedule: bool, file: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpc"));
+        cmd.args(["train", file, "--epochs", "1", "--json"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if gpu_schedule {
+            cmd.env("MPC_GPU_SCHEDULE", "1");
+        }
+        let out = cmd.output().expect("run mpc");
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        let last = json_lines(&String::from_utf8_lossy(&out.stdout))
+            .pop()
+            .expect("a final line");
+        ["loss", "eval_loss"].map(|k| last[k].as_f64().unwrap_or_else(|| panic!("{file}: no {k}")))
+    };
+    for (name, _) in examples() {
+        let file = format!("examples/{name}.mp");
+        let (cpu, gpu) = (losses(false, &file), losses(true, &file));
+        for (a, b) in cpu.iter().zip(&gpu) {
+            let rel = (a - b).abs() / a.abs().max(1e-12);
+            assert!(rel <= 1e-4, "{name}: CPU program {cpu:?}, GPU program {gpu:?}");
+        }
+    }
 }
 
 /// `mpc train|run --device cuda` on a machine without a CUDA driver: exactly one error

@@ -15,6 +15,8 @@
 //! split_scatter_columns  (CPU) zeroed scatters split by column chunks (or rows)  kernels
 //! fuse_max_messages  (CPU) a max aggregation's messages computed in its scatter  kernels
 //! share_argmax_maxima  (CPU) a segment max written by its argmax's scan  kernels
+//! split_store_groups  (GPU) a fused loop split by the axes its stores keep  ptx
+//! block_reductions  (GPU) outer-axis sums in row blocks, then combined  ptx
 //! memory        steps scheduled -> bytes a run needs (Footprint)      (mpc inspect)
 //! codegen_cpu   Program -> native functions (Cranelift JIT)           clif
 //! codegen_ptx   Program -> PTX text and launch shapes                 ptx
@@ -273,9 +275,31 @@ pub fn split_long_math(program: &mut Program) {
     schedule::long_math::split_long_math(program)
 }
 
+/// split_store_groups (GPU): a fused loop whose stores keep different axes (a layer
+/// norm's per-row values and per-column weight gradients) is one loop per group of
+/// stores, so that each runs a GPU thread per element it keeps instead of one thread.
+pub fn split_store_groups(program: &mut Program) {
+    schedule::store_groups::split_store_groups(program)
+}
+
+/// block_reductions (GPU): a sum over a loop's outer axis (a loss, a bias gradient) in
+/// row blocks that GPU threads share, then a combine kernel in block order.
+pub fn block_reductions(program: &mut Program) {
+    schedule::block_reductions::block_reductions(program)
+}
+
+/// schedule, split_store_groups, block_reductions: the kernels the GPU runs for an
+/// optimized graph.
+pub fn schedule_gpu(optimized: &Graph) -> Program {
+    let mut program = schedule(optimized);
+    split_store_groups(&mut program);
+    block_reductions(&mut program);
+    program
+}
+
 /// schedule, split_reductions, zero_scatter_targets, split_scatter_columns,
-/// fuse_max_messages, share_argmax_maxima: the kernels the CPU runs for an optimized
-/// graph.
+/// fuse_max_messages, share_argmax_maxima, split_long_math: the kernels the CPU runs
+/// for an optimized graph.
 pub fn schedule_cpu(optimized: &Graph) -> Program {
     let mut program = schedule(optimized);
     split_reductions(&mut program);
@@ -321,9 +345,16 @@ pub fn memory(compiled: &Compiled) -> Footprint {
 }
 
 /// optimize, schedule_cpu, codegen_cpu: what the JIT engine runs for a step graph.
+///
+/// With `MPC_GPU_SCHEDULE` set, the CPU runs the GPU's kernel program instead
+/// ([`schedule_gpu`]): how a machine without a GPU checks the GPU's own passes
+/// (`tests/ptx.rs` trains every example both ways and compares the losses).
 pub fn for_cpu(graph: &Graph) -> Result<(Program, JitProgram), String> {
     let (optimized, _) = optimize(graph)?;
-    let program = schedule_cpu(&optimized);
+    let program = match std::env::var_os("MPC_GPU_SCHEDULE") {
+        Some(_) => schedule_gpu(&optimized),
+        None => schedule_cpu(&optimized),
+    };
     let code = codegen_cpu(&program)?;
     Ok((program, code))
 }
@@ -331,7 +362,7 @@ pub fn for_cpu(graph: &Graph) -> Result<(Program, JitProgram), String> {
 /// optimize, schedule, codegen_ptx: what the CUDA engine runs for a step graph.
 pub fn for_ptx(graph: &Graph) -> Result<(Program, PtxProgram), String> {
     let (optimized, _) = optimize(graph)?;
-    let program = schedule(&optimized);
+    let program = schedule_gpu(&optimized);
     let code = codegen_ptx(&program)?;
     Ok((program, code))
 }
@@ -413,7 +444,7 @@ pub fn emit(compiled: &Compiled, source: &str, stage: Stage, eval: bool) -> Resu
                 Stage::Opt => print_graph(&optimized),
                 Stage::Kernels => schedule::print_program(&schedule_cpu(&optimized)),
                 Stage::Clif => cranelift::clif_text(&schedule_cpu(&optimized))?,
-                _ => codegen_ptx(&schedule(&optimized))?.text,
+                _ => codegen_ptx(&schedule_gpu(&optimized))?.text,
             };
             return Ok((text, Some(stats)));
         }

@@ -7,7 +7,7 @@
 //! computes an expression once per iteration of that loop, hoisted out of the deeper
 //! ones), and the buffers a kernel reads or writes.
 
-use super::{BufId, Expr, Kernel, KernelBody, LoopKernel, Store};
+use super::{Affine, BufId, Expr, Kernel, KernelBody, LoopKernel, Store};
 
 /// The buffers `kernel` reads or writes (a buffer may appear more than once).
 pub fn touched(kernel: &Kernel) -> Vec<BufId> {
@@ -84,4 +84,53 @@ pub fn expr_levels(lk: &LoopKernel, axis_depth: &[usize]) -> Vec<usize> {
         level[i] = e.operands().iter().map(|&o| level[o]).fold(own, usize::max);
     }
     level
+}
+
+/// True when `sum(coef[a] * i[a])` over axes with extent > 1 takes distinct values for
+/// distinct indices (a mixed-radix check: a sufficient condition).
+pub fn injective(at: &Affine, domain: &[usize]) -> bool {
+    let mut terms: Vec<(i64, i64)> = at
+        .coef
+        .iter()
+        .zip(domain)
+        .filter(|(&c, &n)| c != 0 && n > 1)
+        .map(|(&c, &n)| (c.abs(), n as i64))
+        .collect();
+    terms.sort();
+    let mut span = 0i64;
+    for (c, n) in terms {
+        if c <= span {
+            return false;
+        }
+        span += c * (n - 1);
+    }
+    true
+}
+
+/// The axes that threads of a GPU split (one thread per element of their product): kept
+/// by every reduction and written injectively by every store; none (one thread) when
+/// that cannot be shown.
+pub fn parallel_axes(lk: &LoopKernel) -> Vec<bool> {
+    let r = lk.domain.len();
+    let mut par = vec![true; r];
+    for s in &lk.stores {
+        if let Store::Reduce { at, .. } = s {
+            for (p, &c) in par.iter_mut().zip(&at.coef) {
+                if c == 0 {
+                    *p = false;
+                }
+            }
+        }
+    }
+    let ok = lk.stores.iter().all(|s| match s {
+        Store::Write { at, .. } | Store::Reduce { at, .. } => {
+            (0..r).all(|a| !par[a] || lk.domain[a] <= 1 || at.coef[a] != 0) && injective(at, &lk.domain)
+        }
+        Store::Scatter { .. } => false,
+    });
+    if ok {
+        par
+    } else {
+        vec![false; r]
+    }
 }

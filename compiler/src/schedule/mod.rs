@@ -26,6 +26,7 @@
 
 pub mod analysis;
 pub mod argmax_maxima;
+pub mod block_reductions;
 pub mod dynamic;
 mod fuse;
 pub mod long_math;
@@ -34,6 +35,7 @@ pub mod plan;
 pub mod printer;
 pub mod row_blocks;
 pub mod scatter_columns;
+pub mod store_groups;
 pub mod zero_fill;
 
 pub use fuse::schedule;
@@ -210,6 +212,14 @@ impl Expr {
     }
     /// The affine index it reads at, if any.
     pub fn affine(&self) -> Option<&Affine> {
+        match self {
+            Expr::Load { at, .. } | Expr::LoadRow { at, .. } | Expr::Philox { at, .. } => Some(at),
+            Expr::OneHot { class, .. } => Some(class),
+            _ => None,
+        }
+    }
+    /// The affine index it reads at, if any, to rewrite.
+    pub fn affine_mut(&mut self) -> Option<&mut Affine> {
         match self {
             Expr::Load { at, .. } | Expr::LoadRow { at, .. } | Expr::Philox { at, .. } => Some(at),
             Expr::OneHot { class, .. } => Some(class),
@@ -528,5 +538,29 @@ impl Program {
         self.buffers
             .iter()
             .position(|b| b.kind == BufKind::Arg(name.to_string()))
+    }
+}
+
+/// A program of one loop kernel over F32 temporaries of these lengths (unit tests of the
+/// passes over programs).
+#[cfg(test)]
+pub(crate) fn one_loop_program(lk: LoopKernel, lens: &[usize]) -> Program {
+    let buffers = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| Buffer {
+            kind: BufKind::Temp,
+            dtype: DType::F32,
+            len,
+            value: i as u32,
+        })
+        .collect();
+    Program {
+        name: "t".into(),
+        buffers,
+        kernels: vec![fuse::finish(KernelBody::Loop(lk))],
+        outputs: vec![],
+        checks: vec![],
+        dynamic: vec![],
     }
 }

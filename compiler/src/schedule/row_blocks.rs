@@ -94,8 +94,9 @@ fn split(p: &mut Program, lk: &mut LoopKernel) -> Vec<Kernel> {
     combines
 }
 
-/// `out[j] = op over b of partial[b * len + j]`, in block order; threads split `j`.
-fn combine(out: BufId, partial: BufId, op: ReduceOp, len: usize, blocks: usize) -> Kernel {
+/// `out[j] = op over b of partial[b * len + j]`, in block order; threads split `j`
+/// (also the GPU's `block_reductions`).
+pub(super) fn combine(out: BufId, partial: BufId, op: ReduceOp, len: usize, blocks: usize) -> Kernel {
     // A scalar output is one sum along the blocks (its domain has no unit axis).
     let (domain, load, store) = if len == 1 {
         (vec![blocks], vec![1], vec![0])

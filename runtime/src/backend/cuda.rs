@@ -16,7 +16,10 @@
 //! - Every other buffer (inputs, temporaries, outputs) is allocated once per compiled
 //!   step and reused; a step uploads the batch, launches every kernel and reads back the
 //!   bounds-check word, the loss and the predictions.
+//! - `MPC_CUDA_PROFILE=1` times every launch and prints the costliest kernels at the end
+//!   ([`super::cuda_profile`]).
 
+use super::cuda_profile::{descriptions, Profile};
 use super::{lookup, read_outputs, Engine, Outputs, StepKey, Variables};
 use mpc_compiler::ir::DType;
 use mpc_compiler::pipeline;
@@ -46,6 +49,11 @@ pub fn probe(ordinal: usize) -> Result<(), String> {
 
 fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> String + '_ {
     move |e| format!("CUDA: {what}: {e}")
+}
+
+/// A step's name in the profile: its kind and batch rows.
+fn step_name(key: StepKey) -> String {
+    format!("{:?}/{}", key.kind, key.rows).to_lowercase()
 }
 
 /// Device memory is 32-bit words: every tensor element is an f32 or an i32, and only
@@ -92,6 +100,7 @@ pub struct Cuda {
     /// The device holds newer variables than the host.
     host_stale: bool,
     compiled: HashMap<StepKey, CudaExecutable>,
+    profile: Option<Profile>,
 }
 
 impl Cuda {
@@ -105,6 +114,7 @@ impl Cuda {
         let stream = ctx.default_stream();
         Ok(Cuda {
             stream,
+            profile: Profile::from_env(&ctx),
             ctx,
             resident: HashMap::new(),
             host_ids: HashMap::new(),
@@ -125,6 +135,9 @@ impl Engine for Cuda {
             return Ok(());
         }
         let (program, ptx) = pipeline::for_ptx(step)?;
+        if let Some(profile) = self.profile.as_mut() {
+            profile.describe(&step_name(key), descriptions(&ptx.text, ptx.launches.len()));
+        }
         let module = self
             .ctx
             .load_module(cudarc::nvrtc::Ptx::from_src(ptx.text))
@@ -166,6 +179,7 @@ impl Engine for Cuda {
             host_ids,
             host_stale,
             compiled,
+            profile,
             ..
         } = self;
         let exe = compiled.get_mut(&key).ok_or("the step was not prepared")?;
@@ -214,10 +228,22 @@ impl Engine for Cuda {
                 block_dim: launch.block,
                 shared_mem_bytes: 0,
             };
+            let start = profile
+                .as_ref()
+                .map(|p| p.mark(stream))
+                .transpose()
+                .map_err(cuda_err("profiling"))?;
             // SAFETY: the kernel's parameters are the buffers `launch.params` names, in
             // order, then `err`; every buffer has the length the program was scheduled
             // with, and the PTX never indexes outside it (indices from data are checked).
             unsafe { args.launch(cfg) }.map_err(cuda_err("launching a kernel"))?;
+            if let (Some(p), Some(start)) = (profile.as_mut(), start) {
+                let end = p.mark(stream).map_err(cuda_err("profiling"))?;
+                p.launched(&step_name(key), k, start, end);
+            }
+        }
+        if let Some(p) = profile.as_mut() {
+            p.collect().map_err(cuda_err("profiling"))?;
         }
         let err = stream
             .clone_dtoh(&exe.err)

@@ -14,6 +14,7 @@
 
 mod arena;
 pub mod cuda;
+mod cuda_profile;
 pub mod interp;
 pub mod jit;
 pub mod pool;
