@@ -1,5 +1,6 @@
 //! Small matrix products (a side of 32 or less against a depth of 64 or less) as
-//! AVX2 + FMA code of our own instead of a `gemm` call.
+//! AVX2 + FMA code of our own, or AVX-512 where the host has it, instead of a `gemm`
+//! call.
 //!
 //! In: one task of `mpc_sgemm` (a 64-row block of one batch's product) on strided
 //! views. Out: its rows of `c`, when the host has AVX2 and FMA and the product is small
@@ -15,7 +16,11 @@
 //! depth, then is written with `c`'s strides.
 //!
 //! Every element is `a[i,0] b[0,j]` then `+ a[i,p] b[p,j]` for `p = 1..k` in order, each
-//! step one fma: the same on every thread and at every thread count.
+//! step one fma: the same on every thread and at every thread count, with AVX2 or
+//! AVX-512. AVX-512 (16 columns a register, a transposed `b` packed by 16x16 register
+//! transposes) took the transformer's `q k^T` from 51 to 30 us and `weights v` from 33
+//! to 27 us a step on an Emerald Rapids Xeon (2 threads; in the training step its
+//! backward products 5-30% less, runs alternated).
 
 /// The widest `n` and deepest `k` this path takes; `b`'s tile is `k` by `n` rounded
 /// up to 16.
@@ -45,6 +50,18 @@ fn host_has_avx2_fma() -> bool {
     }
 }
 
+fn host_has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// `c = a · b` (see the module doc).
 ///
 /// # Safety
@@ -52,9 +69,14 @@ fn host_has_avx2_fma() -> bool {
 /// their strides; `c` does not overlap `a` or `b`.
 pub(super) unsafe fn matmul(rows: usize, n: usize, k: usize, a: View, b: View, c: ViewMut) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `fits` checked AVX2 and FMA; the caller vouches for the views.
+    // SAFETY: `fits` checked AVX2 and FMA, `host_has_avx512` AVX-512F; the caller
+    // vouches for the views.
     unsafe {
-        avx2::matmul(rows, n, k, a, b, c)
+        if host_has_avx512() {
+            avx512::matmul(rows, n, k, a, b, c)
+        } else {
+            avx2::matmul(rows, n, k, a, b, c)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -149,6 +171,157 @@ mod avx2 {
     }
 }
 
+/// The same products with AVX-512: a block of 16 columns is one register, and a
+/// transposed `b` (attention's `k^T`) is packed by 16x16 register transposes instead of
+/// one scalar copy per element. The same fma per element and step, in the same order,
+/// so the same bits as the AVX2 code.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{View, ViewMut, MAX_K, MAX_N, TILE_COLS};
+    use std::arch::x86_64::*;
+
+    /// Rows of `c` a block accumulates at once (one register each).
+    const ROWS: usize = 8;
+    const PACKED: usize = MAX_N.div_ceil(TILE_COLS) * TILE_COLS;
+
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn matmul(rows: usize, n: usize, k: usize, a: View, (b, brs, bcs): View, c: ViewMut) {
+        let width = n.next_multiple_of(TILE_COLS);
+        let mut packed = [std::mem::MaybeUninit::<f32>::uninit(); MAX_K * PACKED];
+        let (tile, stride) = if bcs == 1 && width == n {
+            (b, brs)
+        } else {
+            let dst = packed.as_mut_ptr() as *mut f32;
+            pack(n, k, (b, brs, bcs), dst, width);
+            (dst as *const f32, width as isize)
+        };
+        let mut i = 0;
+        while i < rows {
+            let step = match rows - i {
+                left if left >= ROWS => ROWS,
+                left if left >= 4 => 4,
+                _ => 1,
+            };
+            match step {
+                ROWS => rows_of::<ROWS>(i, n, k, (tile, stride), a, c),
+                4 => rows_of::<4>(i, n, k, (tile, stride), a, c),
+                _ => rows_of::<1>(i, n, k, (tile, stride), a, c),
+            }
+            i += step;
+        }
+    }
+
+    /// `b` (`k x n`, any strides) into `dst` as `k` rows of `width` floats, zeros past
+    /// column `n`. Where `b` is a transposed matrix with contiguous columns (`brs == 1`),
+    /// 16x16 blocks go through registers: 16 loads of 16 contiguous floats, a transpose,
+    /// 16 stores.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pack(n: usize, k: usize, (b, brs, bcs): View, dst: *mut f32, width: usize) {
+        let mut j0 = 0;
+        if brs == 1 {
+            while j0 + 16 <= n {
+                let mut p0 = 0;
+                while p0 + 16 <= k {
+                    let mut r = [_mm512_setzero_ps(); 16];
+                    for (jj, r) in r.iter_mut().enumerate() {
+                        *r = _mm512_loadu_ps(b.offset((j0 + jj) as isize * bcs + p0 as isize));
+                    }
+                    transpose16(&mut r);
+                    for (pp, r) in r.iter().enumerate() {
+                        _mm512_storeu_ps(dst.add((p0 + pp) * width + j0), *r);
+                    }
+                    p0 += 16;
+                }
+                for p in p0..k {
+                    for j in j0..j0 + 16 {
+                        *dst.add(p * width + j) = *b.offset(j as isize * bcs + p as isize);
+                    }
+                }
+                j0 += 16;
+            }
+        }
+        for j in j0..n {
+            let src = b.offset(j as isize * bcs);
+            for p in 0..k {
+                *dst.add(p * width + j) = *src.offset(p as isize * brs);
+            }
+        }
+        for p in 0..k {
+            for j in n..width {
+                *dst.add(p * width + j) = 0.0;
+            }
+        }
+    }
+
+    /// Transposes 16 registers of 16 floats (row `i` lane `j` becomes row `j` lane `i`).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn transpose16(r: &mut [__m512; 16]) {
+        // Pairs of rows interleaved by 32-bit, then 64-bit elements, then 128-bit
+        // lanes twice: the classic four stages.
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for i in 0..4 {
+            let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+            r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(c)));
+            r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(c)));
+            r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(b), _mm512_castps_pd(d)));
+            r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(b), _mm512_castps_pd(d)));
+        }
+        for i in 0..4 {
+            t[i] = _mm512_shuffle_f32x4::<0x88>(r[i], r[i + 4]);
+            t[i + 4] = _mm512_shuffle_f32x4::<0xDD>(r[i], r[i + 4]);
+            t[i + 8] = _mm512_shuffle_f32x4::<0x88>(r[i + 8], r[i + 12]);
+            t[i + 12] = _mm512_shuffle_f32x4::<0xDD>(r[i + 8], r[i + 12]);
+        }
+        for i in 0..4 {
+            r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
+            r[i + 8] = _mm512_shuffle_f32x4::<0xDD>(t[i], t[i + 8]);
+            r[i + 4] = _mm512_shuffle_f32x4::<0x88>(t[i + 4], t[i + 12]);
+            r[i + 12] = _mm512_shuffle_f32x4::<0xDD>(t[i + 4], t[i + 12]);
+        }
+    }
+
+    /// Rows `i..i + R` of `c`, 16 columns (one register) at a time.
+    #[target_feature(enable = "avx512f,fma")]
+    #[inline]
+    unsafe fn rows_of<const R: usize>(
+        i: usize,
+        n: usize,
+        k: usize,
+        (tile, stride): (*const f32, isize),
+        (a, ars, acs): View,
+        (c, crs, ccs): ViewMut,
+    ) {
+        for col in (0..n).step_by(TILE_COLS) {
+            let mut acc = [_mm512_setzero_ps(); R];
+            for p in 0..k {
+                let row = _mm512_loadu_ps(tile.offset(p as isize * stride + col as isize));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*a.offset((i + r) as isize * ars + p as isize * acs));
+                    *acc = _mm512_fmadd_ps(x, row, *acc);
+                }
+            }
+            let width = TILE_COLS.min(n - col);
+            for (r, acc) in acc.iter().enumerate() {
+                let out = c.offset((i + r) as isize * crs + col as isize * ccs);
+                if ccs == 1 && width == TILE_COLS {
+                    _mm512_storeu_ps(out, *acc);
+                } else {
+                    let mut lanes = [0f32; TILE_COLS];
+                    _mm512_storeu_ps(lanes.as_mut_ptr(), *acc);
+                    for (j, &v) in lanes.iter().enumerate().take(width) {
+                        *out.offset(j as isize * ccs) = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +401,49 @@ mod tests {
             }
         }
         assert!(!fits(33, 16) && !fits(16, 65) && !fits(0, 4));
+    }
+
+    /// The AVX-512 code gives the AVX2 code's bits (the same fma chain per element), on
+    /// every shape and layout, transposed `b` (packed through register transposes) too.
+    #[test]
+    fn sixteen_lanes_give_the_eight_lane_bits() {
+        if !fits(16, 16) || !host_has_avx512() {
+            return;
+        }
+        let mut seed = 11u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for &(rows, n, k) in &[
+            (16, 16, 16),
+            (64, 5, 64),
+            (7, 32, 3),
+            (13, 17, 64),
+            (64, 31, 9),
+            (9, 32, 40),
+        ] {
+            for (brs, bcs) in [(n, 1), (1, k)] {
+                let a: Vec<f32> = (0..rows * k).map(|_| next()).collect();
+                let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
+                let run = |wide: bool| {
+                    let mut c = vec![f32::NAN; rows * n];
+                    let views = (
+                        (a.as_ptr(), k as isize, 1),
+                        (b.as_ptr(), brs as isize, bcs as isize),
+                        (c.as_mut_ptr(), n as isize, 1),
+                    );
+                    // SAFETY: AVX2, FMA and AVX-512F checked; the views cover the vectors.
+                    unsafe {
+                        match wide {
+                            true => avx512::matmul(rows, n, k, views.0, views.1, views.2),
+                            false => avx2::matmul(rows, n, k, views.0, views.1, views.2),
+                        }
+                    }
+                    c.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                assert_eq!(run(true), run(false), "{rows}x{n}x{k}, b strides ({brs}, {bcs})");
+            }
+        }
     }
 }
