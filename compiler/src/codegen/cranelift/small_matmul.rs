@@ -28,6 +28,8 @@ const MAX_N: usize = 32;
 const MAX_K: usize = 64;
 const TILE_COLS: usize = 16;
 const TILE_ROWS: usize = 4;
+/// Columns of a packed tile: `MAX_N` rounded up to whole column blocks.
+const PACKED: usize = MAX_N.div_ceil(TILE_COLS) * TILE_COLS;
 
 /// A strided matrix view: base, row stride, column stride (in elements).
 type View = (*const f32, isize, isize);
@@ -85,13 +87,33 @@ pub(super) unsafe fn matmul(rows: usize, n: usize, k: usize, a: View, b: View, c
     }
 }
 
+/// Columns `from..n` of `b` (`k x n`, any strides) into `dst`'s `k` rows of `width`
+/// floats, one element at a time, and zeros in columns `n..width`.
+///
+/// # Safety
+/// `b` covers `k x n` elements at its strides; `dst` holds `k * width` floats.
+#[cfg(target_arch = "x86_64")]
+unsafe fn pack_columns(from: usize, n: usize, k: usize, (b, brs, bcs): View, dst: *mut f32, width: usize) {
+    // SAFETY: the caller vouches for `b` and `dst`.
+    unsafe {
+        for j in from..n {
+            let src = b.offset(j as isize * bcs);
+            for p in 0..k {
+                *dst.add(p * width + j) = *src.offset(p as isize * brs);
+            }
+        }
+        for p in 0..k {
+            for j in n..width {
+                *dst.add(p * width + j) = 0.0;
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{View, ViewMut, MAX_K, MAX_N, TILE_COLS, TILE_ROWS};
+    use super::{View, ViewMut, MAX_K, PACKED, TILE_COLS, TILE_ROWS};
     use std::arch::x86_64::*;
-
-    /// Columns of the packed tile: `MAX_N` rounded up to whole column blocks.
-    const PACKED: usize = MAX_N.div_ceil(TILE_COLS) * TILE_COLS;
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn matmul(rows: usize, n: usize, k: usize, a: View, (b, brs, bcs): View, c: ViewMut) {
@@ -104,17 +126,7 @@ mod avx2 {
             (b, brs)
         } else {
             let dst = packed.as_mut_ptr() as *mut f32;
-            for j in 0..n {
-                let src = b.offset(j as isize * bcs);
-                for p in 0..k {
-                    *dst.add(p * width + j) = *src.offset(p as isize * brs);
-                }
-            }
-            for p in 0..k {
-                for j in n..width {
-                    *dst.add(p * width + j) = 0.0;
-                }
-            }
+            super::pack_columns(0, n, k, (b, brs, bcs), dst, width);
             (dst as *const f32, width as isize)
         };
         let mut i = 0;
@@ -177,12 +189,11 @@ mod avx2 {
 /// so the same bits as the AVX2 code.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{View, ViewMut, MAX_K, MAX_N, TILE_COLS};
+    use super::{View, ViewMut, MAX_K, PACKED, TILE_COLS};
     use std::arch::x86_64::*;
 
     /// Rows of `c` a block accumulates at once (one register each).
     const ROWS: usize = 8;
-    const PACKED: usize = MAX_N.div_ceil(TILE_COLS) * TILE_COLS;
 
     #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn matmul(rows: usize, n: usize, k: usize, a: View, (b, brs, bcs): View, c: ViewMut) {
@@ -240,17 +251,7 @@ mod avx512 {
                 j0 += 16;
             }
         }
-        for j in j0..n {
-            let src = b.offset(j as isize * bcs);
-            for p in 0..k {
-                *dst.add(p * width + j) = *src.offset(p as isize * brs);
-            }
-        }
-        for p in 0..k {
-            for j in n..width {
-                *dst.add(p * width + j) = 0.0;
-            }
-        }
+        super::pack_columns(j0, n, k, (b, brs, bcs), dst, width);
     }
 
     /// Transposes 16 registers of 16 floats (row `i` lane `j` becomes row `j` lane `i`).
@@ -347,6 +348,14 @@ mod tests {
         c
     }
 
+    /// Seeded floats in `[-0.5, 0.5)`.
+    fn uniform(mut seed: u32) -> impl FnMut() -> f32 {
+        move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        }
+    }
+
     /// Every shape and layout the path takes (rows of whole tiles and not, `n` of whole
     /// column blocks (read in place when `b`'s rows are contiguous) and not, a
     /// transposed `b`, a transposed `c`) against the plain product.
@@ -355,11 +364,7 @@ mod tests {
         if !fits(16, 16) {
             return; // no AVX2 + FMA: `mpc_sgemm` calls gemm for everything
         }
-        let mut seed = 7u32;
-        let mut next = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut next = uniform(7);
         for &(rows, n, k) in &[
             (16, 16, 16),
             (64, 5, 64),
@@ -410,11 +415,7 @@ mod tests {
         if !fits(16, 16) || !host_has_avx512() {
             return;
         }
-        let mut seed = 11u32;
-        let mut next = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut next = uniform(11);
         for &(rows, n, k) in &[
             (16, 16, 16),
             (64, 5, 64),
