@@ -106,6 +106,10 @@ pub fn profile(
                 (format!("{what} {:?}", l.domain), outs.join(", "))
             }
             KernelBody::Segment(g) => (format!("segment {}x{}", g.rows, g.row_len), label(g.out)),
+            KernelBody::Attention(a) => (
+                format!("attention {}x[{}x{}x{}]", a.items(), a.queries, a.keys, a.depth),
+                label(a.out.buf),
+            ),
         };
         println!(
             "{k:>4} {us:>9.1} {:>5.1}%  {:<8} {kind:<22} {writes}",

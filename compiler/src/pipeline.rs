@@ -10,6 +10,7 @@
 //! autodiff      forward Step + optimizer -> training Step             grad
 //! optimize      a Step's graph -> cheaper equivalent graph (egg)      opt
 //! schedule      graph -> kernel Program (fused loops, GEMMs)          kernels
+//! fuse_attention  (CPU) scores, softmax and weighted sum as one kernel  kernels
 //! split_reductions  (CPU) Program -> outer-axis sums in row blocks    kernels
 //! zero_scatter_targets  (CPU) scatters' outputs zeroed in parallel first  kernels
 //! split_scatter_columns  (CPU) zeroed scatters split by column chunks (or rows)  kernels
@@ -230,6 +231,13 @@ pub fn schedule(graph: &Graph) -> Program {
     schedule::schedule(graph)
 }
 
+/// fuse_attention: for the CPU, attention's chain (the scores' batched matmul, the
+/// loops of their transform and softmax, the product with `V`) becomes one kernel per
+/// (sequence, head) when nothing else reads the intermediates (an evaluation step's).
+pub fn fuse_attention(program: &mut Program) {
+    schedule::attention::fuse_attention(program)
+}
+
 /// split_reductions: for the CPU, a loop that reduces over its outermost axis (and so
 /// ran on one thread) runs in fixed blocks of rows that threads share, plus a kernel
 /// that adds the blocks' partial results in block order. The GPU keeps the plain program.
@@ -297,11 +305,12 @@ pub fn schedule_gpu(optimized: &Graph) -> Program {
     program
 }
 
-/// schedule, split_reductions, zero_scatter_targets, split_scatter_columns,
-/// fuse_max_messages, share_argmax_maxima, split_long_math: the kernels the CPU runs
-/// for an optimized graph.
+/// schedule, fuse_attention, split_reductions, zero_scatter_targets,
+/// split_scatter_columns, fuse_max_messages, share_argmax_maxima, split_long_math: the
+/// kernels the CPU runs for an optimized graph.
 pub fn schedule_cpu(optimized: &Graph) -> Program {
     let mut program = schedule(optimized);
+    fuse_attention(&mut program);
     split_reductions(&mut program);
     zero_scatter_targets(&mut program);
     split_scatter_columns(&mut program);

@@ -24,6 +24,7 @@ pub fn touched(kernel: &Kernel) -> Vec<BufId> {
             .into_iter()
             .chain(seg.maxima)
             .collect(),
+        KernelBody::Attention(att) => att.reads().into_iter().chain([att.out.buf]).collect(),
     }
 }
 
@@ -33,6 +34,7 @@ pub fn written(kernel: &Kernel) -> Vec<BufId> {
         KernelBody::Loop(lk) => lk.stores.iter().map(Store::buf).collect(),
         KernelBody::MatMul(mm) => vec![mm.out.buf],
         KernelBody::Segment(seg) => [seg.out].into_iter().chain(seg.maxima).collect(),
+        KernelBody::Attention(att) => vec![att.out.buf],
     }
 }
 

@@ -35,6 +35,11 @@ fn extents(body: &KernelBody) -> Vec<(usize, bool)> {
             v
         }
         KernelBody::Segment(seg) => vec![(seg.positions, true), (seg.rows, true), (seg.row_len, false)],
+        KernelBody::Attention(att) => {
+            let mut v: Vec<(usize, bool)> = att.batch.iter().map(|&n| (n, false)).collect();
+            v.extend([att.queries, att.keys, att.depth, att.width].map(|n| (n, false)));
+            v
+        }
     }
 }
 

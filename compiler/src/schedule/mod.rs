@@ -18,6 +18,8 @@
 //!   repeated over up to two batch axes: `Op::MatMul`, and reductions of a product of
 //!   two views that form a (batched) matrix product (attention's per-head products).
 //! - [`Segment`]: scatter-max, its argmax and its transpose, as library code.
+//! - [`attention::Attention`]: `softmax(f(Q K^T)) V` per batch item as library code,
+//!   made only by the CPU pass `fuse_attention` from the kernels above.
 //!
 //! Determinism: every output element is computed by one thread, and reductions and
 //! scatter-adds accumulate in the interpreter's order (row-major over the domain), so
@@ -26,6 +28,7 @@
 
 pub mod analysis;
 pub mod argmax_maxima;
+pub mod attention;
 pub mod block_reductions;
 pub mod dynamic;
 mod fuse;
@@ -450,6 +453,8 @@ pub enum KernelBody {
     Loop(LoopKernel),
     MatMul(MatMul),
     Segment(Segment),
+    /// Softmax attention per batch item, library code (the CPU's `fuse_attention`).
+    Attention(attention::Attention),
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -199,6 +199,24 @@ pub fn print_program(p: &Program) -> String {
                     seg.rows
                 );
             }
+            KernelBody::Attention(att) => {
+                let batch: Vec<String> = att.batch.iter().map(|n| n.to_string()).collect();
+                let _ = writeln!(
+                    s,
+                    "  k{k}: attention {} = softmax_k(s{}) v  [batch={} queries={} keys={} depth={} width={}] {split} {{",
+                    buf(p, att.out.buf),
+                    att.scores.len() - 1,
+                    batch.join("x"),
+                    att.queries,
+                    att.keys,
+                    att.depth,
+                    att.width
+                );
+                for line in att.body_text(&|b| buf(p, b)) {
+                    let _ = writeln!(s, "    {line}");
+                }
+                s.push_str("  }\n");
+            }
         }
     }
     for (name, b) in &p.outputs {

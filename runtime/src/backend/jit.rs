@@ -222,6 +222,7 @@ impl Executable {
             // An argmax scatter into a zeroed output splits its positions (`Segment::zeroed`).
             KernelBody::Segment(seg) if seg.zeroed => size(seg.positions),
             KernelBody::Segment(seg) => size(seg.rows),
+            KernelBody::Attention(_) => kernel.range,
         }
     }
 

@@ -32,6 +32,9 @@
 //! and f32x4), [`philox`] inline Philox with `ir::philox`'s constants, [`ops`] the elementwise op
 //! table (one row per op of `ir::ops`), [`owned_rows`] scatters whose threads own rows.
 
+mod attention;
+#[cfg(target_arch = "x86_64")]
+mod attention_wide;
 mod compile;
 mod exprs;
 mod loops;
@@ -73,6 +76,10 @@ pub struct JitProgram {
     table_bufs: Vec<usize>,
     /// Where kernel k's table starts in `table_bufs`.
     table_starts: Vec<usize>,
+    /// The attention kernels' plans, which their code points to (boxed: the
+    /// addresses must not move).
+    #[allow(clippy::vec_box)]
+    _plans: Vec<Box<attention::Plan>>,
 }
 
 impl JitProgram {
@@ -272,6 +279,7 @@ pub(crate) struct Imports {
     pub sgemm: FuncRef,
     pub segment: FuncRef,
     pub map_math: FuncRef,
+    pub attention: FuncRef,
 }
 
 struct ImportIds {
@@ -279,6 +287,7 @@ struct ImportIds {
     sgemm: FuncId,
     segment: FuncId,
     map_math: FuncId,
+    attention: FuncId,
 }
 
 /// Extent `n` of a kernel: a constant, or for a dynamic capacity
@@ -323,6 +332,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
     jb.symbol("mpc_sgemm", mpc_sgemm as *const u8);
     jb.symbol("mpc_segment", mpc_segment as *const u8);
     jb.symbol("mpc_map_math", wide_math::mpc_map_math as *const u8);
+    jb.symbol("mpc_attention", attention::mpc_attention as *const u8);
     let mut module = JITModule::new(jb);
     let (f32t, i64t) = (types::F32, types::I64);
     let fill_sig = sig(&module, &[i64t, i64t, f32t], None);
@@ -339,10 +349,12 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
         sgemm: import("mpc_sgemm", &gemm_sig)?,
         segment: import("mpc_segment", &segment_sig)?,
         map_math: import("mpc_map_math", &map_sig)?,
+        attention: import("mpc_attention", &map_sig)?,
     };
     let mut fctx = FunctionBuilderContext::new();
     let mut func_ids = Vec::new();
     let (mut table_bufs, mut table_starts) = (Vec::new(), Vec::new());
+    let mut plans = Vec::new();
     // The functions defined so far by their code's hash: kernel `k` and the function.
     let mut defined: HashMap<u64, Vec<(FunctionStencil, usize, FuncId)>> = HashMap::new();
     let mut batch: Vec<(FuncId, Function, usize)> = Vec::new();
@@ -359,6 +371,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
             sgemm: module.declare_func_in_func(ids.sgemm, &mut func),
             segment: module.declare_func_in_func(ids.segment, &mut func),
             map_math: module.declare_func_in_func(ids.map_math, &mut func),
+            attention: module.declare_func_in_func(ids.attention, &mut func),
         };
         let mut table = Table::default();
         {
@@ -465,6 +478,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
                     fb.ins().return_(&[]);
                     fb.seal_all_blocks();
                 }
+                KernelBody::Attention(att) => attention::emit(&mut fb, att, &imports, &mut table, &mut plans),
             }
             fb.finalize(frontend);
         }
@@ -508,5 +522,6 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
         fns,
         table_bufs,
         table_starts,
+        _plans: plans,
     })
 }

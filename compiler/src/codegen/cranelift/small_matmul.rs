@@ -188,7 +188,7 @@ mod avx2 {
 /// one scalar copy per element. The same fma per element and step, in the same order,
 /// so the same bits as the AVX2 code.
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(super) mod avx512 {
     use super::{View, ViewMut, MAX_K, PACKED, TILE_COLS};
     use std::arch::x86_64::*;
 
@@ -257,7 +257,7 @@ mod avx512 {
     /// Transposes 16 registers of 16 floats (row `i` lane `j` becomes row `j` lane `i`).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn transpose16(r: &mut [__m512; 16]) {
+    pub(in crate::internals::codegen::cranelift) unsafe fn transpose16(r: &mut [__m512; 16]) {
         // Pairs of rows interleaved by 32-bit, then 64-bit elements, then 128-bit
         // lanes twice: the classic four stages.
         let mut t = [_mm512_setzero_ps(); 16];

@@ -115,7 +115,7 @@ pub unsafe extern "C" fn mpc_map_math(op: i64, src: *const f32, dst: *mut f32, n
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(super) mod avx512 {
     //! The models' operations on sixteen lanes: `std::arch` intrinsics, so every step
     //! is the instruction the model's scalar operation is (fma where it uses `mul_add`).
     use crate::codegen::ptx::math::{
@@ -202,10 +202,10 @@ mod avx512 {
         _mm512_castsi512_ps(_mm512_or_si512(magnitude, s))
     }
 
-    /// `exp_model`.
+    /// `exp_model` (also the fused attention's, `attention_wide`).
     #[inline]
     #[target_feature(enable = "avx512f,fma")]
-    fn exp(x: __m512) -> __m512 {
+    pub(in crate::internals::codegen::cranelift) fn exp(x: __m512) -> __m512 {
         let xc = _mm512_min_ps(_mm512_max_ps(x, splat(EXP_LO)), splat(EXP_HI));
         let t = _mm512_mul_ps(xc, splat(f32::from_bits(LOG2E)));
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);

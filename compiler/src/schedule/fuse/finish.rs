@@ -130,5 +130,12 @@ pub(crate) fn finish(body: KernelBody) -> Kernel {
             work: seg.positions * seg.row_len,
             body: KernelBody::Segment(seg),
         },
+        // Threads split the batch items (a sequence and a head each).
+        KernelBody::Attention(att) => Kernel {
+            range: att.items(),
+            parallel: true,
+            work: att.items() * att.queries * att.keys * (att.depth + att.width + 8),
+            body: KernelBody::Attention(att),
+        },
     }
 }

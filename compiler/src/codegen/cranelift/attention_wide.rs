@@ -1,0 +1,245 @@
+//! The attention kernel's body on sixteen lanes (AVX-512): the queries of a block are
+//! the lanes of one register, so a key's scores, its transform and the softmax's
+//! running maximum, exponentials and sums are a few registers each, and an output row
+//! is one register per sixteen columns.
+//!
+//! In: a [`Plan`] and the items to run. Out: the same bits as the portable body in
+//! [`super::attention`], which performs the same operations in the same order
+//! (each score and output one fma chain from zero in order, the models' `exp`, the sum
+//! over the keys in key order; tested in `attention.rs`): only the layout differs.
+
+use super::attention::{Item, Plan};
+use super::small_matmul::avx512::transpose16;
+use super::wide_math::avx512::exp as exp16;
+use crate::ir::{Binary, Unary};
+use crate::schedule::attention::{Attention, ScoreOp};
+use std::arch::x86_64::*;
+
+const LANES: usize = 16;
+
+/// The most score steps this body keeps in registers ([`fits`]).
+const MAX_STEPS: usize = 32;
+
+/// Lanes `0..n` of `base + i * stride`: a broadcast, a contiguous load or a gather.
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn load(base: *const f32, stride: i64, mask: __mmask16) -> __m512 {
+    // SAFETY: the caller's lanes `0..n` are in the buffer.
+    unsafe {
+        match stride {
+            0 => _mm512_set1_ps(*base),
+            1 => _mm512_maskz_loadu_ps(mask, base),
+            s => {
+                let at = _mm512_mullo_epi32(
+                    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                    _mm512_set1_epi32(s as i32),
+                );
+                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, at, base)
+            }
+        }
+    }
+}
+
+/// Whether every stride the lanes walk fits the gathers' 32-bit indices.
+pub(super) fn fits(plan: &Plan) -> bool {
+    let att = &plan.att;
+    let small = |s: i64| s.unsigned_abs() * LANES as u64 <= i32::MAX as u64;
+    let loads = att.scores.iter().all(|op| match op {
+        ScoreOp::Load(s) => small(s.rs),
+        _ => true,
+    });
+    small(att.q.rs) && loads && att.scores.len() <= MAX_STEPS
+}
+
+/// Items `start..end` (see the module doc). Only where the host has AVX-512 and
+/// [`fits`] holds.
+#[target_feature(enable = "avx512f,fma")]
+pub(super) unsafe fn items(plan: &Plan, bufs: *const *mut f32, start: usize, end: usize) {
+    let att = &plan.att;
+    let zero = _mm512_setzero_ps();
+    let mut qt = vec![zero; att.depth.next_multiple_of(LANES)];
+    let mut x = vec![zero; att.keys];
+    let mut vt = vec![0f32; if att.v.cs == 1 { 0 } else { att.keys * att.width }];
+    let mut item = Item::new(plan);
+    for j in start..end {
+        // SAFETY (every access below): the caller's table and buffers, the operands'
+        // elements for this item, lanes past the block's queries masked off.
+        unsafe { item.locate(plan, bufs, j) };
+        // V's rows in place where they are contiguous, else packed.
+        let (v_rows, v_stride) = if att.v.cs == 1 {
+            (item.v as *const f32, att.v.rs as isize)
+        } else {
+            unsafe { item.pack_v(att, &mut vt) };
+            (vt.as_ptr(), att.width as isize)
+        };
+        let mut q0 = 0;
+        while q0 < att.queries {
+            let n = LANES.min(att.queries - q0);
+            unsafe { queries_transposed(att, &item, q0, n, &mut qt) };
+            unsafe { products(att, &item, &qt, &mut x) };
+            let max = unsafe { transform(att, &item, q0, n, &mut x) };
+            let mut sum = zero;
+            for e in x.iter_mut() {
+                *e = exp16(_mm512_sub_ps(*e, max));
+                sum = _mm512_add_ps(sum, *e);
+            }
+            for e in x.iter_mut() {
+                *e = _mm512_div_ps(*e, sum);
+            }
+            unsafe { outputs(att, &item, q0, n, &x, (v_rows, v_stride)) };
+            q0 += n;
+        }
+    }
+}
+
+/// `qt[d]`: depth `d` of the block's queries, one per lane (zero past `n`).
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn queries_transposed(att: &Attention, item: &Item, q0: usize, n: usize, qt: &mut [__m512]) {
+    let rows = |i: usize| unsafe { item.q.offset((q0 + i) as isize * att.q.rs as isize) };
+    if att.q.cs != 1 {
+        let mask = ((1u32 << n) - 1) as __mmask16;
+        for (d, qd) in qt[..att.depth].iter_mut().enumerate() {
+            *qd = unsafe { load(rows(0).offset(d as isize * att.q.cs as isize), att.q.rs, mask) };
+        }
+        return;
+    }
+    // Contiguous rows: 16 rows of 16 depths through a register transpose at a time.
+    let mut d0 = 0;
+    while d0 < att.depth {
+        let dmask = ((1u32 << LANES.min(att.depth - d0)) - 1) as __mmask16;
+        let mut r = [_mm512_setzero_ps(); LANES];
+        for (i, r) in r[..n].iter_mut().enumerate() {
+            *r = unsafe { _mm512_maskz_loadu_ps(dmask, rows(i).add(d0)) };
+        }
+        unsafe { transpose16(&mut r) };
+        qt[d0..d0 + LANES].copy_from_slice(&r);
+        d0 += LANES;
+    }
+}
+
+/// `x[key]` = the scores of `key` with the block's queries, each one fma chain over the
+/// depth in order; four keys' chains side by side.
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn products(att: &Attention, item: &Item, qt: &[__m512], x: &mut [__m512]) {
+    let (rs, cs) = (att.k.rs as isize, att.k.cs as isize);
+    let row = |key: usize| unsafe { item.k.offset(key as isize * rs) };
+    let mut key = 0;
+    while key + 4 <= att.keys {
+        let r = [row(key), row(key + 1), row(key + 2), row(key + 3)];
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for (d, &qd) in qt[..att.depth].iter().enumerate() {
+            let at = d as isize * cs;
+            for (a, r) in acc.iter_mut().zip(&r) {
+                *a = _mm512_fmadd_ps(_mm512_set1_ps(unsafe { *r.offset(at) }), qd, *a);
+            }
+        }
+        x[key..key + 4].copy_from_slice(&acc);
+        key += 4;
+    }
+    for (key, x) in x.iter_mut().enumerate().skip(key) {
+        let mut acc = _mm512_setzero_ps();
+        for (d, &qd) in qt[..att.depth].iter().enumerate() {
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(unsafe { *row(key).offset(d as isize * cs) }), qd, acc);
+        }
+        *x = acc;
+    }
+}
+
+/// The score transform of every key in place (`x[key]` the product in, the score out),
+/// and the maximum over the keys.
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn transform(att: &Attention, item: &Item, q0: usize, n: usize, x: &mut [__m512]) -> __m512 {
+    let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mask = ((1u32 << n) - 1) as __mmask16;
+    let mut vals = [_mm512_setzero_ps(); MAX_STEPS];
+    let steps = &att.scores[..];
+    for (key, x) in x.iter_mut().enumerate() {
+        if steps.len() > 1 {
+            for (step, op) in steps.iter().enumerate() {
+                vals[step] = match *op {
+                    ScoreOp::Product => *x,
+                    ScoreOp::Load(ref s) => unsafe {
+                        let at = q0 as isize * s.rs as isize + key as isize * s.cs as isize;
+                        load(item.loads[step].offset(at), s.rs, mask)
+                    },
+                    ScoreOp::Const(c) => _mm512_set1_ps(c),
+                    ScoreOp::Unary(Unary::Neg, a) => {
+                        let sign = _mm512_set1_epi32(i32::MIN);
+                        _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(vals[a]), sign))
+                    }
+                    ScoreOp::Unary(_, a) => vals[a],
+                    ScoreOp::Binary(op, a, b) => {
+                        let (a, b) = (vals[a], vals[b]);
+                        match op {
+                            Binary::Add => _mm512_add_ps(a, b),
+                            Binary::Sub => _mm512_sub_ps(a, b),
+                            Binary::Mul => _mm512_mul_ps(a, b),
+                            Binary::Div => _mm512_div_ps(a, b),
+                            // `if b > a { b } else { a }`: maxps gives its second operand
+                            // unless the first is greater.
+                            Binary::Max => _mm512_max_ps(b, a),
+                            Binary::Greater => {
+                                let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b);
+                                _mm512_maskz_mov_ps(gt, _mm512_set1_ps(1.0))
+                            }
+                        }
+                    }
+                    ScoreOp::Fma(a, b, c) => _mm512_fmadd_ps(vals[a], vals[b], vals[c]),
+                };
+            }
+            *x = vals[steps.len() - 1];
+        }
+        max = _mm512_max_ps(*x, max);
+    }
+    max
+}
+
+/// The block's output rows: row `i` = `Σ_key x[key][i] V[key]`, one fma chain over the
+/// keys in order per element; four rows side by side, sixteen columns at a time.
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn outputs(att: &Attention, item: &Item, q0: usize, n: usize, x: &[__m512], (v, vs): (*const f32, isize)) {
+    let weights = x.as_ptr() as *const f32;
+    let weight = |key: usize, i: usize| _mm512_set1_ps(unsafe { *weights.add(key * LANES + i) });
+    let mut w0 = 0;
+    while w0 < att.width {
+        let wn = LANES.min(att.width - w0);
+        let wmask = ((1u32 << wn) - 1) as __mmask16;
+        let column = |key: usize| unsafe { _mm512_maskz_loadu_ps(wmask, v.offset(key as isize * vs).add(w0)) };
+        let mut i = 0;
+        while i < n {
+            let rows = if n - i >= 4 { 4 } else { 1 };
+            let mut acc = [_mm512_setzero_ps(); 4];
+            for key in 0..att.keys {
+                let vk = column(key);
+                for (r, a) in acc[..rows].iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(weight(key, i + r), vk, *a);
+                }
+            }
+            for (r, a) in acc[..rows].iter().enumerate() {
+                let dst = unsafe { item.out.offset((q0 + i + r) as isize * att.out.rs as isize) };
+                unsafe { store_row(dst, att.out.cs, w0, wn, wmask, *a) };
+            }
+            i += rows;
+        }
+        w0 += wn;
+    }
+}
+
+/// Columns `w0..w0 + wn` of an output row.
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn store_row(dst: *mut f32, cs: i64, w0: usize, wn: usize, wmask: __mmask16, acc: __m512) {
+    if cs == 1 {
+        unsafe { _mm512_mask_storeu_ps(dst.add(w0), wmask, acc) };
+        return;
+    }
+    let mut row = [0f32; LANES];
+    unsafe { _mm512_storeu_ps(row.as_mut_ptr(), acc) };
+    for (w, &r) in row[..wn].iter().enumerate() {
+        unsafe { *dst.offset((w0 + w) as isize * cs as isize) = r };
+    }
+}
