@@ -21,6 +21,8 @@
 //! [`segment`]'s library code. A loop that only maps `exp`, `log`, `tanh` or `erf` over
 //! its elements (made by the schedule's `split_long_math`) calls [`wide_math`]'s
 //! AVX-512 routines, the same algorithms on sixteen lanes, where the host has them.
+//! An attention kernel (the schedule's `fuse_attention`) calls [`attention`]'s library
+//! code with a plan the program owns.
 //!
 //! Kernels are built one by one and compiled by several threads in batches (one shared
 //! queue, largest function first), then defined
