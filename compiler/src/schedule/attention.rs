@@ -30,6 +30,8 @@ use super::{
 };
 use crate::ir::{Binary, Unary};
 
+mod absorb;
+
 /// A strided operand: element (item, row, column) at `offset + Σ batch[a] * j_a +
 /// row * rs + col * cs`, `j` the item's coordinates on the batch axes.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +41,9 @@ pub struct Strided {
     pub batch: Vec<i64>,
     pub rs: i64,
     pub cs: i64,
+    /// Added to every element read (`Q`, `K`, `V`: the bias that the loop which split
+    /// the heads added, [`absorb`]).
+    pub plus: Option<Box<Strided>>,
 }
 
 /// One step of the score transform, over a tile of (query, key) pairs; operands are
@@ -85,7 +90,14 @@ impl Attention {
             ScoreOp::Load(s) => Some(s.buf),
             _ => None,
         });
-        [self.q.buf, self.k.buf, self.v.buf].into_iter().chain(loads).collect()
+        let plus = [&self.q, &self.k, &self.v]
+            .into_iter()
+            .filter_map(|x| x.plus.as_ref().map(|p| p.buf));
+        [self.q.buf, self.k.buf, self.v.buf]
+            .into_iter()
+            .chain(plus)
+            .chain(loads)
+            .collect()
     }
 }
 
@@ -101,12 +113,16 @@ pub fn fuse_attention(p: &mut Program) {
     let mut s = 0;
     while s < p.kernels.len() {
         match chain(p, s) {
-            Some((kernels, fused)) => {
-                let [scores, l1, l2, l3, product] = kernels;
-                p.kernels[product] = fused;
-                for k in [l3, l2, l1, scores] {
+            Some((at, fused, mut gone)) => {
+                p.kernels[at] = fused;
+                gone.sort_unstable();
+                // `s` went too: the next kernel to look at takes its index, less the
+                // kernels before it that went (the head split).
+                let before = gone.iter().filter(|&&k| k < s).count();
+                for k in gone.into_iter().rev() {
                     p.kernels.remove(k);
                 }
+                s -= before;
             }
             None => s += 1,
         }
@@ -187,6 +203,7 @@ fn strided(v: &View2, batch: &[BatchAxis], pick: fn(&BatchAxis) -> i64, transpos
         batch: batch.iter().map(pick).collect(),
         rs,
         cs,
+        plus: None,
     }
 }
 
@@ -233,8 +250,9 @@ fn same_batch(batch: &[BatchAxis], coef: &[i64], pick: fn(&BatchAxis) -> i64) ->
     batch.len() == coef.len() && batch.iter().zip(coef).all(|(x, &c)| pick(x) == c)
 }
 
-/// The chain whose scores matmul is kernel `s`: its five kernels and the fused one.
-fn chain(p: &Program, s: usize) -> Option<([usize; 5], Kernel)> {
+/// The chain whose scores matmul is kernel `s`: where the fused kernel goes (the
+/// product with `V`'s place), the kernel, and the kernels that go.
+fn chain(p: &Program, s: usize) -> Option<(usize, Kernel, Vec<usize>)> {
     let KernelBody::MatMul(scores_mm) = &p.kernels[s].body else {
         return None;
     };
@@ -276,6 +294,7 @@ fn chain(p: &Program, s: usize) -> Option<([usize; 5], Kernel)> {
                     batch: at.coef[..nb].to_vec(),
                     rs: at.coef[nb],
                     cs: at.coef[nb + 1],
+                    plus: None,
                 })
             }
             Expr::Const(bits) => ScoreOp::Const(f32::from_bits(*bits)),
@@ -349,7 +368,7 @@ fn chain(p: &Program, s: usize) -> Option<([usize; 5], Kernel)> {
     if changed(&[q.buf, k.buf], s) || changed(&transform_reads, l1) {
         return None;
     }
-    let att = Attention {
+    let mut att = Attention {
         batch: lk1.domain[..nb].to_vec(),
         queries,
         keys,
@@ -361,7 +380,10 @@ fn chain(p: &Program, s: usize) -> Option<([usize; 5], Kernel)> {
         out,
         scores,
     };
-    Some(([s, l1, l2, l3, o], super::fuse::finish(KernelBody::Attention(att))))
+    let mut gone = vec![s, l1, l2, l3];
+    gone.extend(absorb::sums(p, &mut att, s, o));
+    gone.extend(absorb::copy(p, &mut att, o));
+    Some((o, super::fuse::finish(KernelBody::Attention(att)), gone))
 }
 
 /// Whether expression `e` is `target` or one of its operands, transitively.
@@ -447,7 +469,8 @@ impl Strided {
         if self.offset != 0 || parts.is_empty() {
             parts.push(self.offset.to_string());
         }
-        format!("{}[{}]", buf(self.buf), parts.join(" + "))
+        let plus = self.plus.as_ref().map(|p| format!(" + {}", p.text(buf, row, col)));
+        format!("{}[{}]{}", buf(self.buf), parts.join(" + "), plus.unwrap_or_default())
     }
 }
 

@@ -38,6 +38,8 @@ pub(crate) struct Plan {
     k: usize,
     v: usize,
     out: usize,
+    /// The slots of `q`, `k` and `v`'s addends (`Strided::plus`), where they have one.
+    plus: [Option<usize>; 3],
     /// Per score step: the slot of a load's buffer (0 for other steps).
     loads: Vec<usize>,
 }
@@ -63,6 +65,7 @@ pub(super) fn emit(
         k: slot(att.k.buf),
         v: slot(att.v.buf),
         out: slot(att.out.buf),
+        plus: [&att.q, &att.k, &att.v].map(|x| x.plus.as_ref().map(|p| slot(p.buf))),
         loads: att
             .scores
             .iter()
@@ -118,6 +121,8 @@ pub(super) struct Item {
     pub k: *mut f32,
     pub v: *mut f32,
     pub out: *mut f32,
+    /// `q`, `k` and `v`'s addends (null where they have none).
+    pub plus: [*mut f32; 3],
     /// Per score step, a load's tensor (null for other steps).
     pub loads: Vec<*mut f32>,
 }
@@ -131,6 +136,7 @@ impl Item {
             k: null,
             v: null,
             out: null,
+            plus: [null; 3],
             loads: vec![null; plan.att.scores.len()],
         }
     }
@@ -162,19 +168,53 @@ impl Item {
         self.k = at(plan.k, &att.k);
         self.v = at(plan.v, &att.v);
         self.out = at(plan.out, &att.out);
-    }
-
-    /// V's rows packed: `vt[key * width + w]`.
-    ///
-    /// # Safety
-    /// The item's V is in its buffer.
-    pub(super) unsafe fn pack_v(&self, att: &Attention, vt: &mut [f32]) {
-        for key in 0..att.keys {
-            for w in 0..att.width {
-                let at = key as isize * att.v.rs as isize + w as isize * att.v.cs as isize;
-                vt[key * att.width + w] = unsafe { *self.v.offset(at) };
+        for ((p, x), slot) in self.plus.iter_mut().zip([&att.q, &att.k, &att.v]).zip(plan.plus) {
+            if let (Some(plus), Some(slot)) = (&x.plus, slot) {
+                *p = at(slot, plus);
             }
         }
+    }
+
+    /// Rows `r0..r0 + rows` of operand `x` (`main` its item's base, `plus` its
+    /// addend's or null) packed: `dst[r * cols + c]`, the addend added.
+    ///
+    /// # Safety
+    /// The rows are in the item's operand (and addend).
+    #[inline(always)]
+    pub(super) unsafe fn pack(
+        x: &Strided,
+        (main, plus): (*const f32, *const f32),
+        r0: usize,
+        rows: usize,
+        cols: usize,
+        dst: &mut [f32],
+    ) {
+        let row_of =
+            |base: *const f32, s: &Strided, r: usize| unsafe { base.offset((r0 + r) as isize * s.rs as isize) };
+        for (r, d) in dst[..rows * cols].chunks_exact_mut(cols).enumerate() {
+            let from = row_of(main, x, r);
+            // Element by element: `copy_from_slice` would call `memcpy` per short row.
+            for (c, d) in d.iter_mut().enumerate() {
+                *d = unsafe { *from.offset(c as isize * x.cs as isize) };
+            }
+            let Some(p) = &x.plus else { continue };
+            let from = row_of(plus, p, r);
+            if p.cs == 1 {
+                for (d, &a) in d.iter_mut().zip(unsafe { std::slice::from_raw_parts(from, cols) }) {
+                    *d += a;
+                }
+            } else {
+                for (c, d) in d.iter_mut().enumerate() {
+                    *d += unsafe { *from.offset(c as isize * p.cs as isize) };
+                }
+            }
+        }
+    }
+
+    /// `q`, `k` or `v` (`which` 0, 1, 2) as base and addend pointers.
+    pub(super) fn operand(&self, which: usize) -> (*const f32, *const f32) {
+        let main = [self.q, self.k, self.v][which];
+        (main as *const f32, self.plus[which] as *const f32)
     }
 }
 
@@ -184,8 +224,11 @@ struct Scratch {
     qt: Vec<f32>,
     /// One `[keys, lanes]` tile per score step.
     tiles: Vec<f32>,
-    /// V packed: `vt[key * width + w]`.
+    /// K and V packed: `kp[key * depth + d]`, `vt[key * width + w]`.
+    kp: Vec<f32>,
     vt: Vec<f32>,
+    /// A block's queries packed: `qrows[i * depth + d]`.
+    qrows: Vec<f32>,
     max: Vec<f32>,
     sum: Vec<f32>,
     row: Vec<f32>,
@@ -200,7 +243,9 @@ pub(super) unsafe fn items(plan: &Plan, bufs: *const *mut f32, start: usize, end
     let mut s = Scratch {
         qt: vec![0.0; att.depth * lanes],
         tiles: vec![0.0; att.scores.len() * tile],
+        kp: vec![0.0; att.keys * att.depth],
         vt: vec![0.0; att.keys * att.width],
+        qrows: vec![0.0; lanes * att.depth],
         max: vec![0.0; lanes],
         sum: vec![0.0; lanes],
         row: vec![0.0; att.width],
@@ -209,7 +254,8 @@ pub(super) unsafe fn items(plan: &Plan, bufs: *const *mut f32, start: usize, end
     for j in start..end {
         // SAFETY: the caller's table and buffers.
         unsafe { item.locate(plan, bufs, j) };
-        unsafe { item.pack_v(att, &mut s.vt) };
+        unsafe { Item::pack(&att.k, item.operand(1), 0, att.keys, att.depth, &mut s.kp) };
+        unsafe { Item::pack(&att.v, item.operand(2), 0, att.keys, att.width, &mut s.vt) };
         let mut q0 = 0;
         while q0 < att.queries {
             let n = lanes.min(att.queries - q0);
@@ -222,12 +268,12 @@ pub(super) unsafe fn items(plan: &Plan, bufs: *const *mut f32, start: usize, end
 /// Queries `q0..q0 + n` of one item: scores, transform, softmax, output rows.
 #[inline(always)]
 unsafe fn block(att: &Attention, s: &mut Scratch, item: &Item, q0: usize, n: usize) {
-    let (q, k, out) = (item.q, item.k, item.out);
-    let (keys, tile) = (att.keys, att.keys * n);
-    for d in 0..att.depth {
+    let out = item.out;
+    let (keys, tile, depth) = (att.keys, att.keys * n, att.depth);
+    unsafe { Item::pack(&att.q, item.operand(0), q0, n, depth, &mut s.qrows) };
+    for d in 0..depth {
         for i in 0..n {
-            s.qt[d * n + i] =
-                unsafe { *q.offset((q0 + i) as isize * att.q.rs as isize + d as isize * att.q.cs as isize) };
+            s.qt[d * n + i] = s.qrows[i * depth + d];
         }
     }
     for (step, op) in att.scores.iter().enumerate() {
@@ -239,9 +285,8 @@ unsafe fn block(att: &Attention, s: &mut Scratch, item: &Item, q0: usize, n: usi
                 for key in 0..keys {
                     let row = &mut cur[key * n..(key + 1) * n];
                     row.fill(0.0);
-                    for d in 0..att.depth {
-                        let kd =
-                            unsafe { *k.offset(key as isize * att.k.rs as isize + d as isize * att.k.cs as isize) };
+                    for d in 0..depth {
+                        let kd = s.kp[key * depth + d];
                         for (r, &qd) in row.iter_mut().zip(&s.qt[d * n..(d + 1) * n]) {
                             *r = kd.mul_add(qd, *r);
                         }
@@ -372,12 +417,19 @@ mod tests {
             batch: batch.to_vec(),
             rs,
             cs,
+            plus: None,
         }
     }
 
+    fn plus(mut x: Strided, p: Strided) -> Strided {
+        x.plus = Some(Box::new(p));
+        x
+    }
+
     /// 2 x 3 items of 21 queries (a block of 16 lanes and one of 5), 19 keys, depth 5,
-    /// width 18 (16 columns and 2): the key and output operands transposed, a bias
-    /// over the keys (a broadcast), one over the pairs (a gather), every op kind.
+    /// width 18 (16 columns and 2): the key and output operands transposed, addends to
+    /// Q (per query), K (per head and depth) and V (every other element of a row), a
+    /// bias over the keys (a broadcast), one over the pairs (a gather), every op kind.
     fn plan() -> (Plan, Vec<Vec<f32>>) {
         let (b, h, tq, tk, d, w) = (2usize, 3usize, 21usize, 19usize, 5usize, 18usize);
         let per = |rows: usize, cols: usize| [(h * rows * cols) as i64, (rows * cols) as i64];
@@ -401,9 +453,9 @@ mod tests {
             keys: tk,
             depth: d,
             width: w,
-            q: strided(0, per(tq, d), d as i64, 1),
-            k: strided(1, per(tk, d), 1, tk as i64),
-            v: strided(2, per(tk, w), w as i64, 1),
+            q: plus(strided(0, per(tq, d), d as i64, 1), strided(8, [0, 0], 1, 0)),
+            k: plus(strided(1, per(tk, d), 1, tk as i64), strided(6, [0, d as i64], 0, 1)),
+            v: plus(strided(2, per(tk, w), w as i64, 1), strided(7, [2 * w as i64, 0], 0, 2)),
             out: strided(3, per(tq, w), 1, tq as i64),
             scores,
         };
@@ -416,6 +468,9 @@ mod tests {
             vec![0.0; b * h * tq * w],
             random(b * tk),
             random(tq * tk),
+            random(h * d),
+            random(b * 2 * w),
+            random(tq),
         ];
         let loads = (0..att.scores.len())
             .map(|i| match i {
@@ -430,6 +485,7 @@ mod tests {
             k: 1,
             v: 2,
             out: 3,
+            plus: [Some(8), Some(6), Some(7)],
             loads,
         };
         (plan, bufs)

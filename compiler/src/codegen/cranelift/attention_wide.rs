@@ -12,7 +12,7 @@ use super::attention::{Item, Plan};
 use super::small_matmul::avx512::transpose16;
 use super::wide_math::avx512::exp as exp16;
 use crate::ir::{Binary, Unary};
-use crate::schedule::attention::{Attention, ScoreOp};
+use crate::schedule::attention::{Attention, ScoreOp, Strided};
 use std::arch::x86_64::*;
 
 const LANES: usize = 16;
@@ -48,7 +48,7 @@ pub(super) fn fits(plan: &Plan) -> bool {
         ScoreOp::Load(s) => small(s.rs),
         _ => true,
     });
-    small(att.q.rs) && loads && att.scores.len() <= MAX_STEPS
+    loads && att.scores.len() <= MAX_STEPS
 }
 
 /// Items `start..end` (see the module doc). Only where the host has AVX-512 and
@@ -59,24 +59,44 @@ pub(super) unsafe fn items(plan: &Plan, bufs: *const *mut f32, start: usize, end
     let zero = _mm512_setzero_ps();
     let mut qt = vec![zero; att.depth.next_multiple_of(LANES)];
     let mut x = vec![zero; att.keys];
-    let mut vt = vec![0f32; if att.v.cs == 1 { 0 } else { att.keys * att.width }];
+    // Operands read in place where their rows are contiguous and nothing is added,
+    // else packed per item (K, V) or block (Q).
+    let in_place = |x: &Strided| x.cs == 1 && x.plus.is_none();
+    let mut vt = vec![0f32; if in_place(&att.v) { 0 } else { att.keys * att.width }];
+    let mut kp = vec![0f32; if att.k.plus.is_none() { 0 } else { att.keys * att.depth }];
+    let mut qrows = vec![0f32; if in_place(&att.q) { 0 } else { LANES * att.depth }];
     let mut item = Item::new(plan);
     for j in start..end {
         // SAFETY (every access below): the caller's table and buffers, the operands'
         // elements for this item, lanes past the block's queries masked off.
         unsafe { item.locate(plan, bufs, j) };
         // V's rows in place where they are contiguous, else packed.
-        let (v_rows, v_stride) = if att.v.cs == 1 {
+        let (v_rows, v_stride) = if in_place(&att.v) {
             (item.v as *const f32, att.v.rs as isize)
         } else {
-            unsafe { item.pack_v(att, &mut vt) };
+            unsafe { pack(&att.v, item.operand(2), 0, att.keys, att.width, &mut vt) };
             (vt.as_ptr(), att.width as isize)
+        };
+        let keys = if att.k.plus.is_none() {
+            (item.k as *const f32, att.k.rs as isize, att.k.cs as isize)
+        } else {
+            unsafe { pack(&att.k, item.operand(1), 0, att.keys, att.depth, &mut kp) };
+            (kp.as_ptr(), att.depth as isize, 1)
         };
         let mut q0 = 0;
         while q0 < att.queries {
             let n = LANES.min(att.queries - q0);
-            unsafe { queries_transposed(att, &item, q0, n, &mut qt) };
-            unsafe { products(att, &item, &qt, &mut x) };
+            let rows = if in_place(&att.q) {
+                (
+                    unsafe { item.q.offset(q0 as isize * att.q.rs as isize) } as *const f32,
+                    att.q.rs as isize,
+                )
+            } else {
+                unsafe { pack(&att.q, item.operand(0), q0, n, att.depth, &mut qrows) };
+                (qrows.as_ptr(), att.depth as isize)
+            };
+            unsafe { queries_transposed(att.depth, rows, n, &mut qt) };
+            unsafe { products(att, keys, &qt, &mut x) };
             let max = unsafe { transform(att, &item, q0, n, &mut x) };
             let mut sum = zero;
             for e in x.iter_mut() {
@@ -92,25 +112,54 @@ pub(super) unsafe fn items(plan: &Plan, bufs: *const *mut f32, start: usize, end
     }
 }
 
-/// `qt[d]`: depth `d` of the block's queries, one per lane (zero past `n`).
+/// [`Item::pack`], sixteen columns a register where the operand's and its addend's
+/// rows are contiguous.
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn queries_transposed(att: &Attention, item: &Item, q0: usize, n: usize, qt: &mut [__m512]) {
-    let rows = |i: usize| unsafe { item.q.offset((q0 + i) as isize * att.q.rs as isize) };
-    if att.q.cs != 1 {
-        let mask = ((1u32 << n) - 1) as __mmask16;
-        for (d, qd) in qt[..att.depth].iter_mut().enumerate() {
-            *qd = unsafe { load(rows(0).offset(d as isize * att.q.cs as isize), att.q.rs, mask) };
-        }
-        return;
+unsafe fn pack(
+    x: &Strided,
+    (main, plus): (*const f32, *const f32),
+    r0: usize,
+    rows: usize,
+    cols: usize,
+    dst: &mut [f32],
+) {
+    let contiguous = x.cs == 1 && x.plus.as_ref().is_none_or(|p| p.cs == 1);
+    if !contiguous {
+        return unsafe { Item::pack(x, (main, plus), r0, rows, cols, dst) };
     }
-    // Contiguous rows: 16 rows of 16 depths through a register transpose at a time.
+    let prs = x.plus.as_ref().map_or(0, |p| p.rs as isize);
+    for r in 0..rows {
+        let (m, d) = (
+            unsafe { main.offset((r0 + r) as isize * x.rs as isize) },
+            &mut dst[r * cols..],
+        );
+        let p = unsafe { plus.offset((r0 + r) as isize * prs) };
+        let mut c = 0;
+        while c < cols {
+            let mask = ((1u32 << LANES.min(cols - c)) - 1) as __mmask16;
+            let mut v = unsafe { _mm512_maskz_loadu_ps(mask, m.add(c)) };
+            if !plus.is_null() {
+                v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(mask, p.add(c)) });
+            }
+            unsafe { _mm512_mask_storeu_ps(d.as_mut_ptr().add(c), mask, v) };
+            c += LANES;
+        }
+    }
+}
+
+/// `qt[d]`: depth `d` of the block's `n` queries, one per lane (zero past `n`), from
+/// rows of contiguous depths (`rows`: the first row and the row stride), 16 rows of 16
+/// depths through a register transpose at a time.
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn queries_transposed(depth: usize, (rows, stride): (*const f32, isize), n: usize, qt: &mut [__m512]) {
     let mut d0 = 0;
-    while d0 < att.depth {
-        let dmask = ((1u32 << LANES.min(att.depth - d0)) - 1) as __mmask16;
+    while d0 < depth {
+        let dmask = ((1u32 << LANES.min(depth - d0)) - 1) as __mmask16;
         let mut r = [_mm512_setzero_ps(); LANES];
         for (i, r) in r[..n].iter_mut().enumerate() {
-            *r = unsafe { _mm512_maskz_loadu_ps(dmask, rows(i).add(d0)) };
+            *r = unsafe { _mm512_maskz_loadu_ps(dmask, rows.offset(i as isize * stride).add(d0)) };
         }
         unsafe { transpose16(&mut r) };
         qt[d0..d0 + LANES].copy_from_slice(&r);
@@ -119,12 +168,12 @@ unsafe fn queries_transposed(att: &Attention, item: &Item, q0: usize, n: usize, 
 }
 
 /// `x[key]` = the scores of `key` with the block's queries, each one fma chain over the
-/// depth in order; four keys' chains side by side.
+/// depth in order; four keys' chains side by side. `k`: the item's K, row and column
+/// strides.
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn products(att: &Attention, item: &Item, qt: &[__m512], x: &mut [__m512]) {
-    let (rs, cs) = (att.k.rs as isize, att.k.cs as isize);
-    let row = |key: usize| unsafe { item.k.offset(key as isize * rs) };
+unsafe fn products(att: &Attention, (k, rs, cs): (*const f32, isize, isize), qt: &[__m512], x: &mut [__m512]) {
+    let row = |key: usize| unsafe { k.offset(key as isize * rs) };
     let mut key = 0;
     while key + 4 <= att.keys {
         let r = [row(key), row(key + 1), row(key + 2), row(key + 3)];
