@@ -17,9 +17,11 @@
 //! writing and reading `[B, H, T, T]` buffers between barriers. The transformer's
 //! inference ran those six kernels in ~145 us of its ~750.
 //!
-//! The kernel computes what the six did, with the same operations per element (each
-//! score and each output one fma chain over its depth in order, the models' `exp`), in
-//! its own order of summation for `Z`; the interpreter is the reference (1e-5).
+//! The kernel computes what the six did (each score and each output one fma chain over
+//! its depth in order, the models' `exp`), with its own order of summation for `Z` and
+//! the normalization applied to the output rows (`(Σ_k E V) / Z`, as a product with the
+//! reciprocal) instead of to the weights; the interpreter is the reference (1e-4, as
+//! for every product).
 //! Programs whose extents are read at run time keep their kernels, and
 //! `MPC_UNFUSED_ATTENTION=1` turns the pass off (for `mpc-bench --compare`).
 

@@ -10,11 +10,13 @@
 //! everything lives in a thread's scratch tiles laid out key-major with the queries as
 //! lanes: the scores (each one fma chain over the depth in order), the transform's
 //! steps one tile each, the maximum over the keys, `exp` (the models' bits: sixteen
-//! lanes where the host has AVX-512, `wide_math`), the sum over the keys in key order,
-//! the division, then each output row one fma chain over the keys in order. The body is
-//! plain Rust compiled three times, for AVX-512, AVX2 + FMA and the baseline, and picked
-//! by the host's features: `mul_add` is always a fused multiply-add, so all three give
-//! the same bits.
+//! lanes where the host has AVX-512, `wide_math`), the sum over the keys in key order
+//! and its reciprocal, then each output row one fma chain over the keys in order times
+//! that reciprocal (PyTorch's CPU softmax also multiplies by the reciprocal; here it
+//! moves to the output: one division per query instead of one per score). The body is
+//! plain Rust compiled for AVX2 + FMA and the baseline, picked by the host's features
+//! (`mul_add` is always a fused multiply-add, so both give the same bits), and the
+//! sixteen-lane body of [`attention_wide`] where the host has AVX-512.
 
 #[cfg(target_arch = "x86_64")]
 use super::attention_wide;
@@ -357,10 +359,9 @@ unsafe fn block(att: &Attention, s: &mut Scratch, item: &Item, q0: usize, n: usi
             *z += v;
         }
     }
-    for key in 0..keys {
-        for (v, &z) in x[key * n..(key + 1) * n].iter_mut().zip(sum.iter()) {
-            *v /= z;
-        }
+    // The normalization goes to the output rows: one division per query, not per key.
+    for z in sum.iter_mut() {
+        *z = 1.0 / *z;
     }
     let width = att.width;
     for i in 0..n {
@@ -374,7 +375,7 @@ unsafe fn block(att: &Attention, s: &mut Scratch, item: &Item, q0: usize, n: usi
         }
         let dst = unsafe { out.offset((q0 + i) as isize * att.out.rs as isize) };
         for (w, &r) in row.iter().enumerate() {
-            unsafe { *dst.offset(w as isize * att.out.cs as isize) = r };
+            unsafe { *dst.offset(w as isize * att.out.cs as isize) = r * sum[i] };
         }
     }
 }

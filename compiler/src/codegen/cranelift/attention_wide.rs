@@ -6,7 +6,8 @@
 //! In: a [`Plan`] and the items to run. Out: the same bits as the portable body in
 //! [`super::attention`], which performs the same operations in the same order
 //! (each score and output one fma chain from zero in order, the models' `exp`, the sum
-//! over the keys in key order; tested in `attention.rs`): only the layout differs.
+//! over the keys in key order, the output times its reciprocal; tested in
+//! `attention.rs`): only the layout differs.
 
 use super::attention::{Item, Plan};
 use super::small_matmul::avx512::transpose16;
@@ -16,9 +17,6 @@ use crate::schedule::attention::{Attention, ScoreOp, Strided};
 use std::arch::x86_64::*;
 
 const LANES: usize = 16;
-
-/// The most score steps this body keeps in registers ([`fits`]).
-const MAX_STEPS: usize = 32;
 
 /// Lanes `0..n` of `base + i * stride`: a broadcast, a contiguous load or a gather.
 #[inline]
@@ -48,7 +46,7 @@ pub(super) fn fits(plan: &Plan) -> bool {
         ScoreOp::Load(s) => small(s.rs),
         _ => true,
     });
-    loads && att.scores.len() <= MAX_STEPS
+    loads
 }
 
 /// Items `start..end` (see the module doc). Only where the host has AVX-512 and
@@ -59,6 +57,7 @@ pub(super) unsafe fn items(plan: &Plan, bufs: *const *mut f32, start: usize, end
     let zero = _mm512_setzero_ps();
     let mut qt = vec![zero; att.depth.next_multiple_of(LANES)];
     let mut x = vec![zero; att.keys];
+    let mut vals = vec![zero; att.keys * att.scores.len()];
     // Operands read in place where their rows are contiguous and nothing is added,
     // else packed per item (K, V) or block (Q).
     let in_place = |x: &Strided| x.cs == 1 && x.plus.is_none();
@@ -97,16 +96,14 @@ pub(super) unsafe fn items(plan: &Plan, bufs: *const *mut f32, start: usize, end
             };
             unsafe { queries_transposed(att.depth, rows, n, &mut qt) };
             unsafe { products(att, keys, &qt, &mut x) };
-            let max = unsafe { transform(att, &item, q0, n, &mut x) };
+            let max = unsafe { transform(att, &item, (q0, n), &mut x, &mut vals) };
             let mut sum = zero;
             for e in x.iter_mut() {
                 *e = exp16(_mm512_sub_ps(*e, max));
                 sum = _mm512_add_ps(sum, *e);
             }
-            for e in x.iter_mut() {
-                *e = _mm512_div_ps(*e, sum);
-            }
-            unsafe { outputs(att, &item, q0, n, &x, (v_rows, v_stride)) };
+            let inv = _mm512_div_ps(_mm512_set1_ps(1.0), sum);
+            unsafe { outputs(att, &item, (q0, n), (&x, inv), (v_rows, v_stride)) };
             q0 += n;
         }
     }
@@ -197,85 +194,130 @@ unsafe fn products(att: &Attention, (k, rs, cs): (*const f32, isize, isize), qt:
 }
 
 /// The score transform of every key in place (`x[key]` the product in, the score out),
-/// and the maximum over the keys.
+/// and the maximum over the keys. Step by step over all keys (`vals`: a step's keys
+/// one after the other), so that each step's kind is decided once per block.
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn transform(att: &Attention, item: &Item, q0: usize, n: usize, x: &mut [__m512]) -> __m512 {
-    let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+unsafe fn transform(
+    att: &Attention,
+    item: &Item,
+    (q0, n): (usize, usize),
+    x: &mut [__m512],
+    vals: &mut [__m512],
+) -> __m512 {
     let mask = ((1u32 << n) - 1) as __mmask16;
-    let mut vals = [_mm512_setzero_ps(); MAX_STEPS];
-    let steps = &att.scores[..];
-    for (key, x) in x.iter_mut().enumerate() {
-        if steps.len() > 1 {
-            for (step, op) in steps.iter().enumerate() {
-                vals[step] = match *op {
-                    ScoreOp::Product => *x,
-                    ScoreOp::Load(ref s) => unsafe {
-                        let at = q0 as isize * s.rs as isize + key as isize * s.cs as isize;
-                        load(item.loads[step].offset(at), s.rs, mask)
-                    },
-                    ScoreOp::Const(c) => _mm512_set1_ps(c),
-                    ScoreOp::Unary(Unary::Neg, a) => {
-                        let sign = _mm512_set1_epi32(i32::MIN);
-                        _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(vals[a]), sign))
+    let (steps, keys) = (&att.scores[..], x.len());
+    if steps.len() > 1 {
+        for (step, op) in steps.iter().enumerate() {
+            let (done, rest) = vals.split_at_mut(step * keys);
+            let cur = &mut rest[..keys];
+            let arg = |a: usize| &done[a * keys..(a + 1) * keys];
+            match *op {
+                ScoreOp::Product => cur.copy_from_slice(x),
+                ScoreOp::Load(ref s) => {
+                    let first = unsafe { item.loads[step].offset(q0 as isize * s.rs as isize) };
+                    for (key, c) in cur.iter_mut().enumerate() {
+                        *c = unsafe { load(first.offset(key as isize * s.cs as isize), s.rs, mask) };
                     }
-                    ScoreOp::Unary(_, a) => vals[a],
-                    ScoreOp::Binary(op, a, b) => {
-                        let (a, b) = (vals[a], vals[b]);
-                        match op {
-                            Binary::Add => _mm512_add_ps(a, b),
-                            Binary::Sub => _mm512_sub_ps(a, b),
-                            Binary::Mul => _mm512_mul_ps(a, b),
-                            Binary::Div => _mm512_div_ps(a, b),
-                            // `if b > a { b } else { a }`: maxps gives its second operand
-                            // unless the first is greater.
-                            Binary::Max => _mm512_max_ps(b, a),
-                            Binary::Greater => {
-                                let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b);
-                                _mm512_maskz_mov_ps(gt, _mm512_set1_ps(1.0))
-                            }
-                        }
+                }
+                ScoreOp::Const(c) => cur.fill(_mm512_set1_ps(c)),
+                ScoreOp::Unary(Unary::Neg, a) => {
+                    let sign = _mm512_set1_epi32(i32::MIN);
+                    for (c, &a) in cur.iter_mut().zip(arg(a)) {
+                        *c = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), sign));
                     }
-                    ScoreOp::Fma(a, b, c) => _mm512_fmadd_ps(vals[a], vals[b], vals[c]),
-                };
+                }
+                ScoreOp::Unary(_, a) => cur.copy_from_slice(arg(a)),
+                ScoreOp::Binary(op, a, b) => {
+                    let pairs = cur.iter_mut().zip(arg(a).iter().zip(arg(b)));
+                    match op {
+                        Binary::Add => pairs.for_each(|(c, (&a, &b))| *c = _mm512_add_ps(a, b)),
+                        Binary::Sub => pairs.for_each(|(c, (&a, &b))| *c = _mm512_sub_ps(a, b)),
+                        Binary::Mul => pairs.for_each(|(c, (&a, &b))| *c = _mm512_mul_ps(a, b)),
+                        Binary::Div => pairs.for_each(|(c, (&a, &b))| *c = _mm512_div_ps(a, b)),
+                        // `if b > a { b } else { a }`: maxps gives its second operand
+                        // unless the first is greater.
+                        Binary::Max => pairs.for_each(|(c, (&a, &b))| *c = _mm512_max_ps(b, a)),
+                        Binary::Greater => pairs.for_each(|(c, (&a, &b))| {
+                            let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b);
+                            *c = _mm512_maskz_mov_ps(gt, _mm512_set1_ps(1.0));
+                        }),
+                    }
+                }
+                ScoreOp::Fma(a, b, c) => {
+                    for (r, ((&a, &b), &c)) in cur.iter_mut().zip(arg(a).iter().zip(arg(b)).zip(arg(c))) {
+                        *r = _mm512_fmadd_ps(a, b, c);
+                    }
+                }
             }
-            *x = vals[steps.len() - 1];
         }
-        max = _mm512_max_ps(*x, max);
+        x.copy_from_slice(&vals[(steps.len() - 1) * keys..steps.len() * keys]);
     }
-    max
+    x.iter()
+        .fold(_mm512_set1_ps(f32::NEG_INFINITY), |max, &v| _mm512_max_ps(v, max))
 }
 
-/// The block's output rows: row `i` = `Σ_key x[key][i] V[key]`, one fma chain over the
-/// keys in order per element; four rows side by side, sixteen columns at a time.
+/// The block's output rows: row `i` = `(Σ_key x[key][i] V[key]) inv[i]`, one fma chain
+/// over the keys in order per element, then the softmax's normalization (`inv` the
+/// reciprocals of the sums); four rows side by side, sixteen columns at a time.
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn outputs(att: &Attention, item: &Item, q0: usize, n: usize, x: &[__m512], (v, vs): (*const f32, isize)) {
-    let weights = x.as_ptr() as *const f32;
-    let weight = |key: usize, i: usize| _mm512_set1_ps(unsafe { *weights.add(key * LANES + i) });
+unsafe fn outputs(
+    att: &Attention,
+    item: &Item,
+    (q0, n): (usize, usize),
+    (x, inv): (&[__m512], __m512),
+    (v, vs): (*const f32, isize),
+) {
+    let mut scale = [0f32; LANES];
+    unsafe { _mm512_storeu_ps(scale.as_mut_ptr(), inv) };
     let mut w0 = 0;
     while w0 < att.width {
         let wn = LANES.min(att.width - w0);
         let wmask = ((1u32 << wn) - 1) as __mmask16;
-        let column = |key: usize| unsafe { _mm512_maskz_loadu_ps(wmask, v.offset(key as isize * vs).add(w0)) };
+        let v = unsafe { v.add(w0) };
         let mut i = 0;
         while i < n {
+            // A fixed row count, so the accumulators stay in registers.
+            let acc = if n - i >= 4 {
+                unsafe { weighted_rows::<4>(att.keys, x, i, (v, vs), wmask) }
+            } else {
+                let [a] = unsafe { weighted_rows::<1>(att.keys, x, i, (v, vs), wmask) };
+                [a, a, a, a]
+            };
             let rows = if n - i >= 4 { 4 } else { 1 };
-            let mut acc = [_mm512_setzero_ps(); 4];
-            for key in 0..att.keys {
-                let vk = column(key);
-                for (r, a) in acc[..rows].iter_mut().enumerate() {
-                    *a = _mm512_fmadd_ps(weight(key, i + r), vk, *a);
-                }
-            }
             for (r, a) in acc[..rows].iter().enumerate() {
                 let dst = unsafe { item.out.offset((q0 + i + r) as isize * att.out.rs as isize) };
-                unsafe { store_row(dst, att.out.cs, w0, wn, wmask, *a) };
+                let a = _mm512_mul_ps(*a, _mm512_set1_ps(scale[i + r]));
+                unsafe { store_row(dst, att.out.cs, w0, wn, wmask, a) };
             }
             i += rows;
         }
         w0 += wn;
     }
+}
+
+/// Rows `i..i + R` of `Σ_key x[key] V[key]` (sixteen columns of `V` from `v`, rows
+/// `vs` apart), each element one fma chain over the keys in order.
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn weighted_rows<const R: usize>(
+    keys: usize,
+    x: &[__m512],
+    i: usize,
+    (v, vs): (*const f32, isize),
+    wmask: __mmask16,
+) -> [__m512; R] {
+    let weights = x.as_ptr() as *const f32;
+    let mut acc = [_mm512_setzero_ps(); R];
+    for key in 0..keys {
+        let vk = unsafe { _mm512_maskz_loadu_ps(wmask, v.offset(key as isize * vs)) };
+        for (r, a) in acc.iter_mut().enumerate() {
+            let p = _mm512_set1_ps(unsafe { *weights.add(key * LANES + i + r) });
+            *a = _mm512_fmadd_ps(p, vk, *a);
+        }
+    }
+    acc
 }
 
 /// Columns `w0..w0 + wn` of an output row.
