@@ -569,3 +569,34 @@ fn sums_and_maxima_along_the_innermost_axis_accumulate_in_vector_registers() {
         check_tol(b.finish(), 1, 1e-4, &format!("row sums of {n}"));
     }
 }
+
+/// Sums of gathered rows (an embedding's mean before its scale), which the CPU runs as
+/// library code (`codegen/cranelift/gather_sum.rs`): widths below, at and past sixteen
+/// lanes; the interpreter's values, the same bits on 1 and 2 threads, and an index
+/// outside the table an error naming it.
+#[test]
+fn sums_of_gathered_rows_match_the_interpreter_and_check_their_indices() {
+    for (rows, steps, width, vocab) in [(5, 7, 3, 11), (9, 32, 64, 300), (3, 4, 40, 6)] {
+        let mut b = Builder::new("bag");
+        let tokens = i(&mut b, "tokens", &[rows, steps]);
+        let table = f(&mut b, "table", &[vocab, width]);
+        let rows_of = b.gather(table, tokens);
+        let sum = b.reduce_sum(rows_of, &[1]);
+        b.output("sum", sum);
+        let g = b.finish();
+        let what = format!("{rows}x{steps} rows of {width}");
+        let mut args = random_args(&g, |_| vocab as u64, 5);
+        assert_matches_interp(&g, &args, 1e-5, &what);
+        let one = run_jit(&g, &args, 1).unwrap();
+        let two = run_jit(&g, &args, 2).unwrap();
+        assert_eq!(one, two, "{what}: 1 and 2 threads");
+        if let Some(mpc_compiler::interp::Value::Int(v)) = args.get_mut("tokens") {
+            v[rows * steps - 2] = vocab as i32;
+        }
+        let err = run_jit(&g, &args, 2).unwrap_err();
+        assert!(
+            err.contains(&format!("index {vocab} is outside [0, {vocab})")),
+            "{what}: {err}"
+        );
+    }
+}

@@ -100,7 +100,7 @@ pub(super) fn emit(
     fma: bool,
     split: bool,
 ) -> Result<(), String> {
-    if super::wide_math::emit_map(fb, p, lk, im, table) {
+    if super::wide_math::emit_map(fb, p, lk, im, table) || super::gather_sum::emit(fb, p, lk, im, table) {
         return Ok(());
     }
     let r = lk.domain.len();

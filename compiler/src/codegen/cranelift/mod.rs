@@ -22,7 +22,8 @@
 //! its elements (made by the schedule's `split_long_math`) calls [`wide_math`]'s
 //! AVX-512 routines, the same algorithms on sixteen lanes, where the host has them.
 //! An attention kernel (the schedule's `fuse_attention`) calls [`attention`]'s library
-//! code with a plan the program owns.
+//! code with a plan the program owns, and a sum of gathered rows (an embedding's mean)
+//! [`gather_sum`]'s.
 //!
 //! Kernels are built one by one and compiled by several threads in batches (one shared
 //! queue, largest function first), then defined
@@ -39,6 +40,7 @@ mod attention;
 mod attention_wide;
 mod compile;
 mod exprs;
+mod gather_sum;
 mod loops;
 mod math;
 mod ops;
@@ -282,6 +284,7 @@ pub(crate) struct Imports {
     pub segment: FuncRef,
     pub map_math: FuncRef,
     pub attention: FuncRef,
+    pub gather_sum: FuncRef,
 }
 
 struct ImportIds {
@@ -290,6 +293,7 @@ struct ImportIds {
     segment: FuncId,
     map_math: FuncId,
     attention: FuncId,
+    gather_sum: FuncId,
 }
 
 /// Extent `n` of a kernel: a constant, or for a dynamic capacity
@@ -335,12 +339,14 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
     jb.symbol("mpc_segment", mpc_segment as *const u8);
     jb.symbol("mpc_map_math", wide_math::mpc_map_math as *const u8);
     jb.symbol("mpc_attention", attention::mpc_attention as *const u8);
+    jb.symbol("mpc_gather_sum", gather_sum::mpc_gather_sum as *const u8);
     let mut module = JITModule::new(jb);
     let (f32t, i64t) = (types::F32, types::I64);
     let fill_sig = sig(&module, &[i64t, i64t, f32t], None);
     let gemm_sig = sig(&module, &[i64t; 22], None);
     let segment_sig = sig(&module, &[i64t; 12], None);
     let map_sig = sig(&module, &[i64t; 4], None);
+    let gather_sig = sig(&module, &[i64t; 12], None);
     let mut import = |name: &str, s: &Signature| {
         module
             .declare_function(name, Linkage::Import, s)
@@ -352,6 +358,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
         segment: import("mpc_segment", &segment_sig)?,
         map_math: import("mpc_map_math", &map_sig)?,
         attention: import("mpc_attention", &map_sig)?,
+        gather_sum: import("mpc_gather_sum", &gather_sig)?,
     };
     let mut fctx = FunctionBuilderContext::new();
     let mut func_ids = Vec::new();
@@ -374,6 +381,7 @@ fn build(p: &Program, mut text: Option<&mut String>) -> Result<JitProgram, Strin
             segment: module.declare_func_in_func(ids.segment, &mut func),
             map_math: module.declare_func_in_func(ids.map_math, &mut func),
             attention: module.declare_func_in_func(ids.attention, &mut func),
+            gather_sum: module.declare_func_in_func(ids.gather_sum, &mut func),
         };
         let mut table = Table::default();
         {
