@@ -18,6 +18,9 @@
 //! (the routines perform the inline code's operations), and the arguments kernel the
 //! argument's own expressions. A function of another's result (`log(1 + exp(x))`)
 //! moves in a second round, from the loop that now reads the first one's result.
+//!
+//! Scatters whose threads own output rows keep their math ([`math_in_owned_blocks`];
+//! `MPC_NO_BLOCK_MATH=1` splits them like any loop, for `mpc-bench --compare`).
 
 use super::analysis::{expr_levels, live_exprs};
 use super::fuse::finish;
@@ -27,6 +30,10 @@ use crate::ir::{DType, Unary};
 /// Loops of fewer elements keep their math inline: below this, the two kernel
 /// launches that a split adds cost about what sixteen lanes save.
 const MIN_ELEMENTS: usize = 4096;
+
+/// Scatters keep their math only up to this row width (a position's arrays, one row
+/// per function, live on the code's stack).
+pub const MAX_BLOCK_MATH_WIDTH: usize = 1024;
 
 /// At most this many rounds per loop (functions of functions of functions ...).
 const MAX_ROUNDS: usize = 4;
@@ -59,6 +66,38 @@ fn is_long(op: Unary) -> bool {
     matches!(op, Unary::Exp | Unary::Log | Unary::Tanh | Unary::Erf)
 }
 
+/// Whether `kernel`'s long math stays in it, for the code generator to run in chunks of
+/// each block of owned positions (`codegen::cranelift::block_math`): a scatter whose
+/// threads own output rows, whose row is known one axis outside the innermost, an
+/// innermost axis of a fixed extent in whole vectors, no Philox and no sums along that
+/// axis. Split out, the arguments, the map and the scatter would each pass over a
+/// `[positions, row]` temporary, and a thread's scatter would read its rows' values
+/// from wherever another thread had computed them (gnn-nonlinear's max aggregation of
+/// `tanh` messages: three passes over 1.9 MB, a third of its evaluation step).
+pub fn math_in_owned_blocks(p: &Program, kernel: &Kernel) -> bool {
+    let KernelBody::Loop(lk) = &kernel.body else {
+        return false;
+    };
+    if std::env::var_os("MPC_NO_BLOCK_MATH").is_some() {
+        return false;
+    }
+    let r = lk.domain.len();
+    if r < 2 || !lk.threads_own_rows(p, kernel.parallel) {
+        return false;
+    }
+    let inner = r - 1;
+    let width = lk.domain[inner];
+    let level = expr_levels(lk, &(1..=r).collect::<Vec<_>>());
+    let row_known = lk.stores.iter().all(|s| match s {
+        Store::Scatter { row, .. } => level[*row] == inner,
+        Store::Reduce { at, .. } => at.coef[inner] != 0,
+        Store::Write { .. } => true,
+    });
+    let philox = lk.exprs.iter().any(|e| matches!(e, Expr::Philox { .. }));
+    let fixed = p.dynamic_slot(width).is_none() && width <= MAX_BLOCK_MATH_WIDTH;
+    width.is_multiple_of(4) && fixed && row_known && !philox
+}
+
 /// Whether `lk` is a map kernel: `dst[i] = f(src[i])` in row-major order.
 fn is_map(lk: &LoopKernel) -> bool {
     let flat = Affine::row_major(&lk.domain);
@@ -75,7 +114,7 @@ fn split(p: &mut Program, kernel: &Kernel) -> Option<(Vec<Kernel>, Kernel)> {
     };
     let r = lk.domain.len();
     let elements: usize = lk.domain.iter().product();
-    if r == 0 || elements < MIN_ELEMENTS || is_map(lk) || reads_what_it_writes(lk) {
+    if r == 0 || elements < MIN_ELEMENTS || is_map(lk) || reads_what_it_writes(lk) || math_in_owned_blocks(p, kernel) {
         return None;
     }
     let live = live_exprs(lk).ok()?;

@@ -489,6 +489,15 @@ impl LoopKernel {
     pub fn aligned_split(&self) -> bool {
         self.domain.len() == 1 && self.scatter_rows.is_none() && self.row_blocks.is_none()
     }
+
+    /// Whether each call of this scatter runs only the positions whose output rows are
+    /// its own (`parallel`: threads split its range): split by rows, or whole on one
+    /// thread while its rows are a count read at run time (a row past it is no one's).
+    pub fn threads_own_rows(&self, p: &Program, parallel: bool) -> bool {
+        let scatters = self.stores.iter().any(|s| matches!(s, Store::Scatter { .. }));
+        let owns_all_rows = !parallel && self.scatter_rows.is_some_and(|r| p.dynamic_slot(r).is_none());
+        scatters && self.col_chunks.is_none() && !owns_all_rows
+    }
 }
 
 impl Kernel {

@@ -59,7 +59,7 @@ pub(super) struct Gen<'a, 'f, 'b> {
     pub(super) r: usize,
     pub(super) level: Vec<usize>,
     pub(super) live: Vec<bool>,
-    vector: bool,
+    pub(super) vector: bool,
     pub(super) base: Vec<Option<Value>>,
     pub(super) ival: Vec<Option<Value>>,
     /// Scalar and vector values of the expressions computed so far.
@@ -146,9 +146,8 @@ pub(super) fn emit(
     // column chunks (`col_chunks`) take every position, and so does a scatter that
     // runs whole on one thread, unless its rows are a batch's count read at run time
     // (a row past the count belongs to no one).
-    let owns_all_rows = !split && lk.scatter_rows.is_some_and(|r| p.dynamic_slot(r).is_none());
     let guard = lk.stores.iter().find_map(|s| match s {
-        Store::Scatter { row, .. } if lk.col_chunks.is_none() && !owns_all_rows => Some((*row, level[*row])),
+        Store::Scatter { row, .. } if lk.threads_own_rows(p, split) => Some((*row, level[*row])),
         _ => None,
     });
 

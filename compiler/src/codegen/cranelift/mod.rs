@@ -38,6 +38,7 @@
 mod attention;
 #[cfg(target_arch = "x86_64")]
 mod attention_wide;
+mod block_math;
 mod compile;
 mod exprs;
 mod gather_sum;

@@ -15,7 +15,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{Block, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value};
 
 /// Positions gathered at a time (8 bytes each on the stack).
-const BLOCK: i64 = 256;
+pub(super) const BLOCK: i64 = 256;
 
 impl Gen<'_, '_, '_> {
     /// Axis `d`'s loop over `lo..hi`, the guard's level being `d + 1`.
@@ -37,6 +37,7 @@ impl Gen<'_, '_, '_> {
             }
         }
         let row_exprs: Vec<usize> = (0..=row).filter(|&e| needed[e]).collect();
+        let block_math = self.block_math(d);
         self.counted_loop(lo, hi, BLOCK, |g, first| {
             let last = g.fb.ins().iadd_imm_s(first, BLOCK);
             let last = g.fb.ins().smin(last, hi);
@@ -64,6 +65,10 @@ impl Gen<'_, '_, '_> {
                 g.fb.def_var(count, n);
             });
             let n = g.fb.use_var(count);
+            if let Some(plan) = &block_math {
+                g.emit_block_math(plan, d, base, n);
+                return;
+            }
             let zero = g.iconst(0);
             g.counted_loop(zero, n, 1, |g, j| {
                 let at = g.fb.ins().ishl_imm_u(j, 3);

@@ -21,7 +21,7 @@ use cranelift_codegen::ir::{types, InstBuilder};
 use cranelift_frontend::FunctionBuilder;
 
 /// The op numbers [`mpc_map_math`] takes.
-fn op_code(op: Unary) -> Option<i64> {
+pub(super) fn op_code(op: Unary) -> Option<i64> {
     match op {
         Unary::Exp => Some(0),
         Unary::Log => Some(1),
