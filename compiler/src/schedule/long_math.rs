@@ -6,9 +6,9 @@
 //! the loop computing those functions' arguments into temporaries (its *arguments*
 //! kernel, left out where an argument is already a buffer read in row-major order), a
 //! *map* kernel per function (`t[i] = exp(t[i])`, in place), and the loop itself,
-//! which reads the results. The code generator runs a map as one call of its AVX-512
-//! routine ([`crate::codegen::cranelift::wide_math`]), sixteen lanes where Cranelift
-//! code has four; on other hosts a map is an ordinary vector loop.
+//! which reads the results. The code generator runs a map as one call of its routine
+//! ([`crate::codegen::cranelift::wide_math`]), sixteen lanes (AVX-512) or eight (AVX2)
+//! where Cranelift code has four; on other hosts a map is an ordinary vector loop.
 //!
 //! Why: such loops were compute-bound (the transformer's GELU and softmax `exp`, a
 //! third of its inference), and the two extra passes over a temporary cost a fraction

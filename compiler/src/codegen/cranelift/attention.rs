@@ -396,7 +396,7 @@ fn both(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
 
 /// `x = exp(x)` with the models' bits.
 fn exp_in_place(x: &mut [f32]) {
-    if wide_math::available() {
+    if wide_math::maps() {
         // SAFETY: `x` holds `x.len()` f32s, mapped in place.
         unsafe { wide_math::mpc_map_math(0, x.as_ptr(), x.as_mut_ptr(), x.len() as i64) };
     } else {

@@ -1,4 +1,4 @@
-//! Long math of a scatter's owned positions, sixteen lanes at a time.
+//! Long math of a scatter's owned positions, sixteen (or eight) lanes at a time.
 //!
 //! In: a loop kernel whose threads own its scatter's output rows ([`super::owned_rows`]
 //! gathers each block's owned positions first) and whose long math `split_long_math`
@@ -9,10 +9,10 @@
 //! per function over the chunk's array in place, then the positions again, reading the
 //! functions' values from the array for the rest of the body and the stores.
 //!
-//! Why: Cranelift's inline polynomials run four lanes, the AVX-512 routine sixteen; and
-//! split into kernels of their own (an arguments loop, a map, then the scatter), the
-//! math passed three times over a `[positions, row]` temporary, the scatter reading
-//! its rows' values from wherever another thread had computed them.
+//! Why: Cranelift's inline polynomials run four lanes, the routine sixteen (AVX-512) or
+//! eight (AVX2); and split into kernels of their own (an arguments loop, a map, then
+//! the scatter), the math passed three times over a `[positions, row]` temporary, the
+//! scatter reading its rows' values from wherever another thread had computed them.
 //!
 //! Values do not change: the routine computes the inline code's function of the same
 //! argument bits, and the positions run in the same order.
@@ -46,12 +46,12 @@ pub(super) struct BlockMath {
 }
 
 impl Gen<'_, '_, '_> {
-    /// The plan for axis `d`'s owned positions, when the host has the routine and the
+    /// The plan for axis `d`'s owned positions, when the host runs the routine and the
     /// loop has long math of math-free arguments along its vectorized innermost axis.
     pub(super) fn block_math(&self, d: usize) -> Option<BlockMath> {
         let lk = self.lk;
         let inner = self.r - 1;
-        if !wide_math::available() || !self.vector || d + 2 != self.r || lk.col_chunks.is_some() {
+        if !wide_math::maps() || !self.vector || d + 2 != self.r || lk.col_chunks.is_some() {
             return None;
         }
         let width = lk.domain[inner];

@@ -1,18 +1,21 @@
 //! `exp`, `log`, `tanh` and `erf` over a contiguous run of f32s, sixteen lanes at a
-//! time (AVX-512), for the kernels that apply one of them and nothing else.
+//! time (AVX-512) or eight (AVX2 + FMA, [`avx2`]), for the kernels that apply one of
+//! them and nothing else, and for the long math of scatters (`block_math`).
 //!
 //! In: a loop kernel. Out: when it is such a map (`dst[i] = op(src[i])` over its whole
 //! domain, which the CPU's `split_long_math` pass makes of a loop's long math) and the
-//! host has AVX-512, its function body: one call of [`mpc_map_math`] over the rows
-//! this call runs; otherwise nothing, and the kernel is an ordinary loop.
+//! host has either extension ([`maps`]), its function body: one call of
+//! [`mpc_map_math`] over the rows this call runs; otherwise nothing, and the kernel is
+//! an ordinary loop.
 //!
 //! Why: Cranelift's widest vector is f32x4, so its inline polynomials ([`super::math`])
 //! run four lanes, and a loop with `exp` or `erf` is compute-bound (the transformer's
-//! GELU took a sixth of its inference). Compiled by rustc for AVX-512, the same
-//! algorithm runs sixteen lanes per instruction. Each function performs the f32
-//! operations of its model (`exp_model`, `log_model`, `tanh_model`, `ir::erf::model`)
-//! in the models' order with fma, so its results are the models' bit for bit, the same
-//! as the inline code's on a host with fma (tested below on every class of input).
+//! GELU took a sixth of its inference). Compiled by rustc for AVX-512 (or AVX2), the
+//! same algorithm runs sixteen (eight) lanes per instruction. Each function performs
+//! the f32 operations of its model (`exp_model`, `log_model`, `tanh_model`,
+//! `ir::erf::model`) in the models' order with fma, so its results are the models' bit
+//! for bit, the same as the inline code's on a host with fma (tested below on every
+//! class of input, both widths).
 
 use super::{Imports, Table};
 use crate::ir::Unary;
@@ -31,7 +34,23 @@ pub(super) fn op_code(op: Unary) -> Option<i64> {
     }
 }
 
-/// Whether this host runs the sixteen-lane routines.
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+/// Whether [`mpc_map_math`] runs wide on this host: sixteen lanes, or eight on a host
+/// with AVX2 and FMA but not AVX-512 (AMD's Zen 2 and 3, Intel's client cores).
+pub fn maps() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        available() || (std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this host runs the sixteen-lane routines (AVX-512).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -67,7 +86,7 @@ fn map_of(p: &Program, lk: &LoopKernel) -> Option<(i64, usize, usize, usize)> {
 }
 
 /// The body of a map kernel as one call (see the module doc), if `lk` is one and the
-/// host has AVX-512; `false` leaves `fb` untouched.
+/// host runs the routines ([`maps`]); `false` leaves `fb` untouched.
 pub(super) fn emit_map(
     fb: &mut FunctionBuilder,
     p: &Program,
@@ -75,7 +94,7 @@ pub(super) fn emit_map(
     im: &Imports,
     table: &mut Table,
 ) -> bool {
-    let Some((code, src, dst, row)) = map_of(p, lk).filter(|_| available()) else {
+    let Some((code, src, dst, row)) = map_of(p, lk).filter(|_| maps()) else {
         return false;
     };
     let entry = fb.create_block();
@@ -100,15 +119,20 @@ pub(super) fn emit_map(
 }
 
 /// `dst[i] = op(src[i])` for `i < n` (op numbers: [`op_code`]); `src` may be `dst`.
-/// Only called where [`available`] holds.
+/// Only called where [`maps`] holds.
 ///
 /// # Safety
 /// `src` and `dst` hold `n` f32s each.
 pub unsafe extern "C" fn mpc_map_math(op: i64, src: *const f32, dst: *mut f32, n: i64) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the code generator emits this call only where `available()` holds.
+    // SAFETY: the code generator emits this call only where `maps()` holds: AVX-512,
+    // else AVX2 and FMA.
     unsafe {
-        avx512::map(op, src, dst, n.max(0) as usize)
+        if available() {
+            avx512::map(op, src, dst, n.max(0) as usize)
+        } else {
+            avx2::map(op, src, dst, n.max(0) as usize)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (op, src, dst, n);
@@ -147,6 +171,8 @@ pub(super) mod avx512 {
         }};
     }
 
+    /// # Safety
+    /// The host has AVX-512F and FMA; `src` and `dst` hold `n` f32s each.
     #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn map(op: i64, src: *const f32, dst: *mut f32, n: usize) {
         // SAFETY: the caller's `n` f32s at `src` and `dst`.
@@ -309,12 +335,8 @@ mod tests {
         v
     }
 
-    #[test]
-    fn sixteen_lanes_give_the_models_bits() {
-        if !available() {
-            eprintln!("no AVX-512 on this host: the routines are not used, nothing to test");
-            return;
-        }
+    /// `map(op, src, dst, n)` of one width against the models, on every class of input.
+    fn assert_models_bits(map: unsafe fn(i64, *const f32, *mut f32, usize)) {
         let x = inputs();
         type Model = fn(f32) -> f32;
         let models: [(Unary, Model); 4] = [
@@ -325,8 +347,9 @@ mod tests {
         ];
         for (op, model) in models {
             let mut y = vec![7.0f32; x.len() + 3];
-            // SAFETY: both hold x.len() f32s; the three past them must stay untouched.
-            unsafe { mpc_map_math(op_code(op).unwrap(), x.as_ptr(), y.as_mut_ptr(), x.len() as i64) };
+            // SAFETY: both hold x.len() f32s; the three past them must stay untouched;
+            // the callers check the host's extensions.
+            unsafe { map(op_code(op).unwrap(), x.as_ptr(), y.as_mut_ptr(), x.len()) };
             for (i, (&xi, &yi)) in x.iter().zip(&y).enumerate() {
                 let want = model(xi);
                 assert!(
@@ -337,6 +360,33 @@ mod tests {
                 );
             }
             assert_eq!(&y[x.len()..], &[7.0; 3], "{op:?} wrote past its run");
+        }
+    }
+
+    #[test]
+    fn sixteen_lanes_give_the_models_bits() {
+        if !available() {
+            eprintln!("no AVX-512 on this host: the routines are not used, nothing to test");
+            return;
+        }
+        assert_models_bits(avx512::map);
+    }
+
+    #[test]
+    fn eight_lanes_give_the_models_bits() {
+        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+            eprintln!("no AVX2 + FMA on this host: the routines are not used, nothing to test");
+            return;
+        }
+        assert_models_bits(avx2::map);
+        // Tails of every length, in place.
+        for n in [0usize, 1, 7, 8, 9, 15, 17] {
+            let mut v: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 2.0).collect();
+            // SAFETY: the host has AVX2 and FMA; `v` holds n f32s, read and written in place.
+            unsafe { avx2::map(2, v.as_ptr(), v.as_mut_ptr(), n) };
+            for (i, y) in v.iter().enumerate() {
+                assert_eq!(y.to_bits(), tanh_model(i as f32 * 0.25 - 2.0).to_bits(), "n {n} at {i}");
+            }
         }
     }
 
