@@ -42,6 +42,7 @@ mod block_math;
 mod compile;
 mod exprs;
 mod gather_sum;
+mod long_matmul;
 mod loops;
 mod math;
 mod ops;
@@ -164,8 +165,9 @@ unsafe extern "C" fn mpc_fill(p: *mut f32, n: i64, v: f32) {
 /// `(p / cols) % blocks`, column block `p % cols` (`ceil(n / cols)` columns), batch
 /// coordinates `(j / len1, j % len1)`, each operand's base moved by `j0 * s0 + j1 * s1`
 /// (`sa*`, `sb*`, `sc*`). One GEMM call per task (for a product of at most 32 columns
-/// by a depth of 64, our own AVX2 code: `small_matmul`), whichever thread runs it, so
-/// the result does not depend on the split.
+/// by a depth of 64, our own AVX2 code: `small_matmul`; for a long depth and a small
+/// result, our own AVX-512 code: `long_matmul`), whichever thread runs it, so the
+/// result does not depend on the split.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn mpc_sgemm(
     m: i64,
@@ -218,6 +220,12 @@ unsafe extern "C" fn mpc_sgemm(
             a.offset((j0 * sa0 + j1 * sa1 + r0 * ars) as isize),
             b.offset((j0 * sb0 + j1 * sb1 + c0 * bcs) as isize),
         );
+        let (av, bv) = ((a, ars as isize, acs as isize), (b, brs as isize, bcs as isize));
+        if long_matmul::fits(rows as usize, n as usize, k as usize, av, bv) {
+            let c = (dst, crs as isize, ccs as isize);
+            long_matmul::matmul(rows as usize, n as usize, k as usize, av, bv, c);
+            continue;
+        }
         if small_matmul::fits(n as usize, k as usize) {
             let (a, b) = ((a, ars as isize, acs as isize), (b, brs as isize, bcs as isize));
             small_matmul::matmul(
