@@ -81,8 +81,14 @@ pub fn math_in_owned_blocks(p: &Program, kernel: &Kernel) -> bool {
     if std::env::var_os("MPC_NO_BLOCK_MATH").is_some() {
         return false;
     }
+    lk.threads_own_rows(p, kernel.parallel) && owned_blocks_fit(p, lk)
+}
+
+/// The shape [`math_in_owned_blocks`] asks of a loop besides its threads owning rows
+/// (the code generator checks the same before it plans the blocks).
+pub fn owned_blocks_fit(p: &Program, lk: &LoopKernel) -> bool {
     let r = lk.domain.len();
-    if r < 2 || !lk.threads_own_rows(p, kernel.parallel) {
+    if r < 2 {
         return false;
     }
     let inner = r - 1;
@@ -96,6 +102,27 @@ pub fn math_in_owned_blocks(p: &Program, kernel: &Kernel) -> bool {
     let philox = lk.exprs.iter().any(|e| matches!(e, Expr::Philox { .. }));
     let fixed = p.dynamic_slot(width).is_none() && width <= MAX_BLOCK_MATH_WIDTH;
     width.is_multiple_of(4) && fixed && row_known && !philox
+}
+
+/// The long math that moves in one round: `exp`, `log`, `tanh` or `erf` of arguments
+/// that use no long math, live, per element (at the innermost level `r`; math at an
+/// outer level runs once per row already), with its function.
+pub fn first_round_math(lk: &LoopKernel, live: &[bool], level: &[usize]) -> Vec<(ExprId, Unary)> {
+    let r = lk.domain.len();
+    let mut has_math = vec![false; lk.exprs.len()];
+    let mut moved = Vec::new();
+    for (e, x) in lk.exprs.iter().enumerate() {
+        let uses = x.operands().iter().any(|&o| has_math[o]);
+        let long = match x {
+            Expr::Unary(op, _) if is_long(*op) => Some(*op),
+            _ => None,
+        };
+        has_math[e] = uses || long.is_some();
+        if let (Some(op), false, true, true) = (long, uses, live[e], level[e] == r) {
+            moved.push((e, op));
+        }
+    }
+    moved
 }
 
 /// Whether `lk` is a map kernel: `dst[i] = f(src[i])` in row-major order.
@@ -119,19 +146,11 @@ fn split(p: &mut Program, kernel: &Kernel) -> Option<(Vec<Kernel>, Kernel)> {
     }
     let live = live_exprs(lk).ok()?;
     let level = expr_levels(lk, &(1..=r).collect::<Vec<_>>());
-    // Whether an expression is or uses long math: only functions of math-free
-    // arguments move in this round.
-    let mut has_math = vec![false; lk.exprs.len()];
-    let mut moved = Vec::new();
-    for (e, x) in lk.exprs.iter().enumerate() {
-        let uses = x.operands().iter().any(|&o| has_math[o]);
-        let long = matches!(x, Expr::Unary(op, _) if is_long(*op));
-        has_math[e] = uses || long;
-        // Per element only: math at an outer loop level runs once per row already.
-        if long && !uses && live[e] && level[e] == r {
-            moved.push(e);
-        }
-    }
+    // Only functions of math-free arguments move in this round.
+    let moved: Vec<ExprId> = first_round_math(lk, &live, &level)
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
     if moved.is_empty() {
         return None;
     }

@@ -20,7 +20,7 @@
 use super::loops::{Gen, F32X4, I64};
 use super::owned_rows::BLOCK;
 use super::wide_math;
-use crate::schedule::long_math::MAX_BLOCK_MATH_WIDTH;
+use crate::schedule::long_math::{first_round_math, owned_blocks_fit};
 use crate::schedule::{Expr, Store};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value};
 
@@ -50,37 +50,21 @@ impl Gen<'_, '_, '_> {
     /// loop has long math of math-free arguments along its vectorized innermost axis.
     pub(super) fn block_math(&self, d: usize) -> Option<BlockMath> {
         let lk = self.lk;
-        let inner = self.r - 1;
         if !wide_math::maps() || !self.vector || d + 2 != self.r || lk.col_chunks.is_some() {
             return None;
         }
-        let width = lk.domain[inner];
-        let accumulates = lk
-            .stores
-            .iter()
-            .any(|s| matches!(s, Store::Reduce { at, .. } if at.coef[inner] == 0));
-        let philox = lk.exprs.iter().any(|e| matches!(e, Expr::Philox { .. }));
-        let fixed = self.p.dynamic_slot(width).is_none() && width <= MAX_BLOCK_MATH_WIDTH;
-        if !width.is_multiple_of(4) || !fixed || accumulates || philox {
+        if !owned_blocks_fit(self.p, lk) {
             return None;
         }
-        let n = lk.exprs.len();
-        let mut has_math = vec![false; n];
-        let mut longs = Vec::new();
-        for (e, x) in lk.exprs.iter().enumerate() {
-            let uses = x.operands().iter().any(|&o| has_math[o]);
-            let code = match x {
-                Expr::Unary(op, _) => wide_math::op_code(*op),
-                _ => None,
-            };
-            has_math[e] = uses || code.is_some();
-            if let (Some(code), false, true, true) = (code, uses, self.live[e], self.level[e] == self.r) {
-                longs.push((e, code));
-            }
-        }
+        let width = lk.domain[self.r - 1];
+        let longs: Vec<(usize, i64)> = first_round_math(lk, &self.live, &self.level)
+            .into_iter()
+            .filter_map(|(e, op)| Some((e, wide_math::op_code(op)?)))
+            .collect();
         if longs.is_empty() {
             return None;
         }
+        let n = lk.exprs.len();
         let is_long = |e: usize| longs.iter().any(|&(l, _)| l == e);
         // Backward closures over the expressions inside the owned axis (levels d + 1
         // and r); those outside are computed already.
